@@ -1,0 +1,32 @@
+PY ?= .venv/bin/python
+PORT ?= 3210
+
+.PHONY: install run dev test check bench test-mongo
+
+install: .venv/.installed tests/js/node_modules/.installed
+
+.venv/.installed: pyproject.toml
+	sh -e scripts/install
+	touch $@
+
+tests/js/node_modules/.installed: tests/js/package.json
+	cd tests/js && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: .venv/.installed
+	$(PY) -m reactor serve examples/taskboard --port $(PORT)
+
+dev: .venv/.installed
+	$(PY) -m reactor dev examples/taskboard --port $(PORT)
+
+check: .venv/.installed
+	sh -e scripts/check
+
+test: install
+	sh -e scripts/test
+
+bench: install
+	$(PY) -m bench
+
+test-mongo: install
+	REACTOR_TEST_MONGODB_URL=$${REACTOR_TEST_MONGODB_URL:?set REACTOR_TEST_MONGODB_URL} sh -e scripts/test
