@@ -1,0 +1,105 @@
+"""The composition root: builds the Starlette application for one app directory.
+
+Owns wiring (storage engine from a URL or data directory, ``Services``, HTTP routes, the
+websocket route, CORS, slash normalisation) and the lifespan that starts and stops the
+background tasks. It holds no behaviour of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from functions.loader import App, load_app
+from reactor.http_api import routes
+from reactor.services import Services
+from reactor.storage.base import Persistence
+from reactor.sync.server import sync_endpoint
+
+__all__ = ["create_app", "open_storage"]
+
+log = logging.getLogger("reactor")
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+class NormalizeSlashes:
+    """JS clients given a URL with a trailing slash request ``//api/1.48.0/sync``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "//" in scope.get("path", ""):
+            scope = dict(scope)
+            scope["path"] = _SLASHES.sub("/", scope["path"])
+        await self.app(scope, receive, send)
+
+
+def open_storage(storage: str | None, data_dir: str | Path) -> Persistence:
+    """``None`` or ``sqlite:`` selects the embedded engine under ``data_dir``."""
+    if storage is None or storage in ("sqlite", "sqlite:"):
+        from reactor.storage.sqlite import SqlitePersistence
+
+        return SqlitePersistence.open(data_dir)
+    if storage.startswith("sqlite:"):
+        from reactor.storage.sqlite import SqlitePersistence
+
+        return SqlitePersistence.open(storage.removeprefix("sqlite:"))
+    raise ValueError(
+        f"Unsupported storage {storage!r}: use the embedded engine (default) or a sqlite:DIR URL"
+    )
+
+
+def create_app(
+    app: App | str | Path,
+    *,
+    data_dir: str | Path = ".reactor",
+    storage: str | None = None,
+    dev: bool = False,
+    services: Services | None = None,
+) -> Starlette:
+    """The ASGI application serving ``app`` (an ``App`` or an app directory)."""
+    if services is None:
+        loaded = app if isinstance(app, App) else load_app(app)
+        services = Services(loaded, open_storage(storage, data_dir), dev=dev)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(application: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await services.start()
+        try:
+            yield {}
+        finally:
+            await services.stop()
+
+    application = Starlette(
+        routes=[
+            *routes(),
+            WebSocketRoute("/api/sync", sync_endpoint),
+            WebSocketRoute("/api/{client_version}/sync", sync_endpoint),
+        ],
+        middleware=[
+            Middleware(NormalizeSlashes),
+            Middleware(
+                CORSMiddleware,
+                allow_origin_regex=".*",
+                allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
+                allow_headers=["*"],
+                allow_credentials=True,
+                max_age=86400,
+            ),
+        ],
+        lifespan=lifespan,
+    )
+    application.state.services = services
+    return application

@@ -1,0 +1,258 @@
+"""Runs one registered function: builds its context, validates, and turns outcomes into results.
+
+Owns: the snapshot a query or mutation reads at, the OCC retry loop of mutations (jittered
+backoff, then a clear final error), mutation idempotency by (session, request) id, and the
+error mapping (``AppError`` data reaches clients; any other exception becomes
+``[Request ID: …] Server Error`` with the full traceback logged). It does not own caching or
+subscriptions (``reactor.live_queries``) or transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from functions.context import Auth, MutationCtx, QueryCtx
+from functions.database import DatabaseReader, DatabaseWriter
+from functions.decorators import FunctionKind, FunctionSpec
+from reactor.committer import Committer
+from reactor.reads import ReadSet
+from reactor.runtime import Runtime
+from reactor.storage.base import MutationRecord, Persistence
+from reactor.tables import TableRegistry
+from reactor.transaction import Transaction
+from schema.errors import (
+    ArgumentValidationError,
+    FunctionNotFound,
+    OptimisticConcurrencyError,
+    ReactorError,
+    StorageUnavailable,
+    UserError,
+)
+from schema.values import dumps, loads
+
+__all__ = ["Executor", "FunctionResult"]
+
+log = logging.getLogger("reactor.executor")
+
+OCC_MAX_RETRIES = 4
+OCC_INITIAL_BACKOFF_S = 0.005
+OCC_MAX_BACKOFF_S = 0.25
+
+
+@dataclass(slots=True)
+class FunctionResult:
+    """The outcome of one execution. ``value_json`` is pre-encoded for the wire."""
+
+    success: bool
+    value: Any = None
+    value_json: bytes = b"null"
+    error_message: str = ""
+    error_data_json: bytes | None = None
+    error_data: Any = None
+    ts: int = 0
+    read_set: ReadSet | None = None
+    identity_read: bool = False
+    journal: str | None = None
+    log_lines: tuple[str, ...] = ()
+    retryable: bool = False
+    error_code: str | None = None
+    attempts: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        schema: Any,
+        persistence: Persistence,
+        committer: Committer,
+        tables: TableRegistry,
+        runtime: Runtime,
+        dev: bool = False,
+    ) -> None:
+        self.schema = schema
+        self.persistence = persistence
+        self.committer = committer
+        self.tables = tables
+        self.runtime = runtime
+        self.dev = dev
+        # (session id, request id) -> in-flight or finished mutation result
+        self._mutations: dict[tuple[str, int], asyncio.Future[FunctionResult]] = {}
+
+    def snapshot_ts(self) -> int:
+        return self.committer.published_ts
+
+    def _transaction(self, ts: int, *, writable: bool, journal: str | None = None) -> Transaction:
+        return Transaction(
+            self.persistence,
+            ts,
+            schema=self.schema,
+            tables=self.tables,
+            writable=writable,
+            now_ms=self.runtime.now_ns() / 1e6,
+            journal=journal,
+        )
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def _failure(self, spec: FunctionSpec | None, exc: BaseException) -> FunctionResult:
+        if isinstance(exc, UserError):
+            try:
+                data_json = dumps(exc.data)
+            except ReactorError:
+                data_json = dumps(str(exc.data))
+            message = exc.message if isinstance(exc.data, str) else "ConvexError"
+            return FunctionResult(
+                False,
+                error_message=f"Uncaught ConvexError: {message}",
+                error_data_json=data_json,
+                error_data=exc.data,
+            )
+        if isinstance(exc, (ArgumentValidationError, FunctionNotFound)):
+            return FunctionResult(False, error_message=exc.message)
+        request_id = secrets.token_hex(8)
+        path = spec.path if spec is not None else "?"
+        detail = "".join(traceback.format_exception(exc))
+        log.error("[Request ID: %s] %s failed:\n%s", request_id, path, detail)
+        message = f"[Request ID: {request_id}] Server Error"
+        if isinstance(exc, ReactorError):
+            message += f"\nUncaught {type(exc).__name__}: {exc.message}"
+        elif self.dev:
+            message += f"\nUncaught {type(exc).__name__}: {exc}\n{detail}"
+        retryable = isinstance(exc, (OptimisticConcurrencyError, StorageUnavailable))
+        code = exc.code if retryable and isinstance(exc, ReactorError) else None
+        return FunctionResult(False, error_message=message, retryable=retryable, error_code=code)
+
+    def _success(self, value: Any) -> FunctionResult:
+        return FunctionResult(True, value=value, value_json=dumps(value))
+
+    # -- queries -----------------------------------------------------------------------------
+
+    async def run_query(
+        self,
+        spec: FunctionSpec,
+        args: Mapping[str, Any],
+        *,
+        identity: Mapping[str, Any] | None = None,
+        ts: int | None = None,
+        journal: str | None = None,
+    ) -> FunctionResult:
+        """Run a query at ``ts`` (default: the latest published commit)."""
+        ts = self.snapshot_ts() if ts is None else ts
+        txn = self._transaction(ts, writable=False, journal=journal)
+        auth = Auth(dict(identity) if identity is not None else None)
+        ctx = QueryCtx(db=DatabaseReader(txn), auth=auth)
+        try:
+            value = await spec.invoke(ctx, dict(args))
+            result = self._success(value)
+        except Exception as exc:
+            result = self._failure(spec, exc)
+        result.ts = ts
+        result.read_set = txn.read_set()
+        result.identity_read = auth.was_read
+        result.journal = txn.journal
+        return result
+
+    # -- mutations ---------------------------------------------------------------------------
+
+    async def run_mutation(
+        self,
+        spec: FunctionSpec,
+        args: Mapping[str, Any],
+        *,
+        identity: Mapping[str, Any] | None = None,
+        idempotency_key: tuple[str, int] | None = None,
+    ) -> FunctionResult:
+        """Run a mutation to commit, retrying OCC conflicts; deduplicated by idempotency key."""
+        if idempotency_key is None:
+            return await self._run_mutation(spec, args, identity, None)
+        pending = self._mutations.get(idempotency_key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        stored = self.persistence.lookup_mutation(*idempotency_key)
+        if stored is not None:
+            ts, result_json = stored
+            return FunctionResult(True, value=loads(result_json), value_json=result_json, ts=ts)
+        future: asyncio.Future[FunctionResult] = asyncio.get_running_loop().create_future()
+        self._mutations[idempotency_key] = future
+        try:
+            result = await self._run_mutation(spec, args, identity, idempotency_key)
+        except BaseException as exc:
+            self._mutations.pop(idempotency_key, None)
+            future.set_exception(exc)
+            future.exception()  # mark retrieved
+            raise
+        future.set_result(result)
+        if len(self._mutations) > 100_000:
+            # Successful results are durable in storage; in-memory copies are only a fast path.
+            for key in list(self._mutations)[:50_000]:
+                if self._mutations[key].done():
+                    del self._mutations[key]
+        return result
+
+    async def _run_mutation(
+        self,
+        spec: FunctionSpec,
+        args: Mapping[str, Any],
+        identity: Mapping[str, Any] | None,
+        idempotency_key: tuple[str, int] | None,
+    ) -> FunctionResult:
+        attempt = 0
+        while True:
+            attempt += 1
+            ts = self.snapshot_ts()
+            txn = self._transaction(ts, writable=True)
+            auth = Auth(dict(identity) if identity is not None else None)
+            ctx = MutationCtx(db=DatabaseWriter(txn), auth=auth)
+            try:
+                value = await spec.invoke(ctx, dict(args))
+                result = self._success(value)
+            except Exception as exc:
+                result = self._failure(spec, exc)
+                result.ts = ts
+                result.attempts = attempt
+                return result
+            if not txn.has_writes and idempotency_key is None:
+                result.ts = ts
+                result.attempts = attempt
+                return result
+            prepared = txn.prepare_commit()
+            record = (
+                None
+                if idempotency_key is None
+                else MutationRecord(idempotency_key[0], idempotency_key[1], result.value_json)
+            )
+            try:
+                result.ts = await self.committer.commit(prepared, record)
+                result.attempts = attempt
+                return result
+            except OptimisticConcurrencyError as exc:
+                if attempt > OCC_MAX_RETRIES:
+                    exc.function = spec.path
+                    failure = self._occ_failure(spec, exc)
+                    failure.ts = ts
+                    failure.attempts = attempt
+                    return failure
+                backoff = min(OCC_INITIAL_BACKOFF_S * 2 ** (attempt - 1), OCC_MAX_BACKOFF_S)
+                await self.runtime.sleep(backoff * self.runtime.random())
+            except StorageUnavailable as exc:
+                failure = self._failure(spec, exc)
+                failure.ts = ts
+                return failure
+
+    def _occ_failure(self, spec: FunctionSpec, exc: OptimisticConcurrencyError) -> FunctionResult:
+        log.warning("mutation %s failed after %d OCC retries: %s", spec.path, OCC_MAX_RETRIES, exc)
+        return FunctionResult(
+            False, error_message=exc.message, retryable=True, error_code=exc.code
+        )
+
+    @staticmethod
+    def is_query(spec: FunctionSpec) -> bool:
+        return spec.kind is FunctionKind.QUERY

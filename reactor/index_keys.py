@@ -1,0 +1,106 @@
+"""Index keys of documents and key ranges of index queries, as order-preserving bytes.
+
+An index key is the encoding of the indexed field values (a missing field is ``UNDEFINED``),
+then ``_creationTime``, then ``_id`` (CONVEX_SEMANTICS §4.2). ``by_id`` keys are the encoded
+id alone. This module turns an ``IndexRange`` into a half-open byte interval; it does not scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from functions.store import IndexRange
+from reactor.intervals import Interval
+from schema.errors import ValidationError
+from schema.ordering import UNDEFINED, encode_key, encode_value, prefix_successor
+
+__all__ = [
+    "BY_CREATION_TIME",
+    "BY_ID",
+    "field_value",
+    "id_key",
+    "index_id",
+    "index_key",
+    "range_interval",
+]
+
+BY_ID = "by_id"
+BY_CREATION_TIME = "by_creation_time"
+
+
+def index_id(table: str, index: str) -> str:
+    return f"{table}.{index}"
+
+
+def field_value(doc: dict[str, Any], path: str) -> Any:
+    """The value at a dotted field path, or ``UNDEFINED`` when any step is missing."""
+    if "." not in path:
+        return doc.get(path, UNDEFINED)
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return UNDEFINED
+        value = value[part]
+    return value
+
+
+def id_key(document_id: str) -> bytes:
+    return encode_value(document_id)
+
+
+def index_key(doc: dict[str, Any], fields: Sequence[str]) -> bytes:
+    values = [field_value(doc, f) for f in fields]
+    values.append(doc["_creationTime"])
+    values.append(doc["_id"])
+    return encode_key(values)
+
+
+def range_interval(rng: IndexRange, fields: Sequence[str], *, index: str) -> Interval:
+    """The byte interval of an index range over an index with the given user fields.
+
+    The eq fields must be a prefix of the index fields, and bounds must be on the next field.
+    """
+    prefix = bytearray()
+    position = 0
+    for name, value in rng.eq:
+        if position >= len(fields) or fields[position] != name:
+            expected = fields[position] if position < len(fields) else None
+            raise ValidationError(
+                f"Index {index} cannot be queried with eq({name!r}): "
+                + (
+                    f"the next indexed field is {expected!r}"
+                    if expected
+                    else "all of its fields are already constrained"
+                )
+            )
+        prefix += encode_value(value)
+        position += 1
+    start = bytes(prefix)
+    end = prefix_successor(start) if start else None
+    for bound, is_lower in ((rng.lower, True), (rng.upper, False)):
+        if bound is None:
+            continue
+        if position >= len(fields) or fields[position] != bound.field:
+            expected = fields[position] if position < len(fields) else None
+            raise ValidationError(
+                f"Index {index} cannot be queried with a range on {bound.field!r}: "
+                + (
+                    f"the next indexed field is {expected!r}"
+                    if expected
+                    else "all of its fields are already constrained"
+                )
+            )
+        key = bytes(prefix) + encode_value(bound.value)
+        if is_lower:
+            candidate = key if bound.inclusive else prefix_successor(key)
+            if candidate is None:
+                return Interval(b"\xff" * 8, b"\xff" * 8)
+            start = max(start, candidate)
+        else:
+            candidate = prefix_successor(key) if bound.inclusive else key
+            if candidate is not None and (end is None or candidate < end):
+                end = candidate
+    if end is not None and end < start:
+        end = start
+    return Interval(start, end)

@@ -1,0 +1,255 @@
+"""The query cache of subscribed queries and the loop that keeps them fresh.
+
+Owns: one entry per distinct query (path, args, identity, journal) shared by every subscriber;
+marking entries invalid when a commit writes inside their read set; re-running each invalid
+entry once, at one timestamp; and handing every affected session a consistent snapshot (all of
+its queries' outcomes valid at that one timestamp). It does not speak the wire protocol
+(``reactor.sync``) or run functions itself (``reactor.executor``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from functions.decorators import FunctionKind, FunctionSpec, query
+from functions.registry import Registry
+from reactor.executor import Executor, FunctionResult
+from reactor.subscriptions import Subscription, SubscriptionManager
+from reactor.sync.protocol import QueryFailure, QueryOutcome, QuerySuccess
+from reactor.transaction import PreparedCommit
+from schema.errors import FunctionNotFound
+from schema.values import dumps
+
+__all__ = ["Entry", "LiveQueries", "SessionSink"]
+
+log = logging.getLogger("reactor.live_queries")
+
+
+class SessionSink(Protocol):
+    """A session receiving snapshots: all outcomes valid at ``ts``."""
+
+    def deliver(self, ts: int, outcomes: Mapping[int, QueryOutcome]) -> None: ...
+
+
+class Entry:
+    __slots__ = (
+        "args",
+        "identity",
+        "journal",
+        "key",
+        "outcome",
+        "spec",
+        "subscribers",
+        "subscription",
+        "ts",
+    )
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        spec: FunctionSpec,
+        args: dict[str, Any],
+        identity: dict[str, Any] | None,
+        journal: str | None,
+    ) -> None:
+        self.key = key
+        self.spec = spec
+        self.args = args
+        self.identity = identity
+        self.journal = journal
+        self.outcome: QueryOutcome | None = None
+        self.ts = 0
+        self.subscription: Subscription[Entry] | None = None
+        self.subscribers: dict[SessionSink, set[int]] = {}
+
+
+def _outcome(result: FunctionResult) -> QueryOutcome:
+    if result.success:
+        return QuerySuccess(result.value_json, result.log_lines, result.journal)
+    return QueryFailure(result.error_message, result.error_data_json, result.log_lines, result.journal)
+
+
+def _missing(path: str) -> FunctionSpec:
+    """A stand-in for a query that a reload removed: it fails like an unknown function."""
+
+    async def gone(ctx: Any, **args: Any) -> None:
+        raise FunctionNotFound(f"Could not find public function for '{path}'.")
+
+    return query(gone).with_path(path)
+
+
+class LiveQueries:
+    def __init__(self, executor: Executor, subscriptions: SubscriptionManager[Entry]) -> None:
+        self.executor = executor
+        self.subscriptions = subscriptions
+        self._entries: dict[tuple[Any, ...], Entry] = {}
+        self._sessions: dict[SessionSink, dict[int, Entry]] = {}
+        self._dirty: set[Entry] = set()
+        self._pending: set[SessionSink] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.reruns = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-queries")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # -- called by the committer -------------------------------------------------------------
+
+    def on_commit(self, ts: int, prepared: PreparedCommit) -> None:
+        for entry in self.subscriptions.advance(ts, prepared.write_keys):
+            entry.subscription = None
+            self._dirty.add(entry)
+        if self._dirty:
+            self._wake.set()
+
+    # -- called by sessions ------------------------------------------------------------------
+
+    def add(
+        self,
+        session: SessionSink,
+        query_id: int,
+        spec: FunctionSpec,
+        args: dict[str, Any],
+        *,
+        identity: dict[str, Any] | None = None,
+        journal: str | None = None,
+    ) -> None:
+        """Subscribe ``session``'s ``query_id``; its first outcome comes in the next snapshot."""
+        identity_key = None if identity is None else identity.get("tokenIdentifier", repr(identity))
+        key = (spec.path, dumps(args), identity_key, journal)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = Entry(key, spec, args, identity, journal)
+            self._dirty.add(entry)
+        entry.subscribers.setdefault(session, set()).add(query_id)
+        self._sessions.setdefault(session, {})[query_id] = entry
+        self.request_update(session)
+
+    def remove(self, session: SessionSink, query_id: int) -> None:
+        entries = self._sessions.get(session)
+        if not entries:
+            return
+        entry = entries.pop(query_id, None)
+        if entry is None:
+            return
+        ids = entry.subscribers.get(session)
+        if ids is not None:
+            ids.discard(query_id)
+            if not ids:
+                del entry.subscribers[session]
+        if not entry.subscribers:
+            self._drop(entry)
+
+    def remove_session(self, session: SessionSink) -> None:
+        for query_id in list(self._sessions.get(session, {})):
+            self.remove(session, query_id)
+        self._sessions.pop(session, None)
+        self._pending.discard(session)
+
+    def request_update(self, session: SessionSink) -> None:
+        """Ask for a snapshot for ``session`` at (at least) the latest published commit."""
+        self._pending.add(session)
+        self._wake.set()
+
+    def invalidate_all(self) -> None:
+        """Re-run every live query (functions were reloaded, or the change feed lost events)."""
+        for entry in self._entries.values():
+            if entry.subscription is not None:
+                self.subscriptions.unsubscribe(entry.subscription)
+                entry.subscription = None
+            self._dirty.add(entry)
+        self._wake.set()
+
+    def rebind(self, registry: Registry) -> None:
+        """Point every entry at the reloaded function of its path, then re-run them all."""
+        for entry in self._entries.values():
+            spec = registry.get(entry.spec.path)
+            if spec is None or spec.kind is not FunctionKind.QUERY:
+                spec = _missing(entry.spec.path)
+            entry.spec = spec
+        self.invalidate_all()
+
+    def _drop(self, entry: Entry) -> None:
+        if self._entries.get(entry.key) is entry:
+            del self._entries[entry.key]
+        if entry.subscription is not None:
+            self.subscriptions.unsubscribe(entry.subscription)
+            entry.subscription = None
+        self._dirty.discard(entry)
+
+    # -- the update loop ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._update()
+            except Exception:
+                log.exception("live query update failed")
+
+    async def _update(self) -> None:
+        while self._dirty or self._pending:
+            # No await between reading ts and taking the dirty set: every commit at or below
+            # ts has already marked its entries dirty, so all other entries are valid at ts.
+            ts = self.executor.snapshot_ts()
+            dirty, self._dirty = self._dirty, set()
+            sessions, self._pending = self._pending, set()
+            for entry in dirty:
+                if not entry.subscribers:
+                    continue
+                await self._execute(entry, ts)
+                sessions.update(entry.subscribers)
+            for session in sessions:
+                entries = self._sessions.get(session)
+                if entries is None:
+                    continue
+                outcomes = {
+                    query_id: entry.outcome
+                    for query_id, entry in entries.items()
+                    if entry.outcome is not None and entry.ts <= ts
+                }
+                try:
+                    session.deliver(ts, outcomes)
+                except Exception:
+                    log.exception("delivering a snapshot failed")
+
+    async def _execute(self, entry: Entry, ts: int) -> None:
+        self.reruns += 1
+        result = await self.executor.run_query(
+            entry.spec, entry.args, identity=entry.identity, ts=ts, journal=entry.journal
+        )
+        if result.journal is not None:
+            entry.journal = result.journal
+        outcome = _outcome(result)
+        previous = entry.outcome
+        if previous is not None and previous.fingerprint == outcome.fingerprint:
+            outcome = previous  # keep the identical object so sessions dedupe in O(1)
+        entry.outcome = outcome
+        entry.ts = ts
+        if not entry.subscribers:
+            return
+        assert result.read_set is not None
+        if entry.subscription is not None:
+            self.subscriptions.unsubscribe(entry.subscription)
+        entry.subscription = self.subscriptions.subscribe(entry, result.read_set, ts)
+        if entry.subscription is None:
+            self._dirty.add(entry)  # a commit after ts already changed what it read
+            self._wake.set()

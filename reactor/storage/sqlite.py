@@ -1,0 +1,261 @@
+"""The embedded engine: an MVCC log of documents and index entries in one SQLite file.
+
+Rows are never updated in place: every commit appends document versions and index-entry
+versions at its timestamp, and a read at snapshot ``ts`` takes the newest version at or below it.
+Reads run on the caller's thread (the event loop) on their own connection; batches of commits
+are written on a worker thread with a second connection, in one SQLite transaction each
+(group commit), with ``synchronous=FULL`` so an acknowledged commit survives a crash.
+This module does not decide what conflicts (``reactor.committer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reactor.storage.base import Commit, IndexRow, ScanOrder
+from schema.errors import StorageUnavailable
+
+__all__ = ["SqlitePersistence"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    table_name TEXT NOT NULL,
+    value BLOB,
+    deleted INTEGER NOT NULL,
+    prev_ts INTEGER,
+    PRIMARY KEY (id, ts)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_by_ts ON documents (ts);
+CREATE TABLE IF NOT EXISTS indexes (
+    index_id TEXT NOT NULL,
+    key BLOB NOT NULL,
+    ts INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    document_id TEXT NOT NULL,
+    value BLOB,
+    PRIMARY KEY (index_id, key, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tables (
+    name TEXT PRIMARY KEY,
+    number INTEGER NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS mutations (
+    session_id TEXT NOT NULL,
+    request_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    result BLOB NOT NULL,
+    PRIMARY KEY (session_id, request_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS globals (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_SCAN_ASC = (
+    "SELECT key, MAX(ts), deleted, document_id, value FROM indexes "
+    "WHERE index_id = ? AND key >= ? AND key < ? AND ts <= ? "
+    "GROUP BY key ORDER BY key LIMIT ?"
+)
+_SCAN_ASC_OPEN = (
+    "SELECT key, MAX(ts), deleted, document_id, value FROM indexes "
+    "WHERE index_id = ? AND key >= ? AND ts <= ? "
+    "GROUP BY key ORDER BY key LIMIT ?"
+)
+_SCAN_DESC = (
+    "SELECT key, MAX(ts), deleted, document_id, value FROM indexes "
+    "WHERE index_id = ? AND key >= ? AND key < ? AND ts <= ? "
+    "GROUP BY key ORDER BY key DESC LIMIT ?"
+)
+_SCAN_DESC_OPEN = (
+    "SELECT key, MAX(ts), deleted, document_id, value FROM indexes "
+    "WHERE index_id = ? AND key >= ? AND ts <= ? "
+    "GROUP BY key ORDER BY key DESC LIMIT ?"
+)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+class SqlitePersistence:
+    """Persistence on one SQLite file. Open with ``SqlitePersistence.open(directory)``."""
+
+    FILE_NAME = "reactor.sqlite3"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._reader = _connect(path)
+            self._reader.executescript(_SCHEMA)
+            self._writer = _connect(path)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"Cannot open SQLite database {path}: {exc}") from exc
+        self._write_lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, directory: str | Path) -> SqlitePersistence:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        return cls(directory / cls.FILE_NAME)
+
+    # -- reads (caller's thread) -------------------------------------------------------------
+
+    def max_ts(self) -> int:
+        row = self._reader.execute("SELECT MAX(ts) FROM documents").fetchone()
+        stored = self.get_global("max_ts") or 0
+        return max(row[0] or 0, int(stored))
+
+    def table_numbers(self) -> dict[str, int]:
+        return dict(self._reader.execute("SELECT name, number FROM tables"))
+
+    def get_document(self, id: str, ts: int) -> tuple[str, bytes] | None:
+        row = self._reader.execute(
+            "SELECT table_name, value, deleted FROM documents "
+            "WHERE id = ? AND ts <= ? ORDER BY ts DESC LIMIT 1",
+            (id, ts),
+        ).fetchone()
+        if row is None or row[2]:
+            return None
+        return row[0], row[1]
+
+    def scan(
+        self,
+        index_id: str,
+        start: bytes,
+        end: bytes | None,
+        ts: int,
+        order: ScanOrder,
+        limit: int,
+    ) -> list[IndexRow]:
+        out: list[IndexRow] = []
+        lo, hi = start, end
+        execute = self._reader.execute
+        while len(out) < limit:
+            want = limit - len(out)
+            batch = want + 8 if want < 1000 else want
+            if order is ScanOrder.ASC:
+                if hi is None:
+                    rows = execute(_SCAN_ASC_OPEN, (index_id, lo, ts, batch)).fetchall()
+                else:
+                    rows = execute(_SCAN_ASC, (index_id, lo, hi, ts, batch)).fetchall()
+            elif hi is None:
+                rows = execute(_SCAN_DESC_OPEN, (index_id, lo, ts, batch)).fetchall()
+            else:
+                rows = execute(_SCAN_DESC, (index_id, lo, hi, ts, batch)).fetchall()
+            for key, _ts, deleted, document_id, value in rows:
+                if not deleted:
+                    out.append(IndexRow(key, document_id, value))
+                    if len(out) == limit:
+                        return out
+            if len(rows) < batch:
+                return out
+            last = rows[-1][0]
+            if order is ScanOrder.ASC:
+                lo = last + b"\x00"
+            else:
+                hi = last
+        return out
+
+    def lookup_mutation(self, session_id: str, request_id: int) -> tuple[int, bytes] | None:
+        row = self._reader.execute(
+            "SELECT ts, result FROM mutations WHERE session_id = ? AND request_id = ?",
+            (session_id, request_id),
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def get_global(self, key: str) -> Any:
+        row = self._reader.execute("SELECT value FROM globals WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # -- writes (worker thread) ---------------------------------------------------------------
+
+    async def write(self, commits: Sequence[Commit]) -> None:
+        await asyncio.to_thread(self._write_sync, commits)
+
+    async def set_global(self, key: str, value: Any) -> None:
+        await asyncio.to_thread(self._set_global_sync, key, value)
+
+    def _set_global_sync(self, key: str, value: Any) -> None:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT OR REPLACE INTO globals (key, value) VALUES (?, ?)",
+                (key, json.dumps(value)),
+            )
+
+    def _write_sync(self, commits: Sequence[Commit]) -> None:
+        documents = []
+        indexes = []
+        tables = []
+        mutations = []
+        for commit in commits:
+            ts = commit.ts
+            for doc in commit.documents:
+                documents.append(
+                    (doc.id, ts, doc.table, doc.value, doc.value is None, doc.prev_ts)
+                )
+            for entry in commit.indexes:
+                indexes.append(
+                    (entry.index_id, entry.key, ts, entry.value is None, entry.document_id,
+                     entry.value)
+                )
+            tables.extend(commit.tables.items())
+            if commit.mutation is not None:
+                record = commit.mutation
+                mutations.append((record.session_id, record.request_id, ts, record.result))
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                if tables:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO tables (name, number) VALUES (?, ?)", tables
+                    )
+                conn.executemany(
+                    "INSERT INTO documents (id, ts, table_name, value, deleted, prev_ts) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    documents,
+                )
+                conn.executemany(
+                    "INSERT INTO indexes (index_id, key, ts, deleted, document_id, value) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    indexes,
+                )
+                if mutations:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO mutations (session_id, request_id, ts, result) "
+                        "VALUES (?, ?, ?, ?)",
+                        mutations,
+                    )
+                if commits:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO globals (key, value) VALUES ('max_ts', ?)",
+                        (json.dumps(commits[-1].ts),),
+                    )
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StorageUnavailable(f"SQLite write failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock:
+            self._writer.close()
+        self._reader.close()

@@ -1,0 +1,575 @@
+"""Sans-I/O state of one sync websocket connection: versions, query set, and Transitions.
+
+Owns ``ServerSession`` (PROTOCOL.md §4.2, §5.1, §6.1, §7, §10): the received query-set and
+identity versions and their rules, the set of subscribed queries, which results the client
+already holds (for de-duplication), and the chain of StateVersions the Transitions report. It
+does no I/O, owns no clock and runs no functions: callers feed it text frames and times, run
+the queries and mutations it asks for, and send the bytes it returns as websocket text frames.
+Wire shapes live in ``reactor.sync.messages``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeAlias
+
+import msgspec
+
+from reactor.sync import messages
+from reactor.sync.messages import StateVersion, TokenType
+from schema.errors import InvalidMessage, SyncProtocolError, VersionMismatch
+
+__all__ = [
+    "ActionRequested",
+    "AuthenticateRequested",
+    "Connected",
+    "IdentityVersionMismatch",
+    "InternalSessionError",
+    "MalformedClientMessage",
+    "MutationRequested",
+    "QueriesChanged",
+    "QueryFailure",
+    "QueryOutcome",
+    "QuerySetInconsistent",
+    "QuerySetVersionMismatch",
+    "QuerySpec",
+    "QuerySuccess",
+    "ServerSession",
+    "SessionError",
+    "SessionEvent",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: each says what the server must send last and how to close (PROTOCOL.md §2 "Real
+# server close behaviour").
+# --------------------------------------------------------------------------------------------
+
+
+class SessionError(SyncProtocolError):
+    """The client broke the protocol; the connection is over and the session must be dropped.
+
+    The caller must send ``final_message`` as a text frame when it is not None, then close the
+    socket with ``close_code`` / ``close_reason``. ``close_code`` None means "a Close frame with
+    no status code" (clients see 1005), which is what Convex does for BadRequest-class errors. A
+    frame without a code cannot carry a reason; where the transport cannot send a codeless close
+    (ASGI's ``websocket.close`` always has a code), close with 1000 and no reason: JS has
+    already terminated on the FatalError, and Rust/Python reconnect after any close.
+    """
+
+    code = "SessionError"
+    close_code: ClassVar[int | None] = None
+    close_reason: ClassVar[str] = ""
+    sends_fatal_error: ClassVar[bool] = True
+
+    @property
+    def final_message(self) -> bytes | None:
+        """The ``FatalError`` frame to send before closing, or None to just close."""
+        return messages.fatal_error(self.message) if self.sends_fatal_error else None
+
+
+class MalformedClientMessage(SessionError, InvalidMessage):
+    """A frame that is not a valid client message (BadRequest): FatalError, then codeless close.
+
+    This only happens with a buggy or foreign client; the official ones never send one.
+    """
+
+    code = "InvalidMessage"
+
+
+class QuerySetVersionMismatch(SessionError, VersionMismatch):
+    """``ModifyQuerySet.baseVersion`` is not the last ``newVersion`` received.
+
+    Convex tags this BadRequest ``BaseVersionMismatch``: FatalError, then codeless close.
+    """
+
+    code = "BaseVersionMismatch"
+
+
+class InternalSessionError(SessionError):
+    """An inconsistency Convex reports as an untagged (internal) error.
+
+    No final message is sent; the socket closes with 1011 and reason ``InternalServerError``,
+    which every client answers by reconnecting with backoff and replaying its state from
+    version 0. This is the safe choice because a FatalError would kill a Node JS client.
+    """
+
+    code = "InternalServerError"
+    close_code = 1011
+    close_reason = "InternalServerError"
+    sends_fatal_error = False
+
+
+class QuerySetInconsistent(InternalSessionError):
+    """``newVersion <= baseVersion``, a duplicate ``Add`` query id, or a ``Remove`` of an unknown id.
+
+    Convex (``state.rs``) fails these with plain ``anyhow`` errors, hence internal.
+    """
+
+
+class IdentityVersionMismatch(InternalSessionError, VersionMismatch):
+    """``Authenticate.baseVersion`` is not the number of Authenticates already received.
+
+    Convex (``state.rs`` ``modify_identity``) fails this with an untagged error, hence internal.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Queries and their outcomes
+# --------------------------------------------------------------------------------------------
+
+
+class QuerySpec(msgspec.Struct, frozen=True):
+    """One subscribed query. ``udf_path`` is as the client sent it (canonicalise before lookup)."""
+
+    query_id: int
+    udf_path: str
+    args: dict[str, Any]
+    journal: str | None = None
+    component_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySuccess:
+    """A query's result: ``value_json`` is convex-encoded JSON bytes (None means JSON null).
+
+    Build one per result and hand the same object to every session subscribed to the query:
+    its encoded body is computed once and its ``fingerprint`` compares in O(1) when the
+    ``value_json`` bytes object is shared (bytes equality is the fallback).
+    """
+
+    value_json: bytes | None
+    log_lines: tuple[str, ...] = ()
+    journal: str | None = None
+    _body: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if type(self.log_lines) is not tuple:
+            object.__setattr__(self, "log_lines", tuple(self.log_lines))
+
+    @property
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Equal fingerprints mean the client already holds this result (no resend)."""
+        return (True, self.value_json, self.log_lines, self.journal)
+
+    def encode(self, query_id: int) -> bytes:
+        """This result as a ``QueryUpdated`` modification for ``query_id``."""
+        body = self._body
+        if body is None:
+            body = messages.query_updated_body(self.value_json, self.log_lines, self.journal)
+            object.__setattr__(self, "_body", body)
+        return messages.QUERY_UPDATED_HEAD % query_id + body
+
+
+@dataclass(frozen=True, slots=True)
+class QueryFailure:
+    """A query that threw. ``error_data_json`` is given only for ConvexError (errorData present)."""
+
+    message: str
+    error_data_json: bytes | None = None
+    log_lines: tuple[str, ...] = ()
+    journal: str | None = None
+    _body: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if type(self.log_lines) is not tuple:
+            object.__setattr__(self, "log_lines", tuple(self.log_lines))
+
+    @property
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Equal fingerprints mean the client already holds this result (no resend)."""
+        return (False, self.message, self.error_data_json, self.log_lines, self.journal)
+
+    def encode(self, query_id: int) -> bytes:
+        """This failure as a ``QueryFailed`` modification for ``query_id``."""
+        body = self._body
+        if body is None:
+            body = messages.query_failed_body(
+                self.message, self.error_data_json, self.log_lines, self.journal
+            )
+            object.__setattr__(self, "_body", body)
+        return messages.QUERY_FAILED_HEAD % query_id + body
+
+
+QueryOutcome: TypeAlias = QuerySuccess | QueryFailure
+
+
+# --------------------------------------------------------------------------------------------
+# Events returned by ServerSession.receive
+# --------------------------------------------------------------------------------------------
+
+
+class Connected(msgspec.Struct, frozen=True):
+    """A ``Connect`` arrived. Nothing to send; remember ``session_id`` for mutation de-dupe.
+
+    ``max_observed_ts`` is the largest ts this client has seen from any server (or None); the
+    caller may check it against its latest ts (Convex closes with 1011 if it is ahead).
+    """
+
+    session_id: str
+    max_observed_ts: int | None
+    client_ts: int | None
+    connection_count: int
+    last_close_reason: str
+
+
+class QueriesChanged(msgspec.Struct, frozen=True):
+    """A ``ModifyQuerySet`` was applied (``added`` and ``removed`` may both be empty).
+
+    The caller must run every query in ``added`` and then call ``build_transition`` with their
+    outcomes (plus any others that changed) and send the result; clients expect a Transition
+    after every ModifyQuerySet, including the empty one JS sends on open.
+    """
+
+    added: list[QuerySpec]
+    removed: list[int]
+    query_set_version: int
+
+
+class MutationRequested(msgspec.Struct, frozen=True):
+    """Run the mutation (serially per connection; de-dupe on (session_id, request_id)), then send
+    ``ServerSession.mutation_response(...)`` followed by a Transition with ts >= the commit ts."""
+
+    request_id: int
+    udf_path: str
+    args: dict[str, Any]
+    component_path: str | None = None
+
+
+class ActionRequested(msgspec.Struct, frozen=True):
+    """Run the action, then send ``ServerSession.action_response(...)``."""
+
+    request_id: int
+    udf_path: str
+    args: dict[str, Any]
+    component_path: str | None = None
+
+
+class AuthenticateRequested(msgspec.Struct, frozen=True):
+    """Validate the token (``value`` is None for ``token_type="None"``, a logout).
+
+    On success the caller must call ``ServerSession.confirm_identity()``, re-run every query
+    under the new identity and send ``build_transition(...)``. On failure it must send
+    ``ServerSession.auth_error_message(error, attempted=True)`` and close the socket (no code,
+    as for BadRequest). Never answer a bad token with FatalError: it kills JS clients.
+    """
+
+    token_type: TokenType
+    value: str | None
+    base_version: int
+    acting_as: dict[str, Any] | None = None
+
+
+SessionEvent: TypeAlias = (
+    Connected | QueriesChanged | MutationRequested | ActionRequested | AuthenticateRequested
+)
+
+_INITIAL_VERSION = StateVersion(0, 0, 0)
+
+
+class ServerSession:
+    """Protocol state of one websocket connection; create a fresh one for every socket.
+
+    Invariants (PROTOCOL.md §6.1, §10):
+
+    * ``sent_version`` is the ``endVersion`` of the last Transition returned; it starts at
+      ``{0, 0, 0}`` and never goes backwards, and the next Transition starts from it.
+    * ``query_set_version`` is the last ``newVersion`` received (0 initially) and
+      ``identity_version`` the number of confirmed Authenticates; the next Transition's
+      ``endVersion`` reports both.
+    * The client holds a result for exactly the query ids in ``_last_sent``. Queries added
+      since the last Transition are "new" until an outcome is sent for them; removed ids the
+      client holds a result for get a ``QueryRemoved`` in the next Transition.
+
+    After ``receive`` raises a ``SessionError`` the session is unusable: send its
+    ``final_message`` (if any), close, and drop the session.
+    """
+
+    def __init__(self) -> None:
+        self.session_id: str | None = None
+        self.connection_count: int | None = None
+        self.last_close_reason: str | None = None
+        self.max_observed_ts: int | None = None
+        self.client_ts: int | None = None
+        self.client_clock_skew: int | None = None
+        self.query_set_version = 0
+        self.identity_version = 0
+        self.authenticates_received = 0
+        self.sent_version = _INITIAL_VERSION
+        self.queries: dict[int, QuerySpec] = {}
+        self._new: set[int] = set()
+        self._removed: set[int] = set()
+        self._last_sent: dict[int, QueryOutcome] = {}
+        self._transition_owed = False
+
+    # ---- state the server reads ---------------------------------------------------------
+
+    @property
+    def pending_query_ids(self) -> frozenset[int]:
+        """Queries added but not yet answered: pass an outcome for each to ``build_transition``."""
+        return frozenset(self._new)
+
+    @property
+    def needs_transition(self) -> bool:
+        """True when a Transition is owed: after a ModifyQuerySet, a confirmed identity or a
+        mutation response, until ``build_transition`` is next called."""
+        return self._transition_owed
+
+    # ---- input --------------------------------------------------------------------------
+
+    def receive(self, data: str | bytes, /, *, now_ms: int | None = None) -> list[SessionEvent]:
+        """Process one text frame from the client and return what the caller must act on.
+
+        Args:
+            data: the frame's text (or its UTF-8 bytes).
+            now_ms: the server's wall clock in Unix milliseconds when the frame arrived; used
+                only for ``Connect`` to compute ``clientClockSkew = clientTs - now_ms``, which
+                later Transitions report. Without it the field is omitted.
+
+        Returns:
+            Zero or one event (``Event`` telemetry yields none). See each event class for what
+            the caller must do next.
+
+        Raises:
+            SessionError: the frame broke the protocol. Send ``exc.final_message`` if not None,
+                then close with ``exc.close_code``/``exc.close_reason``, and drop the session.
+        """
+        try:
+            message = messages.decode_client_message(data)
+        except InvalidMessage as exc:
+            raise MalformedClientMessage(exc.message) from exc
+        if isinstance(message, messages.ModifyQuerySet):
+            return [self._modify_query_set(message)]
+        if isinstance(message, messages.Mutation):
+            return [
+                MutationRequested(
+                    message.request_id, message.udf_path, message.args, message.component_path
+                )
+            ]
+        if isinstance(message, messages.Action):
+            return [
+                ActionRequested(
+                    message.request_id, message.udf_path, message.args, message.component_path
+                )
+            ]
+        if isinstance(message, messages.Connect):
+            return [self._connect(message, now_ms)]
+        if isinstance(message, messages.Authenticate):
+            return [self._authenticate(message)]
+        return []  # Event: telemetry only
+
+    def _connect(self, message: messages.Connect, now_ms: int | None) -> Connected:
+        # Like Convex, a Connect is not required first and a repeated one just overwrites.
+        self.session_id = message.session_id
+        self.connection_count = message.connection_count
+        self.last_close_reason = message.last_close_reason
+        self.max_observed_ts = message.max_observed_timestamp
+        self.client_ts = message.client_ts
+        if message.client_ts is not None and now_ms is not None:
+            self.client_clock_skew = message.client_ts - now_ms
+        return Connected(
+            message.session_id,
+            message.max_observed_timestamp,
+            message.client_ts,
+            message.connection_count,
+            message.last_close_reason,
+        )
+
+    def _modify_query_set(self, message: messages.ModifyQuerySet) -> QueriesChanged:
+        base, new = message.base_version, message.new_version
+        if base != self.query_set_version:
+            raise QuerySetVersionMismatch(
+                f"Base version {base} passed up doesn't match the current version "
+                f"{self.query_set_version}"
+            )
+        if new <= base:
+            raise QuerySetInconsistent(
+                f"ModifyQuerySet newVersion {new} must be greater than baseVersion {base}"
+            )
+        added: list[QuerySpec] = []
+        removed: list[int] = []
+        queries = self.queries
+        for modification in message.modifications:
+            query_id = modification.query_id
+            if isinstance(modification, messages.Add):
+                if query_id in queries:
+                    raise QuerySetInconsistent(f"Duplicate query ID: {query_id}")
+                spec = QuerySpec(
+                    query_id,
+                    modification.udf_path,
+                    modification.args,
+                    modification.journal,
+                    modification.component_path,
+                )
+                queries[query_id] = spec
+                self._new.add(query_id)
+                added.append(spec)
+            else:
+                if queries.pop(query_id, None) is None:
+                    raise QuerySetInconsistent(f"Nonexistent query id: {query_id}")
+                self._new.discard(query_id)
+                if query_id in self._last_sent:
+                    self._removed.add(query_id)
+                removed.append(query_id)
+        self.query_set_version = new
+        self._transition_owed = True
+        return QueriesChanged(added, removed, new)
+
+    def _authenticate(self, message: messages.Authenticate) -> AuthenticateRequested:
+        # Checked against Authenticates *received* (not confirmed) so that a caller validating
+        # tokens asynchronously still sees the client's own numbering.
+        if message.base_version != self.authenticates_received:
+            raise IdentityVersionMismatch(
+                f"Authenticate baseVersion {message.base_version} doesn't match the identity "
+                f"version {self.authenticates_received}"
+            )
+        self.authenticates_received += 1
+        return AuthenticateRequested(
+            message.token_type, message.value, message.base_version, message.acting_as
+        )
+
+    def confirm_identity(self) -> None:
+        """Record that the oldest unconfirmed Authenticate was validated and is now in force.
+
+        The next Transition reports the bumped ``endVersion.identity``, which is how clients
+        learn their token was accepted. The caller must then re-run every query in ``queries``
+        under the new identity and call ``build_transition`` with the outcomes (unchanged
+        results are still de-duplicated).
+
+        Raises:
+            RuntimeError: there is no unconfirmed Authenticate.
+        """
+        if self.identity_version >= self.authenticates_received:
+            raise RuntimeError("confirm_identity() called without an unconfirmed Authenticate")
+        self.identity_version += 1
+        self._transition_owed = True
+
+    # ---- output -------------------------------------------------------------------------
+
+    def build_transition(
+        self,
+        ts: int,
+        outcomes: Mapping[int, QueryOutcome],
+        *,
+        server_ts: int | None = None,
+    ) -> bytes:
+        """Encode the next Transition and advance ``sent_version`` to its ``endVersion``.
+
+        Modifications, sorted by query id: ``QueryRemoved`` for removed ids the client held a
+        result for; ``QueryUpdated``/``QueryFailed`` for every new query with an outcome in
+        ``outcomes`` (always, even if equal to an older result) and for existing queries whose
+        outcome's ``fingerprint`` differs from the last one sent. Queries without an entry in
+        ``outcomes`` are left as they are (new ones stay pending); outcomes for ids not in the
+        query set are ignored (stale results for removed queries).
+
+        Args:
+            ts: the snapshot timestamp (ns) the outcomes were computed at. It must never go
+                backwards, so a ts smaller than ``sent_version.ts`` is replaced by it (the
+                client only needs ``endVersion.ts >= start``; results are still sent). After a
+                mutation response it must be >= the commit ts, or the mutation never resolves.
+            outcomes: query id → outcome for the queries that (may have) changed.
+            server_ts: optional ``serverTs`` (ns) to include.
+
+        Returns:
+            The Transition as JSON bytes. Send it as a text frame, in order: never send two
+            Transitions out of the order they were built.
+        """
+        start = self.sent_version
+        if ts < start.ts:
+            ts = start.ts
+        end = StateVersion(self.query_set_version, self.identity_version, ts)
+        last_sent = self._last_sent
+        modifications: dict[int, bytes] = {}
+        if self._removed:
+            for query_id in self._removed:
+                modifications[query_id] = messages.query_removed(query_id)
+                del last_sent[query_id]
+            self._removed.clear()
+        if outcomes:
+            queries, new = self.queries, self._new
+            for query_id, outcome in outcomes.items():
+                if query_id not in queries:
+                    continue
+                if query_id in new:
+                    new.discard(query_id)
+                else:
+                    previous = last_sent.get(query_id)
+                    if previous is outcome or (
+                        previous is not None and previous.fingerprint == outcome.fingerprint
+                    ):
+                        continue
+                # Overrides a QueryRemoved for an id that was removed and re-added.
+                modifications[query_id] = outcome.encode(query_id)
+                last_sent[query_id] = outcome
+        if len(modifications) > 1:
+            encoded = [modifications[query_id] for query_id in sorted(modifications)]
+        else:
+            encoded = list(modifications.values())
+        data = messages.transition(
+            start,
+            end,
+            encoded,
+            client_clock_skew=self.client_clock_skew,
+            server_ts=server_ts,
+        )
+        self.sent_version = end
+        self._transition_owed = False
+        return data
+
+    def mutation_response(
+        self, request_id: int, outcome: QueryOutcome, *, ts: int | None = None
+    ) -> bytes:
+        """Encode the ``MutationResponse`` for a finished mutation.
+
+        Args:
+            request_id: the mutation's ``requestId``.
+            outcome: ``QuerySuccess`` (its ``value_json`` is the result) or ``QueryFailure``
+                (``error_data_json`` only for ConvexError). ``journal`` is not used.
+            ts: the commit timestamp; required on success, ignored on failure.
+
+        Returns:
+            The frame to send. The caller must then send a Transition whose ts is >= ``ts``
+            (``needs_transition`` turns True), even for failures: Rust/Python clients wait for
+            one before resolving a ConvexError.
+
+        Raises:
+            ValueError: a success without ``ts``.
+        """
+        self._transition_owed = True
+        if isinstance(outcome, QuerySuccess):
+            if ts is None:
+                raise ValueError("A successful MutationResponse needs the commit ts")
+            return messages.mutation_response_success(
+                request_id, outcome.value_json, ts, outcome.log_lines
+            )
+        return messages.mutation_response_failure(
+            request_id, outcome.message, outcome.error_data_json, outcome.log_lines
+        )
+
+    def action_response(self, request_id: int, outcome: QueryOutcome) -> bytes:
+        """Encode the ``ActionResponse`` for a finished action (no Transition is required)."""
+        if isinstance(outcome, QuerySuccess):
+            return messages.action_response_success(
+                request_id, outcome.value_json, outcome.log_lines
+            )
+        return messages.action_response_failure(
+            request_id, outcome.message, outcome.error_data_json, outcome.log_lines
+        )
+
+    def auth_error_message(self, error: str, *, attempted: bool | None) -> bytes:
+        """Encode an ``AuthError`` carrying the identity version the client last saw confirmed.
+
+        Args:
+            error: the message shown to the client.
+            attempted: True when an Authenticate was rejected; False when an identity already
+                in force became invalid (e.g. ``TokenExpired``); None omits the field.
+
+        Returns:
+            The frame to send as the last message; then close the socket without a code.
+        """
+        return messages.auth_error(error, self.sent_version.identity, attempted)
+
+    def ping(self) -> bytes:
+        """``{"type":"Ping"}``; send when nothing else went out for 15 s."""
+        return messages.ping()

@@ -1,0 +1,51 @@
+"""Table names and their numbers: ids encode a table's number, so numbers never change.
+
+Numbers are allocated in memory when a table is first written and persisted with the commit that
+first uses them. This module does not store documents.
+"""
+
+from __future__ import annotations
+
+import re
+
+from schema.errors import ValidationError
+
+__all__ = ["FIRST_USER_TABLE_NUMBER", "TableRegistry"]
+
+FIRST_USER_TABLE_NUMBER = 10_001
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+class TableRegistry:
+    def __init__(self, numbers: dict[str, int] | None = None) -> None:
+        self._by_name: dict[str, int] = dict(numbers or {})
+        self._by_number = {n: name for name, n in self._by_name.items()}
+        self._unpersisted: dict[str, int] = {}
+
+    @staticmethod
+    def check_name(name: str) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValidationError(
+                f"Invalid table name {name!r}: table names start with a letter and contain only "
+                "letters, digits and underscores (at most 64 characters)"
+            )
+
+    def number_for(self, name: str) -> int:
+        number = self._by_name.get(name)
+        if number is None:
+            number = max(self._by_number, default=FIRST_USER_TABLE_NUMBER - 1) + 1
+            self._by_name[name] = number
+            self._by_number[number] = name
+            self._unpersisted[name] = number
+        return number
+
+    def name_for(self, number: int) -> str | None:
+        return self._by_number.get(number)
+
+    def unpersisted(self) -> dict[str, int]:
+        """Tables allocated but not yet stored: every commit carries them until one persists."""
+        return dict(self._unpersisted)
+
+    def mark_persisted(self, tables: dict[str, int]) -> None:
+        for name in tables:
+            self._unpersisted.pop(name, None)

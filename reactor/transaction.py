@@ -1,0 +1,516 @@
+"""A transaction: reads at one snapshot timestamp, records its read set, buffers its writes.
+
+Implements ``functions.store.DocumentStore`` for ``ctx.db``: reads see the transaction's own
+writes; every read records the index interval it depended on (CONVEX_SEMANTICS §1.2), a scan
+only up to the last key it consumed. At the end, ``prepare_commit`` turns the writes into the
+written index keys (for OCC and invalidation) and the storage records. Conflict checks and
+timestamps belong to ``reactor.committer``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from functions.store import (
+    UNDEFINED,
+    IndexRange,
+    Order,
+    PaginationOptions,
+    PaginationResult,
+)
+from reactor.cursors import END_OF_RANGE, decode_cursor, encode_cursor
+from reactor.index_keys import (
+    BY_CREATION_TIME,
+    BY_ID,
+    id_key,
+    index_id,
+    index_key,
+    range_interval,
+)
+from reactor.intervals import Interval
+from reactor.reads import ReadSet
+from reactor.storage.base import Commit, DocumentLogEntry, IndexEntry, Persistence, ScanOrder
+from reactor.tables import TableRegistry
+from schema.errors import (
+    DocumentNotFound,
+    ReadOnlyTransactionError,
+    SchemaError,
+    TransactionLimitExceeded,
+    ValidationError,
+)
+from schema.ids import decode_id, encode_id, new_internal_id
+from schema.values import MAX_DOCUMENT_SIZE, check_field_name, check_value, dumps, loads, value_size
+
+__all__ = ["PreparedCommit", "Transaction"]
+
+MAX_READ_ROWS = 32_000
+MAX_READ_INTERVALS = 4_096
+MAX_WRITES = 16_000
+MAX_PAGE_SIZE = 32_000
+_SYSTEM_FIELDS = ("_id", "_creationTime")
+
+
+@dataclass(slots=True)
+class _Write:
+    table: str
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class _ScanState:
+    index_id: str
+    interval: Interval
+    order: Order
+    last_key: bytes | None = None
+    exhausted: bool = False
+
+    def consumed(self) -> Interval | None:
+        if self.exhausted:
+            return self.interval
+        if self.last_key is None:
+            return None
+        if self.order is Order.ASC:
+            return Interval(self.interval.start, self.last_key + b"\x00")
+        return Interval(self.last_key, self.interval.end)
+
+
+@dataclass(slots=True)
+class PreparedCommit:
+    """What the committer needs: the read set, written keys, and the records to persist."""
+
+    begin_ts: int
+    read_set: ReadSet
+    write_keys: dict[str, list[bytes]]
+    build: Callable[[int], Commit]
+    table: str | None
+    document_id: str | None
+    writes: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
+
+
+class Transaction:
+    def __init__(
+        self,
+        persistence: Persistence,
+        ts: int,
+        *,
+        schema: Any,
+        tables: TableRegistry,
+        writable: bool,
+        now_ms: float,
+        journal: str | None = None,
+    ) -> None:
+        self.persistence = persistence
+        self.ts = ts
+        self.schema = schema
+        self.tables = tables
+        self.writable = writable
+        self._reads = ReadSet()
+        self._scans: list[_ScanState] = []
+        self._writes: dict[str, _Write] = {}
+        self._rows_read = 0
+        self._next_creation = now_ms
+        self.journal = journal
+        self.paginated = False
+
+    # -- read set --------------------------------------------------------------------------
+
+    def read_set(self) -> ReadSet:
+        for state in self._scans:
+            interval = state.consumed()
+            if interval is not None:
+                self._reads.add(state.index_id, interval)
+        self._scans = [s for s in self._scans if not s.exhausted]
+        return self._reads
+
+    def _count_read(self) -> None:
+        self._rows_read += 1
+        if self._rows_read > MAX_READ_ROWS:
+            raise TransactionLimitExceeded(
+                f"Too many documents read in a single function execution (limit: {MAX_READ_ROWS})."
+                " Consider using an index or pagination."
+            )
+
+    # -- schema helpers ----------------------------------------------------------------------
+
+    def _index_fields(self, table: str, index: str) -> tuple[str, ...]:
+        if index == BY_CREATION_TIME:
+            return ()
+        if index == BY_ID:
+            raise ValidationError(
+                f"Index {table}.by_id cannot be scanned; use ctx.db.get(id) to read by id"
+            )
+        if self.schema is None or table not in self.schema.tables:
+            raise SchemaError(f"Index {table}.{index} not found.")
+        return tuple(self.schema.index_fields(table, index))
+
+    def _user_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
+        indexes: dict[str, tuple[str, ...]] = {BY_CREATION_TIME: ()}
+        if self.schema is not None and table in self.schema.tables:
+            for name, fields in self.schema.tables[table].indexes.items():
+                indexes[name] = tuple(fields)
+        return indexes
+
+    def table_for_id(self, table: str | None, id: str) -> str | None:
+        try:
+            number = decode_id(id).table_number
+        except ValidationError:
+            return None
+        name = self.tables.name_for(number)
+        if name is None or (table is not None and name != table):
+            return None
+        return name
+
+    def _validate(self, table: str, value: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValidationError(f"Documents must be objects, got {type(value).__name__}")
+        for name in value:
+            check_field_name(name, "$", top_level=True)
+            if isinstance(name, str) and name.startswith("_"):
+                raise ValidationError(
+                    f"Field name {name!r} starts with '_', which is reserved for system fields",
+                    path=f"$.{name}",
+                )
+        if self.schema is not None and getattr(self.schema, "schema_validation", True):
+            if table not in self.schema.tables:
+                raise SchemaError(f"Table {table!r} is not defined in the schema")
+            value = self.schema.validate_document(
+                table, value, resolve_id_table=lambda i: self.table_for_id(None, i)
+            )
+        else:
+            check_value(value)
+        return value
+
+    def _check_size(self, doc: dict[str, Any]) -> None:
+        size = value_size(doc)
+        if size > MAX_DOCUMENT_SIZE:
+            raise ValidationError(
+                f"Document is too large ({size} bytes; the limit is {MAX_DOCUMENT_SIZE} bytes)"
+            )
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, id: str) -> dict[str, Any] | None:
+        if not isinstance(id, str):
+            raise ValidationError(f"db.get expects an id string, got {type(id).__name__}")
+        table = self.table_for_id(None, id)
+        if table is None:
+            try:
+                decode_id(id)
+            except ValidationError:
+                raise ValidationError(f"Invalid argument `id` for `db.get`: {id!r} is not an ID") from None
+            return None
+        self._reads.add_point(index_id(table, BY_ID), id_key(id))
+        write = self._writes.get(id)
+        if write is not None:
+            return None if write.new is None else dict(write.new)
+        self._count_read()
+        found = self.persistence.get_document(id, self.ts)
+        return None if found is None else loads(found[1])
+
+    def _overlay(
+        self, table: str, iid: str, fields: tuple[str, ...], interval: Interval, order: Order
+    ) -> tuple[list[tuple[bytes, dict[str, Any]]], set[str]]:
+        touched: set[str] = set()
+        items: list[tuple[bytes, dict[str, Any]]] = []
+        for doc_id, write in self._writes.items():
+            if write.table != table:
+                continue
+            touched.add(doc_id)
+            if write.new is not None:
+                key = index_key(write.new, fields)
+                if interval.contains(key):
+                    items.append((key, write.new))
+        items.sort(key=lambda item: item[0], reverse=order is Order.DESC)
+        return items, touched
+
+    async def scan(
+        self, table: str, index: str, range: IndexRange, order: Order
+    ) -> AsyncIterator[dict[str, Any]]:
+        fields = self._index_fields(table, index)
+        interval = range_interval(range, fields + ("_creationTime",), index=f"{table}.{index}")
+        async for key, doc in self._scan_interval(table, index, fields, interval, order):
+            yield doc
+            del key
+
+    async def _scan_interval(
+        self,
+        table: str,
+        index: str,
+        fields: tuple[str, ...],
+        interval: Interval,
+        order: Order,
+        state: _ScanState | None = None,
+    ) -> AsyncIterator[tuple[bytes, dict[str, Any]]]:
+        iid = index_id(table, index)
+        if state is None:
+            state = _ScanState(iid, interval, order)
+            self._scans.append(state)
+        if len(self._scans) + self._reads.interval_count() > MAX_READ_INTERVALS:
+            raise TransactionLimitExceeded(
+                f"Too many index ranges read in a single function execution "
+                f"(limit: {MAX_READ_INTERVALS})."
+            )
+        overlay, touched = self._overlay(table, iid, fields, interval, order)
+        storage_order = ScanOrder.ASC if order is Order.ASC else ScanOrder.DESC
+        lo, hi = interval.start, interval.end
+        batch = 32
+        rows: list[Any] = []
+        position = 0
+        storage_done = False
+        o_pos = 0
+        asc = order is Order.ASC
+        while True:
+            if position >= len(rows) and not storage_done:
+                rows = self.persistence.scan(iid, lo, hi, self.ts, storage_order, batch)
+                position = 0
+                if len(rows) < batch:
+                    storage_done = True
+                if rows:
+                    last = rows[-1].key
+                    if asc:
+                        lo = last + b"\x00"
+                    else:
+                        hi = last
+                batch = min(batch * 4, 1024)
+            row = rows[position] if position < len(rows) else None
+            if row is not None and row.document_id in touched:
+                position += 1
+                continue
+            item = overlay[o_pos] if o_pos < len(overlay) else None
+            if row is None and item is None:
+                state.exhausted = True
+                return
+            take_overlay = item is not None and (
+                row is None or (item[0] < row.key if asc else item[0] > row.key)
+            )
+            if take_overlay:
+                assert item is not None
+                o_pos += 1
+                key, doc = item[0], dict(item[1])
+            else:
+                assert row is not None
+                position += 1
+                self._count_read()
+                key, doc = row.key, loads(row.value)
+            state.last_key = key
+            yield key, doc
+
+    async def paginate(
+        self,
+        table: str,
+        index: str,
+        range: IndexRange,
+        order: Order,
+        predicate: Callable[[dict[str, Any]], bool] | None,
+        options: PaginationOptions,
+    ) -> PaginationResult:
+        """One page of a query. A page's end is pinned by ``endCursor`` or the journal of an
+        earlier run, so a re-run covers exactly ``(cursor, end]`` and pages never leave gaps."""
+        if self.paginated:
+            raise ValidationError(
+                "This function ran more than one paginated query; "
+                "only a single paginate() call is supported in each function"
+            )
+        self.paginated = True
+        num_items = options.num_items
+        if isinstance(num_items, bool) or not isinstance(num_items, (int, float)) or not (
+            0 <= num_items <= MAX_PAGE_SIZE
+        ):
+            raise ValidationError(
+                f"paginate: numItems must be a number from 0 to {MAX_PAGE_SIZE}, got {num_items!r}"
+            )
+        fields = self._index_fields(table, index)
+        full = range_interval(range, fields + ("_creationTime",), index=f"{table}.{index}")
+        fingerprint = f"{table}.{index}:{order.value}"
+        asc = order is Order.ASC
+        start = decode_cursor(options.cursor, fingerprint) if options.cursor else None
+        end_text = options.end_cursor or self.journal
+        end = decode_cursor(end_text, fingerprint) if end_text else None
+        if start is END_OF_RANGE:
+            return PaginationResult([], True, encode_cursor(END_OF_RANGE, fingerprint))
+        lo, hi = full.start, full.end
+        if isinstance(start, bytes):
+            if asc:
+                lo = max(lo, start + b"\x00")
+            else:
+                hi = start if hi is None else min(hi, start)
+        if isinstance(end, bytes):
+            if asc:
+                hi = end + b"\x00" if hi is None else min(hi, end + b"\x00")
+            else:
+                lo = max(lo, end)
+        if hi is not None and hi < lo:
+            hi = lo
+        interval = Interval(lo, hi)
+        state = _ScanState(index_id(table, index), interval, order)
+        self._scans.append(state)
+        page: list[dict[str, Any]] = []
+        rows = 0
+        last_key: bytes | None = None
+        limit_rows = options.maximum_rows_read
+        gen = self._scan_interval(table, index, fields, interval, order, state)
+        try:
+            async for key, doc in gen:
+                rows += 1
+                last_key = key
+                if predicate is None or predicate(doc):
+                    page.append(doc)
+                if end is None and len(page) >= num_items:
+                    break
+                if limit_rows is not None and rows >= limit_rows:
+                    break
+        finally:
+            await gen.aclose()
+        if end is not None:
+            if not state.exhausted:
+                # The pinned page outgrew the row limit: return what fits and ask for a split.
+                assert last_key is not None
+                split = encode_cursor(last_key, fingerprint)
+                return PaginationResult(
+                    page, False, split, split_cursor=split, page_status="SplitRequired"
+                )
+            assert end_text is not None
+            return PaginationResult(page, end is END_OF_RANGE, end_text)
+        if state.exhausted:
+            self.journal = encode_cursor(END_OF_RANGE, fingerprint)
+            return PaginationResult(page, True, self.journal)
+        assert last_key is not None
+        self.journal = encode_cursor(last_key, fingerprint)
+        return PaginationResult(page, False, self.journal)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _require_writable(self, op: str) -> None:
+        if not self.writable:
+            raise ReadOnlyTransactionError(
+                f"db.{op} is not allowed in a query: queries are read-only"
+            )
+        if len(self._writes) >= MAX_WRITES:
+            raise TransactionLimitExceeded(
+                f"Too many writes in a single function execution (limit: {MAX_WRITES})."
+            )
+
+    def _creation_time(self) -> float:
+        value = self._next_creation
+        self._next_creation = math.nextafter(value, math.inf)
+        return value
+
+    async def insert(self, table: str, value: dict[str, Any]) -> str:
+        self._require_writable("insert")
+        self.tables.check_name(table)
+        value = self._validate(table, value)
+        number = self.tables.number_for(table)
+        doc_id = encode_id(number, new_internal_id())
+        doc = {"_id": doc_id, "_creationTime": self._creation_time(), **value}
+        self._check_size(doc)
+        self._writes[doc_id] = _Write(table, None, doc)
+        return doc_id
+
+    async def _existing(self, id: str, op: str) -> tuple[str, dict[str, Any]]:
+        if not isinstance(id, str):
+            raise ValidationError(f"db.{op} expects an id string, got {type(id).__name__}")
+        table = self.table_for_id(None, id)
+        current = await self.get(id) if table is not None else None
+        if table is None or current is None:
+            raise DocumentNotFound(f"{op.capitalize()} on nonexistent document ID {id}")
+        return table, current
+
+    def _record(self, table: str, id: str, old: dict[str, Any], new: dict[str, Any] | None) -> None:
+        previous = self._writes.get(id)
+        if previous is not None:
+            previous.new = new
+        else:
+            self._writes[id] = _Write(table, old, new)
+
+    async def patch(self, id: str, fields: dict[str, Any]) -> None:
+        self._require_writable("patch")
+        table, current = await self._existing(id, "patch")
+        if not isinstance(fields, dict):
+            raise ValidationError(f"db.patch expects an object of fields, got {type(fields).__name__}")
+        merged = {k: v for k, v in current.items() if k not in _SYSTEM_FIELDS}
+        for name, value in fields.items():
+            if name in _SYSTEM_FIELDS:
+                if value is not UNDEFINED and value != current[name]:
+                    raise ValidationError(f"System field {name!r} cannot be changed by patch")
+                continue
+            if value is UNDEFINED:
+                merged.pop(name, None)
+            else:
+                merged[name] = value
+        merged = self._validate(table, merged)
+        doc = {"_id": current["_id"], "_creationTime": current["_creationTime"], **merged}
+        self._check_size(doc)
+        self._record(table, id, current, doc)
+
+    async def replace(self, id: str, value: dict[str, Any]) -> None:
+        self._require_writable("replace")
+        table, current = await self._existing(id, "replace")
+        if not isinstance(value, dict):
+            raise ValidationError(f"db.replace expects an object, got {type(value).__name__}")
+        user = {}
+        for name, item in value.items():
+            if name in _SYSTEM_FIELDS:
+                if item != current[name]:
+                    raise ValidationError(f"System field {name!r} cannot be changed by replace")
+                continue
+            if item is not UNDEFINED:
+                user[name] = item
+        user = self._validate(table, user)
+        doc = {"_id": current["_id"], "_creationTime": current["_creationTime"], **user}
+        self._check_size(doc)
+        self._record(table, id, current, doc)
+
+    async def delete(self, id: str) -> None:
+        self._require_writable("delete")
+        table, current = await self._existing(id, "delete")
+        self._record(table, id, current, None)
+
+    # -- commit ------------------------------------------------------------------------------
+
+    @property
+    def has_writes(self) -> bool:
+        return bool(self._writes)
+
+    def prepare_commit(self) -> PreparedCommit:
+        """Written keys (old and new, every index) plus a builder of the storage records."""
+        write_keys: dict[str, list[bytes]] = {}
+        documents: list[DocumentLogEntry] = []
+        entries: list[IndexEntry] = []
+        first_table: str | None = None
+        first_id: str | None = None
+        summary: list[tuple[str, str, dict[str, Any] | None]] = []
+        for doc_id, write in self._writes.items():
+            if write.old is None and write.new is None:
+                continue  # inserted and deleted in the same transaction
+            table = write.table
+            first_table = first_table or table
+            first_id = first_id or doc_id
+            encoded = None if write.new is None else dumps(write.new)
+            documents.append(DocumentLogEntry(doc_id, table, encoded, None))
+            summary.append((table, doc_id, write.new))
+            write_keys.setdefault(index_id(table, BY_ID), []).append(id_key(doc_id))
+            for name, fields in self._user_indexes(table).items():
+                iid = index_id(table, name)
+                keys = write_keys.setdefault(iid, [])
+                old_key = None if write.old is None else index_key(write.old, fields)
+                new_key = None if write.new is None else index_key(write.new, fields)
+                if old_key is not None:
+                    keys.append(old_key)
+                    if old_key != new_key:
+                        entries.append(IndexEntry(iid, old_key, doc_id, None))
+                if new_key is not None:
+                    if new_key != old_key:
+                        keys.append(new_key)
+                    entries.append(IndexEntry(iid, new_key, doc_id, encoded))
+        new_tables = self.tables.unpersisted()
+
+        def build(ts: int) -> Commit:
+            return Commit(ts, documents, entries, new_tables)
+
+        return PreparedCommit(
+            self.ts, self.read_set(), write_keys, build, first_table, first_id, summary
+        )
