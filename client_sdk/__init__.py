@@ -1,0 +1,33 @@
+"""Reactor's Python client SDK: live queries over the Convex sync protocol, plus HTTP calls.
+
+Exports the websocket clients (:class:`AsyncReactorClient`, and :class:`ReactorClient`, its
+blocking facade), their subscription iterators, the HTTP clients, ``Int64`` for int64 arguments,
+and the errors callers catch. It depends only on ``schema`` and third-party libraries, never on
+the server packages ``reactor`` or ``functions``.
+"""
+
+from __future__ import annotations
+
+from client_sdk.client import (
+    AsyncReactorClient,
+    QuerySubscription,
+    ReactorClient,
+    SyncQuerySubscription,
+)
+from client_sdk.errors import ConnectionLost, FunctionFailed, HttpError, ProtocolMismatch
+from client_sdk.http import AsyncHttpReactorClient, HttpReactorClient
+from schema.values import Int64
+
+__all__ = [
+    "AsyncHttpReactorClient",
+    "AsyncReactorClient",
+    "ConnectionLost",
+    "FunctionFailed",
+    "HttpError",
+    "HttpReactorClient",
+    "Int64",
+    "ProtocolMismatch",
+    "QuerySubscription",
+    "ReactorClient",
+    "SyncQuerySubscription",
+]

@@ -33,8 +33,13 @@ class Backoff:
     Pure: time is never read here, and ``rand`` (``random.random`` by default) is injectable.
     """
 
-    def __init__(self, *, initial_s: float = 0.1, max_s: float = 16.0,
-                 rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        *,
+        initial_s: float = 0.1,
+        max_s: float = 16.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         if initial_s <= 0 or max_s < initial_s:
             raise ValueError("Backoff needs 0 < initial_s <= max_s")
         self.initial_s = initial_s
@@ -49,7 +54,7 @@ class Backoff:
     def next_delay(self) -> float:
         """The delay before the next attempt; each call doubles the base until the cap."""
         # Cap the exponent too, so a long outage never overflows the float.
-        base = min(self.max_s, self.initial_s * 2 ** min(self._retries, 62))
+        base: float = min(self.max_s, self.initial_s * 2.0 ** min(self._retries, 62))
         self._retries += 1
         return base + base * (self._rand() - 0.5)
 
@@ -108,8 +113,9 @@ class Connection:
     def start(self) -> None:
         """Start the background task (in the running event loop)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                               name="reactor-client-connection")
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="reactor-client-connection"
+            )
 
     def flush(self) -> None:
         """Wake the writer: the protocol may have queued messages."""
@@ -137,8 +143,9 @@ class Connection:
             if self._closing.is_set():
                 return
             delay = self._backoff.next_delay()
-            logger.info("Sync socket to %s lost (%s); reconnecting in %.2f s",
-                        self.ws_url, reason, delay)
+            logger.info(
+                "Sync socket to %s lost (%s); reconnecting in %.2f s", self.ws_url, reason, delay
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), delay)
 
@@ -166,10 +173,10 @@ class Connection:
             done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
             if reader in done:
                 return reader.result()
-            exc = writer.exception()
-            if isinstance(exc, ConnectionClosed):
-                return close_reason(exc)
-            raise RuntimeError("sync writer stopped") from exc
+            failure = writer.exception()
+            if isinstance(failure, ConnectionClosed):
+                return close_reason(failure)
+            raise RuntimeError("sync writer stopped") from failure
         finally:
             self._ws = None
             reader.cancel()

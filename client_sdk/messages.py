@@ -17,13 +17,14 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from collections.abc import Callable, Mapping
 from typing import Any, NewType, TypeAlias
 
 import msgspec
 
 from client_sdk.errors import FunctionFailed, ProtocolMismatch
 from schema.errors import ValidationError
-from schema.values import JsonValue, Value, json_to_convex
+from schema.values import JsonValue, Value, convex_to_json, json_to_convex
 
 __all__ = [
     "INITIAL_VERSION",
@@ -55,6 +56,7 @@ __all__ = [
     "TransitionChunk",
     "UnknownMessage",
     "decode_ts",
+    "encode_args",
     "encode_client_message",
     "encode_ts",
     "parse_server_message",
@@ -99,8 +101,9 @@ def decode_ts(text: Any) -> Timestamp:
 # --------------------------------------------------------------------------------------------
 
 
-class Connect(msgspec.Struct, frozen=True, tag=True, tag_field="type", rename="camel",
-              omit_defaults=True):
+class Connect(
+    msgspec.Struct, frozen=True, tag=True, tag_field="type", rename="camel", omit_defaults=True
+):
     """First message on every socket; ``max_observed_timestamp`` is omitted until one is seen."""
 
     session_id: str
@@ -144,8 +147,9 @@ class Action(msgspec.Struct, frozen=True, tag=True, tag_field="type", rename="ca
     args: tuple[JsonValue, ...]
 
 
-class Authenticate(msgspec.Struct, frozen=True, tag=True, tag_field="type", rename="camel",
-                   omit_defaults=True):
+class Authenticate(
+    msgspec.Struct, frozen=True, tag=True, tag_field="type", rename="camel", omit_defaults=True
+):
     """``token_type`` is ``"User"``, ``"Admin"`` or ``"None"`` (log out, no ``value``)."""
 
     token_type: str
@@ -156,6 +160,23 @@ class Authenticate(msgspec.Struct, frozen=True, tag=True, tag_field="type", rena
 ClientMessage: TypeAlias = Connect | ModifyQuerySet | Mutation | Action | Authenticate
 
 _encoder = msgspec.json.Encoder()
+
+
+def encode_args(path: str, args: Mapping[str, Value] | None) -> JsonValue:
+    """Check a function path and encode its argument object as convex JSON.
+
+    Raises:
+        TypeError: ``path`` is not a non-empty string or ``args`` is not a mapping.
+        schema.errors.ValidationError: an argument is not a Convex value (e.g. an ``int``
+            beyond ±2**53; use ``Int64``).
+    """
+    if not isinstance(path, str) or not path:
+        raise TypeError(f"Function path must be a non-empty string, got {path!r}")
+    if args is None:
+        return {}
+    if not isinstance(args, Mapping):
+        raise TypeError(f"args must be a dict of argument values, got {type(args).__name__}")
+    return convex_to_json(args)
 
 
 def encode_client_message(message: ClientMessage) -> str:
@@ -322,8 +343,13 @@ def parse_server_message(data: str | bytes) -> ServerMessage:
     return parser(obj)
 
 
-def _get(obj: dict[str, Any], key: str, kinds: type | tuple[type, ...], where: str,
-         default: Any = _MISSING) -> Any:
+def _get(
+    obj: dict[str, Any],
+    key: str,
+    kinds: type | tuple[type, ...],
+    where: str,
+    default: Any = _MISSING,
+) -> Any:
     value = obj.get(key, _MISSING)
     if value is _MISSING or (value is None and default is not _MISSING):
         if default is _MISSING:
@@ -356,8 +382,11 @@ def _log_lines(obj: dict[str, Any], where: str) -> tuple[str, ...]:
 def _state_version(obj: dict[str, Any], key: str) -> StateVersion:
     raw = _get(obj, key, dict, "Transition")
     where = f"Transition.{key}"
-    return StateVersion(_u32(raw, "querySet", where), _u32(raw, "identity", where),
-                        decode_ts(_get(raw, "ts", str, where)))
+    return StateVersion(
+        _u32(raw, "querySet", where),
+        _u32(raw, "identity", where),
+        decode_ts(_get(raw, "ts", str, where)),
+    )
 
 
 def _modification(obj: Any) -> StateModification:
@@ -413,14 +442,18 @@ def _parse_mutation_response(obj: dict[str, Any]) -> MutationResponse:
     where = "MutationResponse"
     result = _response_result(obj, where)
     ts = decode_ts(_get(obj, "ts", str, where)) if result.success else None
-    return MutationResponse(RequestId(_u32(obj, "requestId", where)), result, ts,
-                            _log_lines(obj, where))
+    return MutationResponse(
+        RequestId(_u32(obj, "requestId", where)), result, ts, _log_lines(obj, where)
+    )
 
 
 def _parse_action_response(obj: dict[str, Any]) -> ActionResponse:
     where = "ActionResponse"
-    return ActionResponse(RequestId(_u32(obj, "requestId", where)), _response_result(obj, where),
-                          _log_lines(obj, where))
+    return ActionResponse(
+        RequestId(_u32(obj, "requestId", where)),
+        _response_result(obj, where),
+        _log_lines(obj, where),
+    )
 
 
 def _parse_auth_error(obj: dict[str, Any]) -> AuthError:
@@ -450,7 +483,7 @@ def _parse_transition_chunk(obj: dict[str, Any]) -> TransitionChunk:
     )
 
 
-_PARSERS: dict[str, Any] = {
+_PARSERS: dict[str, Callable[[dict[str, Any]], ServerMessage]] = {
     "Transition": _parse_transition,
     "MutationResponse": _parse_mutation_response,
     "ActionResponse": _parse_action_response,

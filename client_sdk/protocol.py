@@ -200,8 +200,15 @@ class ClientProtocol:
         self._transitions_on_socket = 0
         self._reset_chunks()
         max_ts = None if self._max_observed_ts is None else encode_ts(self._max_observed_ts)
-        self._send(Connect(self.session_id, self._connection_count, self._last_close_reason,
-                           max_ts, client_ts_ms))
+        self._send(
+            Connect(
+                self.session_id,
+                self._connection_count,
+                self._last_close_reason,
+                max_ts,
+                client_ts_ms,
+            )
+        )
         self._connection_count += 1
         auth, query_set = self._local.restart()
         if auth is not None:

@@ -98,8 +98,11 @@ class RequestManager:
             return None
         is_mutation = isinstance(request.message, Mutation)
         if is_mutation != isinstance(response, MutationResponse):
-            logger.warning("Ignoring %s for request %d, which is not one",
-                           type(response).__name__, response.request_id)
+            logger.warning(
+                "Ignoring %s for request %d, which is not one",
+                type(response).__name__,
+                response.request_id,
+            )
             return None
         if isinstance(response, MutationResponse) and response.result.success:
             request.status = RequestStatus.COMPLETED

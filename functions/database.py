@@ -144,9 +144,7 @@ class QueryStream:
 
     __slots__ = ("_predicate", "_source")
 
-    def __init__(
-        self, source: AsyncIterator[dict[str, Any]], predicate: Predicate | None
-    ) -> None:
+    def __init__(self, source: AsyncIterator[dict[str, Any]], predicate: Predicate | None) -> None:
         self._source = source
         self._predicate = predicate
 
@@ -193,7 +191,7 @@ class Query:
         self._filters = filters
 
     def _derive(self, **changes: Any) -> Query:
-        state = {
+        state: dict[str, Any] = {
             "index": self._index,
             "range": self._range,
             "order": self._order,
@@ -347,7 +345,7 @@ QueryInitializer = Query
 
 
 def _integer_option(options: Mapping[str, Any], key: str, *, required: bool) -> int | None:
-    value = options.get(key)
+    value: Any = options.get(key)
     if value is None and not required:
         return None
     # JS numbers arrive as floats: accept 10.0, reject 10.5, NaN, infinities and booleans.
@@ -387,8 +385,7 @@ def _pagination_options(options: Any) -> PaginationOptions:
     for key in ("cursor", "endCursor"):
         if options.get(key) is not None and not isinstance(options[key], str):
             raise ValidationError(
-                f"Invalid pagination options: {key} must be a string or null, got "
-                f"{options[key]!r}"
+                f"Invalid pagination options: {key} must be a string or null, got {options[key]!r}"
             )
     return PaginationOptions(
         num_items=num_items,

@@ -62,6 +62,10 @@ class FunctionSpec:
     ``await tasks.add.invoke(ctx, {"text": "x"})``.
     """
 
+    # Copied from the handler by functools.update_wrapper.
+    __name__: str
+    __qualname__: str
+
     def __init__(
         self,
         handler: Handler,
@@ -79,6 +83,7 @@ class FunctionSpec:
         self.returns = returns
         self.name = name
         self.path: str | None = None
+        self.__name__ = self.__qualname__ = getattr(handler, "__name__", type(handler).__name__)
         functools.update_wrapper(self, handler)  # __name__, __doc__, __module__, __wrapped__
 
     @property
@@ -298,8 +303,6 @@ def http_action(
 
     def build(function: Handler) -> FunctionSpec:
         _check_handler(function, "http_action")
-        return FunctionSpec(
-            function, kind=FunctionKind.HTTP_ACTION, visibility=Visibility.PUBLIC
-        )
+        return FunctionSpec(function, kind=FunctionKind.HTTP_ACTION, visibility=Visibility.PUBLIC)
 
     return build if handler is None else build(handler)

@@ -320,9 +320,9 @@ class FilterBuilder:
 
 
 # Convex spells these ``q.and``/``q.or``/``q.not``; reachable as getattr(q, "and").
-setattr(FilterBuilder, "and", FilterBuilder.and_)  # noqa: B010
-setattr(FilterBuilder, "or", FilterBuilder.or_)  # noqa: B010
-setattr(FilterBuilder, "not", FilterBuilder.not_)  # noqa: B010
+setattr(FilterBuilder, "and", FilterBuilder.and_)
+setattr(FilterBuilder, "or", FilterBuilder.or_)
+setattr(FilterBuilder, "not", FilterBuilder.not_)
 
 filter_builder = FilterBuilder()
 

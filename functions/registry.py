@@ -11,7 +11,13 @@ from collections.abc import Iterator
 
 from functions.decorators import FunctionKind, FunctionSpec
 from functions.errors import FunctionDefinitionError
-from functions.paths import FunctionPath, canonicalize, check_function_name, join_path
+from functions.paths import (
+    FunctionPath,
+    canonicalize,
+    function_name_problem,
+    join_path,
+    module_path_problem,
+)
 from schema.errors import FunctionNotFound
 
 __all__ = ["Registry"]
@@ -61,8 +67,16 @@ class Registry:
     def add_export(
         self, module: str, attribute: str, spec: FunctionSpec, *, origin: str | None = None
     ) -> FunctionSpec:
-        """File a module attribute: the path is ``module:<spec.name or attribute>``."""
-        name = check_function_name(spec.name if spec.name is not None else attribute)
+        """File a module attribute: the path is ``module:<spec.name or attribute>``.
+
+        Raises:
+            FunctionDefinitionError: an invalid module path or export name, or a duplicate.
+        """
+        name = spec.name if spec.name is not None else attribute
+        problem = function_name_problem(name) or module_path_problem(module)
+        if problem is not None:
+            where = f" ({origin})" if origin else ""
+            raise FunctionDefinitionError(f"Cannot export {module}:{name}{where}: {problem}")
         return self.add(join_path(module, name), spec, origin=origin)
 
     def get(self, path: str) -> FunctionSpec | None:

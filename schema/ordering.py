@@ -10,7 +10,7 @@ Layout, one tag byte then a payload:
 =========  ==================================================================================
 ``0x01``   undefined
 ``0x03``   null
-``0x04``   int64 < -2**32 (8-byte one's-complement payload); ``0x05``/``0x06``/``0x07``: 4/2/1
+``0x04``   int64 <= -2**32 (8-byte one's-complement payload); ``0x05``/``0x06``/``0x07``: 4/2/1
            bytes for smaller magnitudes; ``0x08`` zero (no payload); ``0x09``/``0x0A``/``0x0B``/
            ``0x0C``: positive, 1/2/4/8 big-endian bytes. Wider magnitude means a tag further
            from ``0x08``, so tags alone order values of different widths.
@@ -147,6 +147,7 @@ def encode_value(value: Any, /) -> bytes:
     Raises:
         TypeError: the value (or a nested one) is not a Convex value, or an object key is not
             a string.
+        ValueError: a string holds a lone surrogate (``UnicodeEncodeError``).
         OverflowError: a plain ``int`` too large for a float64.
     """
     kind = type(value)
@@ -186,7 +187,11 @@ def encode_value(value: Any, /) -> bytes:
 
 def _encode_object(value: Mapping[Any, Any]) -> bytes:
     parts = [b"\x15"]
-    for key in sorted(value):  # str order is code point order, which is UTF-8 byte order
+    try:
+        keys = sorted(value)  # str order is code point order, which is UTF-8 byte order
+    except TypeError:
+        keys = list(value)  # mixed key types: the loop reports the first non-string
+    for key in keys:
         if type(key) is not str and not isinstance(key, str):
             raise TypeError(f"Object keys must be strings, got {type(key).__name__}")
         item = value[key]
@@ -200,8 +205,6 @@ def _encode_object(value: Mapping[Any, Any]) -> bytes:
 
 def _encode_other(value: Any) -> bytes:
     """Subclasses and look-alikes of the exact types ``encode_value`` handles inline."""
-    if isinstance(value, bool):
-        return _ENC_TRUE if value else _ENC_FALSE
     if isinstance(value, Int64):
         return _encode_int64(value)
     if isinstance(value, (int, float)):
@@ -361,8 +364,7 @@ def _rank(value: Any) -> int:
     rank = _RANKS.get(type(value))
     if rank is not None:
         return rank
-    if isinstance(value, bool):
-        return 4
+    # ``bool`` cannot be subclassed, so every remaining value is a subclass or a look-alike.
     if isinstance(value, Int64):
         return 2
     if isinstance(value, (int, float)):

@@ -171,7 +171,8 @@ class TestIntervalMap:
         index: IntervalMap[int] = IntervalMap()
         model: Counter[tuple[Interval, int]] = Counter()
         for _ in range(data.draw(st.integers(0, 40), label="steps")):
-            if model and data.draw(st.booleans(), label="remove?"):
+            remove = data.draw(st.booleans(), label="remove?")
+            if model and remove:
                 pair = data.draw(st.sampled_from(list(model)), label="pair")
                 index.remove(*pair)
                 model[pair] -= 1

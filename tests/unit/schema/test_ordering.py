@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import copy
+import enum
 import functools
 import math
 import pickle
 import struct
+import types
 from typing import Any
 
 import pytest
@@ -64,7 +67,7 @@ def _rank(v: Any) -> int:
 
 
 def _cmp(a: Any, b: Any) -> int:
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 def _cmp_seq(xs: list[Any], ys: list[Any]) -> int:
@@ -467,6 +470,28 @@ class TestValues:
         assert compare_values((1,), [1.0]) == 0
         assert compare_values(Text("b"), "a") == 1
 
+    def test_subclasses_of_numbers_and_containers(self) -> None:
+        class Big(Int64):
+            pass
+
+        class Level(enum.IntEnum):
+            HIGH = 3
+
+        class Items(list):  # type: ignore[type-arg]
+            pass
+
+        ordered = collections.OrderedDict([("b", 1), ("a", 2)])
+        assert encode_value(Big(5)) == encode_value(Int64(5))
+        assert encode_value(Level.HIGH) == encode_value(3.0)
+        assert encode_value(Items([1])) == encode_value([1])
+        assert encode_value(ordered) == encode_value({"a": 2, "b": 1})
+        assert encode_value(types.MappingProxyType({"a": 1})) == encode_value({"a": 1})
+        assert compare_values(Big(5), Int64(6)) == -1
+        assert compare_values(Level.HIGH, 3.0) == 0
+        assert compare_values(memoryview(b"a"), b"a") == 0
+        assert compare_values(Items([1]), [Int64(1)]) == 1
+        assert compare_values(types.MappingProxyType({"a": 1}), ordered) == -1
+
     @pytest.mark.parametrize("bad", [{1, 2}, object(), 1j, [object()]])
     def test_non_values_are_rejected(self, bad: Any) -> None:
         with pytest.raises(TypeError, match="is not a Convex value"):
@@ -479,6 +504,8 @@ class TestValues:
     def test_non_string_keys_are_rejected(self) -> None:
         with pytest.raises(TypeError, match="Object keys must be strings"):
             encode_value({1: "x"})
+        with pytest.raises(TypeError, match="Object keys must be strings, got int"):
+            encode_value({"a": 1, 2: "x"})
         with pytest.raises(TypeError, match="is not a Convex value"):
             compare_values(object(), object())
 

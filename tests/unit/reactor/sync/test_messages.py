@@ -88,6 +88,13 @@ class TestTimestamps:
     def test_decode_rejects_non_string(self) -> None:
         with pytest.raises(InvalidMessage, match="expected a base64 string, got number"):
             decode_ts(0)  # type: ignore[arg-type]
+        with pytest.raises(InvalidMessage, match="expected a base64 string, got bytes"):
+            decode_ts(b"AAAAAAAAAAA=")  # type: ignore[arg-type]
+
+    def test_encode_rejects_bool_even_after_caching_one(self) -> None:
+        assert encode_ts(1) == "AQAAAAAAAAA="
+        with pytest.raises(ValueError, match="u64 range"):
+            encode_ts(True)
 
 
 # ---- client messages ----------------------------------------------------------------------

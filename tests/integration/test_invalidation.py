@@ -1,0 +1,194 @@
+"""Precise invalidation: a write re-runs exactly the live queries whose read ranges it touched."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reactor.testing import call, running_services, write_app
+from schema.values import loads
+
+pytestmark = pytest.mark.anyio
+
+APP = {
+    "schema.py": """
+        from schema import define_schema, define_table, v
+        schema = define_schema({
+            "tasks": define_table({"owner": v.string(), "n": v.float64()}).index("by_owner", ["owner", "n"]),
+            "other": define_table({"x": v.float64()}),
+        })
+    """,
+    "tasks.py": """
+        from functions import mutation, query
+        from schema import v
+
+        @query(args={"owner": v.string()})
+        async def mine(ctx, owner):
+            q = ctx.db.query("tasks").with_index("by_owner", lambda r: r.eq("owner", owner))
+            return [t["n"] for t in await q.collect()]
+
+        @query(args={"owner": v.string(), "lo": v.float64(), "hi": v.float64()})
+        async def between(ctx, owner, lo, hi):
+            q = ctx.db.query("tasks").with_index(
+                "by_owner", lambda r: r.eq("owner", owner).gt("n", lo).lt("n", hi))
+            return [t["n"] for t in await q.collect()]
+
+        @query(args={"owner": v.string(), "k": v.float64()})
+        async def first_k(ctx, owner, k):
+            q = ctx.db.query("tasks").with_index("by_owner", lambda r: r.eq("owner", owner))
+            return [t["n"] for t in await q.take(int(k))]
+
+        @query
+        async def count(ctx):
+            return len(await ctx.db.query("tasks").collect())
+
+        @mutation(args={"owner": v.string(), "n": v.float64()})
+        async def add(ctx, owner, n):
+            return await ctx.db.insert("tasks", {"owner": owner, "n": n})
+
+        @mutation(args={"id": v.id("tasks"), "n": v.float64()})
+        async def move(ctx, id, n):
+            await ctx.db.patch(id, {"n": n})
+
+        @mutation
+        async def unrelated(ctx):
+            await ctx.db.insert("other", {"x": 1.0})
+    """,
+}
+
+
+class Sink:
+    """A session as live queries see it: it records every snapshot delivered."""
+
+    def __init__(self) -> None:
+        self.snapshots: list[tuple[int, dict[int, object]]] = []
+        self.event = asyncio.Event()
+
+    def deliver(self, ts, outcomes):
+        self.snapshots.append((ts, dict(outcomes)))
+        self.event.set()
+
+    def value(self, query_id):
+        for _, outcomes in reversed(self.snapshots):
+            if query_id in outcomes:
+                return loads(outcomes[query_id].value_json)
+        raise KeyError(query_id)
+
+
+@pytest.fixture
+async def services(tmp_path):
+    app = write_app(tmp_path / "app", APP)
+    async with running_services(app, tmp_path / "data") as s:
+        yield s
+
+
+async def settle(services):
+    """Wait until the live-query loop has nothing left to do."""
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        live = services.live
+        if not live._dirty and not live._pending:
+            await asyncio.sleep(0.005)
+            if not live._dirty and not live._pending:
+                return
+    raise AssertionError("live queries never settled")
+
+
+def subscribe(services, sink, query_id, path, args):
+    spec = services.registry.resolve(path)
+    services.live.add(sink, query_id, spec, args)
+
+
+async def test_one_write_among_a_thousand_owners_reruns_exactly_one_query(services):
+    sinks = [Sink() for _ in range(1000)]
+    for i, sink in enumerate(sinks):
+        subscribe(services, sink, 0, "tasks:mine", {"owner": f"owner{i}"})
+    await settle(services)
+    assert len(services.live) == 1000
+    before = services.live.reruns
+    await call(services, "tasks:add", {"owner": "owner500", "n": 1})
+    await settle(services)
+    assert services.live.reruns - before == 1
+    assert sinks[500].value(0) == [1.0]
+    assert len(sinks[499].snapshots) == 1  # only the initial result
+
+    before = services.live.reruns
+    await call(services, "tasks:unrelated")
+    await settle(services)
+    assert services.live.reruns == before
+
+
+async def test_identical_queries_share_one_run(services):
+    sinks = [Sink() for _ in range(50)]
+    for sink in sinks:
+        subscribe(services, sink, 7, "tasks:mine", {"owner": "shared"})
+    await settle(services)
+    assert len(services.live) == 1
+    before = services.live.reruns
+    await call(services, "tasks:add", {"owner": "shared", "n": 3})
+    await settle(services)
+    assert services.live.reruns - before == 1
+    assert all(sink.value(7) == [3.0] for sink in sinks)
+
+
+async def test_phantom_insert_inside_a_scanned_range_invalidates(services):
+    sink = Sink()
+    subscribe(services, sink, 1, "tasks:between", {"owner": "a", "lo": 10, "hi": 20})
+    await settle(services)
+    assert sink.value(1) == []
+    before = services.live.reruns
+    await call(services, "tasks:add", {"owner": "a", "n": 25})  # outside the range
+    await call(services, "tasks:add", {"owner": "b", "n": 15})  # another owner
+    await settle(services)
+    assert services.live.reruns == before
+    await call(services, "tasks:add", {"owner": "a", "n": 15})  # a phantom inside it
+    await settle(services)
+    assert services.live.reruns == before + 1
+    assert sink.value(1) == [15.0]
+
+
+async def test_take_depends_only_on_the_prefix_it_read(services):
+    for n in (1, 2, 3, 4, 5):
+        await call(services, "tasks:add", {"owner": "p", "n": n})
+    sink = Sink()
+    subscribe(services, sink, 1, "tasks:first_k", {"owner": "p", "k": 2})
+    await settle(services)
+    assert sink.value(1) == [1.0, 2.0]
+    before = services.live.reruns
+    await call(services, "tasks:add", {"owner": "p", "n": 9})  # beyond the prefix
+    await settle(services)
+    assert services.live.reruns == before
+    await call(services, "tasks:add", {"owner": "p", "n": 1.5})  # inside the prefix
+    await settle(services)
+    assert services.live.reruns == before + 1
+    assert sink.value(1) == [1.0, 1.5]
+
+
+async def test_an_update_moving_a_document_out_of_a_range_invalidates(services):
+    created = await call(services, "tasks:add", {"owner": "m", "n": 12})
+    sink = Sink()
+    subscribe(services, sink, 1, "tasks:between", {"owner": "m", "lo": 10, "hi": 20})
+    await settle(services)
+    assert sink.value(1) == [12.0]
+    await call(services, "tasks:move", {"id": created.value, "n": 50})  # old key in range
+    await settle(services)
+    assert sink.value(1) == []
+
+
+async def test_all_queries_of_a_session_come_at_one_timestamp(services):
+    sink = Sink()
+    subscribe(services, sink, 1, "tasks:mine", {"owner": "c"})
+    subscribe(services, sink, 2, "tasks:count", {})
+    await settle(services)
+    for n in range(5):
+        await call(services, "tasks:add", {"owner": "c", "n": n})
+    await settle(services)
+    # In every snapshot, the list and the count agree: they were computed at one ts.
+    last = {}
+    for _ts, outcomes in sink.snapshots:
+        for query_id, outcome in outcomes.items():
+            last[query_id] = loads(outcome.value_json)
+        if 1 in last and 2 in last:
+            assert len(last[1]) == last[2]
+    assert last[2] == 5
