@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from schema.ordering import UNDEFINED
+
 __all__ = [
     "UNDEFINED",
     "Bound",
@@ -24,17 +26,6 @@ __all__ = [
 ]
 
 
-class _Undefined:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNDEFINED"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNDEFINED: Any = _Undefined()
 
 
 class Order(enum.Enum):

@@ -13,7 +13,7 @@ from typing import Any
 from functions.store import IndexRange
 from reactor.intervals import Interval
 from schema.errors import ValidationError
-from schema.ordering import UNDEFINED, encode_key, encode_value, prefix_successor
+from schema.ordering import UNDEFINED, encode_key, encode_value, key_prefix_end
 
 __all__ = [
     "BY_CREATION_TIME",
@@ -77,7 +77,9 @@ def range_interval(rng: IndexRange, fields: Sequence[str], *, index: str) -> Int
         prefix += encode_value(value)
         position += 1
     start = bytes(prefix)
-    end = prefix_successor(start) if start else None
+    # Not prefix_successor: "a" encodes as a byte prefix of "a\x00"; P + 0xFF bounds exactly
+    # the keys whose values extend P (schema.ordering.key_prefix_end).
+    end = key_prefix_end(start) if start else None
     for bound, is_lower in ((rng.lower, True), (rng.upper, False)):
         if bound is None:
             continue
@@ -93,13 +95,10 @@ def range_interval(rng: IndexRange, fields: Sequence[str], *, index: str) -> Int
             )
         key = bytes(prefix) + encode_value(bound.value)
         if is_lower:
-            candidate = key if bound.inclusive else prefix_successor(key)
-            if candidate is None:
-                return Interval(b"\xff" * 8, b"\xff" * 8)
-            start = max(start, candidate)
+            start = max(start, key if bound.inclusive else key_prefix_end(key))
         else:
-            candidate = prefix_successor(key) if bound.inclusive else key
-            if candidate is not None and (end is None or candidate < end):
+            candidate = key_prefix_end(key) if bound.inclusive else key
+            if end is None or candidate < end:
                 end = candidate
     if end is not None and end < start:
         end = start
