@@ -344,6 +344,8 @@ class SyncQuerySubscription:
         return self
 
     def __next__(self) -> Value:
+        if self._subscription.closed:
+            raise StopIteration
         has_value, value = self._owner._run(_next_or_end(self._subscription))
         if not has_value:
             raise StopIteration

@@ -256,6 +256,8 @@ class FunctionDecorator:
         returns: Validator | None = None,
         name: str | None = None,
     ) -> FunctionSpec | Callable[[Handler], FunctionSpec]:
+        if self.kind is FunctionKind.HTTP_ACTION and (args, returns, name) != (None, None, None):
+            raise TypeError("@http_action takes no args=, returns= or name=: it gets the request")
         _check_options(self.__name__, args, returns, name)
 
         def build(function: Handler) -> FunctionSpec:
@@ -283,26 +285,6 @@ internal_mutation = FunctionDecorator(
     FunctionKind.MUTATION, Visibility.INTERNAL, "internal_mutation"
 )
 internal_action = FunctionDecorator(FunctionKind.ACTION, Visibility.INTERNAL, "internal_action")
-
-
-@overload
-def http_action(handler: Handler, /) -> FunctionSpec: ...
-
-
-@overload
-def http_action(handler: None = None, /) -> Callable[[Handler], FunctionSpec]: ...
-
-
-def http_action(
-    handler: Handler | None = None, /
-) -> FunctionSpec | Callable[[Handler], FunctionSpec]:
-    """Declare an HTTP action, ``async def handler(ctx, request)``, routed by the app's http.py.
-
-    HTTP actions take no validators: they receive the request and return the response.
-    """
-
-    def build(function: Handler) -> FunctionSpec:
-        _check_handler(function, "http_action")
-        return FunctionSpec(function, kind=FunctionKind.HTTP_ACTION, visibility=Visibility.PUBLIC)
-
-    return build if handler is None else build(handler)
+http_action = FunctionDecorator(FunctionKind.HTTP_ACTION, Visibility.PUBLIC, "http_action")
+"""``@http_action`` on ``async def handler(ctx, request)``: routed by the app's ``http.py``; it
+takes no validators (it receives the request and returns the response)."""

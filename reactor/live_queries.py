@@ -218,9 +218,7 @@ class LiveQueries:
                 await self._execute(entry, ts)
                 sessions.update(entry.subscribers)
             for session in sessions:
-                entries = self._sessions.get(session)
-                if entries is None:
-                    continue
+                entries = self._sessions.get(session, {})
                 outcomes = {
                     query_id: entry.outcome
                     for query_id, entry in entries.items()

@@ -237,7 +237,9 @@ class TestTerminators:
         _, db, ids = await seeded()
         doc = await db.query("tasks").with_index("by_n", lambda q: q.eq("n", 3.0)).unique()
         assert doc is not None and doc["_id"] == ids[3]
-        assert await db.query("tasks").with_index("by_n", lambda q: q.eq("n", 99.0)).unique() is None
+        assert (
+            await db.query("tasks").with_index("by_n", lambda q: q.eq("n", 99.0)).unique() is None
+        )
         with pytest.raises(QueryNotUnique, match="more than one result from table tasks"):
             await db.query("tasks").with_index("by_owner", lambda q: q.eq("owner", "ann")).unique()
 

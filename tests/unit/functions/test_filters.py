@@ -177,7 +177,7 @@ class TestExpressionMisuse:
         with pytest.raises(TypeError, match="not a Python boolean"):
             bool(q.field("a"))
         with pytest.raises(TypeError, match="not a Python boolean"):
-            q.field("a") and q.field("b")  # noqa: B018
+            q.field("a") and q.field("b")
 
     def test_build_filter(self) -> None:
         with pytest.raises(TypeError, match="expects a function of q"):

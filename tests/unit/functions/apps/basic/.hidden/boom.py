@@ -1,0 +1,1 @@
+raise RuntimeError("hidden directories must not be imported")

@@ -1,0 +1,1 @@
+raise RuntimeError("underscore directories must not be scanned")
