@@ -236,9 +236,9 @@ class ClientProtocol:
 
     def shutdown(self, message: str = "Client closed") -> None:
         """The client is closing for good: fail every in-flight request with ``message``."""
-        self.connection_lost("ClientClosed")
         for request_id in self._requests.remove_all():
             self._events.append(RequestLost(request_id, message))
+        self.connection_lost("ClientClosed")
 
     # ---------------------------------------------------------------- caller requests
 

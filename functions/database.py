@@ -24,7 +24,6 @@ from functions.store import (
     PaginationOptions,
 )
 from schema.errors import ValidationError
-from schema.ordering import UNDEFINED as ORDERING_UNDEFINED
 from schema.values import check_value
 
 __all__ = [
@@ -129,8 +128,8 @@ def _check_field(field: Any, op: str) -> None:
 
 
 def _range_value(value: Any, op: str, field: str) -> Any:
-    if value is UNDEFINED or value is ORDERING_UNDEFINED:
-        return UNDEFINED  # the store contract's spelling of "missing"
+    if value is UNDEFINED:  # a missing field: q.eq("f", UNDEFINED)
+        return value
     check_value(value, f"with_index .{op}({field!r})")
     return value
 

@@ -18,7 +18,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from functions.store import UNDEFINED as STORE_UNDEFINED
 from schema.ordering import UNDEFINED, compare_values
 from schema.values import Int64, check_value, type_name
 
@@ -69,11 +68,7 @@ class _Field(Expression):
         if len(parts) == 1:
             (name,) = parts
 
-            def top(doc: Mapping[str, Any]) -> Any:
-                value = doc.get(name, UNDEFINED)
-                return UNDEFINED if value is STORE_UNDEFINED else value
-
-            return top
+            return lambda doc: doc.get(name, UNDEFINED)
 
         def nested(doc: Mapping[str, Any]) -> Any:
             value: Any = doc
@@ -81,7 +76,7 @@ class _Field(Expression):
                 if not isinstance(value, Mapping):
                     return UNDEFINED
                 value = value.get(part, UNDEFINED)
-            return UNDEFINED if value is STORE_UNDEFINED else value
+            return value
 
         return nested
 
@@ -153,7 +148,7 @@ class _Junction(Expression):
 def _operand(value: Any, op: str) -> Expression:
     if isinstance(value, Expression):
         return value
-    if value is UNDEFINED or value is STORE_UNDEFINED:
+    if value is UNDEFINED:
         return _Literal(UNDEFINED)
     if isinstance(value, FilterBuilder):
         raise TypeError(f"q.{op}(): pass q.field('name') or a value, not q itself")

@@ -128,8 +128,12 @@ class FakeServer:
         if path == "fail:plain":
             return {"type": "QueryFailed", "errorMessage": "boom", **base}
         if path == "fail:convex":
-            return {"type": "QueryFailed", "errorMessage": "nope", "errorData": {"code": 7.0},
-                    **base}
+            return {
+                "type": "QueryFailed",
+                "errorMessage": "nope",
+                "errorData": {"code": 7.0},
+                **base,
+            }
         if path == "counter:failWhenOdd":
             if self.state["count"] % 2:
                 return {"type": "QueryFailed", "errorMessage": "odd", **base}
@@ -141,7 +145,9 @@ class FakeServer:
             self.state["count"] += args.get("by", 1.0)
             return self.state["count"]
         if path == "fail:convex":
-            raise AppError("Uncaught ConvexError: bad", {"reason": "bad", "n": {"$integer": b64_ts(5)}})
+            raise AppError(
+                "Uncaught ConvexError: bad", {"reason": "bad", "n": {"$integer": b64_ts(5)}}
+            )
         if path == "fail:nulldata":
             raise AppError("Uncaught ConvexError: null", None)
         raise RuntimeError("Server Error")
@@ -199,8 +205,9 @@ class FakeServer:
         elif kind == "Action":
             await self.answer_action(conn, message)
 
-    async def answer_mutation(self, conn: Conn, message: dict[str, Any],
-                              *, transition: bool = True) -> None:
+    async def answer_mutation(
+        self, conn: Conn, message: dict[str, Any], *, transition: bool = True
+    ) -> None:
         key = (conn.session_id or "", message["requestId"])
         response = self.dedupe.get(key)
         if response is None:
@@ -208,17 +215,25 @@ class FakeServer:
             try:
                 value = self.run_mutation(message["udfPath"], message["args"][0])
             except AppError as exc:
-                response = {"success": False, "result": str(exc), "ts": None, "logLines": [],
-                            "errorData": exc.data}
+                response = {
+                    "success": False,
+                    "result": str(exc),
+                    "ts": None,
+                    "logLines": [],
+                    "errorData": exc.data,
+                }
             except RuntimeError as exc:
                 response = {"success": False, "result": str(exc), "ts": None, "logLines": []}
             else:
                 self.ts += 10
-                response = {"success": True, "result": value, "ts": b64_ts(self.ts),
-                            "logLines": ["[LOG] 'mutated'"]}
+                response = {
+                    "success": True,
+                    "result": value,
+                    "ts": b64_ts(self.ts),
+                    "logLines": ["[LOG] 'mutated'"],
+                }
             self.dedupe[key] = response
-        await conn.send({"type": "MutationResponse", "requestId": message["requestId"],
-                         **response})
+        await conn.send({"type": "MutationResponse", "requestId": message["requestId"], **response})
         if transition:
             await conn.send_transition()
             for other in self.conns:

@@ -46,14 +46,18 @@ def test_request_body() -> None:
 
 class TestParseResponse:
     def test_success(self) -> None:
-        value = parse_response(response(body={"status": "success",
-                                              "value": {"$integer": "AQAAAAAAAAA="}}))
+        value = parse_response(
+            response(body={"status": "success", "value": {"$integer": "AQAAAAAAAAA="}})
+        )
         assert value == 1 and isinstance(value, Int64)
 
     def test_log_lines(self, caplog: pytest.LogCaptureFixture) -> None:
         with caplog.at_level(logging.INFO, logger="client_sdk.function_logs"):
-            parse_response(response(body={"status": "success", "value": None,
-                                          "logLines": ["[LOG] hi"]}), kind="mutation", path="m:f")
+            parse_response(
+                response(body={"status": "success", "value": None, "logLines": ["[LOG] hi"]}),
+                kind="mutation",
+                path="m:f",
+            )
         assert "[CONVEX M(m:f)] [LOG] hi" in caplog.text
 
     def test_plain_error(self) -> None:
@@ -63,8 +67,15 @@ class TestParseResponse:
 
     def test_convex_error(self) -> None:
         with pytest.raises(FunctionFailed) as info:
-            parse_response(response(body={"status": "error", "errorMessage": "x",
-                                          "errorData": {"n": {"$integer": "AQAAAAAAAAA="}}}))
+            parse_response(
+                response(
+                    body={
+                        "status": "error",
+                        "errorMessage": "x",
+                        "errorData": {"n": {"$integer": "AQAAAAAAAAA="}},
+                    }
+                )
+            )
         assert info.value.data == {"n": 1}
         assert info.value.has_data is True
 
@@ -99,8 +110,9 @@ class TestParseResponse:
 class TestHttpReactorClient:
     def test_calls(self) -> None:
         recorder = Recorder()
-        with HttpReactorClient("http://127.0.0.1:3210/", transport=httpx.MockTransport(recorder),
-                               auth_token="jwt") as client:
+        with HttpReactorClient(
+            "http://127.0.0.1:3210/", transport=httpx.MockTransport(recorder), auth_token="jwt"
+        ) as client:
             assert client.url == "http://127.0.0.1:3210"
             assert client.query("m:q", {"a": 1}) == 1.0
             client.mutation("m:m")
@@ -108,16 +120,20 @@ class TestHttpReactorClient:
         paths = [r.url.path for r in recorder.requests]
         assert paths == ["/api/query", "/api/mutation", "/api/action"]
         first = recorder.requests[0]
-        assert json.loads(first.content) == {"path": "m:q", "args": [{"a": 1.0}],
-                                             "format": "convex_encoded_json"}
+        assert json.loads(first.content) == {
+            "path": "m:q",
+            "args": [{"a": 1.0}],
+            "format": "convex_encoded_json",
+        }
         assert first.headers["Authorization"] == "Bearer jwt"
         assert first.headers["Convex-Client"] == CLIENT_HEADER
         assert first.headers["Content-Type"] == "application/json"
 
     def test_admin_key(self) -> None:
         recorder = Recorder()
-        with HttpReactorClient("http://h", transport=httpx.MockTransport(recorder),
-                               admin_key="k") as client:
+        with HttpReactorClient(
+            "http://h", transport=httpx.MockTransport(recorder), admin_key="k"
+        ) as client:
             client.query("m:q")
         assert recorder.requests[0].headers["Authorization"] == "Convex k"
 
@@ -141,8 +157,9 @@ class TestHttpReactorClient:
 @pytest.mark.anyio
 async def test_async_client() -> None:
     recorder = Recorder(body={"status": "error", "errorMessage": "bad", "errorData": None})
-    async with AsyncHttpReactorClient("https://h/p", transport=httpx.MockTransport(recorder),
-                                      admin_key="k") as client:
+    async with AsyncHttpReactorClient(
+        "https://h/p", transport=httpx.MockTransport(recorder), admin_key="k"
+    ) as client:
         with pytest.raises(FunctionFailed) as info:
             await client.mutation("m:m", {"x": "y"})
         assert info.value.has_data is True
@@ -150,5 +167,7 @@ async def test_async_client() -> None:
         assert await client.query("m:q") == [1.0]
         assert await client.action("m:a") == [1.0]
     assert [str(r.url) for r in recorder.requests] == [
-        "https://h/p/api/mutation", "https://h/p/api/query", "https://h/p/api/action"
+        "https://h/p/api/mutation",
+        "https://h/p/api/query",
+        "https://h/p/api/action",
     ]

@@ -11,8 +11,8 @@ from client_sdk.messages import (
     Action,
     ActionResponse,
     AddQuery,
-    AuthError,
     Authenticate,
+    AuthError,
     Connect,
     FatalError,
     FunctionResult,
@@ -114,16 +114,22 @@ class TestClientMessages:
 
     def test_modify_query_set(self) -> None:
         message = ModifyQuerySet(
-            0, 1, (AddQuery(0, "m:list", ({"a": 1.0},)), AddQuery(1, "m", ({},), "j"),
-                   RemoveQuery(3))
+            0,
+            1,
+            (AddQuery(0, "m:list", ({"a": 1.0},)), AddQuery(1, "m", ({},), "j"), RemoveQuery(3)),
         )
         assert json.loads(encode_client_message(message)) == {
             "type": "ModifyQuerySet",
             "baseVersion": 0,
             "newVersion": 1,
             "modifications": [
-                {"type": "Add", "queryId": 0, "udfPath": "m:list", "args": [{"a": 1.0}],
-                 "journal": None},
+                {
+                    "type": "Add",
+                    "queryId": 0,
+                    "udfPath": "m:list",
+                    "args": [{"a": 1.0}],
+                    "journal": None,
+                },
                 {"type": "Add", "queryId": 1, "udfPath": "m", "args": [{}], "journal": "j"},
                 {"type": "Remove", "queryId": 3},
             ],
@@ -133,16 +139,24 @@ class TestClientMessages:
         text = encode_client_message(Mutation(4, "m:send", ({"n": 1.0},)))
         assert '"n":1.0' in text
         assert json.loads(text) == {
-            "type": "Mutation", "requestId": 4, "udfPath": "m:send", "args": [{"n": 1.0}]
+            "type": "Mutation",
+            "requestId": 4,
+            "udfPath": "m:send",
+            "args": [{"n": 1.0}],
         }
 
     def test_action_and_authenticate(self) -> None:
         assert json.loads(encode_client_message(Action(1, "a:b", ({},))))["type"] == "Action"
         assert json.loads(encode_client_message(Authenticate("User", 0, "jwt"))) == {
-            "type": "Authenticate", "tokenType": "User", "baseVersion": 0, "value": "jwt"
+            "type": "Authenticate",
+            "tokenType": "User",
+            "baseVersion": 0,
+            "value": "jwt",
         }
         assert json.loads(encode_client_message(Authenticate("None", 2))) == {
-            "type": "Authenticate", "tokenType": "None", "baseVersion": 2
+            "type": "Authenticate",
+            "tokenType": "None",
+            "baseVersion": 2,
         }
 
 
@@ -164,8 +178,9 @@ class TestFunctionResult:
         assert info.value.has_data is False
 
     def test_convex_error_with_data(self) -> None:
-        result = FunctionResult(False, error_message="bad", error_data={"n": {"$integer": ONE}},
-                                has_error_data=True)
+        result = FunctionResult(
+            False, error_message="bad", error_data={"n": {"$integer": ONE}}, has_error_data=True
+        )
         with pytest.raises(FunctionFailed) as info:
             result.unwrap()
         assert info.value.data == {"n": 1}
@@ -181,8 +196,9 @@ class TestFunctionResult:
         with pytest.raises(ProtocolMismatch, match="invalid value"):
             FunctionResult(True, {"$set": []}).unwrap()
         with pytest.raises(ProtocolMismatch):
-            FunctionResult(False, error_message="x", error_data={"$nope": 1},
-                           has_error_data=True).unwrap()
+            FunctionResult(
+                False, error_message="x", error_data={"$nope": 1}, has_error_data=True
+            ).unwrap()
 
     def test_equality_ignores_nothing_but_logs(self) -> None:
         assert FunctionResult(True, 1.0) == FunctionResult(True, 1.0)
@@ -200,10 +216,21 @@ class TestParseTransition:
                 "startVersion": version(),
                 "endVersion": version(1, 0, ONE),
                 "modifications": [
-                    {"type": "QueryUpdated", "queryId": 0, "value": [1.0], "logLines": ["[LOG] x"],
-                     "journal": "j"},
-                    {"type": "QueryFailed", "queryId": 1, "errorMessage": "e", "logLines": [],
-                     "journal": None, "errorData": None},
+                    {
+                        "type": "QueryUpdated",
+                        "queryId": 0,
+                        "value": [1.0],
+                        "logLines": ["[LOG] x"],
+                        "journal": "j",
+                    },
+                    {
+                        "type": "QueryFailed",
+                        "queryId": 1,
+                        "errorMessage": "e",
+                        "logLines": [],
+                        "journal": None,
+                        "errorData": None,
+                    },
                     {"type": "QueryFailed", "queryId": 2, "errorMessage": "e2", "logLines": []},
                     {"type": "QueryRemoved", "queryId": 3},
                 ],
@@ -275,10 +302,21 @@ class TestParseTransition:
 
 class TestParseOthers:
     def test_mutation_success(self) -> None:
-        message = parse({"type": "MutationResponse", "requestId": 3, "success": True,
-                         "result": {"a": 1.0}, "ts": ONE, "logLines": ["l"]})
+        message = parse(
+            {
+                "type": "MutationResponse",
+                "requestId": 3,
+                "success": True,
+                "result": {"a": 1.0},
+                "ts": ONE,
+                "logLines": ["l"],
+            }
+        )
         assert message == MutationResponse(
-            3, FunctionResult(True, {"a": 1.0}), 1, ("l",)  # type: ignore[arg-type]
+            3,
+            FunctionResult(True, {"a": 1.0}),
+            1,
+            ("l",),  # type: ignore[arg-type]
         )
 
     def test_mutation_success_requires_ts(self) -> None:
@@ -286,8 +324,17 @@ class TestParseOthers:
             parse({"type": "MutationResponse", "requestId": 3, "success": True, "result": 1})
 
     def test_mutation_failure(self) -> None:
-        message = parse({"type": "MutationResponse", "requestId": 1, "success": False,
-                         "result": "oops", "ts": None, "logLines": [], "errorData": {"x": 1}})
+        message = parse(
+            {
+                "type": "MutationResponse",
+                "requestId": 1,
+                "success": False,
+                "result": "oops",
+                "ts": None,
+                "logLines": [],
+                "errorData": {"x": 1},
+            }
+        )
         assert message == MutationResponse(
             1,  # type: ignore[arg-type]
             FunctionResult(False, error_message="oops", error_data={"x": 1}, has_error_data=True),
@@ -302,19 +349,29 @@ class TestParseOthers:
             parse({"type": "ActionResponse", "requestId": 1, "success": 1, "result": 5})
 
     def test_action_response(self) -> None:
-        assert parse({"type": "ActionResponse", "requestId": 2, "success": True,
-                      "result": None}) == ActionResponse(
-            2, FunctionResult(True, None)  # type: ignore[arg-type]
+        assert parse(
+            {"type": "ActionResponse", "requestId": 2, "success": True, "result": None}
+        ) == ActionResponse(
+            2,
+            FunctionResult(True, None),  # type: ignore[arg-type]
         )
 
     def test_small_messages(self) -> None:
         assert parse({"type": "Ping"}) == Ping()
         assert parse({"type": "FatalError", "error": "bad"}) == FatalError("bad")
-        assert parse({"type": "AuthError", "error": "e", "baseVersion": 0,
-                      "authUpdateAttempted": True}) == AuthError("e", 0, True)
+        assert parse(
+            {"type": "AuthError", "error": "e", "baseVersion": 0, "authUpdateAttempted": True}
+        ) == AuthError("e", 0, True)
         assert parse({"type": "AuthError", "error": "e"}) == AuthError("e")
-        assert parse({"type": "TransitionChunk", "chunk": "{", "partNumber": 0, "totalParts": 2,
-                      "transitionId": "t"}) == TransitionChunk("{", 0, 2, "t")
+        assert parse(
+            {
+                "type": "TransitionChunk",
+                "chunk": "{",
+                "partNumber": 0,
+                "totalParts": 2,
+                "transitionId": "t",
+            }
+        ) == TransitionChunk("{", 0, 2, "t")
 
     def test_unknown_type(self) -> None:
         assert parse({"type": "Hello", "x": 1}) == UnknownMessage("Hello")

@@ -22,8 +22,9 @@ def test_derived_urls(url: str, http: str, ws: str) -> None:
     assert sync_url(url) == ws
 
 
-@pytest.mark.parametrize("url", ["ftp://h", "127.0.0.1:3210", "http://", "http://h/?x=1",
-                                 "http://h/#f", ""])
+@pytest.mark.parametrize(
+    "url", ["ftp://h", "127.0.0.1:3210", "http://", "http://h/?x=1", "http://h/#f", ""]
+)
 def test_rejected(url: str) -> None:
     with pytest.raises(ValueError, match="Deployment URL"):
         sync_url(url)

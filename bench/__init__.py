@@ -1,0 +1,1 @@
+"""Benchmarks of a Reactor server: ``python -m bench`` (see ``bench.cli``)."""

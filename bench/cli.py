@@ -1,0 +1,265 @@
+"""``python -m bench [push|bank|fanout|limits ...] [--quick]``: run, print the table, save JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench.common import BenchError, kill_all, machine_facts
+from bench.sections import SECTIONS, Scale
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ORDER = ["limits", "push", "bank", "fanout"]  # limits first: measured on a quiet machine
+SECTION_TIMEOUT_S = 180.0  # a hard stop; a healthy section takes well under a minute
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark a Reactor server: push latency, bank throughput, fan-out, limits.",
+    )
+    parser.add_argument(
+        "sections", nargs="*", metavar="SECTION",
+        help=f"sections to run (default: all): {', '.join(ORDER)}",
+    )
+    parser.add_argument("--quick", action="store_true", help="scale counts down ~10x")
+    parser.add_argument(
+        "--bank-transport", choices=["ws", "http"], default="ws",
+        help="how bank clients send mutations (default: ws)",
+    )
+    parser.add_argument(
+        "--deflate", action="store_true",
+        help="let subscribers offer permessage-deflate (browsers do; default: off)",
+    )
+    parser.add_argument("--json", type=Path, default=RESULTS / "latest.json",
+                        help="where to write the results (default: bench/results/latest.json)")
+    return parser
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        text = f"{value:,.{digits}f}"
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".rstrip()
+
+
+def _check(value: Any, op: str, target: float) -> str:
+    if value is None:
+        return "n/a"
+    ok = value <= target if op == "<=" else value >= target if op == ">=" else value < target
+    return "PASS" if ok else "FAIL"
+
+
+def _ratio(value: Any, limit: Any, fmt: str = "{:.2f}x") -> str:
+    if value is None or not limit:
+        return ""
+    return fmt.format(value / limit)
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """(section, metric, value, target, status, vs limit) for every figure we report."""
+    out: list[tuple[str, str, str, str, str, str]] = []
+    limits = results.get("limits") if isinstance(results.get("limits"), dict) else {}
+    sqlite_tps = limits.get("sqlite_txn_per_s") if limits else None
+    rtt = (limits or {}).get("ws_rtt_ms") or {}
+    rtt50, rtt99 = rtt.get("p50"), rtt.get("p99")
+
+    if limits:
+        out.append(("limits", "raw SQLite 2-row txn/s (WAL, sync=FULL)",
+                    _fmt(sqlite_tps, "/s"), "", "", "1.00x"))
+        out.append(("limits", "raw websocket RTT p50 / p99",
+                    f"{_fmt(rtt50, 'ms', 3)} / {_fmt(rtt99, 'ms', 3)}", "", "", "1.00x"))
+
+    push = results.get("push")
+    if isinstance(push, dict):
+        for key, label in (("distinct", "(a) 1 sub/query"), ("shared", "(b) 1 shared query")):
+            phase = push.get(key)
+            if not phase:
+                continue
+            lat = phase["latency_ms"]
+            out.append((
+                "push", f"{label}: connections, writes",
+                f"{phase['connections']:,} conns, {phase['writes']} writes "
+                f"@{phase['write_interval_ms']:.0f} ms", "", "", "",
+            ))
+            out.append(("push", f"{label}: commit->receipt p50", _fmt(lat["p50"], "ms", 2),
+                        "<= 5 ms", _check(lat["p50"], "<=", 5), _ratio(lat["p50"], rtt50, "{:.1f}x RTT")))
+            out.append(("push", f"{label}: commit->receipt p99", _fmt(lat["p99"], "ms", 2),
+                        "<= 25 ms", _check(lat["p99"], "<=", 25), _ratio(lat["p99"], rtt99, "{:.1f}x RTT")))
+            out.append(("push", f"{label}: max; receipts/expected",
+                        f"{_fmt(lat['max'], 'ms', 1)}; {phase['receipts']:,}/{phase['receipts_expected']:,}",
+                        "all", "PASS" if phase["receipts"] >= phase["receipts_expected"] else "FAIL", ""))
+            out.append(("push", f"{label}: server / load CPU",
+                        f"{_fmt(phase['server_cpu_pct'], '%', 0)} / {_fmt(phase['load_cpu_pct'], '%', 0)}",
+                        "", "", ""))
+
+    bank = results.get("bank")
+    if isinstance(bank, dict):
+        for mode, target, anchor in (("uncontended", 2000, 1210), ("contended", 400, 130)):
+            phase = bank.get(mode)
+            if not phase:
+                continue
+            tps = phase["transfers_per_s"]
+            out.append((
+                "bank", f"{mode} transfers/s ({bank['clients']} {bank['transport']} clients)",
+                _fmt(tps, "/s"), f">= {target:,} (Convex {anchor:,})", _check(tps, ">=", target),
+                _ratio(tps, sqlite_tps, "{:.3f}x SQLite"),
+            ))
+            out.append((
+                "bank", f"{mode}: OCC failures / other failures",
+                f"{phase['occ_failures']:,} / {phase['other_failures']:,} "
+                f"(of {phase['committed'] + phase['occ_failures'] + phase['other_failures']:,})",
+                "", "", "",
+            ))
+            lat = phase["latency_ms"]
+            out.append((
+                "bank", f"{mode}: latency p50 / p99; server / load CPU",
+                f"{_fmt(lat['p50'], 'ms', 1)} / {_fmt(lat['p99'], 'ms', 1)}; "
+                f"{_fmt(phase['server_cpu_pct'], '%', 0)} / {_fmt(phase['load_cpu_pct'], '%', 0)}",
+                "", "", "",
+            ))
+        balance = bank.get("balance")
+        if balance:
+            out.append((
+                "bank", "total balance conserved",
+                f"{_fmt(balance['after'])} of {_fmt(balance['expected'])} "
+                f"({int(balance['accounts']):,} accounts)",
+                "exact", "PASS" if balance["conserved"] else "FAIL", "",
+            ))
+
+    fan = results.get("fanout")
+    if isinstance(fan, dict):
+        out.append((
+            "fanout", "idle subscribers connected",
+            f"{fan['connected']:,} of {fan['target_connections']:,} in {fan['connect_s']:.1f} s "
+            f"({fan['connect_rate_per_s']:,}/s)",
+            f"{fan['target_connections']:,}",
+            "PASS" if fan["connected"] >= fan["target_connections"] else "FAIL", "",
+        ))
+        rss = fan.get("server_rss_mib")
+        out.append((
+            "fanout", "server RSS with all connected",
+            f"{_fmt(rss, 'MiB')} (idle {_fmt(fan.get('server_rss_idle_mib'), 'MiB')}, "
+            f"{_fmt(fan.get('server_rss_per_conn_kib'), 'KiB')}/conn)",
+            "< 1,024 MiB", _check(rss, "<", 1024), "",
+        ))
+        done = fan.get("all_received_ms")
+        out.append((
+            "fanout", "one write -> all received",
+            f"{_fmt(done, 'ms', 0)} ({fan['received']:,} received)",
+            "< 1,000 ms", _check(done, "<", 1000) if fan.get("all_received") else "FAIL", "",
+        ))
+        lat = fan.get("latency_ms") or {}
+        out.append(("fanout", "receipt p50 / p99 (per subscriber)",
+                    f"{_fmt(lat.get('p50'), 'ms', 0)} / {_fmt(lat.get('p99'), 'ms', 0)}",
+                    "", "", ""))
+    return out
+
+
+def render(results: dict[str, Any], machine: dict[str, Any], errors: dict[str, str],
+           scale: Scale) -> str:
+    header = ("section", "metric", "value", "target", "status", "vs limit")
+    table = [header, *rows(results)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(r: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+
+    lines = [
+        "Reactor benchmark" + ("  (--quick: counts scaled down ~10x)" if scale.quick else ""),
+        f"  {machine['date']} | {machine['cores']} cores ({machine['cpu_model']}) | "
+        f"{machine['mem_total_gib']} GiB | Python {machine['python']} | SQLite {machine['sqlite']} "
+        f"| websockets {machine['websockets']} | Linux {machine['kernel']}",
+        "  server and load processes share these cores; everything on 127.0.0.1",
+        "",
+        line(header),
+        "  ".join("-" * w for w in widths),
+    ]
+    section = None
+    for r in table[1:]:
+        if section is not None and r[0] != section:
+            lines.append("")
+        section = r[0]
+        lines.append(line(r))
+    for name, error in errors.items():
+        lines.append("")
+        lines.append(f"{name}: FAILED: {error}")
+    return "\n".join(lines)
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+async def run(sections: list[str], scale: Scale) -> tuple[dict[str, Any], dict[str, str]]:
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name in sections:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        try:
+            results[name] = await asyncio.wait_for(SECTIONS[name](scale), SECTION_TIMEOUT_S)
+            results[name]["section_s"] = round(time.monotonic() - t0, 1)
+        except TimeoutError:
+            errors[name] = f"timed out after {SECTION_TIMEOUT_S:.0f} s"
+        except BenchError as exc:
+            errors[name] = str(exc)
+        except Exception as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        finally:
+            kill_all()  # anything a failed section left behind
+        status = "failed" if name in errors else "done"
+        print(f"[bench] {name} {status} in {time.monotonic() - t0:.1f} s", file=sys.stderr,
+              flush=True)
+    return results, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.sections if s not in ORDER]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
+    sections = [s for s in ORDER if s in args.sections] if args.sections else list(ORDER)
+    scale = Scale(quick=args.quick, bank_transport=args.bank_transport, deflate=args.deflate)
+    atexit.register(kill_all)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    machine = machine_facts()
+    try:
+        results, errors = asyncio.run(run(sections, scale))
+    except KeyboardInterrupt:
+        kill_all()
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    print(render(results, machine, errors, scale))
+    report = {
+        "machine": machine,
+        "quick": scale.quick,
+        "bank_transport": scale.bank_transport,
+        "deflate": scale.deflate,
+        "sections_run": sections,
+        "results": results,
+        "errors": errors,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nresults written to {args.json}")
+    return 1 if errors else 0

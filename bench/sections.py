@@ -1,0 +1,462 @@
+"""The four benchmark sections. Each returns a dict of figures (JSON-ready).
+
+Every section starts its own server on a fresh temporary SQLite directory, drives it from
+``bench.worker`` processes and stops everything it started, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.common import (
+    BenchError,
+    Server,
+    Worker,
+    free_port,
+    make_workdir,
+    percentile,
+    stop_all,
+    summary_ms,
+)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Counts of one run; ``quick`` divides the big ones by ~10."""
+
+    quick: bool = False
+    bank_transport: str = "ws"
+    deflate: bool = False
+
+    def n(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+
+def cpu_delta(before: float | None, after: float | None) -> float | None:
+    if before is None or after is None:
+        return None
+    return after - before
+
+
+class Phase:
+    """CPU seconds used by the server and by load processes over one measured interval."""
+
+    def __init__(self, server: Server, workers: list[Worker]) -> None:
+        self.server = server
+        self.workers = workers
+        self.t0 = time.monotonic()
+        self.server_cpu0 = server.cpu()
+        self.worker_cpu0 = [w.cpu() for w in workers]
+
+    def finish(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.t0
+        server_cpu = cpu_delta(self.server_cpu0, self.server.cpu())
+        load_cpu = sum(
+            d for d in (cpu_delta(a, w.cpu()) for a, w in zip(self.worker_cpu0, self.workers, strict=True)) if d
+        )
+        return {
+            "seconds": round(elapsed, 3),
+            "server_cpu_pct": None if server_cpu is None else round(100 * server_cpu / elapsed, 1),
+            "load_cpu_pct": round(100 * load_cpu / elapsed, 1),
+        }
+
+
+def split(total: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` (start, count) ranges covering 0..total-1."""
+    base, extra = divmod(total, parts)
+    out, start = [], 0
+    for i in range(parts):
+        count = base + (1 if i < extra else 0)
+        if count:
+            out.append((start, count))
+        start += count
+    return out
+
+
+async def subscribe(
+    server: Server,
+    workdir: Any,
+    *,
+    name: str,
+    total: int,
+    procs: int,
+    udf_path: str,
+    args: dict[str, Any],
+    scale: Scale,
+    expect_updates: int = 0,
+    concurrency: int = 32,
+    connect_deadline_s: float = 45.0,
+    max_queue: int = 16,
+) -> tuple[list[Worker], dict[str, Any]]:
+    """Start subscriber processes and wait until all their sessions hold an initial result."""
+    workers = [
+        Worker(
+            "subscribers",
+            {
+                "url": server.ws,
+                "udf_path": udf_path,
+                "args": args,
+                "start": start,
+                "count": count,
+                "concurrency": concurrency,
+                "connect_deadline_s": connect_deadline_s,
+                "expect_updates": expect_updates,
+                "deflate": scale.deflate,
+                "max_queue": max_queue,
+            },
+            workdir / f"{name}-{i}.log",
+        )
+        for i, (start, count) in enumerate(split(total, procs))
+    ]
+    t0 = time.monotonic()
+    for worker in workers:
+        await worker.start()
+    readies = await asyncio.gather(
+        *(w.expect("ready", connect_deadline_s + 30) for w in workers)
+    )
+    connected = sum(r["connected"] for r in readies)
+    info = {
+        "connected": connected,
+        "failed": sum(r["failed"] for r in readies),
+        "connect_s": round(time.monotonic() - t0, 2),
+        "connect_errors": [e for r in readies for e in r["errors"]][:5],
+    }
+    info["connect_rate_per_s"] = round(connected / max(info["connect_s"], 1e-9))
+    return workers, info
+
+
+async def collect(workers: list[Worker]) -> list[dict[str, Any]]:
+    for worker in workers:
+        worker.send("stop")
+    return list(await asyncio.gather(*(w.expect("result", 60) for w in workers)))
+
+
+async def write(
+    server: Server, workdir: Any, *, name: str, count: int, interval_s: float,
+    owner_prefix: str, owners: int, timeout_s: float,
+) -> tuple[Worker, dict[str, Any]]:
+    worker = Worker(
+        "writer",
+        {
+            "url": server.ws,
+            "udf_path": "tasks:add",
+            "count": count,
+            "interval_s": interval_s,
+            "owner_prefix": owner_prefix,
+            "owners": owners,
+        },
+        workdir / f"{name}.log",
+    )
+    await worker.start()
+    await worker.expect("ready", 30)
+    worker.send("go")
+    result = await worker.expect("result", timeout_s)
+    return worker, result
+
+
+# -- 1. push -----------------------------------------------------------------------------------
+
+
+async def run_push(scale: Scale) -> dict[str, Any]:
+    workdir = make_workdir("push")
+    server = Server(workdir=workdir)
+    workers: list[Worker] = []
+    out: dict[str, Any] = {}
+    try:
+        await server.start()
+        out["distinct"] = await _push_phase(
+            server, workdir, workers, name="distinct", scale=scale,
+            conns=scale.n(1000, 100), writes=scale.n(200, 20), interval_s=0.02,
+            udf_path="tasks:mine", args={"owner": "o{i}"}, owner_prefix="o",
+        )
+        out["shared"] = await _push_phase(
+            server, workdir, workers, name="shared", scale=scale,
+            conns=scale.n(1000, 100), writes=scale.n(100, 10), interval_s=0.1,
+            udf_path="tasks:board", args={}, owner_prefix="w",
+        )
+        out["server_log_errors"] = _log_errors(server)
+    finally:
+        await stop_all(workers, server)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
+async def _push_phase(
+    server: Server, workdir: Any, workers: list[Worker], *, name: str, scale: Scale,
+    conns: int, writes: int, interval_s: float, udf_path: str, args: dict[str, Any],
+    owner_prefix: str,
+) -> dict[str, Any]:
+    shared = not args
+    subs, info = await subscribe(
+        server, workdir, name=f"push-{name}", total=conns, procs=2, udf_path=udf_path,
+        args=args, scale=scale, expect_updates=writes if shared else 0,
+    )
+    workers.extend(subs)
+    if info["connected"] == 0:
+        raise BenchError(f"push {name}: no subscriber connected: {info['connect_errors']}")
+    rss_connected = server.rss()
+    await asyncio.sleep(0.5)
+    phase = Phase(server, subs)
+    writer, wres = await write(
+        server, workdir, name=f"push-{name}-writer", count=writes, interval_s=interval_s,
+        owner_prefix=owner_prefix, owners=conns if not shared else 0,
+        timeout_s=writes * interval_s + 60,
+    )
+    workers.append(writer)
+    if shared:
+        # Every subscriber should see every write; wait (bounded) until they all have.
+        try:
+            await asyncio.gather(*(w.expect("done", 15) for w in subs))
+        except BenchError:
+            pass
+    else:
+        await asyncio.sleep(1.0)
+    usage = phase.finish()
+    results = await collect(subs)
+    await asyncio.gather(*(w.stop() for w in [*subs, writer]))
+    latencies = [v for r in results for v in r["latencies_ns"]]
+    expected = len(wres["commit_ts"]) * (info["connected"] if shared else 1)
+    return {
+        "connections": info["connected"],
+        "connect_failed": info["failed"],
+        "connect_s": info["connect_s"],
+        "writes": len(wres["commit_ts"]),
+        "write_failures": wres["failures"],
+        "write_errors": wres["errors"],
+        "write_interval_ms": interval_s * 1000,
+        "receipts": len(latencies),
+        "receipts_expected": expected,
+        "latency_ms": summary_ms(latencies),
+        "mutation_rtt_ms": summary_ms(wres["rtt_ns"]),
+        "empty_transitions": sum(r["empty_transitions"] for r in results),
+        "closed_early": sum(r["closed_early"] for r in results),
+        "subscriber_errors": [e for r in results for e in r["errors"]][:5],
+        "server_rss_mib": _mib(rss_connected),
+        **usage,
+    }
+
+
+# -- 2. bank -----------------------------------------------------------------------------------
+
+ACCOUNTS = 10_000
+INITIAL_BALANCE = 1000.0
+SEED_BATCH = 500
+
+
+async def run_bank(scale: Scale) -> dict[str, Any]:
+    workdir = make_workdir("bank")
+    server = Server(workdir=workdir)
+    workers: list[Worker] = []
+    out: dict[str, Any] = {"transport": scale.bank_transport, "clients": 50}
+    try:
+        await server.start()
+        t0 = time.monotonic()
+        for start in range(0, ACCOUNTS, SEED_BATCH):
+            await server.call(
+                "mutation", "bank:seed",
+                {"start": float(start), "count": float(SEED_BATCH), "balance": INITIAL_BALANCE},
+            )
+        out["seed_s"] = round(time.monotonic() - t0, 2)
+        out["seed_docs_per_s"] = round(ACCOUNTS / (time.monotonic() - t0))
+        before = await server.call("query", "bank:total", {})
+        duration = scale.n(10, 2)
+        for mode, hot in (("uncontended", 0.0), ("contended", 0.8)):
+            out[mode] = await _bank_phase(server, workdir, workers, mode, hot, duration, scale)
+        t0 = time.monotonic()
+        after = await server.call("query", "bank:total", {})
+        out["total_query_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        expected = ACCOUNTS * INITIAL_BALANCE
+        out["balance"] = {
+            "accounts": after["count"],
+            "before": before["total"],
+            "after": after["total"],
+            "expected": expected,
+            "conserved": after["total"] == expected and after["count"] == ACCOUNTS,
+        }
+        out["server_log_errors"] = _log_errors(server)
+    finally:
+        await stop_all(workers, server)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
+async def _bank_phase(
+    server: Server, workdir: Any, workers: list[Worker], mode: str, hot: float,
+    duration: float, scale: Scale,
+) -> dict[str, Any]:
+    procs = 2
+    clients = 50
+    phase_workers = [
+        Worker(
+            "bank",
+            {
+                "url": server.ws,
+                "http": server.http,
+                "transport": scale.bank_transport,
+                "clients": count,
+                "duration_s": duration,
+                "accounts": ACCOUNTS,
+                "hot_fraction": hot,
+                "seed": 100 * i + (7 if hot else 0),
+            },
+            workdir / f"bank-{mode}-{i}.log",
+        )
+        for i, (_, count) in enumerate(split(clients, procs))
+    ]
+    workers.extend(phase_workers)
+    for worker in phase_workers:
+        await worker.start()
+    await asyncio.gather(*(w.expect("ready", 30) for w in phase_workers))
+    phase = Phase(server, phase_workers)
+    for worker in phase_workers:
+        worker.send("go")
+    results = await asyncio.gather(*(w.expect("result", duration + 60) for w in phase_workers))
+    usage = phase.finish()
+    await asyncio.gather(*(w.stop() for w in phase_workers))
+    seconds = max(r["seconds"] for r in results)
+    ok = sum(r["ok"] for r in results)
+    latencies = [v for r in results for v in r["latencies_ns"]]
+    return {
+        "committed": ok,
+        "seconds": round(seconds, 2),
+        "transfers_per_s": round(ok / seconds, 1),
+        "occ_failures": sum(r["occ"] for r in results),
+        "other_failures": sum(r["other"] for r in results),
+        "errors": [e for r in results for e in r["errors"]][:5],
+        "latency_ms": summary_ms(latencies),
+        "hot_fraction": hot,
+        "server_cpu_pct": usage["server_cpu_pct"],
+        "load_cpu_pct": usage["load_cpu_pct"],
+    }
+
+
+# -- 3. fanout ---------------------------------------------------------------------------------
+
+
+async def run_fanout(scale: Scale) -> dict[str, Any]:
+    workdir = make_workdir("fanout")
+    server = Server(workdir=workdir)
+    workers: list[Worker] = []
+    total = scale.n(10_000, 1000)
+    out: dict[str, Any] = {"target_connections": total}
+    try:
+        await server.start()
+        out["server_rss_idle_mib"] = _mib(server.rss())
+        subs, info = await subscribe(
+            server, workdir, name="fanout", total=total, procs=4, udf_path="tasks:board",
+            args={}, scale=scale, expect_updates=1, concurrency=25, connect_deadline_s=40,
+            max_queue=4,
+        )
+        workers.extend(subs)
+        out.update(info)
+        await asyncio.sleep(2.0)  # let the server settle (and collect garbage) before measuring
+        rss = server.rss()
+        out["server_rss_mib"] = _mib(rss)
+        if rss is not None and info["connected"]:
+            base = (out["server_rss_idle_mib"] or 0) * 2**20
+            out["server_rss_per_conn_kib"] = round((rss - base) / info["connected"] / 1024, 1)
+        load_rss = [r for w in subs for r in [_rss(w.pid)] if r]
+        out["load_rss_mib_per_proc"] = _mib(max(load_rss)) if load_rss else None
+        phase = Phase(server, subs)
+        writer, wres = await write(
+            server, workdir, name="fanout-writer", count=1, interval_s=0.0,
+            owner_prefix="f", owners=0, timeout_s=60,
+        )
+        workers.append(writer)
+        try:
+            await asyncio.gather(*(w.expect("done", 20) for w in subs))
+        except BenchError:
+            pass
+        usage = phase.finish()
+        results = await collect(subs)
+        latencies = [v for r in results for v in r["latencies_ns"]]
+        out["write_ok"] = bool(wres["commit_ts"])
+        out["received"] = len(latencies)
+        out["all_received"] = len(latencies) >= info["connected"] > 0
+        out["all_received_ms"] = max(latencies) / 1e6 if latencies else None
+        out["latency_ms"] = summary_ms(latencies)
+        out["mutation_rtt_ms"] = summary_ms(wres["rtt_ns"])
+        out["closed_early"] = sum(r["closed_early"] for r in results)
+        out["subscriber_errors"] = [e for r in results for e in r["errors"]][:5]
+        out["server_cpu_pct"] = usage["server_cpu_pct"]
+        out["server_log_errors"] = _log_errors(server)
+    finally:
+        await stop_all(workers, server)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
+# -- 4. limits ---------------------------------------------------------------------------------
+
+
+async def run_limits(scale: Scale) -> dict[str, Any]:
+    workdir = make_workdir("limits")
+    workers: list[Worker] = []
+    out: dict[str, Any] = {}
+    try:
+        sqlite = Worker(
+            "sqlite",
+            {"path": str(workdir / "limit.sqlite3"), "duration_s": scale.n(3, 1)},
+            workdir / "sqlite.log",
+        )
+        workers.append(sqlite)
+        await sqlite.start()
+        result = await sqlite.expect("result", 60)
+        out["sqlite_txn_per_s"] = round(result["txns"] / result["seconds"], 1)
+        out["sqlite_txns"] = result["txns"]
+
+        port = free_port()
+        echo = Worker("echo_server", {"port": port}, workdir / "echo-server.log")
+        workers.append(echo)
+        await echo.start()
+        await echo.expect("ready", 30)
+        client = Worker(
+            "echo_client",
+            {"url": f"ws://127.0.0.1:{port}/", "count": scale.n(2000, 500), "payload": 200},
+            workdir / "echo-client.log",
+        )
+        workers.append(client)
+        await client.start()
+        result = await client.expect("result", 60)
+        out["ws_rtt_ms"] = summary_ms(result["rtt_ns"])
+        echo.send("stop")
+    finally:
+        await stop_all(workers, None)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _mib(value: int | None) -> float | None:
+    return None if value is None else round(value / 2**20, 1)
+
+
+def _rss(pid: int) -> int | None:
+    from bench.common import rss_bytes
+
+    return rss_bytes(pid)
+
+
+def _log_errors(server: Server) -> list[str]:
+    """The first few ERROR/Traceback lines the server logged (it runs at --log-level warning)."""
+    lines = [
+        line for line in server.log_text().splitlines()
+        if "ERROR" in line or "Traceback" in line or "Exception" in line
+    ]
+    return lines[:5]
+
+
+SECTIONS = {
+    "limits": run_limits,
+    "push": run_push,
+    "bank": run_bank,
+    "fanout": run_fanout,
+}
+
+__all__ = ["SECTIONS", "Scale", "percentile"]
