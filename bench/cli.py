@@ -39,6 +39,18 @@ def _parser() -> argparse.ArgumentParser:
         "--deflate", action="store_true",
         help="let subscribers offer permessage-deflate (browsers do; default: off)",
     )
+    parser.add_argument(
+        "--server-loop", choices=["default", "uvloop"], default="default",
+        help="experiment: run the server under uvloop (default: as `reactor serve` runs)",
+    )
+    parser.add_argument(
+        "--gc-log", action="store_true",
+        help="experiment: log the server's garbage-collection pauses per measured phase",
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="DIR",
+        help="record the server with py-spy (collapsed stacks: DIR/<section>-server.txt)",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json",
                         help="where to write the results (default: bench/results/latest.json)")
     return parser
@@ -104,6 +116,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                         "<= 5 ms", _check(lat["p50"], "<=", 5), _ratio(lat["p50"], rtt50, "{:.1f}x RTT")))
             out.append(("push", f"{label}: commit->receipt p99", _fmt(lat["p99"], "ms", 2),
                         "<= 25 ms", _check(lat["p99"], "<=", 25), _ratio(lat["p99"], rtt99, "{:.1f}x RTT")))
+            part = phase.get("server_part_ms") or {}
+            out.append(("push", f"{label}: of which in server p50 / p99",
+                        f"{_fmt(part.get('p50'), 'ms', 2)} / {_fmt(part.get('p99'), 'ms', 2)}",
+                        "", "", ""))
             out.append(("push", f"{label}: max; receipts/expected",
                         f"{_fmt(lat['max'], 'ms', 1)}; {phase['receipts']:,}/{phase['receipts_expected']:,}",
                         "all", "PASS" if phase["receipts"] >= phase["receipts_expected"] else "FAIL", ""))
@@ -129,6 +145,13 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 f"(of {phase['committed'] + phase['occ_failures'] + phase['other_failures']:,})",
                 "", "", "",
             ))
+            if phase.get("hot_fraction"):
+                hot_ok, hot_occ = phase["hot_committed"], phase["hot_occ_failures"]
+                out.append((
+                    "bank", f"{mode}: hot (0<->1) committed / OCC-failed",
+                    f"{hot_ok:,} / {hot_occ:,} ({hot_ok / phase['seconds']:,.1f}/s committed)",
+                    "", "", "",
+                ))
             lat = phase["latency_ms"]
             out.append((
                 "bank", f"{mode}: latency p50 / p99; server / load CPU",
@@ -168,9 +191,16 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             "< 1,000 ms", _check(done, "<", 1000) if fan.get("all_received") else "FAIL", "",
         ))
         lat = fan.get("latency_ms") or {}
+        part = fan.get("server_part_ms") or {}
         out.append(("fanout", "receipt p50 / p99 (per subscriber)",
                     f"{_fmt(lat.get('p50'), 'ms', 0)} / {_fmt(lat.get('p99'), 'ms', 0)}",
                     "", "", ""))
+        out.append(("fanout", "of which in server p50 / p99",
+                    f"{_fmt(part.get('p50'), 'ms', 0)} / {_fmt(part.get('p99'), 'ms', 0)}",
+                    "", "", ""))
+        rtt_w = (fan.get("mutation_rtt_ms") or {}).get("max")
+        out.append(("fanout", "writer's own mutation round trip",
+                    _fmt(rtt_w, "ms", 0), "", "", ""))
     return out
 
 
@@ -188,7 +218,10 @@ def render(results: dict[str, Any], machine: dict[str, Any], errors: dict[str, s
         f"  {machine['date']} | {machine['cores']} cores ({machine['cpu_model']}) | "
         f"{machine['mem_total_gib']} GiB | Python {machine['python']} | SQLite {machine['sqlite']} "
         f"| websockets {machine['websockets']} | Linux {machine['kernel']}",
-        "  server and load processes share these cores; everything on 127.0.0.1",
+        "  server and load processes share these cores; everything on 127.0.0.1; server: "
+        + ("`reactor serve` (its own event loop)" if scale.server_loop == "default"
+           else "`reactor serve` forced onto uvloop (experiment)")
+        + (", GC pauses logged (experiment)" if scale.gc_log else ""),
         "",
         line(header),
         "  ".join("-" * w for w in widths),
@@ -239,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
     sections = [s for s in ORDER if s in args.sections] if args.sections else list(ORDER)
-    scale = Scale(quick=args.quick, bank_transport=args.bank_transport, deflate=args.deflate)
+    scale = Scale(quick=args.quick, bank_transport=args.bank_transport, deflate=args.deflate,
+                  profile_dir=args.profile, server_loop=args.server_loop,
+                  gc_log=args.gc_log)
     atexit.register(kill_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     machine = machine_facts()
@@ -255,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         "quick": scale.quick,
         "bank_transport": scale.bank_transport,
         "deflate": scale.deflate,
+        "server_loop": scale.server_loop,
+        "gc_log": scale.gc_log,
         "sections_run": sections,
         "results": results,
         "errors": errors,

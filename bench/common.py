@@ -141,8 +141,15 @@ def free_port() -> int:
 class Server:
     """``reactor serve <app>`` on a fresh temporary data directory."""
 
-    def __init__(self, app_dir: Path = APP_DIR, *, workdir: Path) -> None:
+    def __init__(
+        self, app_dir: Path = APP_DIR, *, workdir: Path, profile: Path | None = None,
+        loop: str = "default", gc_log: bool = False,
+    ) -> None:
         self.app_dir = app_dir
+        self.loop = loop
+        self.gc_log = workdir / "gc.log" if gc_log else None
+        self.profile = profile
+        self.profiler: subprocess.Popen[bytes] | None = None
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.log_path = workdir / "server.log"
@@ -166,13 +173,21 @@ class Server:
     async def start(self, timeout_s: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "wb")
+        env = dict(os.environ)
+        wrapped = self.loop == "uvloop" or self.gc_log is not None
+        if self.loop == "uvloop":
+            env["BENCH_UVLOOP"] = "1"
+        if self.gc_log is not None:
+            env["BENCH_GC_LOG"] = str(self.gc_log)
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "reactor", "serve", str(self.app_dir),
+                sys.executable, "-m", "bench.serve_wrapped" if wrapped else "reactor",
+                "serve", str(self.app_dir),
                 "--port", str(self.port), "--data", str(self.data_dir),
                 "--log-level", "warning",
             ],
             cwd=ROOT,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -191,6 +206,39 @@ class Server:
                 await asyncio.sleep(0.1)
         raise BenchError(f"server not ready after {timeout_s:.0f} s: {self.log_tail()}")
 
+    async def start_profile(self, tag: str) -> None:
+        """``py-spy record`` the server (collapsed stacks) until ``stop_profile``, if asked for.
+
+        Writes ``<profile dir>/<tag>.txt``; one line per distinct stack with its sample count.
+        """
+        if self.profile is None:
+            return
+        await self.stop_profile()
+        py_spy = Path(sys.executable).parent / "py-spy"
+        if not py_spy.exists():
+            raise BenchError(f"--profile needs py-spy in the venv ({py_spy} not found)")
+        self.profile.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / f"py-spy-{tag}.log", "wb") as log_file:
+            self.profiler = subprocess.Popen(
+                [str(py_spy), "record", "--pid", str(self.pid), "--format", "raw",
+                 "--rate", "250", "--output", str(self.profile / f"{tag}.txt")],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
+            )
+        _children.add(self.profiler)
+        await asyncio.sleep(0.5)  # attaching takes a moment
+
+    async def stop_profile(self) -> None:
+        profiler, self.profiler = self.profiler, None
+        if profiler is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        deadline = time.monotonic() + 15
+        while profiler.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await _terminate(profiler, 5)
+        _children.discard(profiler)
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             text = self.log_path.read_text(errors="replace").splitlines()
@@ -204,6 +252,27 @@ class Server:
         except OSError:
             return ""
 
+    def gc_pauses(self, since: float, until: float) -> dict[str, Any] | None:
+        """Garbage-collection pauses logged between two ``time.time()`` instants (``--gc-log``)."""
+        if self.gc_log is None:
+            return None
+        pauses: list[tuple[int, float]] = []
+        heap = None
+        with contextlib.suppress(OSError):
+            for line in self.gc_log.read_text().splitlines():
+                parts = line.split()
+                if len(parts) >= 4 and since <= float(parts[0]) <= until:
+                    pauses.append((int(parts[1]), float(parts[2])))
+                    if len(parts) == 5:
+                        heap = int(parts[4])
+        return {
+            "tracked_objects_at_gen2": heap,
+            "collections": len(pauses),
+            "gen2": sum(1 for g, _ in pauses if g == 2),
+            "total_ms": round(sum(p for _, p in pauses), 1),
+            "max_ms": round(max((p for _, p in pauses), default=0.0), 1),
+        }
+
     def rss(self) -> int | None:
         return rss_bytes(self.pid)
 
@@ -214,6 +283,7 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     async def stop(self, timeout_s: float = 10.0) -> None:
+        await self.stop_profile()
         if self.proc is not None:
             await _terminate(self.proc, timeout_s)
             _children.discard(self.proc)

@@ -10,6 +10,7 @@ import asyncio
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.common import (
@@ -31,6 +32,10 @@ class Scale:
     quick: bool = False
     bank_transport: str = "ws"
     deflate: bool = False
+    profile_dir: Path | None = None
+    server_loop: str = "default"
+    gc_log: bool = False
+
 
     def n(self, full: int, quick: int) -> int:
         return quick if self.quick else full
@@ -43,22 +48,32 @@ def cpu_delta(before: float | None, after: float | None) -> float | None:
 
 
 class Phase:
-    """CPU seconds used by the server and by load processes over one measured interval."""
+    """CPU seconds used by the server and by load processes over one measured interval
+    (and a py-spy profile of the server over it, with ``--profile``)."""
 
     def __init__(self, server: Server, workers: list[Worker]) -> None:
         self.server = server
         self.workers = workers
         self.t0 = time.monotonic()
+        self.wall0 = time.time()
         self.server_cpu0 = server.cpu()
         self.worker_cpu0 = [w.cpu() for w in workers]
 
-    def finish(self) -> dict[str, Any]:
+    @classmethod
+    async def begin(cls, server: Server, workers: list[Worker], tag: str) -> Phase:
+        await server.start_profile(tag)
+        return cls(server, workers)
+
+    async def finish(self) -> dict[str, Any]:
+        await self.server.stop_profile()
         elapsed = time.monotonic() - self.t0
         server_cpu = cpu_delta(self.server_cpu0, self.server.cpu())
         load_cpu = sum(
             d for d in (cpu_delta(a, w.cpu()) for a, w in zip(self.worker_cpu0, self.workers, strict=True)) if d
         )
+        gc_pauses = self.server.gc_pauses(self.wall0, time.time())
         return {
+            **({"server_gc": gc_pauses} if gc_pauses is not None else {}),
             "seconds": round(elapsed, 3),
             "server_cpu_pct": None if server_cpu is None else round(100 * server_cpu / elapsed, 1),
             "load_cpu_pct": round(100 * load_cpu / elapsed, 1),
@@ -135,10 +150,11 @@ async def collect(workers: list[Worker]) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(w.expect("result", 60) for w in workers)))
 
 
-async def write(
+async def start_writer(
     server: Server, workdir: Any, *, name: str, count: int, interval_s: float,
-    owner_prefix: str, owners: int, timeout_s: float,
-) -> tuple[Worker, dict[str, Any]]:
+    owner_prefix: str, owners: int,
+) -> Worker:
+    """A connected writer process, waiting for ``go``."""
     worker = Worker(
         "writer",
         {
@@ -153,9 +169,12 @@ async def write(
     )
     await worker.start()
     await worker.expect("ready", 30)
+    return worker
+
+
+async def run_writer(worker: Worker, timeout_s: float) -> dict[str, Any]:
     worker.send("go")
-    result = await worker.expect("result", timeout_s)
-    return worker, result
+    return await worker.expect("result", timeout_s)
 
 
 # -- 1. push -----------------------------------------------------------------------------------
@@ -163,7 +182,8 @@ async def write(
 
 async def run_push(scale: Scale) -> dict[str, Any]:
     workdir = make_workdir("push")
-    server = Server(workdir=workdir)
+    server = Server(workdir=workdir, profile=scale.profile_dir, loop=scale.server_loop,
+                    gc_log=scale.gc_log)
     workers: list[Worker] = []
     out: dict[str, Any] = {}
     try:
@@ -200,13 +220,13 @@ async def _push_phase(
         raise BenchError(f"push {name}: no subscriber connected: {info['connect_errors']}")
     rss_connected = server.rss()
     await asyncio.sleep(0.5)
-    phase = Phase(server, subs)
-    writer, wres = await write(
+    writer = await start_writer(
         server, workdir, name=f"push-{name}-writer", count=writes, interval_s=interval_s,
         owner_prefix=owner_prefix, owners=conns if not shared else 0,
-        timeout_s=writes * interval_s + 60,
     )
     workers.append(writer)
+    phase = await Phase.begin(server, subs, f"push-{name}")
+    wres = await run_writer(writer, writes * interval_s + 60)
     if shared:
         # Every subscriber should see every write; wait (bounded) until they all have.
         try:
@@ -215,7 +235,7 @@ async def _push_phase(
             pass
     else:
         await asyncio.sleep(1.0)
-    usage = phase.finish()
+    usage = await phase.finish()
     results = await collect(subs)
     await asyncio.gather(*(w.stop() for w in [*subs, writer]))
     latencies = [v for r in results for v in r["latencies_ns"]]
@@ -231,6 +251,7 @@ async def _push_phase(
         "receipts": len(latencies),
         "receipts_expected": expected,
         "latency_ms": summary_ms(latencies),
+        "server_part_ms": summary_ms([v for r in results for v in r["server_part_ns"]]),
         "mutation_rtt_ms": summary_ms(wres["rtt_ns"]),
         "empty_transitions": sum(r["empty_transitions"] for r in results),
         "closed_early": sum(r["closed_early"] for r in results),
@@ -249,7 +270,8 @@ SEED_BATCH = 500
 
 async def run_bank(scale: Scale) -> dict[str, Any]:
     workdir = make_workdir("bank")
-    server = Server(workdir=workdir)
+    server = Server(workdir=workdir, profile=scale.profile_dir, loop=scale.server_loop,
+                    gc_log=scale.gc_log)
     workers: list[Worker] = []
     out: dict[str, Any] = {"transport": scale.bank_transport, "clients": 50}
     try:
@@ -311,11 +333,11 @@ async def _bank_phase(
     for worker in phase_workers:
         await worker.start()
     await asyncio.gather(*(w.expect("ready", 30) for w in phase_workers))
-    phase = Phase(server, phase_workers)
+    phase = await Phase.begin(server, phase_workers, f"bank-{mode}")
     for worker in phase_workers:
         worker.send("go")
     results = await asyncio.gather(*(w.expect("result", duration + 60) for w in phase_workers))
-    usage = phase.finish()
+    usage = await phase.finish()
     await asyncio.gather(*(w.stop() for w in phase_workers))
     seconds = max(r["seconds"] for r in results)
     ok = sum(r["ok"] for r in results)
@@ -326,11 +348,14 @@ async def _bank_phase(
         "transfers_per_s": round(ok / seconds, 1),
         "occ_failures": sum(r["occ"] for r in results),
         "other_failures": sum(r["other"] for r in results),
+        "hot_committed": sum(r["hot_ok"] for r in results),
+        "hot_occ_failures": sum(r["hot_occ"] for r in results),
         "errors": [e for r in results for e in r["errors"]][:5],
         "latency_ms": summary_ms(latencies),
         "hot_fraction": hot,
         "server_cpu_pct": usage["server_cpu_pct"],
         "load_cpu_pct": usage["load_cpu_pct"],
+        "server_gc": usage.get("server_gc"),
     }
 
 
@@ -339,7 +364,8 @@ async def _bank_phase(
 
 async def run_fanout(scale: Scale) -> dict[str, Any]:
     workdir = make_workdir("fanout")
-    server = Server(workdir=workdir)
+    server = Server(workdir=workdir, profile=scale.profile_dir, loop=scale.server_loop,
+                    gc_log=scale.gc_log)
     workers: list[Worker] = []
     total = scale.n(10_000, 1000)
     out: dict[str, Any] = {"target_connections": total}
@@ -361,17 +387,18 @@ async def run_fanout(scale: Scale) -> dict[str, Any]:
             out["server_rss_per_conn_kib"] = round((rss - base) / info["connected"] / 1024, 1)
         load_rss = [r for w in subs for r in [_rss(w.pid)] if r]
         out["load_rss_mib_per_proc"] = _mib(max(load_rss)) if load_rss else None
-        phase = Phase(server, subs)
-        writer, wres = await write(
+        writer = await start_writer(
             server, workdir, name="fanout-writer", count=1, interval_s=0.0,
-            owner_prefix="f", owners=0, timeout_s=60,
+            owner_prefix="f", owners=0,
         )
         workers.append(writer)
+        phase = await Phase.begin(server, subs, "fanout-write")
+        wres = await run_writer(writer, 60)
         try:
             await asyncio.gather(*(w.expect("done", 20) for w in subs))
         except BenchError:
             pass
-        usage = phase.finish()
+        usage = await phase.finish()
         results = await collect(subs)
         latencies = [v for r in results for v in r["latencies_ns"]]
         out["write_ok"] = bool(wres["commit_ts"])
@@ -379,10 +406,12 @@ async def run_fanout(scale: Scale) -> dict[str, Any]:
         out["all_received"] = len(latencies) >= info["connected"] > 0
         out["all_received_ms"] = max(latencies) / 1e6 if latencies else None
         out["latency_ms"] = summary_ms(latencies)
+        out["server_part_ms"] = summary_ms([v for r in results for v in r["server_part_ns"]])
         out["mutation_rtt_ms"] = summary_ms(wres["rtt_ns"])
         out["closed_early"] = sum(r["closed_early"] for r in results)
         out["subscriber_errors"] = [e for r in results for e in r["errors"]][:5]
         out["server_cpu_pct"] = usage["server_cpu_pct"]
+        out["server_gc"] = usage.get("server_gc")
         out["server_log_errors"] = _log_errors(server)
     finally:
         await stop_all(workers, server)

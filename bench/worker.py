@@ -106,6 +106,7 @@ class Subscribers:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.latencies: list[int] = []
+        self.server_part: list[int] = []  # serverTs - endVersion.ts: commit to send, in the server
         self.update_counts: list[int] = []
         self.empty_transitions = 0
         self.other_messages = 0
@@ -173,7 +174,11 @@ class Subscribers:
                 if not message["modifications"]:
                     self.empty_transitions += 1
                     continue
-                latencies.append(now - ts_of(message["endVersion"]))
+                commit_ts = ts_of(message["endVersion"])
+                latencies.append(now - commit_ts)
+                server_ts = message.get("serverTs")
+                if isinstance(server_ts, int):
+                    self.server_part.append(server_ts - commit_ts)
                 counts[index] += 1
                 if self.expect and counts[index] == self.expect:
                     self.complete += 1
@@ -217,6 +222,7 @@ class Subscribers:
             connected=self.connected,
             failed=self.failed,
             latencies_ns=self.latencies,
+            server_part_ns=self.server_part,
             update_counts=self.update_counts,
             empty_transitions=self.empty_transitions,
             other_messages=self.other_messages,
@@ -295,6 +301,8 @@ class Bank:
         self.other = 0
         self.errors: list[str] = []
         self.latencies: list[int] = []
+        self.hot_ok = 0
+        self.hot_occ = 0
         self.stop_at = 0.0
 
     def pair(self) -> tuple[float, float]:
@@ -305,7 +313,12 @@ class Bank:
         a, b = rng.sample(range(n), 2)
         return float(a), float(b)
 
-    def record(self, ok: bool, message: str, started: int) -> None:
+    def record(self, ok: bool, message: str, started: int, src: float, dst: float) -> None:
+        if src <= 1.0 and dst <= 1.0:
+            if ok:
+                self.hot_ok += 1
+            elif is_occ(message):
+                self.hot_occ += 1
         if ok:
             self.ok += 1
             self.latencies.append(time.time_ns() - started)
@@ -325,7 +338,8 @@ class Bank:
             response = await request(ws, request_id, "bank:transfer",
                                      {"src": src, "dst": dst, "amount": amount})
             request_id += 1
-            self.record(bool(response.get("success")), str(response.get("result")), started)
+            self.record(bool(response.get("success")), str(response.get("result")), started,
+                        src, dst)
 
     async def http_client(self, client: Any) -> None:
         url = self.config["http"] + "/api/mutation"
@@ -339,13 +353,13 @@ class Bank:
                 response = await client.post(url, json=body)
                 data = response.json()
             except Exception as exc:
-                self.record(False, f"{type(exc).__name__}: {exc}", started)
+                self.record(False, f"{type(exc).__name__}: {exc}", started, src, dst)
                 continue
             ok = response.status_code == 200 and data.get("status") == "success"
             message = str(data.get("errorMessage") or data.get("message") or data)
             if response.status_code == 503 and not is_occ(message):
                 message = "Optimistic (HTTP 503) " + message
-            self.record(ok, message, started)
+            self.record(ok, message, started, src, dst)
 
     async def run(self, commands: Commands) -> None:
         config = self.config
@@ -380,6 +394,7 @@ class Bank:
                 await ws.close()
         elapsed = time.monotonic() - t0
         emit("result", ok=self.ok, occ=self.occ, other=self.other, errors=self.errors,
+             hot_ok=self.hot_ok, hot_occ=self.hot_occ,
              seconds=elapsed, latencies_ns=self.latencies)
 
 

@@ -139,7 +139,7 @@ class ClientProtocol:
 
     @property
     def has_synced(self) -> bool:
-        """Whether a Transition has been applied on the current socket."""
+        """Whether a Transition has been applied on the current socket (False when closed)."""
         return self._transitions_on_socket > 0
 
     @property
@@ -229,6 +229,7 @@ class ClientProtocol:
         if self._state is ConnectionState.CLOSED:
             return
         self._state = ConnectionState.CLOSED
+        self._transitions_on_socket = 0
         self._outbox.clear()
         self._reset_chunks()
         for request_id in self._requests.connection_lost():

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -267,3 +269,115 @@ def run_python(reactor_server: ReactorServer) -> Callable[..., ScriptResult]:
         )
 
     return run
+
+
+# --- long-running children that report JSON lines as they go ----------------------------
+
+
+class StreamingChild:
+    """A child process printing one JSON object per line, read with per-line timeouts.
+
+    Lines that are not JSON objects (e.g. the convex client's own console.log output) are
+    kept in ``other_lines`` and skipped.
+    """
+
+    def __init__(self, argv: list[str], cwd: Path, stderr_path: Path) -> None:
+        self.argv = argv
+        self.stderr_path = stderr_path
+        self.events: list[Any] = []
+        self.other_lines: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        with open(stderr_path, "w") as stderr:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def describe(self) -> str:
+        return (
+            f"command: {' '.join(self.argv)}\nexit code: {self.proc.poll()}\n"
+            f"events so far: {self.events}\nother stdout: {''.join(self.other_lines)[-4000:]}\n"
+            f"--- stderr ---\n{self.stderr()[-8000:]}"
+        )
+
+    def next_event(self, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no event within {timeout}s\n{self.describe()}")
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                self._lines.put(None)
+                self.proc.wait(timeout=5)
+                raise AssertionError(f"child exited before the next event\n{self.describe()}")
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if not isinstance(event, dict):
+                self.other_lines.append(line)
+                continue
+            self.events.append(event)
+            return event
+
+    def wait_for(self, predicate: Callable[[Any], bool], timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.next_event(max(0.01, deadline - time.monotonic()))
+            if predicate(event):
+                return event
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"child did not exit within {timeout}s\n{self.describe()}"
+            ) from None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture()
+def spawn(tmp_path: Path) -> Iterator[Callable[..., StreamingChild]]:
+    """spawn(argv, cwd=ROOT) -> StreamingChild; every child is killed at teardown."""
+    children: list[StreamingChild] = []
+
+    def start(argv: list[str], cwd: Path = ROOT) -> StreamingChild:
+        child = StreamingChild(argv, cwd, tmp_path / f"child-{len(children)}.stderr")
+        children.append(child)
+        return child
+
+    try:
+        yield start
+    finally:
+        for child in children:
+            child.close()

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
 N_SERIAL = 40
 N_CONCURRENT = 24
@@ -77,3 +80,32 @@ def test_acknowledged_mutations_survive_sigkill(server_factory):
         assert call(client, "query", "counter:get", {"name": counter}) == N_SERIAL + 1
         newest = call(client, "query", "messages:list", {"channel": channel})[0]
         assert newest["body"] == "after-restart"
+
+
+def test_live_js_client_survives_server_crash_and_restart(server_factory, node_bin, spawn):
+    """The JS client reconnects to the restarted server (which must accept the client's
+    maxObservedTimestamp: commit timestamps keep increasing across restarts, PROTOCOL.md
+    trap 18), resubscribes, sees new data and can still mutate (§6.1)."""
+    server = server_factory()
+    channel = f"restart-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=server.url, timeout=15) as client:
+        call(client, "mutation", "messages:send", {"channel": channel, "body": "before"})
+
+    node = spawn(
+        [node_bin, "survive_restart.mjs", server.url, channel, "after-restart"],
+        cwd=JS_DIR,
+    )
+    node.wait_for(lambda e: e == {"event": "value", "value": ["before"]}, 20)
+
+    server.restart(hard=True)
+    with httpx.Client(base_url=server.url, timeout=15) as client:
+        call(client, "mutation", "messages:send", {"channel": channel, "body": "after-restart"})
+
+    done = node.wait_for(lambda e: e["event"] == "done", 35)
+    assert node.wait(10) == 0, node.describe()
+    assert done["value"] == ["before", "after-restart", "from-js-after-restart"], done
+    assert done["idType"] == "string"
+    assert done["errors"] == []
+    assert done["connectionCount"] >= 2, done  # it really reconnected
+    for marker in ("[CONVEX FATAL ERROR]", "Invalid start version", "UNCAUGHT", "UNHANDLED"):
+        assert marker not in node.stderr(), node.describe()

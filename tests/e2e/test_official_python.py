@@ -13,10 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import select
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -356,50 +353,14 @@ def test_legacy_http_client(run_python, server_url):
     assert ok(r["afterErrors"]) == ["legacy"]
 
 
-def _read_event(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"no event from the subscriber child within {timeout}s")
-        ready, _, _ = select.select([proc.stdout], [], [], remaining)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"subscriber child exited (code {proc.poll()})")
-            return json.loads(line)
-
-
-def test_subscription_receives_update_from_another_process(run_python, server_url, tmp_path):
+def test_subscription_receives_update_from_another_process(run_python, server_url, spawn):
     channel = unique("pysub")
-    stderr_path = tmp_path / "subscriber.stderr"
-    with open(stderr_path, "w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, str(THIS), "subscriber", server_url, channel],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    try:
-        try:
-            initial = _read_event(proc, 20)
-            assert initial == {"event": "initial", "value": []}
-            sent = run_python(THIS, "send", server_url, channel, "ping", timeout=30).json()
-            assert isinstance(sent["value"], str)
-            events = [_read_event(proc, 20)]
-            while events[-1]["event"] != "done":
-                events.append(_read_event(proc, 20))
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\nsubscriber stderr:\n{stderr_path.read_text()}") from None
-        updates = [e["value"] for e in events if e["event"] == "update"]
-        assert updates[-1] == ["ping"]
-        assert all(u in ([], ["ping"]) for u in updates), updates
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+    subscriber = spawn([sys.executable, str(THIS), "subscriber", server_url, channel])
+    assert subscriber.next_event(20) == {"event": "initial", "value": []}
+    sent = run_python(THIS, "send", server_url, channel, "ping", timeout=30).json()
+    assert isinstance(sent["value"], str)
+    subscriber.wait_for(lambda e: e["event"] == "done", 20)
+    updates = [e["value"] for e in subscriber.events if e["event"] == "update"]
+    assert updates and updates[-1] == ["ping"], subscriber.describe()
+    assert all(u in ([], ["ping"]) for u in updates), updates
+    assert subscriber.wait(10) == 0, subscriber.describe()

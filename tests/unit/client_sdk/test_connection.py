@@ -121,11 +121,11 @@ async def test_pings_keep_the_socket_alive(fake_server: Any) -> None:
 
     fake_server.intercept = mute
     fake_server.ping_interval_s = 0.03
-    protocol, connection = make(ws_url(fake_server), inactivity_timeout_s=0.15)
+    protocol, connection = make(ws_url(fake_server), inactivity_timeout_s=0.3)
     connection.start()
     try:
         await eventually(lambda: connection.is_connected)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.8)
         assert len(fake_server.conns) == 1
         assert connection.is_connected
     finally:

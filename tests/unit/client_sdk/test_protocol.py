@@ -365,8 +365,10 @@ class TestReconnect:
         h.transition(updated(a, 1.0, journal="ja"), updated(b, 2.0), qs=3, identity=1, ts=7)
         h.mutation_ok(answered, "done", ts=20)
 
+        assert h.protocol.has_synced
         h.protocol.connection_lost("closed with code 1006")
         assert h.protocol.state is ConnectionState.CLOSED
+        assert not h.protocol.has_synced
         assert h.events() == [RequestLost(action, ACTION_LOST_MESSAGE)]
 
         out = h.open(client_ts_ms=99)
