@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
         help="experiment: log the server's garbage-collection pauses per measured phase",
     )
     parser.add_argument(
+        "--server-gc-threshold", metavar="A,B,C", default=None,
+        help="experiment: gc.set_threshold(A, B, C) in the server before it starts",
+    )
+    parser.add_argument(
         "--profile", type=Path, default=None, metavar="DIR",
         help="record the server with py-spy (collapsed stacks: DIR/<section>-server.txt)",
     )
@@ -89,6 +93,7 @@ def _ratio(value: Any, limit: Any, fmt: str = "{:.2f}x") -> str:
 def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
     """(section, metric, value, target, status, vs limit) for every figure we report."""
     out: list[tuple[str, str, str, str, str, str]] = []
+    results = {k: v for k, v in results.items() if isinstance(v, dict) and "failed" not in v}
     limits = results.get("limits") if isinstance(results.get("limits"), dict) else {}
     sqlite_tps = limits.get("sqlite_txn_per_s") if limits else None
     rtt = (limits or {}).get("ws_rtt_ms") or {}
@@ -221,7 +226,8 @@ def render(results: dict[str, Any], machine: dict[str, Any], errors: dict[str, s
         "  server and load processes share these cores; everything on 127.0.0.1; server: "
         + ("`reactor serve` (its own event loop)" if scale.server_loop == "default"
            else "`reactor serve` forced onto uvloop (experiment)")
-        + (", GC pauses logged (experiment)" if scale.gc_log else ""),
+        + (", GC pauses logged (experiment)" if scale.gc_log else "")
+        + (f", gc.set_threshold({scale.gc_threshold}) (experiment)" if scale.gc_threshold else ""),
         "",
         line(header),
         "  ".join("-" * w for w in widths),
@@ -235,6 +241,10 @@ def render(results: dict[str, Any], machine: dict[str, Any], errors: dict[str, s
     for name, error in errors.items():
         lines.append("")
         lines.append(f"{name}: FAILED: {error}")
+        partial = (results.get(name) or {}).get("partial")
+        if partial:
+            brief = {k: v for k, v in partial.items() if not isinstance(v, dict | list)}
+            lines.append(f"  measured before the failure: {json.dumps(brief)}")
     return "\n".join(lines)
 
 
@@ -247,8 +257,10 @@ async def run(sections: list[str], scale: Scale) -> tuple[dict[str, Any], dict[s
     for name in sections:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         t0 = time.monotonic()
+        partial: dict[str, Any] = {}  # what the section measured before any failure
         try:
-            results[name] = await asyncio.wait_for(SECTIONS[name](scale), SECTION_TIMEOUT_S)
+            results[name] = await asyncio.wait_for(SECTIONS[name](scale, partial),
+                                                   SECTION_TIMEOUT_S)
             results[name]["section_s"] = round(time.monotonic() - t0, 1)
         except TimeoutError:
             errors[name] = f"timed out after {SECTION_TIMEOUT_S:.0f} s"
@@ -259,6 +271,8 @@ async def run(sections: list[str], scale: Scale) -> tuple[dict[str, Any], dict[s
             traceback.print_exc()
         finally:
             kill_all()  # anything a failed section left behind
+        if name in errors:
+            results[name] = {"failed": errors[name], "partial": partial}
         status = "failed" if name in errors else "done"
         print(f"[bench] {name} {status} in {time.monotonic() - t0:.1f} s", file=sys.stderr,
               flush=True)
@@ -274,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = [s for s in ORDER if s in args.sections] if args.sections else list(ORDER)
     scale = Scale(quick=args.quick, bank_transport=args.bank_transport, deflate=args.deflate,
                   profile_dir=args.profile, server_loop=args.server_loop,
-                  gc_log=args.gc_log)
+                  gc_log=args.gc_log, gc_threshold=args.server_gc_threshold)
     atexit.register(kill_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     machine = machine_facts()
@@ -292,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "deflate": scale.deflate,
         "server_loop": scale.server_loop,
         "gc_log": scale.gc_log,
+        "server_gc_threshold": scale.gc_threshold,
         "sections_run": sections,
         "results": results,
         "errors": errors,

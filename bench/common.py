@@ -143,8 +143,9 @@ class Server:
 
     def __init__(
         self, app_dir: Path = APP_DIR, *, workdir: Path, profile: Path | None = None,
-        loop: str = "default", gc_log: bool = False,
+        loop: str = "default", gc_log: bool = False, gc_threshold: str | None = None,
     ) -> None:
+        self.gc_threshold = gc_threshold
         self.app_dir = app_dir
         self.loop = loop
         self.gc_log = workdir / "gc.log" if gc_log else None
@@ -174,7 +175,9 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "wb")
         env = dict(os.environ)
-        wrapped = self.loop == "uvloop" or self.gc_log is not None
+        wrapped = self.loop == "uvloop" or self.gc_log is not None or bool(self.gc_threshold)
+        if self.gc_threshold:
+            env["BENCH_GC_THRESHOLD"] = self.gc_threshold
         if self.loop == "uvloop":
             env["BENCH_UVLOOP"] = "1"
         if self.gc_log is not None:

@@ -35,6 +35,7 @@ class Scale:
     profile_dir: Path | None = None
     server_loop: str = "default"
     gc_log: bool = False
+    gc_threshold: str | None = None
 
 
     def n(self, full: int, quick: int) -> int:
@@ -180,12 +181,11 @@ async def run_writer(worker: Worker, timeout_s: float) -> dict[str, Any]:
 # -- 1. push -----------------------------------------------------------------------------------
 
 
-async def run_push(scale: Scale) -> dict[str, Any]:
+async def run_push(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
     workdir = make_workdir("push")
     server = Server(workdir=workdir, profile=scale.profile_dir, loop=scale.server_loop,
-                    gc_log=scale.gc_log)
+                    gc_log=scale.gc_log, gc_threshold=scale.gc_threshold)
     workers: list[Worker] = []
-    out: dict[str, Any] = {}
     try:
         await server.start()
         out["distinct"] = await _push_phase(
@@ -268,12 +268,12 @@ INITIAL_BALANCE = 1000.0
 SEED_BATCH = 500
 
 
-async def run_bank(scale: Scale) -> dict[str, Any]:
+async def run_bank(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
     workdir = make_workdir("bank")
     server = Server(workdir=workdir, profile=scale.profile_dir, loop=scale.server_loop,
-                    gc_log=scale.gc_log)
+                    gc_log=scale.gc_log, gc_threshold=scale.gc_threshold)
     workers: list[Worker] = []
-    out: dict[str, Any] = {"transport": scale.bank_transport, "clients": 50}
+    out.update(transport=scale.bank_transport, clients=50)
     try:
         await server.start()
         t0 = time.monotonic()
@@ -362,13 +362,13 @@ async def _bank_phase(
 # -- 3. fanout ---------------------------------------------------------------------------------
 
 
-async def run_fanout(scale: Scale) -> dict[str, Any]:
+async def run_fanout(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
     workdir = make_workdir("fanout")
     server = Server(workdir=workdir, profile=scale.profile_dir, loop=scale.server_loop,
-                    gc_log=scale.gc_log)
+                    gc_log=scale.gc_log, gc_threshold=scale.gc_threshold)
     workers: list[Worker] = []
     total = scale.n(10_000, 1000)
-    out: dict[str, Any] = {"target_connections": total}
+    out["target_connections"] = total
     try:
         await server.start()
         out["server_rss_idle_mib"] = _mib(server.rss())
@@ -422,10 +422,9 @@ async def run_fanout(scale: Scale) -> dict[str, Any]:
 # -- 4. limits ---------------------------------------------------------------------------------
 
 
-async def run_limits(scale: Scale) -> dict[str, Any]:
+async def run_limits(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
     workdir = make_workdir("limits")
     workers: list[Worker] = []
-    out: dict[str, Any] = {}
     try:
         sqlite = Worker(
             "sqlite",

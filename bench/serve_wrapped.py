@@ -7,7 +7,11 @@ Used only when asked for on the bench command line:
   asyncio loop even with uvloop installed. Setting the event loop policy first makes that same
   ``asyncio.run`` use uvloop, with no change to the server's code.
 - ``BENCH_GC_LOG=<path>`` (``--gc-log``): append one line per garbage collection,
-  ``<unix time> <generation> <pause ms> <collected> [<tracked objects>]``, so pauses can be attributed to phases.
+  ``<unix time> <generation> <pause ms> <collected> [<tracked objects>]``, so pauses can be
+  attributed to phases. Counting tracked objects after a full collection takes a few ms; it
+  is only done with this experiment on.
+- ``BENCH_GC_THRESHOLD=a,b,c`` (``--server-gc-threshold``): ``gc.set_threshold(a, b, c)``
+  before the server starts, to show what garbage-collector tuning would change.
 """
 
 import asyncio
@@ -22,6 +26,10 @@ if os.environ.get("BENCH_UVLOOP") == "1":
     import uvloop
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+_threshold = os.environ.get("BENCH_GC_THRESHOLD")
+if _threshold:
+    gc.set_threshold(*(int(x) for x in _threshold.split(",")))
 
 _gc_log_path = os.environ.get("BENCH_GC_LOG")
 if _gc_log_path:

@@ -23,7 +23,7 @@ from functions.store import (
     Order,
     PaginationOptions,
 )
-from schema.errors import ValidationError
+from schema.errors import ReadOnlyTransactionError, ValidationError
 from schema.values import check_value
 
 __all__ = [
@@ -446,6 +446,21 @@ class DatabaseReader:
     def table_of_id(self, id: str) -> str | None:
         """The table a well-formed id belongs to (used by ``v.id`` checks), else None."""
         return self.store.table_for_id(None, id)
+
+
+def _read_only(operation: str) -> Any:
+    async def refuse(self: DatabaseReader, *args: Any, **kwargs: Any) -> None:
+        raise ReadOnlyTransactionError(
+            f"db.{operation} is not allowed in a query: queries are read-only; "
+            "write from a mutation instead"
+        )
+
+    refuse.__name__ = operation
+    return refuse
+
+
+for _operation in ("insert", "patch", "replace", "delete"):
+    setattr(DatabaseReader, _operation, _read_only(_operation))
 
 
 class DatabaseWriter(DatabaseReader):

@@ -92,8 +92,9 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     async def run() -> None:
         watcher = asyncio.get_running_loop().create_task(_watch(services, directory)) if dev else None
         log.info(
-            "Reactor serving %s on http://%s:%d (%d functions, data in %s)",
-            directory, args.host, args.port, len(app.registry), Path(args.data).resolve(),
+            "Reactor serving %s on http://%s:%d (%d functions, storage: %s)",
+            directory, args.host, args.port, len(app.registry),
+            args.storage or Path(args.data).resolve(),
         )
         try:
             await server.serve()

@@ -57,6 +57,7 @@ class Committer:
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
         self.conflicts = 0
+        self._published = asyncio.Condition()
 
     def start(self) -> None:
         if self._task is None:
@@ -68,6 +69,13 @@ class Committer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    async def wait_published(self, ts: int) -> None:
+        """Return once the commit at ``ts`` (or a later one) is published."""
+        if self.published_ts >= ts:
+            return
+        async with self._published:
+            await self._published.wait_for(lambda: self.published_ts >= ts)
 
     def next_ts(self) -> int:
         ts = max(self.runtime.now_ns(), self._last_assigned + 1)
@@ -110,6 +118,8 @@ class Committer:
             conflict = self.write_log.find_conflict(prepared.read_set, prepared.begin_ts)
             if conflict is not None:
                 self.conflicts += 1
+                if request.future.done():  # the caller went away
+                    continue
                 request.future.set_exception(
                     OptimisticConcurrencyError(
                         table=conflict.table, write_ts=conflict.ts
@@ -143,4 +153,6 @@ class Committer:
                 log.exception("publishing commit %s failed", ts)
             if not request.future.done():
                 request.future.set_result(ts)
+        async with self._published:
+            self._published.notify_all()
         self.write_log.trim(self.runtime.now_ns())

@@ -240,6 +240,9 @@ class Executor:
                     failure.ts = ts
                     failure.attempts = attempt
                     return failure
+                # Re-running before the conflicting commit is visible would conflict again.
+                if exc.write_ts is not None:
+                    await self.committer.wait_published(exc.write_ts)
                 backoff = min(OCC_INITIAL_BACKOFF_S * 2 ** (attempt - 1), OCC_MAX_BACKOFF_S)
                 await self.runtime.sleep(backoff * self.runtime.random())
             except StorageUnavailable as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 from functions.decorators import FunctionSpec
@@ -16,13 +17,15 @@ from functions.loader import App
 from functions.registry import Registry
 from reactor.committer import Committer
 from reactor.executor import Executor, FunctionResult
+from reactor.index_keys import BY_CREATION_TIME, index_id, index_key
 from reactor.live_queries import Entry, LiveQueries
 from reactor.runtime import Runtime, SystemRuntime
-from reactor.storage.base import Persistence
+from reactor.storage.base import Commit, IndexEntry, IndexRow, Persistence, ScanOrder
 from reactor.subscriptions import SubscriptionManager
 from reactor.tables import TableRegistry
 from reactor.transaction import PreparedCommit
 from reactor.write_log import WriteLog
+from schema.values import loads
 
 __all__ = ["Services"]
 
@@ -74,8 +77,53 @@ class Services:
         self.live.on_commit(ts, prepared)
 
     async def start(self) -> None:
+        await self._backfill_indexes()
         self.committer.start()
         self.live.start()
+
+    def _rows(self, iid: str, ts: int) -> Iterator[IndexRow]:
+        start = b""
+        while True:
+            rows = self.persistence.scan(iid, start, None, ts, ScanOrder.ASC, 1000)
+            yield from rows
+            if len(rows) < 1000:
+                return
+            start = rows[-1].key + b"\x00"
+
+    async def _backfill_indexes(self) -> None:
+        """Build entries for indexes the schema gained (or changed) since the last start.
+
+        Runs before the committer starts, as one commit of its own, so every later snapshot
+        sees complete indexes."""
+        schema = self.app.schema
+        if schema is None:
+            return
+        known: dict[str, list[str]] = self.persistence.get_global("indexes") or {}
+        ts = self.committer.published_ts
+        entries: list[IndexEntry] = []
+        changed: dict[str, list[str]] = {}
+        for table, definition in schema.tables.items():
+            for name, fields in definition.indexes.items():
+                iid = index_id(table, name)
+                if known.get(iid) == list(fields):
+                    continue
+                changed[iid] = list(fields)
+                if iid in known:  # redefined: retire every entry of the old definition
+                    entries.extend(
+                        IndexEntry(iid, row.key, row.document_id, None)
+                        for row in self._rows(iid, ts)
+                    )
+                for row in self._rows(index_id(table, BY_CREATION_TIME), ts):
+                    key = index_key(loads(row.value), tuple(fields))
+                    entries.append(IndexEntry(iid, key, row.document_id, row.value))
+        if not changed:
+            return
+        if entries:
+            commit_ts = self.committer.next_ts()
+            await self.persistence.write([Commit(commit_ts, [], entries)])
+            self.committer.published_ts = self.subscriptions.processed_ts = commit_ts
+            log.info("back-filled %d index entries for %s", len(entries), ", ".join(changed))
+        await self.persistence.set_global("indexes", {**known, **changed})
 
     async def stop(self) -> None:
         await self.live.stop()

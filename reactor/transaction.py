@@ -174,15 +174,14 @@ class Transaction:
                     f"Field name {name!r} starts with '_', which is reserved for system fields",
                     path=f"$.{name}",
                 )
-        if self.schema is not None and getattr(self.schema, "schema_validation", True):
-            if table not in self.schema.tables:
-                raise SchemaError(f"Table {table!r} is not defined in the schema")
+        if self.schema is not None:
             value = self.schema.validate_document(
                 table, value, resolve_id_table=lambda i: self.table_for_id(None, i)
             )
         else:
             check_value(value)
-        return value
+        # Stored values read back in canonical form (a plain int is float64): so must our own.
+        return loads(dumps(value))
 
     def _check_size(self, doc: dict[str, Any]) -> None:
         size = value_size(doc)
@@ -332,6 +331,10 @@ class Transaction:
         end = decode_cursor(end_text, fingerprint) if end_text else None
         if start is END_OF_RANGE:
             return PaginationResult([], True, encode_cursor(END_OF_RANGE, fingerprint))
+        if num_items == 0 and end is None:
+            # Nothing to read: the next page starts where this one would have.
+            here = options.cursor or encode_cursor(b"" if asc else b"\xff", fingerprint)
+            return PaginationResult([], False, here)
         lo, hi = full.start, full.end
         if isinstance(start, bytes):
             if asc:

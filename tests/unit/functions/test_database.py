@@ -23,7 +23,7 @@ from functions import (
     QueryNotUnique,
 )
 from functions.store import Bound
-from schema.errors import SchemaError, ValidationError
+from schema.errors import ReadOnlyTransactionError, SchemaError, ValidationError
 from schema.ids import decode_id, encode_id, new_internal_id
 from schema.ordering import UNDEFINED as ORDERING_UNDEFINED, compare_values
 
@@ -490,9 +490,17 @@ class TestReaderWriter:
         with pytest.raises(ValidationError, match='not an id of table "users"'):
             await db.delete("users", ids[0])
 
-    async def test_reader_has_no_write_methods(self) -> None:
-        store, _, _ = await seeded(1)
-        assert not hasattr(DatabaseReader(store), "insert")
+    async def test_reader_refuses_writes_with_a_clear_error(self) -> None:
+        store, _, ids = await seeded(1)
+        reader = DatabaseReader(store)
+        for call in (
+            reader.insert("t", {}),
+            reader.patch(ids[0], {}),
+            reader.replace(ids[0], {}),
+            reader.delete(ids[0]),
+        ):
+            with pytest.raises(ReadOnlyTransactionError, match="queries are read-only"):
+                await call
 
 
 class TestContexts:

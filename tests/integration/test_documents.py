@@ -1,0 +1,140 @@
+"""Document semantics on the real engine: pagination (reactive, gapless), canonical values,
+read-only queries, schema flags, and index back-fill after a schema change."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reactor.testing import call, running_services, write_app
+from schema.values import loads
+
+pytestmark = pytest.mark.anyio
+
+SCHEMA = """
+    from schema import define_schema, define_table, v
+    schema = define_schema({
+        "items": define_table({"n": v.float64(), "tag": v.string()}).index("by_n", ["n"]),
+    }, strict_table_name_types=False)
+"""
+
+ITEMS = """
+    from functions import mutation, query
+    from schema import v
+
+    @query(args={"numItems": v.float64(), "cursor": v.union(v.string(), v.null())})
+    async def page(ctx, numItems, cursor):
+        return await ctx.db.query("items").with_index("by_n").paginate(
+            {"numItems": numItems, "cursor": cursor})
+
+    @mutation(args={"n": v.float64()})
+    async def add(ctx, n):
+        return await ctx.db.insert("items", {"n": n, "tag": "t"})
+
+    @mutation
+    async def loose(ctx):
+        doc_id = await ctx.db.insert("scratch", {"count": 1, "nested": {"k": [2]}})
+        return await ctx.db.get(doc_id)
+
+    @query
+    async def sneaky_write(ctx):
+        await ctx.db.insert("items", {"n": 1.0, "tag": "x"})
+
+    @query(args={"tag": v.string()})
+    async def by_tag(ctx, tag):
+        return [d["n"] for d in await ctx.db.query("items").with_index(
+            "by_tag", lambda r: r.eq("tag", tag)).collect()]
+"""
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.latest: dict[int, object] = {}
+
+    def deliver(self, ts, outcomes):
+        for query_id, outcome in outcomes.items():
+            self.latest[query_id] = loads(outcome.value_json)
+
+
+async def settle(services):
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        if not services.live._dirty and not services.live._pending:
+            return
+
+
+@pytest.fixture
+async def services(tmp_path):
+    app = write_app(tmp_path / "app", {"schema.py": SCHEMA, "items.py": ITEMS})
+    async with running_services(app, tmp_path / "data") as s:
+        yield s
+
+
+async def test_reactive_pages_grow_and_never_leave_gaps(services):
+    for n in (10, 20, 30, 40, 50):
+        await call(services, "items:add", {"n": n})
+    first = (await call(services, "items:page", {"numItems": 2, "cursor": None})).value
+    assert [d["n"] for d in first["page"]] == [10.0, 20.0]
+    assert first["isDone"] is False
+    sink = Sink()
+    spec = services.registry.resolve("items:page")
+    services.live.add(sink, 1, spec, {"numItems": 2.0, "cursor": None})
+    services.live.add(sink, 2, spec, {"numItems": 2.0, "cursor": first["continueCursor"]})
+    await settle(services)
+    assert [d["n"] for d in sink.latest[2]["page"]] == [30.0, 40.0]
+    await call(services, "items:add", {"n": 15})  # lands inside page 1's pinned range
+    await call(services, "items:add", {"n": 35})  # lands inside page 2's range
+    await settle(services)
+    page1 = [d["n"] for d in sink.latest[1]["page"]]
+    page2 = [d["n"] for d in sink.latest[2]["page"]]
+    assert page1 == [10.0, 15.0, 20.0]  # grew instead of pushing 20 onto page 2
+    assert page2 == [30.0, 35.0, 40.0]
+    rest = (await call(services, "items:page", {"numItems": 10,
+                                                "cursor": sink.latest[2]["continueCursor"]})).value
+    assert [d["n"] for d in rest["page"]] == [50.0]
+    assert rest["isDone"] is True
+    done = (await call(services, "items:page", {"numItems": 10,
+                                                "cursor": rest["continueCursor"]})).value
+    assert done["page"] == [] and done["isDone"] is True
+
+
+async def test_zero_items_and_foreign_cursors(services):
+    await call(services, "items:add", {"n": 1})
+    empty = (await call(services, "items:page", {"numItems": 0, "cursor": None})).value
+    assert empty["page"] == [] and empty["isDone"] is False
+    after = (await call(services, "items:page", {"numItems": 5,
+                                                 "cursor": empty["continueCursor"]})).value
+    assert [d["n"] for d in after["page"]] == [1.0]
+    bad = await call(services, "items:page", {"numItems": 5, "cursor": "bm90LWEtY3Vyc29y"})
+    assert not bad.success and "Invalid cursor" in bad.error_message
+
+
+async def test_own_writes_read_back_in_canonical_form_and_loose_tables(services):
+    result = await call(services, "items:loose")
+    assert result.success, result.error_message
+    assert result.value["count"] == 1.0 and isinstance(result.value["count"], float)
+    assert result.value["nested"] == {"k": [2.0]}
+
+
+async def test_queries_cannot_write(services):
+    result = await call(services, "items:sneaky_write")
+    assert not result.success
+    assert "queries are read-only" in result.error_message
+
+
+async def test_an_index_added_later_is_back_filled(tmp_path):
+    app = write_app(tmp_path / "app", {"schema.py": SCHEMA, "items.py": ITEMS})
+    async with running_services(app, tmp_path / "data") as services:
+        for n in (1, 2, 3):
+            await call(services, "items:add", {"n": n})
+    (app / "schema.py").write_text(
+        (app / "schema.py").read_text().replace('.index("by_n", ["n"])',
+                                                '.index("by_n", ["n"]).index("by_tag", ["tag"])')
+    )
+    async with running_services(app, tmp_path / "data") as services:
+        found = await call(services, "items:by_tag", {"tag": "t"})
+        assert found.success, found.error_message
+        assert found.value == [1.0, 2.0, 3.0]
+        await call(services, "items:add", {"n": 4})
+        assert (await call(services, "items:by_tag", {"tag": "t"})).value == [1.0, 2.0, 3.0, 4.0]
