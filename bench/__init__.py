@@ -1,1 +1,1 @@
-"""Benchmarks of a Reactor server: ``python -m bench`` (see ``bench.cli``)."""
+"""Benchmarks of a Reactor server: ``python -m bench`` (see ``bench/README.md`` and ``bench.cli``)."""

@@ -120,7 +120,25 @@ def machine_facts() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "websockets": websockets.__version__,
         "nofile_limit": _nofile(),
+        "revision": _revision(),
     }
+
+
+def _revision() -> str | None:
+    """The git commit of the code under test (read-only git), "+dirty" if the server's packages
+    have uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+            timeout=10, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "reactor", "functions", "schema"], cwd=ROOT,
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def _nofile() -> int:

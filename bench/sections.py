@@ -379,7 +379,11 @@ async def run_fanout(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
         )
         workers.extend(subs)
         out.update(info)
-        await asyncio.sleep(2.0)  # let the server settle (and collect garbage) before measuring
+        cpu0, t0 = server.cpu(), time.monotonic()
+        await asyncio.sleep(3.0)  # let the server settle (and collect garbage) before measuring
+        idle_cpu = cpu_delta(cpu0, server.cpu())
+        if idle_cpu is not None:
+            out["server_idle_cpu_pct"] = round(100 * idle_cpu / (time.monotonic() - t0), 1)
         rss = server.rss()
         out["server_rss_mib"] = _mib(rss)
         if rss is not None and info["connected"]:
