@@ -41,8 +41,8 @@ __all__ = ["Executor", "FunctionResult"]
 log = logging.getLogger("reactor.executor")
 
 OCC_MAX_RETRIES = 4
-OCC_INITIAL_BACKOFF_S = 0.005
-OCC_MAX_BACKOFF_S = 0.25
+OCC_INITIAL_BACKOFF_S = 0.001
+OCC_MAX_BACKOFF_S = 0.05
 
 
 @dataclass(slots=True)
@@ -83,6 +83,7 @@ class Executor:
         self.tables = tables
         self.runtime = runtime
         self.dev = dev
+        self._retry_lane = asyncio.Lock()
         # (session id, request id) -> in-flight or finished mutation result
         self._mutations: dict[tuple[str, int], asyncio.Future[FunctionResult]] = {}
 
@@ -205,50 +206,73 @@ class Executor:
         idempotency_key: tuple[str, int] | None,
     ) -> FunctionResult:
         attempt = 0
-        while True:
-            attempt += 1
-            ts = self.snapshot_ts()
-            txn = self._transaction(ts, writable=True)
-            auth = Auth(dict(identity) if identity is not None else None)
-            ctx = MutationCtx(db=DatabaseWriter(txn), auth=auth)
-            try:
-                value = await spec.invoke(ctx, dict(args))
-                result = self._success(value)
-            except Exception as exc:
-                result = self._failure(spec, exc)
-                result.ts = ts
-                result.attempts = attempt
-                return result
-            if not txn.has_writes and idempotency_key is None:
-                result.ts = ts
-                result.attempts = attempt
-                return result
-            prepared = txn.prepare_commit()
-            record = (
-                None
-                if idempotency_key is None
-                else MutationRecord(idempotency_key[0], idempotency_key[1], result.value_json)
-            )
-            try:
-                result.ts = await self.committer.commit(prepared, record)
-                result.attempts = attempt
-                return result
-            except OptimisticConcurrencyError as exc:
-                if attempt > OCC_MAX_RETRIES:
-                    exc.function = spec.path
-                    failure = self._occ_failure(spec, exc)
-                    failure.ts = ts
-                    failure.attempts = attempt
-                    return failure
-                # Re-running before the conflicting commit is visible would conflict again.
-                if exc.write_ts is not None:
-                    await self.committer.wait_published(exc.write_ts)
-                backoff = min(OCC_INITIAL_BACKOFF_S * 2 ** (attempt - 1), OCC_MAX_BACKOFF_S)
-                await self.runtime.sleep(backoff * self.runtime.random())
-            except StorageUnavailable as exc:
-                failure = self._failure(spec, exc)
+        lane: asyncio.Lock | None = None
+        try:
+            while True:
+                attempt += 1
+                if attempt == 2:
+                    # After a conflict, re-runs take turns in one lane: they then never conflict
+                    # with each other, only with first attempts, so a hot document costs one
+                    # execution per commit instead of one per contender.
+                    lane = self._retry_lane
+                    await lane.acquire()
+                result = await self._attempt(spec, args, identity, idempotency_key, attempt)
+                if result is not None:
+                    return result
+        finally:
+            if lane is not None:
+                lane.release()
+
+    async def _attempt(
+        self,
+        spec: FunctionSpec,
+        args: Mapping[str, Any],
+        identity: Mapping[str, Any] | None,
+        idempotency_key: tuple[str, int] | None,
+        attempt: int,
+    ) -> FunctionResult | None:
+        """One execution and commit; None when it conflicted and should be re-run."""
+        ts = self.snapshot_ts()
+        txn = self._transaction(ts, writable=True)
+        auth = Auth(dict(identity) if identity is not None else None)
+        ctx = MutationCtx(db=DatabaseWriter(txn), auth=auth)
+        try:
+            value = await spec.invoke(ctx, dict(args))
+            result = self._success(value)
+        except Exception as exc:
+            result = self._failure(spec, exc)
+            result.ts = ts
+            result.attempts = attempt
+            return result
+        result.attempts = attempt
+        if not txn.has_writes and idempotency_key is None:
+            result.ts = ts
+            return result
+        record = (
+            None
+            if idempotency_key is None
+            else MutationRecord(idempotency_key[0], idempotency_key[1], result.value_json)
+        )
+        try:
+            result.ts = await self.committer.commit(txn.prepare_commit(), record)
+            return result
+        except OptimisticConcurrencyError as exc:
+            if attempt > OCC_MAX_RETRIES:
+                exc.function = spec.path
+                failure = self._occ_failure(spec, exc)
                 failure.ts = ts
+                failure.attempts = attempt
                 return failure
+            # Re-running before the conflicting commit is visible would conflict again.
+            if exc.write_ts is not None:
+                await self.committer.wait_published(exc.write_ts)
+            backoff = min(OCC_INITIAL_BACKOFF_S * 2 ** (attempt - 1), OCC_MAX_BACKOFF_S)
+            await self.runtime.sleep(backoff * self.runtime.random())
+            return None
+        except StorageUnavailable as exc:
+            failure = self._failure(spec, exc)
+            failure.ts = ts
+            return failure
 
     def _occ_failure(self, spec: FunctionSpec, exc: OptimisticConcurrencyError) -> FunctionResult:
         log.warning("mutation %s failed after %d OCC retries: %s", spec.path, OCC_MAX_RETRIES, exc)

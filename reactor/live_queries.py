@@ -211,12 +211,15 @@ class LiveQueries:
             # ts has already marked its entries dirty, so all other entries are valid at ts.
             ts = self.executor.snapshot_ts()
             dirty, self._dirty = self._dirty, set()
-            sessions, self._pending = self._pending, set()
+            requested, self._pending = self._pending, set()
+            # Sessions that asked (a mutation's author waiting for its Transition, a new
+            # subscription) go first; subscribers of re-run queries follow.
+            sessions = dict.fromkeys(requested)
             for entry in dirty:
                 if not entry.subscribers:
                     continue
                 await self._execute(entry, ts)
-                sessions.update(entry.subscribers)
+                sessions.update(dict.fromkeys(entry.subscribers))
             for session in sessions:
                 entries = self._sessions.get(session, {})
                 outcomes = {

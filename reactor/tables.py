@@ -7,8 +7,10 @@ first uses them. This module does not store documents.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from schema.errors import ValidationError
+from schema.ids import decode_id
 
 __all__ = ["FIRST_USER_TABLE_NUMBER", "TableRegistry"]
 
@@ -42,6 +44,11 @@ class TableRegistry:
     def name_for(self, number: int) -> str | None:
         return self._by_number.get(number)
 
+    def table_of_id(self, document_id: str) -> str | None:
+        """The table an id belongs to, or None for a malformed id or an unknown table."""
+        number = _table_number(document_id)
+        return None if number is None else self._by_number.get(number)
+
     def unpersisted(self) -> dict[str, int]:
         """Tables allocated but not yet stored: every commit carries them until one persists."""
         return dict(self._unpersisted)
@@ -49,3 +56,11 @@ class TableRegistry:
     def mark_persisted(self, tables: dict[str, int]) -> None:
         for name in tables:
             self._unpersisted.pop(name, None)
+
+
+@lru_cache(maxsize=65536)
+def _table_number(document_id: str) -> int | None:
+    try:
+        return decode_id(document_id).table_number
+    except ValidationError:
+        return None

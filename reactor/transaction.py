@@ -53,6 +53,20 @@ MAX_PAGE_SIZE = 32_000
 _SYSTEM_FIELDS = ("_id", "_creationTime")
 
 
+def _canonical(value: Any) -> Any:
+    """``value`` with every plain ``int`` as the float64 it is stored as (Int64 stays)."""
+    kind = type(value)
+    if kind is int:
+        return float(value)
+    if kind is dict:
+        return {k: _canonical(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_canonical(v) for v in value]
+    if kind is bytearray or kind is memoryview:
+        return bytes(value)
+    return value
+
+
 @dataclass(slots=True)
 class _Write:
     table: str
@@ -155,11 +169,7 @@ class Transaction:
         return indexes
 
     def table_for_id(self, table: str | None, id: str) -> str | None:
-        try:
-            number = decode_id(id).table_number
-        except ValidationError:
-            return None
-        name = self.tables.name_for(number)
+        name = self.tables.table_of_id(id) if isinstance(id, str) else None
         if name is None or (table is not None and name != table):
             return None
         return name
@@ -181,7 +191,7 @@ class Transaction:
         else:
             check_value(value)
         # Stored values read back in canonical form (a plain int is float64): so must our own.
-        return loads(dumps(value))
+        return _canonical(value)
 
     def _check_size(self, doc: dict[str, Any]) -> None:
         size = value_size(doc)

@@ -63,6 +63,7 @@ class SyncConnection:
         self._wake = asyncio.Event()
         self._mutations: asyncio.Queue[MutationRequested] = asyncio.Queue()
         self._closed = False
+        self._last_send = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- SessionSink -------------------------------------------------------------------------
@@ -80,6 +81,7 @@ class SyncConnection:
         self._tasks = [
             loop.create_task(self._sender()),
             loop.create_task(self._mutation_worker()),
+            loop.create_task(self._pinger()),
         ]
         try:
             await self._receive_loop()
@@ -214,16 +216,25 @@ class SyncConnection:
     # -- sending -----------------------------------------------------------------------------
 
     async def _send(self, frame: bytes) -> None:
+        self._last_send = time.monotonic()
         await self.websocket.send({"type": "websocket.send", "text": frame.decode("utf-8")})
+
+    async def _pinger(self) -> None:
+        """Queue a Ping whenever nothing went out for PING_INTERVAL_S (JS needs a text frame
+        at least every 60 s, Rust any frame every 30 s)."""
+        while True:
+            idle = time.monotonic() - self._last_send
+            if idle < PING_INTERVAL_S:
+                await asyncio.sleep(PING_INTERVAL_S - idle)
+                continue
+            self._outbox.append(messages.ping())
+            self._wake.set()
+            await asyncio.sleep(PING_INTERVAL_S)
 
     async def _sender(self) -> None:
         try:
             while True:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), PING_INTERVAL_S)
-                except TimeoutError:
-                    await self._send(messages.ping())
-                    continue
+                await self._wake.wait()
                 self._wake.clear()
                 while self._outbox:
                     await self._send(self._outbox.popleft())
