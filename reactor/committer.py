@@ -127,7 +127,9 @@ class Committer:
                 )
                 continue
             ts = self.next_ts()
-            self.write_log.append(ts, prepared.write_keys, prepared.table)
+            self.write_log.append(
+                ts, prepared.write_keys, prepared.table, prepared.write_prefixes
+            )
             commit = prepared.build(ts)
             commit.mutation = request.mutation
             accepted.append((ts, request, commit))

@@ -22,6 +22,7 @@ __all__ = [
     "id_key",
     "index_id",
     "index_key",
+    "index_key_prefixes",
     "range_interval",
 ]
 
@@ -54,6 +55,18 @@ def index_key(doc: dict[str, Any], fields: Sequence[str]) -> bytes:
     values.append(doc["_creationTime"])
     values.append(doc["_id"])
     return encode_key(values)
+
+
+def index_key_prefixes(doc: dict[str, Any], fields: Sequence[str]) -> tuple[bytes, list[bytes]]:
+    """The index key and its proper prefixes at element boundaries (for the write log)."""
+    parts = [encode_value(field_value(doc, f)) for f in fields]
+    parts.append(encode_value(doc["_creationTime"]))
+    prefixes = []
+    key = b""
+    for part in parts:
+        key += part
+        prefixes.append(key)
+    return key + encode_value(doc["_id"]), prefixes
 
 
 def range_interval(rng: IndexRange, fields: Sequence[str], *, index: str) -> Interval:

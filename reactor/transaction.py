@@ -28,6 +28,7 @@ from reactor.index_keys import (
     id_key,
     index_id,
     index_key,
+    index_key_prefixes,
     range_interval,
 )
 from reactor.intervals import Interval
@@ -103,6 +104,7 @@ class PreparedCommit:
     table: str | None
     document_id: str | None
     writes: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
+    write_prefixes: dict[str, list[bytes]] = field(default_factory=dict)
 
 
 class Transaction:
@@ -491,6 +493,7 @@ class Transaction:
     def prepare_commit(self) -> PreparedCommit:
         """Written keys (old and new, every index) plus a builder of the storage records."""
         write_keys: dict[str, list[bytes]] = {}
+        write_prefixes: dict[str, list[bytes]] = {}
         documents: list[DocumentLogEntry] = []
         entries: list[IndexEntry] = []
         first_table: str | None = None
@@ -509,15 +512,20 @@ class Transaction:
             for name, fields in self._user_indexes(table).items():
                 iid = index_id(table, name)
                 keys = write_keys.setdefault(iid, [])
-                old_key = None if write.old is None else index_key(write.old, fields)
-                new_key = None if write.new is None else index_key(write.new, fields)
-                if old_key is not None:
+                prefixes = write_prefixes.setdefault(iid, [])
+                old_key = new_key = None
+                if write.old is not None:
+                    old_key, old_prefixes = index_key_prefixes(write.old, fields)
                     keys.append(old_key)
-                    if old_key != new_key:
-                        entries.append(IndexEntry(iid, old_key, doc_id, None))
-                if new_key is not None:
+                    prefixes.extend(old_prefixes)
+                if write.new is not None:
+                    new_key, new_prefixes = index_key_prefixes(write.new, fields)
                     if new_key != old_key:
                         keys.append(new_key)
+                        prefixes.extend(new_prefixes)
+                if old_key is not None and old_key != new_key:
+                    entries.append(IndexEntry(iid, old_key, doc_id, None))
+                if new_key is not None:
                     entries.append(IndexEntry(iid, new_key, doc_id, encoded))
         new_tables = self.tables.unpersisted()
 
@@ -525,5 +533,6 @@ class Transaction:
             return Commit(ts, documents, entries, new_tables)
 
         return PreparedCommit(
-            self.ts, self.read_set(), write_keys, build, first_table, first_id, summary
+            self.ts, self.read_set(), write_keys, build, first_table, first_id, summary,
+            write_prefixes,
         )
