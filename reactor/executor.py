@@ -84,6 +84,7 @@ class Executor:
         self.runtime = runtime
         self.dev = dev
         self._retry_lane = asyncio.Lock()
+        self._newest_request: dict[str, int] = {}
         # (session id, request id) -> in-flight or finished mutation result
         self._mutations: dict[tuple[str, int], asyncio.Future[FunctionResult]] = {}
 
@@ -177,7 +178,20 @@ class Executor:
         pending = self._mutations.get(idempotency_key)
         if pending is not None:
             return await asyncio.shield(pending)
-        stored = self.persistence.lookup_mutation(*idempotency_key)
+        session_id, request_id = idempotency_key
+        # Request ids only grow within a session. Above both the newest id this process started
+        # and the newest one stored by any process, a request cannot have run: skip the lookup.
+        newest = self._newest_request.get(session_id)
+        if newest is None:
+            newest = self.persistence.max_request_id(session_id)
+        stored = (
+            None
+            if newest is not None and request_id > newest
+            else self.persistence.lookup_mutation(session_id, request_id)
+        )
+        if newest is None or request_id > newest:
+            newest = request_id
+        self._newest_request[session_id] = newest
         if stored is not None:
             ts, result_json = stored
             return FunctionResult(True, value=loads(result_json), value_json=result_json, ts=ts)

@@ -129,6 +129,9 @@ class Transaction:
         self._writes: dict[str, _Write] = {}
         self._rows_read = 0
         self._next_creation = now_ms
+        # Documents already read at this snapshot (immutable there), so db.get after a scan,
+        # and patch after either, do not read storage again.
+        self._seen: dict[str, dict[str, Any] | None] = {}
         self.journal = journal
         self.paginated = False
 
@@ -218,9 +221,14 @@ class Transaction:
         write = self._writes.get(id)
         if write is not None:
             return None if write.new is None else dict(write.new)
+        if id in self._seen:
+            seen = self._seen[id]
+            return None if seen is None else dict(seen)
         self._count_read()
         found = self.persistence.get_document(id, self.ts)
-        return None if found is None else loads(found[1])
+        doc = None if found is None else loads(found[1])
+        self._seen[id] = doc
+        return None if doc is None else dict(doc)
 
     def _overlay(
         self, table: str, iid: str, fields: tuple[str, ...], interval: Interval, order: Order
@@ -307,6 +315,8 @@ class Transaction:
                 position += 1
                 self._count_read()
                 key, doc = row.key, loads(row.value)
+                self._seen[row.document_id] = doc
+                doc = dict(doc)
             state.last_key = key
             yield key, doc
 

@@ -178,6 +178,12 @@ class SqlitePersistence:
         ).fetchone()
         return None if row is None else (row[0], row[1])
 
+    def max_request_id(self, session_id: str) -> int | None:
+        row = self._reader.execute(
+            "SELECT MAX(request_id) FROM mutations WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def get_global(self, key: str) -> Any:
         row = self._reader.execute("SELECT value FROM globals WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])

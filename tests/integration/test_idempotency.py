@@ -1,0 +1,73 @@
+"""A websocket mutation runs once per (session, request) id: across resends, concurrent
+resends and a restart of the server on the same data."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reactor.testing import running_services, write_app
+
+pytestmark = pytest.mark.anyio
+
+APP = {
+    "counter.py": """
+        import asyncio
+        from functions import mutation, query
+
+        @mutation
+        async def bump(ctx, delay=0.0):
+            rows = await ctx.db.query("counters").collect()
+            await asyncio.sleep(delay)
+            if rows:
+                await ctx.db.patch(rows[0]["_id"], {"n": rows[0]["n"] + 1})
+                return rows[0]["n"] + 1
+            await ctx.db.insert("counters", {"n": 1.0})
+            return 1.0
+
+        @query
+        async def value(ctx):
+            rows = await ctx.db.query("counters").collect()
+            return rows[0]["n"] if rows else 0.0
+    """,
+}
+
+
+async def bump(services, session, request, delay=0.0):
+    spec = services.registry.resolve("counter:bump")
+    return await services.executor.run_mutation(
+        spec, {"delay": delay}, idempotency_key=(session, request)
+    )
+
+
+async def value(services):
+    spec = services.registry.resolve("counter:value")
+    return (await services.executor.run_query(spec, {})).value
+
+
+async def test_resends_return_the_first_result(tmp_path):
+    app = write_app(tmp_path / "app", APP)
+    async with running_services(app, tmp_path / "data") as services:
+        first = await bump(services, "s1", 0)
+        again = await bump(services, "s1", 0)
+        assert (first.value, again.value, again.ts) == (1.0, 1.0, first.ts)
+        # A resend arriving while the first run is still going waits for that very run.
+        slow, resent = await asyncio.gather(
+            bump(services, "s1", 1, delay=0.05), bump(services, "s1", 1)
+        )
+        assert slow.value == resent.value == 2.0
+        assert await value(services) == 2.0
+
+
+async def test_pipelined_requests_are_not_rerun_after_a_restart(tmp_path):
+    app = write_app(tmp_path / "app", APP)
+    async with running_services(app, tmp_path / "data") as services:
+        for request in (5, 6, 7):
+            await bump(services, "s2", request)
+        assert await value(services) == 3.0
+    async with running_services(app, tmp_path / "data") as services:
+        results = [await bump(services, "s2", request) for request in (5, 6, 7)]
+        assert [r.value for r in results] == [1.0, 2.0, 3.0]
+        assert await value(services) == 3.0
+        assert (await bump(services, "s2", 8)).value == 4.0
