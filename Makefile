@@ -26,7 +26,7 @@ test: install
 	sh -e scripts/test
 
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(ARGS)
 
 test-mongo: install
 	REACTOR_TEST_MONGODB_URL=$${REACTOR_TEST_MONGODB_URL:?set REACTOR_TEST_MONGODB_URL} sh -e scripts/test
