@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 PORT ?= 3210
 
-.PHONY: install run dev test check bench test-mongo
+.PHONY: install run dev test check bench
 
 install: .venv/.installed tests/js/node_modules/.installed
 
@@ -27,6 +27,3 @@ test: install
 
 bench: install
 	$(PY) -m bench $(ARGS)
-
-test-mongo: install
-	REACTOR_TEST_MONGODB_URL=$${REACTOR_TEST_MONGODB_URL:?set REACTOR_TEST_MONGODB_URL} sh -e scripts/test
