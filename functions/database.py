@@ -447,6 +447,15 @@ class DatabaseReader:
         """The table a well-formed id belongs to (used by ``v.id`` checks), else None."""
         return self.store.table_for_id(None, id)
 
+    @property
+    def system(self) -> DatabaseReader:
+        """``ctx.db.system``: read-only access to system tables (``_scheduled_functions``,
+        ``_storage``): ``get`` and ``query``."""
+        system_store = getattr(self.store, "system_store", None)
+        if system_store is None:
+            raise RuntimeError("this database has no system tables")
+        return DatabaseReader(system_store())
+
 
 def _read_only(operation: str) -> Any:
     async def refuse(self: DatabaseReader, *args: Any, **kwargs: Any) -> None:

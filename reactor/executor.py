@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.context import Auth, MutationCtx, QueryCtx
+from functions.context import ActionCtx, Auth, MutationCtx, QueryCtx
 from functions.database import DatabaseReader, DatabaseWriter
 from functions.decorators import FunctionKind, FunctionSpec
+from functions.paths import reference_path
+from functions.registry import Registry
 from reactor.committer import Committer
 from reactor.reads import ReadSet
 from reactor.runtime import Runtime
@@ -28,6 +30,7 @@ from reactor.tables import TableRegistry
 from reactor.transaction import Transaction
 from schema.errors import (
     ArgumentValidationError,
+    FunctionError,
     FunctionNotFound,
     OptimisticConcurrencyError,
     ReactorError,
@@ -41,6 +44,7 @@ __all__ = ["Executor", "FunctionResult"]
 log = logging.getLogger("reactor.executor")
 
 OCC_MAX_RETRIES = 4
+MAX_CALL_DEPTH = 8
 OCC_INITIAL_BACKOFF_S = 0.001
 OCC_MAX_BACKOFF_S = 0.05
 
@@ -83,6 +87,7 @@ class Executor:
         self.tables = tables
         self.runtime = runtime
         self.dev = dev
+        self.registry: Registry | None = None  # set by the composition root; swapped on reload
         self._retry_lane = asyncio.Lock()
         self._newest_request: dict[str, int] = {}
         # (session id, request id) -> in-flight or finished mutation result
@@ -287,6 +292,64 @@ class Executor:
             failure = self._failure(spec, exc)
             failure.ts = ts
             return failure
+
+    # -- actions ---------------------------------------------------------------------------
+
+    async def run_action(
+        self,
+        spec: FunctionSpec,
+        args: Mapping[str, Any],
+        *,
+        identity: Mapping[str, Any] | None = None,
+        depth: int = 0,
+    ) -> FunctionResult:
+        """Run an action: no transaction of its own; it reaches data through ``ctx.run_*``."""
+        ctx = self.action_ctx(identity, depth=depth)
+        try:
+            value = await spec.invoke(ctx, dict(args))
+            result = self._success(value)
+        except Exception as exc:
+            result = self._failure(spec, exc)
+        result.ts = self.snapshot_ts()
+        return result
+
+    def action_ctx(self, identity: Mapping[str, Any] | None, *, depth: int = 0) -> ActionCtx:
+        """The context of an action (or HTTP action): each ``run_*`` call is its own transaction."""
+
+        def resolve(reference: Any, kind: FunctionKind) -> FunctionSpec:
+            if self.registry is None:
+                raise RuntimeError("Executor.registry is not set")
+            if depth >= MAX_CALL_DEPTH:
+                raise FunctionError(f"Function calls are nested more than {MAX_CALL_DEPTH} deep")
+            return self.registry.resolve(reference_path(reference), kind=kind, allow_internal=True)
+
+        def unwrap(result: FunctionResult) -> Any:
+            if result.success:
+                return result.value
+            if result.error_data_json is not None:
+                raise UserError(result.error_data, result.error_message)
+            raise FunctionError(result.error_message)
+
+        async def run_query(reference: Any, args: Mapping[str, Any] | None = None) -> Any:
+            spec = resolve(reference, FunctionKind.QUERY)
+            return unwrap(await self.run_query(spec, dict(args or {}), identity=identity))
+
+        async def run_mutation(reference: Any, args: Mapping[str, Any] | None = None) -> Any:
+            spec = resolve(reference, FunctionKind.MUTATION)
+            return unwrap(await self.run_mutation(spec, dict(args or {}), identity=identity))
+
+        async def run_action(reference: Any, args: Mapping[str, Any] | None = None) -> Any:
+            spec = resolve(reference, FunctionKind.ACTION)
+            return unwrap(
+                await self.run_action(spec, dict(args or {}), identity=identity, depth=depth + 1)
+            )
+
+        return ActionCtx(
+            auth=Auth(dict(identity) if identity is not None else None),
+            run_query=run_query,
+            run_mutation=run_mutation,
+            run_action=run_action,
+        )
 
     def _occ_failure(self, spec: FunctionSpec, exc: OptimisticConcurrencyError) -> FunctionResult:
         log.warning("mutation %s failed after %d OCC retries: %s", spec.path, OCC_MAX_RETRIES, exc)

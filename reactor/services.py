@@ -66,6 +66,7 @@ class Services:
             runtime=self.runtime,
             dev=dev,
         )
+        self.executor.registry = app.registry
         self.live = LiveQueries(self.executor, self.subscriptions)
         self.sessions: set[Any] = set()
 
@@ -134,14 +135,18 @@ class Services:
         """Swap in freshly loaded functions and re-run every live query under them."""
         self.app = app
         self.executor.schema = app.schema
+        self.executor.registry = app.registry
         if app.schema is not None:
             for table in app.schema.tables:
                 self.tables.number_for(table)
         self.live.rebind(app.registry)
         log.info("reloaded %d functions from %s", len(app.registry), app.directory)
 
-    async def run_action(self, spec: FunctionSpec, args: dict[str, Any]) -> FunctionResult:
-        return FunctionResult(
-            False,
-            error_message=f"Actions are not supported yet: {spec.path} cannot run.",
-        )
+    async def run_action(
+        self,
+        spec: FunctionSpec,
+        args: dict[str, Any],
+        *,
+        identity: dict[str, Any] | None = None,
+    ) -> FunctionResult:
+        return await self.executor.run_action(spec, args, identity=identity)

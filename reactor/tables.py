@@ -12,15 +12,21 @@ from functools import lru_cache
 from schema.errors import ValidationError
 from schema.ids import decode_id
 
-__all__ = ["FIRST_USER_TABLE_NUMBER", "TableRegistry"]
+__all__ = ["FIRST_USER_TABLE_NUMBER", "SYSTEM_TABLES", "TableRegistry", "is_system_table"]
+
+
+def is_system_table(name: str) -> bool:
+    return name.startswith("_")
 
 FIRST_USER_TABLE_NUMBER = 10_001
+# System tables have fixed numbers below the user range (ids encode them).
+SYSTEM_TABLES = {"_scheduled_functions": 1, "_storage": 2}
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 class TableRegistry:
     def __init__(self, numbers: dict[str, int] | None = None) -> None:
-        self._by_name: dict[str, int] = dict(numbers or {})
+        self._by_name: dict[str, int] = {**(numbers or {}), **SYSTEM_TABLES}
         self._by_number = {n: name for name, n in self._by_name.items()}
         self._unpersisted: dict[str, int] = {}
 
@@ -35,7 +41,7 @@ class TableRegistry:
     def number_for(self, name: str) -> int:
         number = self._by_name.get(name)
         if number is None:
-            number = max(self._by_number, default=FIRST_USER_TABLE_NUMBER - 1) + 1
+            number = max(max(self._by_number), FIRST_USER_TABLE_NUMBER - 1) + 1
             self._by_name[name] = number
             self._by_number[number] = name
             self._unpersisted[name] = number

@@ -34,7 +34,7 @@ from reactor.index_keys import (
 from reactor.intervals import Interval
 from reactor.reads import ReadSet
 from reactor.storage.base import Commit, DocumentLogEntry, IndexEntry, Persistence, ScanOrder
-from reactor.tables import TableRegistry
+from reactor.tables import TableRegistry, is_system_table
 from schema.errors import (
     DocumentNotFound,
     ReadOnlyTransactionError,
@@ -46,6 +46,12 @@ from schema.ids import decode_id, encode_id, new_internal_id
 from schema.values import MAX_DOCUMENT_SIZE, check_field_name, check_value, dumps, loads, value_size
 
 __all__ = ["PreparedCommit", "Transaction"]
+
+# Indexes of the system tables (the runtime's own schema; apps cannot change it).
+SYSTEM_INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
+    "_scheduled_functions": {"by_state_time": ("state.kind", "scheduledTime")},
+    "_storage": {},
+}
 
 MAX_READ_ROWS = 32_000
 MAX_READ_INTERVALS = 4_096
@@ -158,6 +164,11 @@ class Transaction:
     def _index_fields(self, table: str, index: str) -> tuple[str, ...]:
         if index == BY_CREATION_TIME:
             return ()
+        if is_system_table(table):
+            fields = SYSTEM_INDEXES.get(table, {}).get(index)
+            if fields is None:
+                raise SchemaError(f"Index {table}.{index} not found.")
+            return fields
         if index == BY_ID:
             raise ValidationError(
                 f"Index {table}.by_id cannot be scanned; use ctx.db.get(id) to read by id"
@@ -168,7 +179,9 @@ class Transaction:
 
     def _user_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
         indexes: dict[str, tuple[str, ...]] = {BY_CREATION_TIME: ()}
-        if self.schema is not None and table in self.schema.tables:
+        if is_system_table(table):
+            indexes.update(SYSTEM_INDEXES.get(table, {}))
+        elif self.schema is not None and table in self.schema.tables:
             for name, fields in self.schema.tables[table].indexes.items():
                 indexes[name] = tuple(fields)
         return indexes
@@ -246,9 +259,24 @@ class Transaction:
         items.sort(key=lambda item: item[0], reverse=order is Order.DESC)
         return items, touched
 
+    def _check_user_table(self, table: str, *, system: bool) -> None:
+        if is_system_table(table) != system:
+            if system:
+                raise ValidationError(
+                    f"{table!r} is not a system table: use ctx.db.query({table!r})"
+                )
+            raise ValidationError(
+                f"{table!r} is a system table: read it with ctx.db.system.query({table!r})"
+            )
+
+    def system_store(self) -> SystemStore:
+        """The read-only view of system tables behind ``ctx.db.system``."""
+        return SystemStore(self)
+
     async def scan(
-        self, table: str, index: str, range: IndexRange, order: Order
+        self, table: str, index: str, range: IndexRange, order: Order, *, system: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
+        self._check_user_table(table, system=system)
         fields = self._index_fields(table, index)
         interval = range_interval(range, fields + ("_creationTime",), index=f"{table}.{index}")
         async for key, doc in self._scan_interval(table, index, fields, interval, order):
@@ -328,6 +356,8 @@ class Transaction:
         order: Order,
         predicate: Callable[[dict[str, Any]], bool] | None,
         options: PaginationOptions,
+        *,
+        system: bool = False,
     ) -> PaginationResult:
         """One page of a query. A page's end is pinned by ``endCursor`` or the journal of an
         earlier run, so a re-run covers exactly ``(cursor, end]`` and pages never leave gaps."""
@@ -337,6 +367,7 @@ class Transaction:
                 "only a single paginate() call is supported in each function"
             )
         self.paginated = True
+        self._check_user_table(table, system=system)
         num_items = options.num_items
         if isinstance(num_items, bool) or not isinstance(num_items, (int, float)) or not (
             0 <= num_items <= MAX_PAGE_SIZE
@@ -428,6 +459,9 @@ class Transaction:
         self._require_writable("insert")
         self.tables.check_name(table)
         value = self._validate(table, value)
+        return self._insert(table, value)
+
+    def _insert(self, table: str, value: dict[str, Any]) -> str:
         number = self.tables.number_for(table)
         doc_id = encode_id(number, new_internal_id())
         doc = {"_id": doc_id, "_creationTime": self._creation_time(), **value}
@@ -435,14 +469,35 @@ class Transaction:
         self._writes[doc_id] = _Write(table, None, doc)
         return doc_id
 
-    async def _existing(self, id: str, op: str) -> tuple[str, dict[str, Any]]:
+    async def _existing(self, id: str, op: str, *, system: bool = False) -> tuple[str, dict[str, Any]]:
         if not isinstance(id, str):
             raise ValidationError(f"db.{op} expects an id string, got {type(id).__name__}")
         table = self.table_for_id(None, id)
+        if table is not None and is_system_table(table) and not system:
+            raise ValidationError(f"Documents of the system table {table!r} cannot be changed by db.{op}")
         current = await self.get(id) if table is not None else None
         if table is None or current is None:
             raise DocumentNotFound(f"{op.capitalize()} on nonexistent document ID {id}")
         return table, current
+
+    # -- system writes (the runtime's own, never reachable from ctx.db) ----------------------
+
+    async def system_insert(self, table: str, value: dict[str, Any]) -> str:
+        if not is_system_table(table):
+            raise ValueError(f"system_insert into user table {table!r}")
+        self._require_writable("insert")
+        return self._insert(table, _canonical(value))
+
+    async def system_patch(self, id: str, fields: dict[str, Any]) -> None:
+        self._require_writable("patch")
+        table, current = await self._existing(id, "patch", system=True)
+        doc = {**current, **_canonical(fields)}
+        self._record(table, id, current, doc)
+
+    async def system_delete(self, id: str) -> None:
+        self._require_writable("delete")
+        table, current = await self._existing(id, "delete", system=True)
+        self._record(table, id, current, None)
 
     def _record(self, table: str, id: str, old: dict[str, Any], new: dict[str, Any] | None) -> None:
         previous = self._writes.get(id)
@@ -546,3 +601,42 @@ class Transaction:
             self.ts, self.read_set(), write_keys, build, first_table, first_id, summary,
             write_prefixes,
         )
+
+
+class SystemStore:
+    """``ctx.db.system``: the transaction's system tables, read-only (a ``DocumentStore``)."""
+
+    __slots__ = ("_txn",)
+
+    def __init__(self, txn: Transaction) -> None:
+        self._txn = txn
+
+    def table_for_id(self, table: str | None, id: str) -> str | None:
+        name = self._txn.table_for_id(table, id)
+        return name if name is not None and is_system_table(name) else None
+
+    async def get(self, id: str) -> dict[str, Any] | None:
+        if self.table_for_id(None, id) is None:
+            raise ValidationError(f"db.system.get: {id!r} is not an id of a system table")
+        return await self._txn.get(id)
+
+    def scan(
+        self, table: str, index: str, range: IndexRange, order: Order
+    ) -> AsyncIterator[dict[str, Any]]:
+        return self._txn.scan(table, index, range, order, system=True)
+
+    async def paginate(
+        self,
+        table: str,
+        index: str,
+        range: IndexRange,
+        order: Order,
+        predicate: Callable[[dict[str, Any]], bool] | None,
+        options: PaginationOptions,
+    ) -> PaginationResult:
+        return await self._txn.paginate(table, index, range, order, predicate, options, system=True)
+
+    async def _refuse(self, *args: Any) -> None:
+        raise ReadOnlyTransactionError("System tables are read-only: ctx.db.system cannot write")
+
+    insert = patch = replace = delete = _refuse

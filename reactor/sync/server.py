@@ -65,6 +65,7 @@ class SyncConnection:
         self._closed = False
         self._last_send = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._actions: set[asyncio.Task[None]] = set()
 
     # -- SessionSink -------------------------------------------------------------------------
 
@@ -136,7 +137,10 @@ class SyncConnection:
                 return False
             self._mutations.put_nowait(event)
         elif isinstance(event, ActionRequested):
-            asyncio.get_running_loop().create_task(self._run_action(event))
+            # Actions run concurrently and to completion even if the socket drops.
+            task = asyncio.get_running_loop().create_task(self._run_action(event))
+            self._actions.add(task)
+            task.add_done_callback(self._actions.discard)
         elif isinstance(event, AuthenticateRequested):
             return await self._authenticate(event)
         return True
@@ -206,7 +210,7 @@ class SyncConnection:
     async def _run_action(self, event: ActionRequested) -> None:
         try:
             spec = self.services.registry.resolve(event.udf_path, kind=FunctionKind.ACTION)
-            result = await self.services.run_action(spec, event.args)
+            result = await self.services.run_action(spec, event.args, identity=self.identity)
             outcome = _outcome(result)
         except FunctionNotFound as exc:
             outcome = QueryFailure(exc.message)
