@@ -13,11 +13,11 @@ import asyncio
 import logging
 import secrets
 import traceback
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from functions.context import ActionCtx, Auth, MutationCtx, QueryCtx
+from functions.context import ActionCtx, Auth, MutationCtx, QueryCtx, Scheduler
 from functions.database import DatabaseReader, DatabaseWriter
 from functions.decorators import FunctionKind, FunctionSpec
 from functions.paths import reference_path
@@ -39,12 +39,21 @@ from schema.errors import (
 )
 from schema.values import dumps, loads
 
-__all__ = ["Executor", "FunctionResult"]
+__all__ = ["Executor", "FunctionResult", "TransactionHooks"]
 
 log = logging.getLogger("reactor.executor")
 
 OCC_MAX_RETRIES = 4
 MAX_CALL_DEPTH = 8
+T = TypeVar("T")
+
+
+class TransactionHooks(Protocol):
+    """Work the runtime adds to a mutation's own transaction (a scheduled job's state)."""
+
+    async def before(self, txn: Transaction) -> None: ...
+
+    async def after(self, txn: Transaction) -> None: ...
 OCC_INITIAL_BACKOFF_S = 0.001
 OCC_MAX_BACKOFF_S = 0.05
 
@@ -88,6 +97,9 @@ class Executor:
         self.runtime = runtime
         self.dev = dev
         self.registry: Registry | None = None  # set by the composition root; swapped on reload
+        # ctx.scheduler factories, set by the composition root (reactor.scheduler)
+        self.mutation_scheduler: Callable[[Transaction], Scheduler] | None = None
+        self.action_scheduler: Callable[[], Scheduler] | None = None
         self._retry_lane = asyncio.Lock()
         self._newest_request: dict[str, int] = {}
         # (session id, request id) -> in-flight or finished mutation result
@@ -176,10 +188,16 @@ class Executor:
         *,
         identity: Mapping[str, Any] | None = None,
         idempotency_key: tuple[str, int] | None = None,
+        hooks: TransactionHooks | None = None,
+        max_retries: int = OCC_MAX_RETRIES,
     ) -> FunctionResult:
-        """Run a mutation to commit, retrying OCC conflicts; deduplicated by idempotency key."""
+        """Run a mutation to commit, retrying OCC conflicts; deduplicated by idempotency key.
+
+        ``hooks`` (the scheduler's) run inside the same transaction before and after the
+        handler; ``hooks.before`` may raise ``JobGone`` to abandon the run without committing.
+        """
         if idempotency_key is None:
-            return await self._run_mutation(spec, args, identity, None)
+            return await self._run_mutation(spec, args, identity, None, hooks, max_retries)
         pending = self._mutations.get(idempotency_key)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -203,7 +221,7 @@ class Executor:
         future: asyncio.Future[FunctionResult] = asyncio.get_running_loop().create_future()
         self._mutations[idempotency_key] = future
         try:
-            result = await self._run_mutation(spec, args, identity, idempotency_key)
+            result = await self._run_mutation(spec, args, identity, idempotency_key, None, max_retries)
         except BaseException as exc:
             self._mutations.pop(idempotency_key, None)
             future.set_exception(exc)
@@ -223,6 +241,8 @@ class Executor:
         args: Mapping[str, Any],
         identity: Mapping[str, Any] | None,
         idempotency_key: tuple[str, int] | None,
+        hooks: TransactionHooks | None,
+        max_retries: int,
     ) -> FunctionResult:
         attempt = 0
         lane: asyncio.Lock | None = None
@@ -235,7 +255,9 @@ class Executor:
                     # execution per commit instead of one per contender.
                     lane = self._retry_lane
                     await lane.acquire()
-                result = await self._attempt(spec, args, identity, idempotency_key, attempt)
+                result = await self._attempt(
+                    spec, args, identity, idempotency_key, attempt, hooks, max_retries
+                )
                 if result is not None:
                     return result
         finally:
@@ -249,22 +271,29 @@ class Executor:
         identity: Mapping[str, Any] | None,
         idempotency_key: tuple[str, int] | None,
         attempt: int,
+        hooks: TransactionHooks | None,
+        max_retries: int,
     ) -> FunctionResult | None:
         """One execution and commit; None when it conflicted and should be re-run."""
         ts = self.snapshot_ts()
         txn = self._transaction(ts, writable=True)
         auth = Auth(dict(identity) if identity is not None else None)
-        ctx = MutationCtx(db=DatabaseWriter(txn), auth=auth)
+        scheduler = None if self.mutation_scheduler is None else self.mutation_scheduler(txn)
+        ctx = MutationCtx(db=DatabaseWriter(txn), auth=auth, scheduler=scheduler)
+        if hooks is not None:
+            await hooks.before(txn)  # JobGone propagates: nothing to commit
         try:
             value = await spec.invoke(ctx, dict(args))
             result = self._success(value)
+            if hooks is not None:
+                await hooks.after(txn)
         except Exception as exc:
             result = self._failure(spec, exc)
             result.ts = ts
             result.attempts = attempt
             return result
         result.attempts = attempt
-        if not txn.has_writes and idempotency_key is None:
+        if not txn.has_writes and idempotency_key is None and hooks is None:
             result.ts = ts
             return result
         record = (
@@ -276,7 +305,7 @@ class Executor:
             result.ts = await self.committer.commit(txn.prepare_commit(), record)
             return result
         except OptimisticConcurrencyError as exc:
-            if attempt > OCC_MAX_RETRIES:
+            if attempt > max_retries:
                 exc.function = spec.path
                 failure = self._occ_failure(spec, exc)
                 failure.ts = ts
@@ -349,7 +378,29 @@ class Executor:
             run_query=run_query,
             run_mutation=run_mutation,
             run_action=run_action,
+            scheduler=None if self.action_scheduler is None else self.action_scheduler(),
         )
+
+    # -- the runtime's own transactions ------------------------------------------------------
+
+    async def run_system(self, body: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run ``body`` in a writable transaction and commit it, re-running it on conflicts
+        until it commits (the scheduler's bookkeeping must not be lost)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            txn = self._transaction(self.snapshot_ts(), writable=True)
+            value = await body(txn)
+            if not txn.has_writes:
+                return value
+            try:
+                await self.committer.commit(txn.prepare_commit())
+                return value
+            except OptimisticConcurrencyError as exc:
+                if exc.write_ts is not None:
+                    await self.committer.wait_published(exc.write_ts)
+                backoff = min(OCC_INITIAL_BACKOFF_S * 2 ** min(attempt, 10), 1.0)
+                await self.runtime.sleep(backoff * self.runtime.random())
 
     def _occ_failure(self, spec: FunctionSpec, exc: OptimisticConcurrencyError) -> FunctionResult:
         log.warning("mutation %s failed after %d OCC retries: %s", spec.path, OCC_MAX_RETRIES, exc)

@@ -20,6 +20,7 @@ from reactor.executor import Executor, FunctionResult
 from reactor.index_keys import BY_CREATION_TIME, index_id, index_key
 from reactor.live_queries import Entry, LiveQueries
 from reactor.runtime import Runtime, SystemRuntime
+from reactor.scheduler import Scheduler
 from reactor.storage.base import Commit, IndexEntry, IndexRow, Persistence, ScanOrder
 from reactor.subscriptions import SubscriptionManager
 from reactor.tables import TableRegistry
@@ -67,6 +68,9 @@ class Services:
             dev=dev,
         )
         self.executor.registry = app.registry
+        self.scheduler = Scheduler(self.executor)
+        self.executor.mutation_scheduler = self.scheduler.for_mutation
+        self.executor.action_scheduler = self.scheduler.for_action
         self.live = LiveQueries(self.executor, self.subscriptions)
         self.sessions: set[Any] = set()
 
@@ -76,11 +80,13 @@ class Services:
 
     def _on_publish(self, ts: int, prepared: PreparedCommit) -> None:
         self.live.on_commit(ts, prepared)
+        self.scheduler.on_commit(ts, prepared)
 
     async def start(self) -> None:
         await self._backfill_indexes()
         self.committer.start()
         self.live.start()
+        await self.scheduler.start()
 
     def _rows(self, iid: str, ts: int) -> Iterator[IndexRow]:
         start = b""
@@ -127,6 +133,7 @@ class Services:
         await self.persistence.set_global("indexes", {**known, **changed})
 
     async def stop(self) -> None:
+        await self.scheduler.stop()
         await self.live.stop()
         await self.committer.stop()
         self.persistence.close()

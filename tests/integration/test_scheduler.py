@@ -1,0 +1,163 @@
+"""Scheduled functions on the real engine: transactional scheduling, exactly-once mutations,
+actions, cancel, failures, and the _scheduled_functions system table."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reactor.testing import call, running_services, write_app
+
+pytestmark = pytest.mark.anyio
+
+APP = {
+    "jobs.py": """
+        import asyncio
+        from functions import AppError, action, internal_mutation, mutation, query
+        from schema import v
+
+        async def _bump(ctx, name):
+            rows = await ctx.db.query("counters").filter(lambda q: q.eq(q.field("name"), name)).collect()
+            if rows:
+                await ctx.db.patch(rows[0]["_id"], {"n": rows[0]["n"] + 1})
+            else:
+                await ctx.db.insert("counters", {"name": name, "n": 1.0})
+
+        @internal_mutation(args={"name": v.string()})
+        async def bump(ctx, name):
+            await _bump(ctx, name)
+
+        @internal_mutation(args={"name": v.string()})
+        async def bump_then_fail(ctx, name):
+            await _bump(ctx, name)
+            raise AppError({"code": "NOPE"})
+
+        @mutation(args={"name": v.string(), "delay": v.float64()})
+        async def schedule_bump(ctx, name, delay):
+            return await ctx.scheduler.run_after(delay, bump, {"name": name})
+
+        @mutation(args={"name": v.string()})
+        async def schedule_by_path_then_fail(ctx, name):
+            await ctx.scheduler.run_after(0, "jobs:bump", {"name": name})
+            raise AppError("rolled back")
+
+        @mutation(args={"name": v.string()})
+        async def schedule_failing(ctx, name):
+            return await ctx.scheduler.run_after(0, bump_then_fail, {"name": name})
+
+        @mutation(args={"id": v.id("_scheduled_functions")})
+        async def cancel(ctx, id):
+            await ctx.scheduler.cancel(id)
+
+        @action(args={"name": v.string()})
+        async def act(ctx, name):
+            await ctx.run_mutation(bump, {"name": name})
+            return await ctx.run_query("jobs:count", {"name": name})
+
+        @action(args={"name": v.string()})
+        async def schedule_from_action(ctx, name):
+            job = await ctx.scheduler.run_after(0, act, {"name": name})
+            raise AppError("the action fails, the job stays")
+
+        @query(args={"name": v.string()})
+        async def count(ctx, name):
+            rows = await ctx.db.query("counters").filter(lambda q: q.eq(q.field("name"), name)).collect()
+            return rows[0]["n"] if rows else 0.0
+
+        @query(args={"id": v.id("_scheduled_functions")})
+        async def job(ctx, id):
+            return await ctx.db.system.get(id)
+
+        @query
+        async def jobs(ctx):
+            return await ctx.db.system.query("_scheduled_functions").collect()
+
+        @query
+        async def sneaky(ctx):
+            return await ctx.db.query("_scheduled_functions").collect()
+    """,
+}
+
+
+@pytest.fixture
+async def services(tmp_path):
+    app = write_app(tmp_path / "app", APP)
+    async with running_services(app, tmp_path / "data") as s:
+        yield s
+
+
+async def wait_for_state(services, job_id, kinds=("success", "failed", "canceled"), timeout=5):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        job = (await call(services, "jobs:job", {"id": job_id})).value
+        if job["state"]["kind"] in kinds:
+            return job
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"job still {job['state']}")
+        await asyncio.sleep(0.02)
+
+
+async def test_a_scheduled_mutation_runs_once_and_records_success(services):
+    job_id = (await call(services, "jobs:schedule_bump", {"name": "a", "delay": 0})).value
+    job = await wait_for_state(services, job_id)
+    assert job["state"] == {"kind": "success"}
+    assert job["name"] == "jobs:bump" and job["args"] == [{"name": "a"}]
+    assert job["completedTime"] >= job["scheduledTime"]
+    await asyncio.sleep(0.1)
+    assert (await call(services, "jobs:count", {"name": "a"})).value == 1.0
+
+
+async def test_scheduling_is_part_of_the_mutation_transaction(services):
+    result = await call(services, "jobs:schedule_by_path_then_fail", {"name": "b"})
+    assert not result.success
+    await asyncio.sleep(0.1)
+    assert (await call(services, "jobs:jobs")).value == []
+    assert (await call(services, "jobs:count", {"name": "b"})).value == 0.0
+
+
+async def test_a_failing_scheduled_mutation_is_marked_failed_and_writes_nothing(services):
+    job_id = (await call(services, "jobs:schedule_failing", {"name": "c"})).value
+    job = await wait_for_state(services, job_id)
+    assert job["state"]["kind"] == "failed"
+    assert "ConvexError" in job["state"]["error"]
+    assert (await call(services, "jobs:count", {"name": "c"})).value == 0.0
+
+
+async def test_cancel_before_it_runs(services):
+    job_id = (await call(services, "jobs:schedule_bump", {"name": "d", "delay": 30})).value
+    pending = (await call(services, "jobs:job", {"id": job_id})).value
+    assert pending["state"] == {"kind": "pending"}
+    await call(services, "jobs:cancel", {"id": job_id})
+    job = await wait_for_state(services, job_id)
+    assert job["state"] == {"kind": "canceled"}
+    assert (await call(services, "jobs:count", {"name": "d"})).value == 0.0
+
+
+async def test_a_delayed_job_waits_for_its_time(services):
+    job_id = (await call(services, "jobs:schedule_bump", {"name": "e", "delay": 0.3})).value
+    await asyncio.sleep(0.1)
+    assert (await call(services, "jobs:job", {"id": job_id})).value["state"]["kind"] == "pending"
+    job = await wait_for_state(services, job_id)
+    assert job["state"]["kind"] == "success"
+
+
+async def test_actions_run_functions_and_schedule_immediately(services):
+    spec = services.registry.resolve("jobs:act")
+    result = await services.executor.run_action(spec, {"name": "f"})
+    assert result.success and result.value == 1.0
+    spec = services.registry.resolve("jobs:schedule_from_action")
+    failed = await services.executor.run_action(spec, {"name": "g"})
+    assert not failed.success
+    for _ in range(100):
+        if (await call(services, "jobs:count", {"name": "g"})).value == 1.0:
+            break
+        await asyncio.sleep(0.02)
+    assert (await call(services, "jobs:count", {"name": "g"})).value == 1.0
+    jobs = (await call(services, "jobs:jobs")).value
+    assert [j["state"]["kind"] for j in jobs if j["name"] == "jobs:act"] == ["success"]
+
+
+async def test_system_tables_are_read_only_and_separate(services):
+    sneaky = await call(services, "jobs:sneaky")
+    assert not sneaky.success and "ctx.db.system.query" in sneaky.error_message
