@@ -72,11 +72,20 @@ class Auth:
 class QueryCtx:
     """What a query handler gets: read-only ``db`` and ``auth``."""
 
-    __slots__ = ("auth", "db")
+    __slots__ = ("auth", "db", "env", "storage")
 
-    def __init__(self, db: DatabaseReader, auth: Auth | None = None) -> None:
+    def __init__(
+        self,
+        db: DatabaseReader,
+        auth: Auth | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        storage: Any = None,
+    ) -> None:
         self.db = db
         self.auth = auth if auth is not None else Auth(None)
+        self.env: Mapping[str, str] = env if env is not None else {}
+        self.storage = storage
 
     @classmethod
     def for_store(
@@ -93,17 +102,22 @@ class QueryCtx:
 class MutationCtx:
     """What a mutation handler gets: read-write ``db``, ``auth`` and ``scheduler``."""
 
-    __slots__ = ("auth", "db", "scheduler")
+    __slots__ = ("auth", "db", "env", "scheduler", "storage")
 
     def __init__(
         self,
         db: DatabaseWriter,
         auth: Auth | None = None,
         scheduler: Scheduler | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        storage: Any = None,
     ) -> None:
         self.db = db
         self.auth = auth if auth is not None else Auth(None)
         self.scheduler = scheduler
+        self.env: Mapping[str, str] = env if env is not None else {}
+        self.storage = storage
 
     @classmethod
     def for_store(
@@ -126,7 +140,9 @@ class ActionCtx:
     in mutations; ``storage`` is the file storage handle of a later milestone.
     """
 
-    __slots__ = ("auth", "run_action", "run_mutation", "run_query", "scheduler", "storage")
+    __slots__ = (
+        "auth", "env", "run_action", "run_mutation", "run_query", "scheduler", "storage"
+    )
 
     def __init__(
         self,
@@ -137,8 +153,10 @@ class ActionCtx:
         run_action: RunFunction | None = None,
         scheduler: Scheduler | None = None,
         storage: Any = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.auth = auth if auth is not None else Auth(None)
+        self.env: Mapping[str, str] = env if env is not None else {}
         self.run_query = run_query or _unavailable("run_query")
         self.run_mutation = run_mutation or _unavailable("run_mutation")
         self.run_action = run_action or _unavailable("run_action")

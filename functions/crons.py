@@ -28,7 +28,6 @@ resolution and return times on the minute):
 from __future__ import annotations
 
 import bisect
-import calendar
 import enum
 import hashlib
 from collections.abc import Iterator, Mapping
@@ -148,9 +147,7 @@ class CronSchedule:
 
     def __init__(self, expression: str, *, kind: ScheduleKind = ScheduleKind.CRON) -> None:
         if not isinstance(expression, str):
-            raise TypeError(
-                f"A cron expression must be a string, got {type(expression).__name__}"
-            )
+            raise TypeError(f"A cron expression must be a string, got {type(expression).__name__}")
         fields = expression.split()
         if len(fields) != 5:
             raise ValueError(
@@ -298,9 +295,14 @@ def _first_of_next_month(day: date) -> date:
     return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
 
 
-def _parse_value(text: str, field: str, low: int, high: int, names: tuple[str, ...] | None,
-                 base: int) -> int:
-    if text.isdigit():
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _parse_value(
+    text: str, field: str, low: int, high: int, names: tuple[str, ...] | None, base: int
+) -> int:
+    if _is_number(text):
         value = int(text)
     elif names is not None and text.lower() in names:
         value = names.index(text.lower()) + base
@@ -330,8 +332,10 @@ def _parse_field(
         body, slash, step_text = item.partition("/")
         step = 1
         if slash:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise ValueError(f"{field}: step {step_text!r} in {item!r} must be a positive integer")
+            if not _is_number(step_text) or int(step_text) == 0:
+                raise ValueError(
+                    f"{field}: step {step_text!r} in {item!r} must be a positive integer"
+                )
             step = int(step_text)
         if body == "*":
             start, stop = low, high
@@ -431,9 +435,7 @@ def _check_name(name: Any) -> str:
     if not name:
         raise ValueError("A cron job name must not be empty")
     if not all(" " <= ch <= "~" for ch in name):
-        raise ValueError(
-            f"Invalid cron job name {name!r}: use printable ASCII characters only"
-        )
+        raise ValueError(f"Invalid cron job name {name!r}: use printable ASCII characters only")
     return name
 
 
@@ -560,7 +562,9 @@ class Crons:
         """Run every hour at ``minute_utc`` (default: the job's stable minute)."""
         name = self._start(name)
         minute = self._minute(name, minute_utc)
-        return self._add(name, CronSchedule(f"{minute} * * * *", kind=ScheduleKind.HOURLY), fn, args)
+        return self._add(
+            name, CronSchedule(f"{minute} * * * *", kind=ScheduleKind.HOURLY), fn, args
+        )
 
     def daily(
         self,

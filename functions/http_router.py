@@ -93,9 +93,7 @@ def _check_method(method: Any) -> str:
 
 def _check_handler(handler: Any) -> FunctionSpec:
     if not isinstance(handler, FunctionSpec):
-        raise TypeError(
-            f"route(handler=...) must be an @http_action function, got {handler!r}"
-        )
+        raise TypeError(f"route(handler=...) must be an @http_action function, got {handler!r}")
     if handler.kind is not FunctionKind.HTTP_ACTION:
         raise TypeError(
             f"route(handler=...) must be an @http_action function, got {handler!r} "

@@ -100,6 +100,9 @@ class Executor:
         # ctx.scheduler factories, set by the composition root (reactor.scheduler)
         self.mutation_scheduler: Callable[[Transaction], Scheduler] | None = None
         self.action_scheduler: Callable[[], Scheduler] | None = None
+        # ctx.storage factory (reactor.files), given the call's transaction (None in actions)
+        self.storage_handle: Callable[[Transaction | None], Any] | None = None
+        self.env: Mapping[str, str] = {}
         self._retry_lane = asyncio.Lock()
         self._newest_request: dict[str, int] = {}
         # (session id, request id) -> in-flight or finished mutation result
@@ -107,6 +110,9 @@ class Executor:
 
     def snapshot_ts(self) -> int:
         return self.committer.published_ts
+
+    def _storage(self, txn: Transaction | None) -> Any:
+        return None if self.storage_handle is None else self.storage_handle(txn)
 
     def _transaction(self, ts: int, *, writable: bool, journal: str | None = None) -> Transaction:
         return Transaction(
@@ -167,7 +173,7 @@ class Executor:
         ts = self.snapshot_ts() if ts is None else ts
         txn = self._transaction(ts, writable=False, journal=journal)
         auth = Auth(dict(identity) if identity is not None else None)
-        ctx = QueryCtx(db=DatabaseReader(txn), auth=auth)
+        ctx = QueryCtx(DatabaseReader(txn), auth, env=self.env, storage=self._storage(txn))
         try:
             value = await spec.invoke(ctx, dict(args))
             result = self._success(value)
@@ -279,7 +285,9 @@ class Executor:
         txn = self._transaction(ts, writable=True)
         auth = Auth(dict(identity) if identity is not None else None)
         scheduler = None if self.mutation_scheduler is None else self.mutation_scheduler(txn)
-        ctx = MutationCtx(db=DatabaseWriter(txn), auth=auth, scheduler=scheduler)
+        ctx = MutationCtx(
+            DatabaseWriter(txn), auth, scheduler, env=self.env, storage=self._storage(txn)
+        )
         if hooks is not None:
             await hooks.before(txn)  # JobGone propagates: nothing to commit
         try:
@@ -379,6 +387,8 @@ class Executor:
             run_mutation=run_mutation,
             run_action=run_action,
             scheduler=None if self.action_scheduler is None else self.action_scheduler(),
+            storage=self._storage(None),
+            env=self.env,
         )
 
     # -- the runtime's own transactions ------------------------------------------------------

@@ -16,6 +16,7 @@ from functions.decorators import FunctionSpec
 from functions.loader import App
 from functions.registry import Registry
 from reactor.committer import Committer
+from reactor.env_vars import EnvironmentVariables
 from reactor.executor import Executor, FunctionResult
 from reactor.index_keys import BY_CREATION_TIME, index_id, index_key
 from reactor.live_queries import Entry, LiveQueries
@@ -42,6 +43,7 @@ class Services:
         runtime: Runtime | None = None,
         dev: bool = False,
         instance_name: str | None = None,
+        system_env: dict[str, str] | None = None,
     ) -> None:
         self.app = app
         self.persistence = persistence
@@ -73,6 +75,10 @@ class Services:
         self.executor.action_scheduler = self.scheduler.for_action
         self.live = LiveQueries(self.executor, self.subscriptions)
         self.sessions: set[Any] = set()
+        self.env = EnvironmentVariables(
+            persistence.get_global("env") or {}, system=system_env or {}
+        )
+        self.executor.env = self.env
 
     @property
     def registry(self) -> Registry:
@@ -148,6 +154,14 @@ class Services:
                 self.tables.number_for(table)
         self.live.rebind(app.registry)
         log.info("reloaded %d functions from %s", len(app.registry), app.directory)
+
+    async def set_env(self, changes: dict[str, str | None]) -> EnvironmentVariables:
+        """Change environment variables durably; live queries re-run under the new values."""
+        updated = self.env.with_changes(changes)
+        await self.persistence.set_global("env", updated.user_values)
+        self.env = self.executor.env = updated
+        self.live.invalidate_all()
+        return updated
 
     async def run_action(
         self,

@@ -50,9 +50,7 @@ class OidcProvider:
 
     def matches(self, issuer: str, audiences: Sequence[str]) -> bool:
         """Whether a token with this ``iss`` and these ``aud`` values belongs to this provider."""
-        return (
-            issuer.rstrip("/") == self.domain.rstrip("/") and self.application_id in audiences
-        )
+        return issuer.rstrip("/") == self.domain.rstrip("/") and self.application_id in audiences
 
     @property
     def discovery_url(self) -> str:
@@ -90,7 +88,11 @@ class CustomJwtProvider:
         return (self.algorithm,)
 
     def describe(self) -> str:
-        aud = "any audience" if self.application_id is None else f"applicationID {self.application_id!r}"
+        aud = (
+            "any audience"
+            if self.application_id is None
+            else f"applicationID {self.application_id!r}"
+        )
         return f"custom JWT provider {self.issuer!r} ({aud})"
 
 
@@ -144,8 +146,7 @@ def _parse_provider(index: int, entry: Any) -> Provider:
             application_id = _required_string(index, entry, "applicationID")
         return CustomJwtProvider(issuer, jwks, algorithm, application_id)
     raise AuthConfigError(
-        f"has unexpected value {kind!r}: use \"customJwt\", or leave `type` out for an OIDC "
-        "provider",
+        f'has unexpected value {kind!r}: use "customJwt", or leave `type` out for an OIDC provider',
         index=index,
         field="type",
     )
@@ -168,7 +169,9 @@ def _required_string(index: int, entry: dict[str, Any], field: str) -> str:
         raise AuthConfigError("is required", index=index, field=field)
     value = entry[field]
     if not isinstance(value, str):
-        raise AuthConfigError(f"must be a string, got {type(value).__name__}", index=index, field=field)
+        raise AuthConfigError(
+            f"must be a string, got {type(value).__name__}", index=index, field=field
+        )
     if not value.strip():
         raise AuthConfigError("must not be empty", index=index, field=field)
     return value

@@ -11,6 +11,7 @@ This module does not decide what conflicts (``reactor.committer``).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import sqlite3
 import threading
@@ -106,12 +107,29 @@ class SqlitePersistence:
             raise StorageUnavailable(f"Cannot open SQLite database {path}: {exc}") from exc
         self._write_lock = threading.Lock()
         self._closed = False
+        self._lock: Any = None
 
     @classmethod
     def open(cls, directory: str | Path) -> SqlitePersistence:
+        """Open (creating) the engine in ``directory``, locked against a second process.
+
+        The committer checks conflicts in memory, so two processes writing one SQLite file
+        would break serializability: the second one is refused with a clear error.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        return cls(directory / cls.FILE_NAME)
+        lock = open(directory / "LOCK", "a+")  # noqa: SIM115 - held for the engine's life
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StorageUnavailable(
+                f"The data directory {directory} is in use by another Reactor process "
+                "(a running server?). Stop it, or talk to it with --url."
+            ) from None
+        engine = cls(directory / cls.FILE_NAME)
+        engine._lock = lock
+        return engine
 
     # -- reads (caller's thread) -------------------------------------------------------------
 
@@ -265,3 +283,5 @@ class SqlitePersistence:
         with self._write_lock:
             self._writer.close()
         self._reader.close()
+        if self._lock is not None:
+            self._lock.close()
