@@ -118,7 +118,7 @@ class SqlitePersistence:
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        lock = open(directory / "LOCK", "a+")  # noqa: SIM115 - held for the engine's life
+        lock = open(directory / "LOCK", "a+")  # held open for the engine's life
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
