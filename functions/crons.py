@@ -106,6 +106,12 @@ class IntervalSchedule:
 
     seconds: int
 
+    def __post_init__(self) -> None:
+        if isinstance(self.seconds, bool) or not isinstance(self.seconds, int):
+            raise TypeError(f"An interval is a whole number of seconds, got {self.seconds!r}")
+        if self.seconds < 1:
+            raise ValueError(f"An interval must be at least 1 second, got {self.seconds}")
+
     @property
     def kind(self) -> ScheduleKind:
         return ScheduleKind.INTERVAL
@@ -273,13 +279,12 @@ class CronSchedule:
                 day = _first_of_next_month(day)
                 continue
             if self.day_matches(day):
-                lo = (first.hour, first.minute) if day == first.date() else None
                 if day == last.date():
                     n, top = self._times_up_to(last.hour, last.minute)
                 else:
                     n, top = self._per_day, (self.hours[-1], self.minutes[-1])
-                if lo is not None:
-                    n -= self._times_up_to(*_minute_before(*lo))[0] if lo != (0, 0) else 0
+                if day == first.date() and (first.hour or first.minute):
+                    n -= self._times_up_to(*_minute_before(first.hour, first.minute))[0]
                 if n > 0 and top is not None:
                     count += n
                     latest = datetime(day.year, day.month, day.day, *top, tzinfo=UTC)
@@ -398,13 +403,14 @@ def due_runs(schedule: Schedule, next_run: datetime, now: datetime) -> DueRuns:
         steps = (now - pending) // schedule.interval
         run_at = pending + steps * schedule.interval
         return DueRuns(run_at, run_at + schedule.interval, steps)
-    count, latest = schedule.scan(pending, now)
-    on_schedule = pending.second == pending.microsecond == 0 and schedule.matches(pending)
+    on_minute = pending.second == pending.microsecond == 0
+    # Scheduled minutes in [pending, now]; a pending time off the minute is not one itself.
+    count, latest = schedule.scan(pending if on_minute else pending + _MINUTE, now)
     if latest is None:
         return DueRuns(pending, schedule.next_after(now), 0)
-    # A pending time that is no longer on the schedule (it changed) still counts as one due run.
-    total = count if on_schedule else count + 1
-    return DueRuns(max(latest, pending), schedule.next_after(now), total - 1)
+    # A pending time no longer on the schedule (the schedule changed) still counts as due.
+    total = count if on_minute and schedule.matches(pending) else count + 1
+    return DueRuns(latest, schedule.next_after(now), total - 1)
 
 
 @dataclass(frozen=True)
@@ -517,10 +523,10 @@ class Crons:
         return job
 
     def _start(self, name: Any) -> str:
-        name = _check_name(name)
-        if name in self._jobs:
-            raise ValueError(f"Cron job {name!r} is declared twice: job names must be unique")
-        return name
+        checked = _check_name(name)
+        if checked in self._jobs:
+            raise ValueError(f"Cron job {checked!r} is declared twice: job names must be unique")
+        return checked
 
     def interval(
         self,

@@ -33,8 +33,10 @@ from functions.crons import (
 )
 
 
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def at(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 @internal_mutation
@@ -155,7 +157,7 @@ class TestDeclaration:
 
     def test_args_keys_must_be_strings(self) -> None:
         with pytest.raises(TypeError, match="argument names must be strings"):
-            cron_jobs().hourly("j", flush, {1: 2}, minute_utc=0)
+            cron_jobs().hourly("j", flush, {1: 2}, minute_utc=0)  # type: ignore[dict-item]
 
     def test_duplicate_name(self) -> None:
         crons = cron_jobs()
@@ -202,10 +204,10 @@ class TestStableMinute:
         crons = cron_jobs()
         minute = stable_minute("purge")
         assert crons.hourly("purge", flush).schedule == CronSchedule(f"{minute} * * * *")
-        assert crons.daily("p2", flush, hour_utc=3).schedule.minutes == (stable_minute("p2"),)
-        assert crons.monthly("p3", flush, day=2, hour_utc=3).schedule.minutes == (
-            stable_minute("p3"),
-        )
+        daily = crons.daily("p2", flush, hour_utc=3).schedule
+        assert daily == CronSchedule(f"{stable_minute('p2')} 3 * * *")
+        monthly = crons.monthly("p3", flush, day=2, hour_utc=3).schedule
+        assert monthly == CronSchedule(f"{stable_minute('p3')} 3 2 * *")
 
 
 # -- interval ---------------------------------------------------------------------------------
@@ -216,7 +218,7 @@ class TestInterval:
         ("units", "seconds"),
         [({"seconds": 1}, 1), ({"seconds": 90}, 90), ({"minutes": 5}, 300), ({"hours": 2}, 7200)],
     )
-    def test_units(self, units: dict[str, int], seconds: int) -> None:
+    def test_units(self, units: dict[str, Any], seconds: int) -> None:
         job = cron_jobs().interval("j", flush, **units)
         assert job.schedule == IntervalSchedule(seconds)
         assert str(job.schedule) == f"every {seconds}s"
@@ -236,6 +238,12 @@ class TestInterval:
     def test_invalid(self, units: dict[str, Any], error: type[Exception], match: str) -> None:
         with pytest.raises(error, match=match):
             cron_jobs().interval("j", flush, **units)
+
+    def test_schedule_checks_its_seconds(self) -> None:
+        with pytest.raises(ValueError, match="at least 1 second, got 0"):
+            IntervalSchedule(0)
+        with pytest.raises(TypeError, match="whole number of seconds, got 1.5"):
+            IntervalSchedule(1.5)  # type: ignore[arg-type]
 
     def test_first_run_is_registration_time(self) -> None:
         deployed = at(2024, 5, 1, 12, 0, 7, 500)
@@ -771,6 +779,16 @@ class TestDueRuns:
         )
         assert due_runs(schedule, at(2024, 5, 1, 2), at(2024, 5, 1, 3, 30)) == DueRuns(
             at(2024, 5, 1, 3), at(2024, 5, 2, 3), 1
+        )
+
+    def test_pending_time_off_the_minute(self) -> None:
+        schedule = CronSchedule("* * * * *")
+        pending = at(2024, 5, 1, 2, 0, 30)
+        assert due_runs(schedule, pending, at(2024, 5, 1, 2, 0, 45)) == DueRuns(
+            pending, at(2024, 5, 1, 2, 1), 0
+        )
+        assert due_runs(schedule, pending, at(2024, 5, 1, 2, 2, 5)) == DueRuns(
+            at(2024, 5, 1, 2, 2), at(2024, 5, 1, 2, 3), 2
         )
 
     def test_start_to_finish_with_first_run(self) -> None:
