@@ -7,6 +7,7 @@ websocket server) receive a ``Services`` and never build parts themselves.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from functions.decorators import FunctionSpec
 from functions.loader import App
 from functions.registry import Registry
 from reactor.committer import Committer
+from reactor.crons_runner import CronRunner, load_crons
 from reactor.env_vars import EnvironmentVariables
 from reactor.executor import Executor, FunctionResult
 from reactor.index_keys import BY_CREATION_TIME, index_id, index_key
@@ -79,6 +81,7 @@ class Services:
             persistence.get_global("env") or {}, system=system_env or {}
         )
         self.executor.env = self.env
+        self.crons = CronRunner(self, load_crons(app))
 
     @property
     def registry(self) -> Registry:
@@ -93,6 +96,7 @@ class Services:
         self.committer.start()
         self.live.start()
         await self.scheduler.start()
+        await self.crons.start()
 
     def _rows(self, iid: str, ts: int) -> Iterator[IndexRow]:
         start = b""
@@ -139,6 +143,7 @@ class Services:
         await self.persistence.set_global("indexes", {**known, **changed})
 
     async def stop(self) -> None:
+        await self.crons.stop()
         await self.scheduler.stop()
         await self.live.stop()
         await self.committer.stop()
@@ -153,7 +158,22 @@ class Services:
             for table in app.schema.tables:
                 self.tables.number_for(table)
         self.live.rebind(app.registry)
+        self._reload_crons(app)
         log.info("reloaded %d functions from %s", len(app.registry), app.directory)
+
+    def _reload_crons(self, app: App) -> None:
+        try:
+            crons = load_crons(app)
+        except Exception:
+            log.exception("crons.py failed to load; keeping the previous cron jobs")
+            return
+
+        async def restart() -> None:
+            await self.crons.stop()
+            self.crons = CronRunner(self, crons)
+            await self.crons.start()
+
+        asyncio.get_running_loop().create_task(restart())
 
     async def set_env(self, changes: dict[str, str | None]) -> EnvironmentVariables:
         """Change environment variables durably; live queries re-run under the new values."""

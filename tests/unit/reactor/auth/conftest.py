@@ -68,12 +68,16 @@ def _signing_key(private: Any, algorithm: str, kid: str) -> SigningKey:
 
 @pytest.fixture(scope="session")
 def rsa_key() -> SigningKey:
-    return _signing_key(rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", "rsa-1")
+    return _signing_key(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", "rsa-1"
+    )
 
 
 @pytest.fixture(scope="session")
 def rsa_key_2() -> SigningKey:
-    return _signing_key(rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", "rsa-2")
+    return _signing_key(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", "rsa-2"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +154,11 @@ class IdentityProvider:
         issuer = self.url(f"/{name}")
         self.serve(
             f"/{name}/.well-known/openid-configuration",
-            {"issuer": issuer, "jwks_uri": f"{issuer}/jwks", "id_token_signing_alg_values_supported": ["RS256"]},
+            {
+                "issuer": issuer,
+                "jwks_uri": f"{issuer}/jwks",
+                "id_token_signing_alg_values_supported": ["RS256"],
+            },
         )
         self.serve(f"/{name}/jwks", jwks_of(*keys))
         return issuer

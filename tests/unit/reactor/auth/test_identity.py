@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from reactor.auth import AuthenticationError, normalize_identity_attributes, user_identity_from_claims
+from reactor.auth import (
+    AuthenticationError,
+    normalize_identity_attributes,
+    user_identity_from_claims,
+)
 
 
 def test_minimal_identity():
@@ -31,7 +35,11 @@ def test_protocol_claims_are_dropped_for_oidc_but_kept_for_custom_jwts():
 def test_custom_claims_never_override_named_fields():
     claims = {"iss": "i", "sub": "s", "tokenIdentifier": "evil|x", "subject": "x", "givenName": "X"}
 
-    assert user_identity_from_claims(claims) == {"tokenIdentifier": "i|s", "subject": "s", "issuer": "i"}
+    assert user_identity_from_claims(claims) == {
+        "tokenIdentifier": "i|s",
+        "subject": "s",
+        "issuer": "i",
+    }
 
 
 def test_standard_claim_conversions():
@@ -63,14 +71,18 @@ def test_nested_custom_claims_stay_nested_for_oidc():
 
 
 def test_acting_as_attributes_default_the_token_identifier():
-    assert normalize_identity_attributes({"issuer": "i", "subject": "s", "email": "e", "team": {"id": 1}}) == {
+    assert normalize_identity_attributes(
+        {"issuer": "i", "subject": "s", "email": "e", "team": {"id": 1}}
+    ) == {
         "issuer": "i",
         "subject": "s",
         "email": "e",
         "team": {"id": 1},
         "tokenIdentifier": "i|s",
     }
-    assert normalize_identity_attributes({"tokenIdentifier": "t", "name": None}) == {"tokenIdentifier": "t"}
+    assert normalize_identity_attributes({"tokenIdentifier": "t", "name": None}) == {
+        "tokenIdentifier": "t"
+    }
 
 
 @pytest.mark.parametrize(
@@ -79,7 +91,10 @@ def test_acting_as_attributes_default_the_token_identifier():
         ([], r"must be a JSON object, got list"),
         ({"subject": "s"}, r"needs `tokenIdentifier`, or both `issuer` and `subject`"),
         ({"tokenIdentifier": 5}, r"field `tokenIdentifier` must be a str, got int"),
-        ({"tokenIdentifier": "t", "emailVerified": "yes"}, r"field `emailVerified` must be a bool, got str"),
+        (
+            {"tokenIdentifier": "t", "emailVerified": "yes"},
+            r"field `emailVerified` must be a bool, got str",
+        ),
     ],
 )
 def test_invalid_acting_as_attributes(attributes, message):

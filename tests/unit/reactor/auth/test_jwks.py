@@ -17,7 +17,10 @@ from reactor.auth.jwks import load_key
 @pytest.mark.parametrize(
     ("uri", "expected"),
     [
-        ("data:application/json;base64," + base64.b64encode(b'{"keys":[]}').decode(), b'{"keys":[]}'),
+        (
+            "data:application/json;base64," + base64.b64encode(b'{"keys":[]}').decode(),
+            b'{"keys":[]}',
+        ),
         ("data:text/plain;charset=utf-8;base64," + base64.b64encode(b"hi?>").decode(), b"hi?>"),
         ("data:;base64," + base64.urlsafe_b64encode(b"hi?>").decode().rstrip("="), b"hi?>"),
         ("data:application/json," + "%7B%22a%22%3A1%7D", b'{"a":1}'),
@@ -61,13 +64,19 @@ def test_parse_jwks_errors(document, message):
 
 
 def _rsa_jwk(**extra):
-    jwk = RSAAlgorithm.to_jwk(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key(), as_dict=True)
+    jwk = RSAAlgorithm.to_jwk(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key(), as_dict=True
+    )
     return {**jwk, **extra}
 
 
 def test_load_key_gives_public_key_objects():
-    ec_jwk = jwt.algorithms.ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True)
-    ed_jwk = jwt.algorithms.OKPAlgorithm.to_jwk(ed25519.Ed25519PrivateKey.generate().public_key(), as_dict=True)
+    ec_jwk = jwt.algorithms.ECAlgorithm.to_jwk(
+        ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True
+    )
+    ed_jwk = jwt.algorithms.OKPAlgorithm.to_jwk(
+        ed25519.Ed25519PrivateKey.generate().public_key(), as_dict=True
+    )
 
     assert isinstance(load_key(_rsa_jwk(), "RS256"), rsa.RSAPublicKey)
     assert isinstance(load_key(ec_jwk, "ES256"), ec.EllipticCurvePublicKey)
@@ -75,8 +84,12 @@ def test_load_key_gives_public_key_objects():
 
 
 def test_load_key_refuses_mismatches():
-    p384 = jwt.algorithms.ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP384R1()).public_key(), as_dict=True)
-    private_rsa = RSAAlgorithm.to_jwk(rsa.generate_private_key(public_exponent=65537, key_size=2048), as_dict=True)
+    p384 = jwt.algorithms.ECAlgorithm.to_jwk(
+        ec.generate_private_key(ec.SECP384R1()).public_key(), as_dict=True
+    )
+    private_rsa = RSAAlgorithm.to_jwk(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048), as_dict=True
+    )
 
     with pytest.raises(ValueError, match=r"is a 'RSA' key, which cannot verify ES256"):
         load_key(_rsa_jwk(), "ES256")

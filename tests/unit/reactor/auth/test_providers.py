@@ -29,10 +29,14 @@ def test_parses_both_kinds_in_order():
 
     assert providers == [
         OidcProvider("https://tenant.us.auth0.com/", "abc"),
-        CustomJwtProvider("privy.io", "https://auth.privy.io/api/v1/apps/x/jwks.json", "ES256", "x"),
+        CustomJwtProvider(
+            "privy.io", "https://auth.privy.io/api/v1/apps/x/jwks.json", "ES256", "x"
+        ),
         CustomJwtProvider("local", INLINE, "RS256", None),
     ]
-    assert providers[0].discovery_url == "https://tenant.us.auth0.com/.well-known/openid-configuration"
+    assert (
+        providers[0].discovery_url == "https://tenant.us.auth0.com/.well-known/openid-configuration"
+    )
 
 
 def test_empty_list_is_valid():
@@ -42,7 +46,15 @@ def test_empty_list_is_valid():
 
 def test_application_id_none_means_no_audience_check():
     (provider,) = parse_providers(
-        [{"type": "customJwt", "issuer": "i", "jwks": INLINE, "algorithm": "ES256", "applicationID": None}]
+        [
+            {
+                "type": "customJwt",
+                "issuer": "i",
+                "jwks": INLINE,
+                "algorithm": "ES256",
+                "applicationID": None,
+            }
+        ]
     )
     assert provider.matches("i", []) and provider.matches("i", ["anything"])
     assert not provider.matches("i2", [])
@@ -64,7 +76,12 @@ def test_oidc_matching_ignores_a_trailing_slash_but_needs_the_audience():
         (["https://x"], r"^Provider at index 0: must be a dict, got str$", 0, None),
         ([{"applicationID": "a"}], r"^Provider at index 0: `domain` is required$", 0, "domain"),
         ([{"domain": "https://x.com"}], r"`applicationID` is required$", 0, "applicationID"),
-        ([{"domain": 7, "applicationID": "a"}], r"`domain` must be a string, got int$", 0, "domain"),
+        (
+            [{"domain": 7, "applicationID": "a"}],
+            r"`domain` must be a string, got int$",
+            0,
+            "domain",
+        ),
         ([{"domain": "  ", "applicationID": "a"}], r"`domain` must not be empty$", 0, "domain"),
         (
             [{"domain": "tenant.auth0.com", "applicationID": "a"}],
@@ -107,13 +124,27 @@ def test_oidc_matching_ignores_a_trailing_slash_but_needs_the_audience():
             "jwks",
         ),
         (
-            [{"type": "customJwt", "issuer": "i", "jwks": "data:application/json;base64,!!!", "algorithm": "ES256"}],
+            [
+                {
+                    "type": "customJwt",
+                    "issuer": "i",
+                    "jwks": "data:application/json;base64,!!!",
+                    "algorithm": "ES256",
+                }
+            ],
             r"`jwks` the data: URI's payload is not valid base64$",
             0,
             "jwks",
         ),
         (
-            [{"type": "customJwt", "issuer": "i", "jwks": data_uri({"nope": 1}), "algorithm": "ES256"}],
+            [
+                {
+                    "type": "customJwt",
+                    "issuer": "i",
+                    "jwks": data_uri({"nope": 1}),
+                    "algorithm": "ES256",
+                }
+            ],
             r"`jwks` the data: URI is not a JWKS",
             0,
             "jwks",
@@ -131,13 +162,29 @@ def test_oidc_matching_ignores_a_trailing_slash_but_needs_the_audience():
             "algorithm",
         ),
         (
-            [{"type": "customJwt", "issuer": "i", "jwks": INLINE, "algorithm": "ES256", "applicationID": 5}],
+            [
+                {
+                    "type": "customJwt",
+                    "issuer": "i",
+                    "jwks": INLINE,
+                    "algorithm": "ES256",
+                    "applicationID": 5,
+                }
+            ],
             r"`applicationID` must be a string, got int$",
             0,
             "applicationID",
         ),
         (
-            [{"type": "customJwt", "issuer": "i", "jwks": INLINE, "algorithm": "ES256", "domain": "x"}],
+            [
+                {
+                    "type": "customJwt",
+                    "issuer": "i",
+                    "jwks": INLINE,
+                    "algorithm": "ES256",
+                    "domain": "x",
+                }
+            ],
             r"`domain` is not a known key",
             0,
             "domain",

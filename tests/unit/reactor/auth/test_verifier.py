@@ -17,7 +17,7 @@ from reactor.auth import (
     parse_providers,
 )
 
-from .conftest import FakeClock, IdentityProvider, SigningKey, data_uri, jwks_of
+from .conftest import FakeClock, data_uri, jwks_of
 
 pytestmark = pytest.mark.anyio
 
@@ -278,7 +278,9 @@ async def test_custom_jwt_requires_kid(ec_key, clock, make_verifier):
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key))))
 
     error = await refused(
-        verifier, ec_key.sign(claims_for(clock, "iss"), kid=None), r"^Token is missing the `kid` header$"
+        verifier,
+        ec_key.sign(claims_for(clock, "iss"), kid=None),
+        r"^Token is missing the `kid` header$",
     )
     assert error.reason == "InvalidAuthHeader"
 
@@ -297,7 +299,9 @@ async def test_custom_jwt_typ_must_be_jwt_if_present(ec_key, clock, make_verifie
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key))))
 
     await refused(
-        verifier, ec_key.sign(claims_for(clock, "iss"), typ="at+jwt"), r"Token `typ` header must be \"JWT\""
+        verifier,
+        ec_key.sign(claims_for(clock, "iss"), typ="at+jwt"),
+        r"Token `typ` header must be \"JWT\"",
     )
     lower = ec_key.sign(claims_for(clock, "iss"), typ="jwt")
     assert (await verifier.verify(lower))["subject"] == "user|42"
@@ -352,7 +356,9 @@ async def test_tampered_payload_fails_the_signature(ec_key, clock, make_verifier
     header, _, signature = ec_key.sign(claims_for(clock, "iss")).split(".")
     other_payload = ec_key.sign(claims_for(clock, "iss", sub="admin")).split(".")[1]
 
-    await refused(verifier, f"{header}.{other_payload}.{signature}", r"^Token signature is invalid$")
+    await refused(
+        verifier, f"{header}.{other_payload}.{signature}", r"^Token signature is invalid$"
+    )
 
 
 async def test_wrong_issuer(idp, rsa_key, clock, make_verifier):
@@ -378,9 +384,7 @@ async def test_wrong_audience(idp, rsa_key, clock, make_verifier):
         rsa_key.sign(claims_for(clock, domain, aud="another-app")),
         r"No auth provider found matching the token's issuer '.*/oidc' and audience 'another-app'",
     )
-    await refused(
-        verifier, rsa_key.sign(claims_for(clock, domain, aud=None)), r"and audience None"
-    )
+    await refused(verifier, rsa_key.sign(claims_for(clock, domain, aud=None)), r"and audience None")
 
 
 async def test_no_providers_configured(rsa_key, clock, make_verifier):
@@ -455,7 +459,9 @@ async def test_raw_provider_dicts_are_parsed(ec_key, clock, make_verifier):
 # -- JWKS fetching, caching, rotation ------------------------------------------------------------
 
 
-async def test_unknown_kid_triggers_one_refetch_after_rotation(idp, rsa_key, rsa_key_2, clock, make_verifier):
+async def test_unknown_kid_triggers_one_refetch_after_rotation(
+    idp, rsa_key, rsa_key_2, clock, make_verifier
+):
     domain = idp.serve_oidc("oidc", rsa_key)
     verifier = make_verifier(oidc(domain))
     assert (await verifier.verify(rsa_key.sign(claims_for(clock, domain))))["subject"] == "user|42"
@@ -520,7 +526,9 @@ async def test_concurrent_verifies_share_one_failed_fetch(idp, ec_key, clock, ma
     verifier = make_verifier(custom("iss", idp.url("/custom/jwks")))
     token = ec_key.sign(claims_for(clock, "iss"))
 
-    results = await asyncio.gather(*(verifier.verify(token) for _ in range(5)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(verifier.verify(token) for _ in range(5)), return_exceptions=True
+    )
 
     assert all(isinstance(result, AuthenticationError) for result in results)
     assert idp.hits("/custom/jwks") == 1
@@ -558,7 +566,9 @@ async def test_bad_jwks_responses(idp, ec_key, clock, make_verifier, status, bod
     verifier = make_verifier(custom("iss", idp.url("/custom/jwks")))
 
     await refused(
-        verifier, ec_key.sign(claims_for(clock, "iss")), r"^Could not fetch JWKS from .*/custom/jwks: " + message
+        verifier,
+        ec_key.sign(claims_for(clock, "iss")),
+        r"^Could not fetch JWKS from .*/custom/jwks: " + message,
     )
 
 
@@ -583,7 +593,9 @@ async def test_a_given_http_client_is_used_and_left_open(idp, ec_key, clock):
 
     idp.serve("/custom/jwks", jwks_of(ec_key))
     async with httpx.AsyncClient() as client:
-        async with AuthVerifier(custom("iss", idp.url("/custom/jwks")), http=client, clock=clock) as verifier:
+        async with AuthVerifier(
+            custom("iss", idp.url("/custom/jwks")), http=client, clock=clock
+        ) as verifier:
             await verifier.verify(ec_key.sign(claims_for(clock, "iss")))
         assert not client.is_closed
     assert idp.hits("/custom/jwks") == 1
