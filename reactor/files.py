@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import secrets
 import time
@@ -161,7 +162,7 @@ class FileStorage:
         if not token:
             raise _Refused(400, "InvalidUploadUrl", "invalid upload URL: it has no token")
         try:
-            payload = self._uploads.loads(token, max_age=self.upload_ttl_s)
+            payload = self._uploads.loads(token, max_age=math.floor(self.upload_ttl_s))
         except SignatureExpired:
             raise _Refused(
                 410,
@@ -236,17 +237,17 @@ class FileStorage:
         return self.executor._transaction(self.executor.snapshot_ts(), writable=False)
 
     async def _row(self, txn: Transaction | None, storage_id: str) -> dict[str, Any] | None:
-        return await (txn or self._read_txn()).get(storage_id)
+        return await (self._read_txn() if txn is None else txn).get(storage_id)
 
     async def get_url(self, txn: Transaction | None, storage_id: str) -> str | None:
         """The public download URL of ``storage_id``, or None when it does not exist."""
-        storage_id = self._check_id(storage_id, "getUrl")
+        storage_id = self._check_id(storage_id, "get_url")
         row = await self._row(txn, storage_id)
         return None if row is None else self._download_url(storage_id)
 
     async def get_metadata(self, txn: Transaction | None, storage_id: str) -> dict[str, Any] | None:
         """``{storageId, sha256, size, contentType}`` (contentType None when unknown), or None."""
-        storage_id = self._check_id(storage_id, "getMetadata")
+        storage_id = self._check_id(storage_id, "get_metadata")
         row = await self._row(txn, storage_id)
         if row is None:
             return None
@@ -372,6 +373,9 @@ class FileStorage:
                 return _error(413, exc.code, exc.message)
             except ClientDisconnect:
                 return _error(400, "UploadIncomplete", "The client disconnected during the upload")
+            except OSError as exc:
+                log.exception("writing an upload failed")
+                return _error(507, "StorageWriteFailed", f"The file could not be stored: {exc}")
             try:
                 storage_id = await self._commit_blob(pending, content_type, upload_id)
             except BaseException:

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from functions.http_router import HttpRouter, find_http_router
+from reactor.auth import AuthenticationError
 from schema.errors import ReactorError, UserError
 
 if TYPE_CHECKING:
@@ -45,8 +46,11 @@ def create_site_app(services: Services) -> Starlette:
         match = None if router is None else router.lookup(request.method, path)
         if match is None:
             return PlainTextResponse(f"No HttpAction routed for {path}", status_code=404)
-        identity = await services.identity_for_http(request)
-        ctx = services.executor.action_ctx(identity)
+        try:
+            principal = await services.principal_for_http(request)
+        except AuthenticationError as exc:
+            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=401)
+        ctx = services.executor.action_ctx(principal.identity)
         try:
             response = await match.handler.invoke_http(ctx, request)
         except UserError as exc:

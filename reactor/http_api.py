@@ -19,6 +19,8 @@ from starlette.routing import Route
 
 from functions.decorators import FunctionKind
 from functions.paths import path_from_run_url
+from reactor.auth import AuthenticationError
+from reactor.authn import Principal
 from reactor.executor import FunctionResult
 from reactor.services import Services
 from reactor.sync.messages import decode_ts, encode_ts
@@ -155,16 +157,30 @@ def _handler(
     return endpoint
 
 
+async def _principal(services: Services, request: Request) -> Principal:
+    try:
+        return await services.principal_for_http(request)
+    except AuthenticationError as exc:
+        raise HttpError(401, "Unauthenticated", exc.message) from exc
+
+
 async def _call(
-    services: Services, path: str, args: dict[str, Any], kind: FunctionKind | None, fmt: str
+    services: Services,
+    request: Request,
+    path: str,
+    args: dict[str, Any],
+    kind: FunctionKind | None,
+    fmt: str,
 ) -> Response:
-    spec = services.registry.resolve(path, kind=kind)
+    principal = await _principal(services, request)
+    spec = services.registry.resolve(path, kind=kind, allow_internal=principal.is_admin)
+    identity = principal.identity
     if spec.kind is FunctionKind.QUERY:
-        result = await services.executor.run_query(spec, args)
+        result = await services.executor.run_query(spec, args, identity=identity)
     elif spec.kind is FunctionKind.MUTATION:
-        result = await services.executor.run_mutation(spec, args)
+        result = await services.executor.run_mutation(spec, args, identity=identity)
     else:
-        result = await services.run_action(spec, args)
+        result = await services.run_action(spec, args, identity=identity)
     return result_response(result, fmt)
 
 
@@ -179,6 +195,7 @@ def _kind_route(kind: FunctionKind | None) -> Callable[[Services, Request], Awai
                 raise HttpError(400, "BadRequest", f"`args` is not valid JSON: {exc}") from exc
             return await _call(
                 services,
+                request,
                 _path(params.get("path")),
                 _args(args_obj),
                 kind,
@@ -187,6 +204,7 @@ def _kind_route(kind: FunctionKind | None) -> Callable[[Services, Request], Awai
         body = await _body(request)
         return await _call(
             services,
+            request,
             _path(body.get("path")),
             _args(body.get("args")),
             kind,
@@ -199,7 +217,8 @@ def _kind_route(kind: FunctionKind | None) -> Callable[[Services, Request], Awai
 async def _run(services: Services, request: Request) -> Response:
     body = await _body(request)
     path = path_from_run_url(request.url.path)
-    return await _call(services, path, _args(body.get("args")), None, _format(body.get("format"), default="clean"))
+    fmt = _format(body.get("format"), default="clean")
+    return await _call(services, request, path, _args(body.get("args")), None, fmt)
 
 
 async def _query_ts(services: Services, request: Request) -> Response:
@@ -214,8 +233,13 @@ async def _query_at_ts(services: Services, request: Request) -> Response:
         raise HttpError(400, "BadRequest", f"`ts` must be a base64 u64 timestamp: {exc}") from exc
     if ts > services.executor.snapshot_ts():
         raise HttpError(400, "BadRequest", "`ts` is in the future")
-    spec = services.registry.resolve(_path(body.get("path")), kind=FunctionKind.QUERY)
-    result = await services.executor.run_query(spec, _args(body.get("args")), ts=ts)
+    principal = await _principal(services, request)
+    spec = services.registry.resolve(
+        _path(body.get("path")), kind=FunctionKind.QUERY, allow_internal=principal.is_admin
+    )
+    result = await services.executor.run_query(
+        spec, _args(body.get("args")), ts=ts, identity=principal.identity
+    )
     return result_response(result, _format(body.get("format"), default="clean"))
 
 
@@ -225,17 +249,23 @@ async def _query_batch(services: Services, request: Request) -> Response:
     if not isinstance(queries, list):
         raise HttpError(400, "BadRequest", "`queries` must be an array")
     ts = services.executor.snapshot_ts()
+    principal = await _principal(services, request)
     parts = []
     for item in queries:
         if not isinstance(item, dict):
             raise HttpError(400, "BadRequest", "each query must be an object")
         fmt = _format(item.get("format"), default="clean")
         try:
-            spec = services.registry.resolve(_path(item.get("path")), kind=FunctionKind.QUERY)
+            spec = services.registry.resolve(
+                _path(item.get("path")), kind=FunctionKind.QUERY,
+                allow_internal=principal.is_admin,
+            )
         except FunctionNotFound as exc:
             parts.append(not_found_response(exc).body)
             continue
-        result = await services.executor.run_query(spec, _args(item.get("args")), ts=ts)
+        result = await services.executor.run_query(
+            spec, _args(item.get("args")), ts=ts, identity=principal.identity
+        )
         parts.append(result_response(result, fmt).body)
     return Response(b'{"results":[' + b",".join(parts) + b"]}", media_type="application/json")
 

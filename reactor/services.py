@@ -16,6 +16,8 @@ from typing import Any
 from functions.decorators import FunctionSpec
 from functions.loader import App
 from functions.registry import Registry
+from reactor.auth import parse_authorization
+from reactor.authn import Authenticator, Principal, load_providers
 from reactor.committer import Committer
 from reactor.crons_runner import CronRunner, load_crons
 from reactor.env_vars import EnvironmentVariables
@@ -83,6 +85,8 @@ class Services:
         )
         self.executor.env = self.env
         self.crons = CronRunner(self, load_crons(app))
+        self.auth = Authenticator(load_providers(app), persistence)
+        self.new_admin_key: str | None = None  # set at the first start only: show it once
         self.http_router = load_http_router(app)
 
     @property
@@ -94,6 +98,7 @@ class Services:
         self.scheduler.on_commit(ts, prepared)
 
     async def start(self) -> None:
+        self.new_admin_key = await self.auth.ensure_admin_key()
         await self._backfill_indexes()
         self.committer.start()
         self.live.start()
@@ -149,6 +154,7 @@ class Services:
         await self.scheduler.stop()
         await self.live.stop()
         await self.committer.stop()
+        await self.auth.aclose()
         self.persistence.close()
 
     def reload(self, app: App) -> None:
@@ -181,9 +187,17 @@ class Services:
 
         asyncio.get_running_loop().create_task(restart())
 
-    async def identity_for_http(self, request: Any) -> dict[str, Any] | None:
-        """The caller's identity from an ``Authorization`` header (None when anonymous)."""
-        return None
+    async def principal_for_http(self, request: Any) -> Principal:
+        """The caller of an HTTP request, from ``Authorization`` (or ``?adminKey=``).
+
+        Raises:
+            AuthenticationError: a token or admin key was given and is invalid.
+        """
+        credentials = parse_authorization(
+            request.headers.get("authorization"),
+            admin_key_param=request.query_params.get("adminKey"),
+        )
+        return await self.auth.authenticate(credentials)
 
     async def set_env(self, changes: dict[str, str | None]) -> EnvironmentVariables:
         """Change environment variables durably; live queries re-run under the new values."""

@@ -19,6 +19,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from functions.decorators import FunctionKind
+from reactor.auth import AuthenticationError, Credentials
 from reactor.services import Services
 from reactor.sync import messages
 from reactor.sync.protocol import (
@@ -66,6 +67,8 @@ class SyncConnection:
         self._last_send = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
         self._actions: set[asyncio.Task[None]] = set()
+        self.is_admin = False
+        self._expiry: asyncio.Task[None] | None = None
 
     # -- SessionSink -------------------------------------------------------------------------
 
@@ -147,7 +150,9 @@ class SyncConnection:
 
     def _add_query(self, query_id: int, udf_path: str, args: dict[str, Any], journal: str | None) -> None:
         try:
-            spec = self.services.registry.resolve(udf_path, kind=FunctionKind.QUERY)
+            spec = self.services.registry.resolve(
+                udf_path, kind=FunctionKind.QUERY, allow_internal=self.is_admin
+            )
         except FunctionNotFound as exc:
             self._static[query_id] = QueryFailure(exc.message)
             return
@@ -156,15 +161,20 @@ class SyncConnection:
         )
 
     async def _authenticate(self, event: AuthenticateRequested) -> bool:
-        if event.token_type != "None":
-            error = (
-                "Authentication with a token is not configured on this deployment "
-                f"(tokenType {event.token_type})"
+        try:
+            credentials = Credentials.from_authenticate(
+                event.token_type, event.value, event.acting_as
             )
-            log.info("session %s: AuthError: %s", self.protocol.session_id, error)
-            await self._close_with(self.protocol.auth_error_message(error, attempted=True), 1000, "")
+            principal = await self.services.auth.authenticate(credentials)
+        except AuthenticationError as exc:
+            # Never a FatalError here: it kills JS clients (PROTOCOL.md §7).
+            log.info("session %s: AuthError: %s", self.protocol.session_id, exc.message)
+            frame = self.protocol.auth_error_message(exc.message, attempted=True)
+            await self._close_with(frame, 1000, "")
             return False
-        self.identity = None
+        self.identity = principal.identity
+        self.is_admin = principal.is_admin
+        self._watch_expiry(principal.expires_at)
         self.protocol.confirm_identity()
         live = self.services.live
         for query_id, spec in list(self.protocol.queries.items()):
@@ -173,6 +183,26 @@ class SyncConnection:
         live.request_update(self)
         return True
 
+    def _watch_expiry(self, expires_at: float | None) -> None:
+        """When the token in force expires, tell the client (AuthError, not attempted) so it
+        fetches a fresh one, and close, as Convex does with TokenExpired."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if expires_at is None:
+            return
+        version = self.protocol.authenticates_received
+
+        async def expire() -> None:
+            await asyncio.sleep(max(0.0, expires_at - time.time()))
+            if self.protocol.authenticates_received != version or self._closed:
+                return
+            frame = self.protocol.auth_error_message("TokenExpired", attempted=False)
+            await self._close_with(frame, 1000, "")
+
+        self._expiry = asyncio.get_running_loop().create_task(expire())
+        self._tasks.append(self._expiry)
+
     # -- mutations and actions ---------------------------------------------------------------
 
     async def _mutation_worker(self) -> None:
@@ -180,7 +210,9 @@ class SyncConnection:
         while True:
             request = await self._mutations.get()
             try:
-                spec = services.registry.resolve(request.udf_path, kind=FunctionKind.MUTATION)
+                spec = services.registry.resolve(
+                    request.udf_path, kind=FunctionKind.MUTATION, allow_internal=self.is_admin
+                )
             except FunctionNotFound as exc:
                 frame = self.protocol.mutation_response(request.request_id, QueryFailure(exc.message))
                 self._send_then_transition(frame, 0)
@@ -209,7 +241,9 @@ class SyncConnection:
 
     async def _run_action(self, event: ActionRequested) -> None:
         try:
-            spec = self.services.registry.resolve(event.udf_path, kind=FunctionKind.ACTION)
+            spec = self.services.registry.resolve(
+                event.udf_path, kind=FunctionKind.ACTION, allow_internal=self.is_admin
+            )
             result = await self.services.run_action(spec, event.args, identity=self.identity)
             outcome = _outcome(result)
         except FunctionNotFound as exc:
