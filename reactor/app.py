@@ -17,7 +17,9 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from functions.loader import App, load_app
@@ -61,6 +63,23 @@ def open_storage(storage: str | None, data_dir: str | Path) -> Persistence:
     )
 
 
+def file_routes(services: Services) -> list[Route]:
+    """``/api/storage/...``: uploads and downloads (the file storage exists once started)."""
+
+    async def upload(request: Request) -> Response:
+        assert services.files is not None
+        return await services.files.handle_upload(request)
+
+    async def download(request: Request) -> Response:
+        assert services.files is not None
+        return await services.files.handle_download(request)
+
+    return [
+        Route("/api/storage/upload", upload, methods=["POST"]),
+        Route("/api/storage/{token}", download, methods=["GET", "HEAD"]),
+    ]
+
+
 def create_app(
     app: App | str | Path,
     *,
@@ -85,6 +104,7 @@ def create_app(
     application = Starlette(
         routes=[
             *routes(),
+            *file_routes(services),
             WebSocketRoute("/api/sync", sync_endpoint),
             WebSocketRoute("/api/{client_version}/sync", sync_endpoint),
         ],

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from functions.decorators import FunctionSpec
@@ -18,10 +19,12 @@ from functions.loader import App
 from functions.registry import Registry
 from reactor.auth import parse_authorization
 from reactor.authn import Authenticator, Principal, load_providers
+from reactor.blobs import BlobStore
 from reactor.committer import Committer
 from reactor.crons_runner import CronRunner, load_crons
 from reactor.env_vars import EnvironmentVariables
 from reactor.executor import Executor, FunctionResult
+from reactor.files import FileStorage, storage_secret
 from reactor.http_actions import load_http_router
 from reactor.index_keys import BY_CREATION_TIME, index_id, index_key
 from reactor.live_queries import Entry, LiveQueries
@@ -39,6 +42,13 @@ __all__ = ["Services"]
 log = logging.getLogger("reactor")
 
 
+def _default_blob_dir(persistence: Persistence) -> Path:
+    path = getattr(persistence, "path", None)
+    if path is None:
+        raise ValueError("blob_directory is required for this storage engine")
+    return Path(path).parent / "blobs"
+
+
 class Services:
     def __init__(
         self,
@@ -49,6 +59,9 @@ class Services:
         dev: bool = False,
         instance_name: str | None = None,
         system_env: dict[str, str] | None = None,
+        public_url: str = "http://127.0.0.1:3210",
+        blob_directory: str | Path | None = None,
+        max_upload_bytes: int | None = 1 << 30,
     ) -> None:
         self.app = app
         self.persistence = persistence
@@ -87,6 +100,12 @@ class Services:
         self.crons = CronRunner(self, load_crons(app))
         self.auth = Authenticator(load_providers(app), persistence)
         self.new_admin_key: str | None = None  # set at the first start only: show it once
+        self.public_url = public_url
+        self.blobs = BlobStore(
+            Path(blob_directory) if blob_directory else _default_blob_dir(persistence),
+            max_bytes=max_upload_bytes,
+        )
+        self.files: FileStorage | None = None  # made in start(): its secret is stored
         self.http_router = load_http_router(app)
 
     @property
@@ -96,9 +115,19 @@ class Services:
     def _on_publish(self, ts: int, prepared: PreparedCommit) -> None:
         self.live.on_commit(ts, prepared)
         self.scheduler.on_commit(ts, prepared)
+        if self.files is not None:
+            self.files.on_commit(ts, prepared)
 
     async def start(self) -> None:
         self.new_admin_key = await self.auth.ensure_admin_key()
+        self.files = FileStorage(
+            self.executor,
+            self.blobs,
+            secret=await storage_secret(self.persistence),
+            base_url=self.public_url,
+        )
+        self.executor.storage_handle = self.files.handle
+        self.files.start()
         await self._backfill_indexes()
         self.committer.start()
         self.live.start()
@@ -150,6 +179,8 @@ class Services:
         await self.persistence.set_global("indexes", {**known, **changed})
 
     async def stop(self) -> None:
+        if self.files is not None:
+            await self.files.stop()
         await self.crons.stop()
         await self.scheduler.stop()
         await self.live.stop()
