@@ -205,7 +205,7 @@ class Server:
                 sys.executable, "-m", "bench.serve_wrapped" if wrapped else "reactor",
                 "serve", str(self.app_dir),
                 "--port", str(self.port), "--data", str(self.data_dir),
-                "--log-level", "warning",
+                "--http-port", "0", "--log-level", "warning",
             ],
             cwd=ROOT,
             env=env,

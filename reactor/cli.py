@@ -1,7 +1,14 @@
-"""The ``reactor`` command line: ``serve`` and ``dev`` (serve, reloading functions on change).
+"""The ``reactor`` command line.
 
-Owns argument parsing, logging setup and running uvicorn; everything else is built by
-``reactor.app``.
+    reactor serve APP [--port 3210 --http-port 3211 --data .reactor ...]
+    reactor dev APP                      # the same, reloading functions when files change
+    reactor run PATH '{"json": "args"}'  # any function, with the admin key
+    reactor env set|get|list|remove ...  # deployment environment variables
+
+``run`` and ``env`` talk to a running server (``--url``, admin key from ``--admin-key`` or
+``REACTOR_ADMIN_KEY``) or, without ``--url``, open the local data directory directly (refused
+while a server holds it). Owns argument parsing, logging and running uvicorn; everything else
+is built by ``reactor.app``.
 """
 
 from __future__ import annotations
@@ -9,9 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -27,15 +37,38 @@ def _parser() -> argparse.ArgumentParser:
     ):
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("app", help="the app directory (schema.py and function modules)")
-        cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
-        cmd.add_argument("--port", type=int, default=3210, help="API and websocket port")
-        cmd.add_argument("--data", default=".reactor", help="data directory of the embedded engine")
-        cmd.add_argument("--storage", default=None, help="storage URL (default: embedded SQLite)")
-        cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+        cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+        cmd.add_argument("--port", type=int, help="API and websocket port (default 3210)")
+        cmd.add_argument("--http-port", type=int, help="HTTP actions port (default 3211; 0: off)")
+        cmd.add_argument("--data", help="data directory of the embedded engine (default .reactor)")
+        cmd.add_argument("--storage", help="storage URL (default: embedded SQLite)")
+        cmd.add_argument("--public-url", help="origin clients reach the API at (for file URLs)")
+        cmd.add_argument("--max-upload-bytes", type=int, help="file upload size limit")
+        cmd.add_argument("--admin-key-file", help="where to write the admin key at first start")
+        cmd.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    def remote(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--url", help="a running server, e.g. http://127.0.0.1:3210")
+        cmd.add_argument("--admin-key", help="admin key (default: $REACTOR_ADMIN_KEY)")
+        cmd.add_argument("--data", default=".reactor", help="local data directory (without --url)")
+        cmd.add_argument("--app", default=".", help="local app directory (without --url)")
+
+    run = sub.add_parser("run", help="call any function (internal ones too) with the admin key")
+    run.add_argument("path", help='function path, e.g. "tasks:add"')
+    run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
+    remote(run)
+    env = sub.add_parser("env", help="deployment environment variables")
+    env_sub = env.add_subparsers(dest="env_command", required=True)
+    for name, arguments in (("set", ("name", "value")), ("get", ("name",)), ("list", ()),
+                            ("remove", ("name",))):
+        cmd = env_sub.add_parser(name)
+        for argument in arguments:
+            cmd.add_argument(argument)
+        remote(cmd)
     return parser
 
 
-async def _watch(services: object, directory: Path, interval_s: float = 0.5) -> None:
+async def _watch(services: Any, directory: Path, interval_s: float = 0.5) -> None:
     from functions.loader import load_app
 
     def snapshot() -> dict[Path, float]:
@@ -56,7 +89,23 @@ async def _watch(services: object, directory: Path, interval_s: float = 0.5) -> 
         except Exception as exc:  # keep serving the old functions until the files are fixed
             log.error("reload failed, still serving the previous functions: %s", exc)
             continue
-        services.reload(app)  # type: ignore[attr-defined]
+        services.reload(app)
+
+
+def _announce_admin_key(key: str, key_file: Path | None) -> None:
+    if key_file is not None:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        log.warning("admin key created and written to %s (it is stored only hashed)", key_file)
+    else:
+        print(
+            f"\nAdmin key (shown once, stored only hashed; keep it to run internal functions):\n"
+            f"  {key}\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _serve(args: argparse.Namespace, *, dev: bool) -> int:
@@ -64,41 +113,84 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
 
     from functions.loader import load_app
     from reactor.app import create_app, open_storage
+    from reactor.http_actions import create_site_app
     from reactor.services import Services
+    from reactor.settings import SettingsError, load_settings
 
+    try:
+        settings = load_settings(
+            host=args.host, port=args.port, http_port=args.http_port, data=args.data,
+            storage=args.storage, public_url=args.public_url,
+            max_upload_bytes=args.max_upload_bytes, admin_key_file=args.admin_key_file,
+            log_level=args.log_level,
+        )
+    except SettingsError as exc:
+        print(f"reactor: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(settings.log_level.upper())
     directory = Path(args.app).resolve()
     if not directory.is_dir():
         print(f"reactor: app directory {args.app!r} does not exist", file=sys.stderr)
         return 2
     try:
         app = load_app(directory)
-        services = Services(app, open_storage(args.storage, args.data), dev=dev)
+        services = Services(
+            app,
+            open_storage(settings.storage, settings.data),
+            dev=dev,
+            public_url=settings.origin,
+            max_upload_bytes=settings.max_upload_bytes,
+            system_env={
+                "CONVEX_CLOUD_URL": settings.origin,
+                "CONVEX_SITE_URL": settings.site_origin,
+            },
+        )
     except Exception as exc:
         print(f"reactor: cannot start: {exc}", file=sys.stderr)
         return 1
     application = create_app(app, services=services)
-    config = uvicorn.Config(
-        application,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        ws_max_size=17 * 1024 * 1024,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=60.0,
-        lifespan="on",
-        access_log=False,
+    common = dict(
+        host=settings.host, log_level=settings.log_level, access_log=False,
+        ws_max_size=17 * 1024 * 1024, ws_ping_interval=20.0, ws_ping_timeout=60.0,
     )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(application, port=settings.port, lifespan="on", **common))
+    site = (
+        uvicorn.Server(
+            uvicorn.Config(create_site_app(services), port=settings.http_port, lifespan="off",
+                           **common)
+        )
+        if settings.http_port
+        else None
+    )
 
     async def run() -> None:
         watcher = asyncio.get_running_loop().create_task(_watch(services, directory)) if dev else None
         log.info(
-            "Reactor serving %s on http://%s:%d (%d functions, storage: %s)",
-            directory, args.host, args.port, len(app.registry),
-            args.storage or Path(args.data).resolve(),
+            "Reactor serving %s on %s (HTTP actions: %s; %d functions; storage: %s)",
+            directory, settings.origin, settings.site_origin if site else "off",
+            len(app.registry), settings.storage or settings.data.resolve(),
         )
+
+        async def announce() -> None:
+            while not server.started:
+                await asyncio.sleep(0.05)
+            if services.new_admin_key is not None:
+                _announce_admin_key(services.new_admin_key, settings.admin_key_file)
+
+        async def serve(this: uvicorn.Server, other: uvicorn.Server | None) -> None:
+            # uvicorn's signal handlers reach only one of two servers: whichever stops first
+            # stops the other.
+            try:
+                await this.serve()
+            finally:
+                if other is not None:
+                    other.should_exit = True
+
+        tasks = [serve(server, site), announce()]
+        if site is not None:
+            tasks.append(serve(site, server))
         try:
-            await server.serve()
+            await asyncio.gather(*tasks)
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -118,10 +210,130 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     return 0
 
 
+# -- run and env ------------------------------------------------------------------------------
+
+
+def _admin_key(args: argparse.Namespace) -> str:
+    key = args.admin_key or os.environ.get("REACTOR_ADMIN_KEY")
+    if not key:
+        raise SystemExit("reactor: an admin key is needed: --admin-key or $REACTOR_ADMIN_KEY")
+    return key
+
+
+def _remote(args: argparse.Namespace, method: str, route: str, body: Any = None) -> Any:
+    import httpx
+
+    response = httpx.request(
+        method,
+        args.url.rstrip("/") + route,
+        json=body,
+        headers={"Authorization": f"Convex {_admin_key(args)}"},
+        timeout=60,
+    )
+    payload = response.json()
+    if response.status_code >= 400:
+        raise SystemExit(f"reactor: {payload.get('code')}: {payload.get('message')}")
+    return payload
+
+
+async def _local(args: argparse.Namespace, work: Any) -> Any:
+    from functions.loader import load_app
+    from reactor.app import open_storage
+    from reactor.services import Services
+
+    services = Services(load_app(Path(args.app).resolve()), open_storage(None, args.data))
+    await services.start()
+    try:
+        await services.crons.stop()  # a one-off command must not run cron jobs
+        return await work(services)
+    finally:
+        await services.stop()
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        call_args = json.loads(args.args)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"reactor: the arguments are not valid JSON: {exc}") from None
+    if not isinstance(call_args, dict):
+        raise SystemExit("reactor: the arguments must be a JSON object")
+    if args.url:
+        payload = _remote(args, "POST", "/api/function",
+                          {"path": args.path, "args": call_args, "format": "json"})
+    else:
+        from functions.decorators import FunctionKind
+        from reactor.http_api import result_json
+        from schema.values import json_to_convex
+
+        async def work(services: Any) -> Any:
+            spec = services.registry.resolve(args.path, allow_internal=True)
+            converted = json_to_convex(call_args)
+            if spec.kind is FunctionKind.QUERY:
+                result = await services.executor.run_query(spec, converted)
+            elif spec.kind is FunctionKind.MUTATION:
+                result = await services.executor.run_mutation(spec, converted)
+            else:
+                result = await services.run_action(spec, converted)
+            return result_json(result, "clean")
+
+        payload = asyncio.run(_local(args, work))
+    if payload.get("status") == "success":
+        print(json.dumps(payload.get("value"), indent=2))
+        return 0
+    print(json.dumps(payload, indent=2), file=sys.stderr)
+    return 1
+
+
+def _env(args: argparse.Namespace) -> int:
+    command = args.env_command
+    changes: dict[str, str | None] = {}
+    if command == "set":
+        changes = {args.name: args.value}
+    elif command == "remove":
+        changes = {args.name: None}
+    if args.url:
+        if changes:
+            values = _remote(args, "POST", "/api/admin/env", {"changes": changes})["env"]
+        else:
+            values = _remote(args, "GET", "/api/admin/env")["env"]
+    else:
+        async def work(services: Any) -> dict[str, str]:
+            env = await services.set_env(changes) if changes else services.env
+            return env.user_values
+
+        values = asyncio.run(_local(args, work))
+    if command == "get":
+        if args.name not in values:
+            print(f"reactor: {args.name} is not set", file=sys.stderr)
+            return 1
+        print(values[args.name])
+    elif command == "list":
+        for name, value in sorted(values.items()):
+            print(f"{name}={value}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
+        level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return _serve(args, dev=args.command == "dev")
+    if args.command in ("serve", "dev"):
+        return _serve(args, dev=args.command == "dev")
+    from reactor.settings import SettingsError
+
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _env(args)
+    except (SettingsError, OSError) as exc:
+        print(f"reactor: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from schema.errors import ReactorError
+
+        if isinstance(exc, ReactorError):
+            print(f"reactor: {exc}", file=sys.stderr)
+            return 1
+        raise

@@ -131,6 +131,11 @@ def result_response(result: FunctionResult, fmt: str) -> Response:
     return Response(body, media_type="application/json")
 
 
+def result_json(result: FunctionResult, fmt: str) -> dict[str, Any]:
+    """The body ``result_response`` sends, as a dict (for the CLI)."""
+    return msgspec.json.decode(result_response(result, fmt).body)
+
+
 def not_found_response(exc: FunctionNotFound) -> Response:
     return Response(
         _json.encode({"status": "error", "errorMessage": exc.message}),
@@ -270,6 +275,34 @@ async def _query_batch(services: Services, request: Request) -> Response:
     return Response(b'{"results":[' + b",".join(parts) + b"]}", media_type="application/json")
 
 
+async def _require_admin(services: Services, request: Request) -> None:
+    if not (await _principal(services, request)).is_admin:
+        raise HttpError(403, "BadAdminKey", "This needs the deployment's admin key "
+                        "(Authorization: Convex <admin key>)")
+
+
+async def _check_admin_key(services: Services, request: Request) -> Response:
+    await _require_admin(services, request)
+    return Response(
+        _json.encode({"success": True, "allowedOps": ["Read", "Write"], "isReadOnly": False}),
+        media_type="application/json",
+    )
+
+
+async def _env(services: Services, request: Request) -> Response:
+    await _require_admin(services, request)
+    if request.method == "POST":
+        body = await _body(request)
+        changes = body.get("changes")
+        if not isinstance(changes, dict):
+            raise HttpError(400, "BadRequest", "`changes` must be an object of name -> value|null")
+        try:
+            await services.set_env(changes)
+        except ValidationError as exc:
+            raise HttpError(400, "InvalidEnvironmentVariable", exc.message) from exc
+    return Response(_json.encode({"env": services.env.user_values}), media_type="application/json")
+
+
 async def _root(request: Request) -> Response:
     return PlainTextResponse("This Convex deployment is running. See https://docs.convex.dev/.")
 
@@ -308,4 +341,6 @@ def routes() -> list[Route]:
         Route("/api/query_batch", _handler(_query_batch), methods=["POST"]),
         Route("/api/run/{path:path}", _handler(_run), methods=["POST"]),
         Route("/api/debug_event", _debug_event, methods=["POST"]),
+        Route("/api/check_admin_key", _handler(_check_admin_key), methods=["GET"]),
+        Route("/api/admin/env", _handler(_env), methods=["GET", "POST"]),
     ]

@@ -46,12 +46,22 @@ class ReactorServer:
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = free_port()
+        self.site_port = free_port()
+        self.admin_key_file = data_dir.parent / "admin_key"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def site_url(self) -> str:
+        return f"http://127.0.0.1:{self.site_port}"
+
+    @property
+    def admin_key(self) -> str:
+        return self.admin_key_file.read_text().strip()
 
     def log_tail(self, limit: int = 6000) -> str:
         try:
@@ -74,6 +84,10 @@ class ReactorServer:
             str(self.port),
             "--data",
             str(self.data_dir),
+            "--http-port",
+            str(self.site_port),
+            "--admin-key-file",
+            str(self.admin_key_file),
         ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(self.log_path, "ab") as log:

@@ -44,7 +44,7 @@ def dev_server(tmp_path):
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "reactor", "dev", str(app), "--port", str(port),
-         "--data", str(tmp_path / "data")],
+         "--data", str(tmp_path / "data"), "--http-port", "0"],
         cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
