@@ -23,6 +23,7 @@ from functions.decorators import FunctionKind, FunctionSpec
 from functions.paths import reference_path
 from functions.registry import Registry
 from reactor.committer import Committer
+from reactor.determinism import deterministic
 from reactor.reads import ReadSet
 from reactor.runtime import Runtime
 from reactor.storage.base import MutationRecord, Persistence
@@ -175,7 +176,8 @@ class Executor:
         auth = Auth(dict(identity) if identity is not None else None)
         ctx = QueryCtx(DatabaseReader(txn), auth, env=self.env, storage=self._storage(txn))
         try:
-            value = await spec.invoke(ctx, dict(args))
+            with deterministic("query"):
+                value = await spec.invoke(ctx, dict(args))
             result = self._success(value)
         except Exception as exc:
             result = self._failure(spec, exc)
@@ -291,7 +293,8 @@ class Executor:
         if hooks is not None:
             await hooks.before(txn)  # JobGone propagates: nothing to commit
         try:
-            value = await spec.invoke(ctx, dict(args))
+            with deterministic("mutation"):
+                value = await spec.invoke(ctx, dict(args))
             result = self._success(value)
             if hooks is not None:
                 await hooks.after(txn)

@@ -41,8 +41,15 @@ class ReactorServer:
     every failure message includes the tail of that log.
     """
 
-    def __init__(self, data_dir: Path, log_path: Path, app_dir: Path = APP_DIR) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        app_dir: Path = APP_DIR,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.app_dir = app_dir
+        self.extra_env = dict(extra_env or {})
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = free_port()
@@ -62,6 +69,22 @@ class ReactorServer:
     @property
     def admin_key(self) -> str:
         return self.admin_key_file.read_text().strip()
+
+    def wait_admin_key(self, timeout: float = 10.0) -> str:
+        """The admin key, once the server has written it (just after it starts listening)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                key = self.admin_key_file.read_text().strip()
+            except OSError:
+                key = ""
+            if key:
+                return key
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no admin key in {self.admin_key_file} after {timeout}s\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
 
     def log_tail(self, limit: int = 6000) -> str:
         try:
@@ -89,7 +112,7 @@ class ReactorServer:
             "--admin-key-file",
             str(self.admin_key_file),
         ]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.extra_env)
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())
             log.flush()
@@ -175,6 +198,32 @@ def server_factory(
         srv = ReactorServer(base / "data", base / "server.log")
         servers.append(srv)
         srv.start()
+        return srv
+
+    try:
+        yield make
+    finally:
+        for srv in servers:
+            srv.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., ReactorServer]]:
+    """make(app_dir=APP_DIR, env=None, start=True) -> ReactorServer: a server on any app
+    directory, with extra environment variables for the server process (e.g. settings an app's
+    ``auth_config.py`` reads); each has its own data dir and all are stopped at the end."""
+    servers: list[ReactorServer] = []
+
+    def make(
+        app_dir: Path = APP_DIR, env: dict[str, str] | None = None, start: bool = True
+    ) -> ReactorServer:
+        base = tmp_path_factory.mktemp("reactor")
+        srv = ReactorServer(base / "data", base / "server.log", app_dir=app_dir, extra_env=env)
+        servers.append(srv)
+        if start:
+            srv.start()
         return srv
 
     try:

@@ -159,3 +159,39 @@ async def test_mutation_retries_give_up_with_a_clear_occ_error(services):
     assert result.error_code == "OptimisticConcurrencyControlFailure"
     total = await call(services, "bank:total")
     assert total.value == 2000.0
+
+
+async def test_queries_and_mutations_cannot_use_the_network(tmp_path):
+    app = write_app(tmp_path / "netapp", {
+        "net.py": """
+            import socket
+            from functions import action, mutation, query
+
+            def dial():
+                with socket.create_connection(("127.0.0.1", 9), timeout=0.2):
+                    pass
+
+            @query
+            async def q(ctx):
+                dial()
+
+            @mutation
+            async def m(ctx):
+                dial()
+
+            @action
+            async def a(ctx):
+                try:
+                    dial()
+                except OSError as exc:  # refused by the OS, not by Reactor
+                    return type(exc).__name__
+        """,
+    })
+    async with running_services(app, tmp_path / "netdata") as services:
+        for path in ("net:q", "net:m"):
+            result = await call(services, path)
+            assert not result.success
+            assert "Network access is not allowed" in result.error_message
+        spec = services.registry.resolve("net:a")
+        result = await services.executor.run_action(spec, {})
+        assert result.success and result.value == "ConnectionRefusedError"
