@@ -1,6 +1,7 @@
 """The query cache of subscribed queries and the loop that keeps them fresh.
 
-Owns: one entry per distinct query (path, args, identity, journal) shared by every subscriber;
+Owns: one entry per distinct query (path, args, journal, and identity only if the query read
+it) shared by every subscriber;
 marking entries invalid when a commit writes inside their read set; re-running each invalid
 entry once, at one timestamp; and handing every affected session a consistent snapshot (all of
 its queries' outcomes valid at that one timestamp). It does not speak the wire protocol
@@ -39,6 +40,8 @@ class Entry:
     __slots__ = (
         "args",
         "identity",
+        "identity_key",
+        "identity_read",
         "journal",
         "key",
         "outcome",
@@ -60,11 +63,17 @@ class Entry:
         self.spec = spec
         self.args = args
         self.identity = identity
+        self.identity_key = _identity_key(identity)
+        self.identity_read = False  # did the last run read ctx.auth? then it is not shared
         self.journal = journal
         self.outcome: QueryOutcome | None = None
         self.ts = 0
         self.subscription: Subscription[Entry] | None = None
         self.subscribers: dict[SessionSink, set[int]] = {}
+
+
+def _identity_key(identity: dict[str, Any] | None) -> str | None:
+    return None if identity is None else str(identity.get("tokenIdentifier", repr(identity)))
 
 
 def _outcome(result: FunctionResult) -> QueryOutcome:
@@ -87,6 +96,10 @@ class LiveQueries:
         self.executor = executor
         self.subscriptions = subscriptions
         self._entries: dict[tuple[Any, ...], Entry] = {}
+        # (path, args, journal) -> an entry other identities may share while it ignores ctx.auth
+        self._shared: dict[tuple[Any, ...], Entry] = {}
+        # (session, query id) -> the identity it subscribed with
+        self._identities: dict[tuple[SessionSink, int], dict[str, Any] | None] = {}
         self._sessions: dict[SessionSink, dict[int, Entry]] = {}
         self._dirty: set[Entry] = set()
         self._pending: set[SessionSink] = set()
@@ -132,13 +145,19 @@ class LiveQueries:
         journal: str | None = None,
     ) -> None:
         """Subscribe ``session``'s ``query_id``; its first outcome comes in the next snapshot."""
-        identity_key = None if identity is None else identity.get("tokenIdentifier", repr(identity))
-        key = (spec.path, dumps(args), identity_key, journal)
+        base = (spec.path, dumps(args), journal)
+        key = (*base, _identity_key(identity))
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._entries[key] = Entry(key, spec, args, identity, journal)
-            self._dirty.add(entry)
+            shared = self._shared.get(base)
+            if shared is not None and not shared.identity_read and shared.subscribers:
+                entry = shared  # its result does not depend on who asks
+            else:
+                entry = self._entries[key] = Entry(key, spec, args, identity, journal)
+                self._shared.setdefault(base, entry)
+                self._dirty.add(entry)
         entry.subscribers.setdefault(session, set()).add(query_id)
+        self._identities[session, query_id] = identity
         self._sessions.setdefault(session, {})[query_id] = entry
         self.request_update(session)
 
@@ -147,6 +166,7 @@ class LiveQueries:
         if not entries:
             return
         entry = entries.pop(query_id, None)
+        self._identities.pop((session, query_id), None)
         if entry is None:
             return
         ids = entry.subscribers.get(session)
@@ -189,6 +209,8 @@ class LiveQueries:
     def _drop(self, entry: Entry) -> None:
         if self._entries.get(entry.key) is entry:
             del self._entries[entry.key]
+        if self._shared.get(entry.key[:3]) is entry:
+            del self._shared[entry.key[:3]]
         if entry.subscription is not None:
             self.subscriptions.unsubscribe(entry.subscription)
             entry.subscription = None
@@ -232,6 +254,21 @@ class LiveQueries:
                 except Exception:
                     log.exception("delivering a snapshot failed")
 
+    def _split(self, entry: Entry) -> None:
+        """The query read ``ctx.auth``: subscribers with another identity get their own entry."""
+        if self._shared.get(entry.key[:3]) is entry:
+            del self._shared[entry.key[:3]]
+        for session, query_ids in list(entry.subscribers.items()):
+            for query_id in list(query_ids):
+                identity = self._identities.get((session, query_id))
+                if _identity_key(identity) == entry.identity_key:
+                    continue
+                self.remove(session, query_id)
+                self.add(
+                    session, query_id, entry.spec, entry.args,
+                    identity=identity, journal=entry.journal,
+                )
+
     async def _execute(self, entry: Entry, ts: int) -> None:
         self.reruns += 1
         result = await self.executor.run_query(
@@ -239,6 +276,9 @@ class LiveQueries:
         )
         if result.journal is not None:
             entry.journal = result.journal
+        entry.identity_read = result.identity_read
+        if result.identity_read:
+            self._split(entry)
         outcome = _outcome(result)
         previous = entry.outcome
         if previous is not None and previous.fingerprint == outcome.fingerprint:

@@ -192,3 +192,32 @@ async def test_all_queries_of_a_session_come_at_one_timestamp(services):
         if 1 in last and 2 in last:
             assert len(last[1]) == last[2]
     assert last[2] == 5
+
+
+async def test_results_are_shared_across_users_only_if_identity_was_not_read(tmp_path):
+    app = write_app(tmp_path / "whoapp", {"who.py": """
+        from functions import query
+
+        @query
+        async def me(ctx):
+            identity = await ctx.auth.get_user_identity()
+            return None if identity is None else identity["subject"]
+
+        @query
+        async def plain(ctx):
+            return 1
+    """})
+    x = {"subject": "x", "tokenIdentifier": "i|x"}
+    y = {"subject": "y", "tokenIdentifier": "i|y"}
+    async with running_services(app, tmp_path / "whodata") as services:
+        me, plain = services.registry.resolve("who:me"), services.registry.resolve("who:plain")
+        a, b, c = Sink(), Sink(), Sink()
+        services.live.add(a, 0, me, {}, identity=x)
+        services.live.add(a, 1, plain, {}, identity=x)
+        services.live.add(b, 0, me, {}, identity=y)
+        services.live.add(b, 1, plain, {}, identity=y)
+        services.live.add(c, 0, me, {})
+        await settle(services)
+        assert (a.value(0), b.value(0), c.value(0)) == ("x", "y", None)
+        assert a.value(1) == b.value(1) == 1.0
+        assert len(services.live) == 4  # one `plain` for everyone, one `me` per identity
