@@ -17,6 +17,7 @@ from typing import Any
 from functions.decorators import FunctionSpec
 from functions.loader import App
 from functions.registry import Registry
+from functions.store import Order
 from reactor.auth import parse_authorization
 from reactor.authn import Authenticator, Principal, load_providers
 from reactor.blobs import BlobStore
@@ -30,7 +31,7 @@ from reactor.index_keys import BY_CREATION_TIME, index_id, index_key
 from reactor.live_queries import Entry, LiveQueries
 from reactor.runtime import Runtime, SystemRuntime
 from reactor.scheduler import Scheduler
-from reactor.storage.base import Commit, IndexEntry, IndexRow, Persistence, ScanOrder
+from reactor.storage.base import Commit, IndexEntry, IndexRow, Persistence
 from reactor.subscriptions import SubscriptionManager
 from reactor.tables import TableRegistry
 from reactor.transaction import PreparedCommit
@@ -137,7 +138,7 @@ class Services:
     def _rows(self, iid: str, ts: int) -> Iterator[IndexRow]:
         start = b""
         while True:
-            rows = self.persistence.scan(iid, start, None, ts, ScanOrder.ASC, 1000)
+            rows = self.persistence.scan(iid, start, None, ts, Order.ASC, 1000)
             yield from rows
             if len(rows) < 1000:
                 return

@@ -33,7 +33,7 @@ from reactor.index_keys import (
 )
 from reactor.intervals import Interval
 from reactor.reads import ReadSet
-from reactor.storage.base import Commit, DocumentLogEntry, IndexEntry, Persistence, ScanOrder
+from reactor.storage.base import Commit, DocumentLogEntry, IndexEntry, Persistence
 from reactor.tables import TableRegistry, is_system_table
 from schema.errors import (
     DocumentNotFound,
@@ -302,7 +302,6 @@ class Transaction:
                 f"(limit: {MAX_READ_INTERVALS})."
             )
         overlay, touched = self._overlay(table, iid, fields, interval, order)
-        storage_order = ScanOrder.ASC if order is Order.ASC else ScanOrder.DESC
         lo, hi = interval.start, interval.end
         batch = 32
         rows: list[Any] = []
@@ -312,7 +311,7 @@ class Transaction:
         asc = order is Order.ASC
         while True:
             if position >= len(rows) and not storage_done:
-                rows = self.persistence.scan(iid, lo, hi, self.ts, storage_order, batch)
+                rows = self.persistence.scan(iid, lo, hi, self.ts, order, batch)
                 position = 0
                 if len(rows) < batch:
                     storage_done = True

@@ -7,10 +7,11 @@ detection (``reactor.committer``) or the meaning of index keys (``reactor.index_
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from functions.store import Order
 
 __all__ = [
     "Commit",
@@ -19,13 +20,7 @@ __all__ = [
     "IndexRow",
     "MutationRecord",
     "Persistence",
-    "ScanOrder",
 ]
-
-
-class ScanOrder(enum.Enum):
-    ASC = "asc"
-    DESC = "desc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +93,7 @@ class Persistence(Protocol):
         start: bytes,
         end: bytes | None,
         ts: int,
-        order: ScanOrder,
+        order: Order,
         limit: int,
     ) -> list[IndexRow]:
         """Live index rows with ``start <= key < end`` as of ``ts``, in key order, at most

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reactor.storage.base import Commit, IndexRow, ScanOrder
+from functions.store import Order
+from reactor.storage.base import Commit, IndexRow
 from schema.errors import StorageUnavailable
 
 __all__ = ["SqlitePersistence"]
@@ -157,7 +158,7 @@ class SqlitePersistence:
         start: bytes,
         end: bytes | None,
         ts: int,
-        order: ScanOrder,
+        order: Order,
         limit: int,
     ) -> list[IndexRow]:
         out: list[IndexRow] = []
@@ -166,7 +167,7 @@ class SqlitePersistence:
         while len(out) < limit:
             want = limit - len(out)
             batch = want + 8 if want < 1000 else want
-            if order is ScanOrder.ASC:
+            if order is Order.ASC:
                 if hi is None:
                     rows = execute(_SCAN_ASC_OPEN, (index_id, lo, ts, batch)).fetchall()
                 else:
@@ -183,7 +184,7 @@ class SqlitePersistence:
             if len(rows) < batch:
                 return out
             last = rows[-1][0]
-            if order is ScanOrder.ASC:
+            if order is Order.ASC:
                 lo = last + b"\x00"
             else:
                 hi = last
