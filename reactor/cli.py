@@ -243,6 +243,8 @@ async def _local(args: argparse.Namespace, work: Any) -> Any:
 
     services = Services(load_app(Path(args.app).resolve()), open_storage(None, args.data))
     await services.start()
+    if services.new_admin_key is not None:  # this command created the deployment
+        _announce_admin_key(services.new_admin_key, None)
     try:
         await services.crons.stop()  # a one-off command must not run cron jobs
         return await work(services)
