@@ -60,6 +60,7 @@ class SyncConnection:
         self._outbox: collections.deque[bytes] = collections.deque()
         self._snapshot: tuple[int, Mapping[int, QueryOutcome]] | None = None
         self._static: dict[int, QueryOutcome] = {}  # queries that failed before running
+        self._awaiting: set[int] = set()  # added queries whose first result is not sent yet
         self._min_ts = 0  # a Transition after a MutationResponse must reach its commit ts
         self._wake = asyncio.Event()
         self._mutations: asyncio.Queue[MutationRequested] = asyncio.Queue()
@@ -129,6 +130,7 @@ class SyncConnection:
         if isinstance(event, QueriesChanged):
             for query_id in event.removed:
                 self._static.pop(query_id, None)
+                self._awaiting.discard(query_id)
                 live.remove(self, query_id)
             for spec in event.added:
                 self._add_query(spec.query_id, spec.udf_path, spec.args, spec.journal)
@@ -149,6 +151,8 @@ class SyncConnection:
         return True
 
     def _add_query(self, query_id: int, udf_path: str, args: dict[str, Any], journal: str | None) -> None:
+        self._static.pop(query_id, None)
+        self._awaiting.add(query_id)
         try:
             spec = self.services.registry.resolve(
                 udf_path, kind=FunctionKind.QUERY, allow_internal=self.is_admin
@@ -279,10 +283,16 @@ class SyncConnection:
                 snapshot = self._snapshot
                 if snapshot is None or snapshot[0] < self._min_ts:
                     continue
-                self._snapshot = None
                 ts, outcomes = snapshot
                 if self._static:
                     outcomes = {**outcomes, **self._static}
+                if self._awaiting and not self._awaiting <= outcomes.keys():
+                    # A Transition reports the current query set and identity, so it must carry
+                    # a result for every query added (or re-added for a new identity) since:
+                    # hold this one; the live loop delivers again once they have run.
+                    continue
+                self._snapshot = None
+                self._awaiting.clear()
                 frame = self.protocol.build_transition(ts, outcomes, server_ts=time.time_ns())
                 await self._send(frame)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:

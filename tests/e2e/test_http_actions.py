@@ -1,0 +1,194 @@
+"""HTTP actions through a real server (tests/e2e/app/http.py, served on --http-port):
+routing (exact path, longest prefix, 404 for unrouted paths), HEAD through GET without a body,
+a handler writing through ctx.run_mutation whose effect the HTTP API sees, and a signed
+webhook checking an HMAC of the raw body with a deployment environment variable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+SECRET = "whsec-e2e-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def server(server_factory: Callable[[], Any]) -> Any:
+    srv = server_factory()
+    key = srv.wait_admin_key()
+    response = httpx.post(
+        srv.url + "/api/admin/env",
+        json={"changes": {"WEBHOOK_SECRET": SECRET}},
+        headers={"Authorization": f"Convex {key}"},
+    )
+    assert response.status_code == 200, response.text
+    return srv
+
+
+@pytest.fixture()
+def site(server: Any) -> httpx.Client:
+    server.assert_alive()
+    with httpx.Client(base_url=server.site_url, timeout=10) as client:
+        yield client
+
+
+def query(server: Any, path: str, args: dict[str, Any]) -> Any:
+    response = httpx.post(
+        server.url + "/api/query", json={"path": path, "args": args, "format": "json"}
+    )
+    body = response.json()
+    assert body["status"] == "success", body
+    return body["value"]
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def test_exact_path_route(site):
+    response = site.get("/hello", params={"q": "x y"})
+    assert response.status_code == 200
+    assert response.text == "hello from an exact route"
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["x-route"] == "exact"
+    assert response.headers["x-query"] == "x y"
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [
+        ("/files/a.txt", "/files/"),
+        ("/files/nested/b/c.png", "/files/"),
+        ("/files/deep/one", "/files/deep/"),
+        ("/files/deep/two/three", "/files/deep/"),
+        ("/files/deep/exact", "/files/deep/exact"),  # an exact path beats any prefix
+        ("/files/deep/exact/more", "/files/deep/"),
+    ],
+)
+def test_longest_prefix_wins(site, path, route):
+    response = site.get(path)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"route": route, "path": path}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/nowhere"),
+        ("GET", "/hello/"),  # exact routes don't match a longer path
+        ("GET", "/files"),  # the prefix is "/files/", not "/files"
+        ("POST", "/hello"),  # routed for GET only
+        ("GET", "/messages"),  # routed for POST only
+        ("PATCH", "/method"),
+    ],
+)
+def test_unrouted_requests_are_404_with_text(site, method, path):
+    response = site.request(method, path)
+    assert response.status_code == 404
+    assert response.text == f"No HttpAction routed for {path}"
+
+
+def test_put_and_delete_routes(site):
+    assert site.put("/method").json() == {"method": "PUT"}
+    assert site.delete("/method").json() == {"method": "DELETE"}
+
+
+def test_head_is_served_by_get_without_a_body(site):
+    get = site.get("/hello")
+    head = site.head("/hello")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["x-route"] == "exact"
+    assert head.headers["content-type"] == get.headers["content-type"]
+    # HEAD reports the length the GET body would have (RFC 9110 §9.3.2), if it reports one.
+    if "content-length" in head.headers:
+        assert int(head.headers["content-length"]) == len(get.content)
+    prefix = site.head("/files/deep/x")
+    assert prefix.status_code == 200 and prefix.content == b""
+    missing = site.head("/nowhere")
+    assert missing.status_code == 404 and missing.content == b""
+
+
+def test_post_runs_a_mutation_visible_through_the_http_api(server, site):
+    channel = f"http-{uuid.uuid4().hex[:8]}"
+    response = site.post("/messages", json={"channel": channel, "body": "via http action"})
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert isinstance(created["id"], str) and created["id"]
+    # ctx.run_query inside the handler already sees the handler's own committed mutation.
+    assert created["bodies"] == ["via http action"]
+    assert query(server, "messages:bodies", {"channel": channel}) == ["via http action"]
+    rows = query(server, "messages:list", {"channel": channel})
+    assert [row["_id"] for row in rows] == [created["id"]]
+
+
+def test_failing_mutation_inside_an_http_action_is_an_error_and_commits_nothing(server, site):
+    channel = f"http-empty-{uuid.uuid4().hex[:8]}"
+    # messages:send refuses an empty body with an AppError (ConvexError data).
+    response = site.post("/messages", json={"channel": channel, "body": ""})
+    assert response.status_code >= 400
+    assert query(server, "messages:bodies", {"channel": channel}) == []
+
+
+def test_signed_webhook_accepts_a_valid_signature(server, site):
+    channel = f"hook-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"id": "evt_1", "channel": channel, "body": "paid"}).encode()
+    response = site.post(
+        "/webhook",
+        content=body,
+        headers={"X-Signature": sign(body), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"received": "evt_1"}
+    assert query(server, "messages:bodies", {"channel": channel}) == ["paid"]
+
+
+@pytest.mark.parametrize("problem", ["missing", "wrong_secret", "tampered_body", "garbage"])
+def test_signed_webhook_rejects_a_bad_signature(server, site, problem):
+    channel = f"hook-bad-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"id": "evt_2", "channel": channel, "body": "forged"}).encode()
+    headers = {"Content-Type": "application/json"}
+    if problem == "wrong_secret":
+        headers["X-Signature"] = sign(body, "not-the-secret")
+    elif problem == "tampered_body":
+        headers["X-Signature"] = sign(body)
+        body = body.replace(b"forged", b"FORGED")
+    elif problem == "garbage":
+        headers["X-Signature"] = "sha256=zzzz"
+    response = site.post("/webhook", content=body, headers=headers)
+    assert response.status_code == 401
+    assert response.text == "invalid signature"
+    assert query(server, "messages:bodies", {"channel": channel}) == []
+
+
+def test_webhook_secret_rotation_takes_effect(server, site):
+    """The handler reads ctx.env per request: after `env set`, only the new secret works."""
+    key = server.wait_admin_key()
+    rotated = "whsec-rotated-" + uuid.uuid4().hex
+    channel = f"hook-rot-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"id": "evt_3", "channel": channel, "body": "rotated"}).encode()
+    try:
+        httpx.post(server.url + "/api/admin/env", json={"changes": {"WEBHOOK_SECRET": rotated}},
+                   headers={"Authorization": f"Convex {key}"}).raise_for_status()
+        old = site.post("/webhook", content=body, headers={"X-Signature": sign(body)})
+        assert old.status_code == 401
+        new = site.post("/webhook", content=body, headers={"X-Signature": sign(body, rotated)})
+        assert new.status_code == 200, new.text
+    finally:
+        httpx.post(server.url + "/api/admin/env", json={"changes": {"WEBHOOK_SECRET": SECRET}},
+                   headers={"Authorization": f"Convex {key}"}).raise_for_status()
+    assert query(server, "messages:bodies", {"channel": channel}) == ["rotated"]
+
+
+def test_crashing_handler_is_a_500_and_the_server_keeps_serving(server, site):
+    response = site.get("/crash")
+    assert response.status_code == 500
+    assert "Server Error" in response.text
+    assert site.get("/hello").status_code == 200
+    server.assert_alive()
