@@ -318,7 +318,7 @@ def _env(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO,
+        level=logging.INFO if args.command in ("serve", "dev") else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command in ("serve", "dev"):
