@@ -140,14 +140,12 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
             dev=dev,
             public_url=settings.origin,
             max_upload_bytes=settings.max_upload_bytes,
-            system_env={
-                "CONVEX_CLOUD_URL": settings.origin,
-                "CONVEX_SITE_URL": settings.site_origin,
-            },
+            system_env=settings.system_env,
         )
     except Exception as exc:
         print(f"reactor: cannot start: {exc}", file=sys.stderr)
         return 1
+    services.on_admin_key = lambda key: _announce_admin_key(key, settings.admin_key_file)
     application = create_app(app, services=services)
     common = dict(
         host=settings.host, log_level=settings.log_level, access_log=False,
@@ -167,15 +165,9 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
         watcher = asyncio.get_running_loop().create_task(_watch(services, directory)) if dev else None
         log.info(
             "Reactor serving %s on %s (HTTP actions: %s; %d functions; storage: %s)",
-            directory, settings.origin, settings.site_origin if site else "off",
+            directory, settings.origin, settings.site_origin or "off",
             len(app.registry), settings.storage or settings.data.resolve(),
         )
-
-        async def announce() -> None:
-            while not server.started:
-                await asyncio.sleep(0.05)
-            if services.new_admin_key is not None:
-                _announce_admin_key(services.new_admin_key, settings.admin_key_file)
 
         async def serve(this: uvicorn.Server, other: uvicorn.Server | None) -> None:
             # uvicorn's signal handlers reach only one of two servers: whichever stops first
@@ -186,7 +178,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
                 if other is not None:
                     other.should_exit = True
 
-        tasks = [serve(server, site), announce()]
+        tasks = [serve(server, site)]
         if site is not None:
             tasks.append(serve(site, server))
         try:
@@ -204,9 +196,14 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(run())
-    else:
-        uvloop.run(run())
+        uvloop = None
+    try:
+        if uvloop is None:
+            asyncio.run(run())
+        else:
+            uvloop.run(run())
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 
@@ -240,13 +237,16 @@ async def _local(args: argparse.Namespace, work: Any) -> Any:
     from functions.loader import load_app
     from reactor.app import open_storage
     from reactor.services import Services
+    from reactor.settings import load_settings
 
-    services = Services(load_app(Path(args.app).resolve()), open_storage(None, args.data))
-    await services.start()
-    if services.new_admin_key is not None:  # this command created the deployment
-        _announce_admin_key(services.new_admin_key, None)
+    services = Services(
+        load_app(Path(args.app).resolve()),
+        open_storage(None, args.data),
+        system_env=load_settings().system_env,
+    )
+    services.on_admin_key = lambda key: _announce_admin_key(key, None)
+    await services.start(background=False)
     try:
-        await services.crons.stop()  # a one-off command must not run cron jobs
         return await work(services)
     finally:
         await services.stop()

@@ -115,7 +115,14 @@ class CronRunner:
                 self.skipped += 1
                 log.warning("cron %s: previous run still in progress, skipping this one", name)
                 continue
-            state["job"] = await self._schedule(job, now)
+            # Save the advanced due time first: a crash before the run is scheduled skips this
+            # occurrence (as overdue runs are skipped) instead of running it twice.
+            state["job"] = None
+            await self._save()
+            try:
+                state["job"] = await self._schedule(job, now)
+            except Exception:
+                log.exception("cron %s: could not schedule its function", name)
         if changed:
             await self._save()
         return min((s["next"] for s in self.state.values()), default=None)

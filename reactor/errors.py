@@ -28,7 +28,10 @@
     │       ├── MalformedClientMessage, QuerySetVersionMismatch
     │       └── InternalSessionError: QuerySetInconsistent, IdentityVersionMismatch
     ├── ConnectionLost, FunctionFailed              (client side)
-    └── ProtocolMismatch, HttpError                 client_sdk.errors
+    ├── ProtocolMismatch, HttpError                 client_sdk.errors
+    ├── AuthenticationError; AuthConfigError (a SchemaError)     reactor.auth
+    ├── NetworkNotAllowed (a FunctionError)          reactor.determinism
+    └── StorageFileNotFound, BlobTooLarge            reactor.files, reactor.blobs
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ from functions.errors import (
     ModuleLoadError,
     QueryNotUnique,
 )
+from reactor.auth import AuthConfigError, AuthenticationError
+from reactor.blobs import BlobTooLarge
+from reactor.determinism import NetworkNotAllowed
+from reactor.files import StorageFileNotFound
 from reactor.sync.protocol import (
     IdentityVersionMismatch,
     InternalSessionError,
@@ -75,6 +82,11 @@ from schema.tables import DocumentValidationError
 
 __all__ = [
     "ArgumentValidationError",
+    "AuthConfigError",
+    "AuthenticationError",
+    "BlobTooLarge",
+    "NetworkNotAllowed",
+    "StorageFileNotFound",
     "ConnectionLost",
     "DocumentNotFound",
     "DocumentValidationError",

@@ -8,9 +8,10 @@ websocket server) receive a ``Services`` and never build parts themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from reactor.executor import Executor, FunctionResult
 from reactor.files import FileStorage, storage_secret
 from reactor.http_actions import load_http_router
 from reactor.index_keys import BY_CREATION_TIME, index_id, index_key
+from reactor.intervals import Interval
 from reactor.live_queries import Entry, LiveQueries
+from reactor.reads import ReadSet
 from reactor.runtime import Runtime, SystemRuntime
 from reactor.scheduler import Scheduler
 from reactor.storage.base import Commit, IndexEntry, IndexRow, Persistence
@@ -36,11 +39,19 @@ from reactor.subscriptions import SubscriptionManager
 from reactor.tables import TableRegistry
 from reactor.transaction import PreparedCommit
 from reactor.write_log import WriteLog
+from schema.errors import OptimisticConcurrencyError
 from schema.values import loads
 
 __all__ = ["Services"]
 
 log = logging.getLogger("reactor")
+
+# Versions older than this are forgotten; snapshots (transactions, /api/query_at_ts) must be newer.
+RETENTION_S = 600.0
+
+
+def _entries_commit(entries: list[IndexEntry]) -> Callable[[int], Commit]:
+    return lambda ts: Commit(ts, [], entries)
 
 
 def _default_blob_dir(persistence: Persistence) -> Path:
@@ -107,6 +118,9 @@ class Services:
             max_bytes=max_upload_bytes,
         )
         self.files: FileStorage | None = None  # made in start(): its secret is stored
+        self._pruner: asyncio.Task[None] | None = None
+        self.on_admin_key: Callable[[str], None] | None = None
+        self.retention_s = RETENTION_S
         self.http_router = load_http_router(app)
 
     @property
@@ -119,8 +133,13 @@ class Services:
         if self.files is not None:
             self.files.on_commit(ts, prepared)
 
-    async def start(self) -> None:
+    async def start(self, *, background: bool = True) -> None:
+        """Start the deployment. ``background=False`` (one-off CLI commands) runs no scheduled
+        jobs, crons or maintenance: a short-lived process must not start work it cannot finish.
+        """
         self.new_admin_key = await self.auth.ensure_admin_key()
+        if self.new_admin_key is not None and self.on_admin_key is not None:
+            self.on_admin_key(self.new_admin_key)  # at once: a failed start must not lose it
         self.files = FileStorage(
             self.executor,
             self.blobs,
@@ -129,11 +148,36 @@ class Services:
         )
         self.executor.storage_handle = self.files.handle
         self.files.start()
-        await self._backfill_indexes()
         self.committer.start()
+        await self._backfill_indexes()
         self.live.start()
-        await self.scheduler.start()
-        await self.crons.start()
+        if background:
+            self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
+            await self.scheduler.start()
+            await self.crons.start()
+        else:
+            await self.scheduler.recover()
+
+    async def prune_versions(self) -> int:
+        """Forget document and index versions older than the retention window."""
+        previous = int(self.persistence.get_global("pruned_through") or 0)
+        cutoff = min(
+            self.committer.published_ts,
+            self.runtime.now_ns() - int(self.retention_s * 1e9),
+        )
+        if cutoff <= previous:
+            return 0
+        return await self.persistence.prune(previous, cutoff)
+
+    async def _prune_forever(self, interval_s: float = 60.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                removed = await self.prune_versions()
+                if removed:
+                    log.info("pruned %d old versions", removed)
+            except Exception:
+                log.exception("pruning old versions failed")
 
     def _rows(self, iid: str, ts: int) -> Iterator[IndexRow]:
         start = b""
@@ -145,41 +189,55 @@ class Services:
             start = rows[-1].key + b"\x00"
 
     async def _backfill_indexes(self) -> None:
-        """Build entries for indexes the schema gained (or changed) since the last start.
-
-        Runs before the committer starts, as one commit of its own, so every later snapshot
-        sees complete indexes."""
+        """Build entries for indexes the schema gained (or redefined) since they were last
+        built, in one commit whose read set covers the scanned tables: a concurrent write
+        (``reactor dev`` reloads while serving) makes it conflict and start over."""
         schema = self.app.schema
         if schema is None:
             return
-        known: dict[str, list[str]] = self.persistence.get_global("indexes") or {}
-        ts = self.committer.published_ts
-        entries: list[IndexEntry] = []
-        changed: dict[str, list[str]] = {}
-        for table, definition in schema.tables.items():
-            for name, fields in definition.indexes.items():
-                iid = index_id(table, name)
-                if known.get(iid) == list(fields):
-                    continue
-                changed[iid] = list(fields)
-                if iid in known:  # redefined: retire every entry of the old definition
+        while True:
+            built: dict[str, list[str]] = self.persistence.get_global("indexes") or {}
+            ts = self.committer.published_ts
+            reads = ReadSet()
+            entries: list[IndexEntry] = []
+            current: dict[str, list[str]] = {}
+            for table, definition in schema.tables.items():
+                for name, fields in definition.indexes.items():
+                    iid = index_id(table, name)
+                    current[iid] = list(fields)
+                    if built.get(iid) == list(fields):
+                        continue
+                    # Retire whatever an earlier definition left, then index every document.
+                    everything = Interval(b"", None)
+                    reads.add(iid, everything)
                     entries.extend(
                         IndexEntry(iid, row.key, row.document_id, None)
                         for row in self._rows(iid, ts)
                     )
-                for row in self._rows(index_id(table, BY_CREATION_TIME), ts):
-                    key = index_key(loads(row.value), tuple(fields))
-                    entries.append(IndexEntry(iid, key, row.document_id, row.value))
-        if not changed:
+                    by_time = index_id(table, BY_CREATION_TIME)
+                    reads.add(by_time, everything)
+                    for row in self._rows(by_time, ts):
+                        key = index_key(loads(row.value), tuple(fields))
+                        entries.append(IndexEntry(iid, key, row.document_id, row.value))
+            if current == built:
+                return
+            if entries:
+                prepared = PreparedCommit(
+                    ts, reads, {}, _entries_commit(list(entries)), None, None
+                )
+                try:
+                    await self.committer.commit(prepared)
+                except OptimisticConcurrencyError:
+                    continue
+                log.info("back-filled %d index entries", len(entries))
+            await self.persistence.set_global("indexes", current)
             return
-        if entries:
-            commit_ts = self.committer.next_ts()
-            await self.persistence.write([Commit(commit_ts, [], entries)])
-            self.committer.published_ts = self.subscriptions.processed_ts = commit_ts
-            log.info("back-filled %d index entries for %s", len(entries), ", ".join(changed))
-        await self.persistence.set_global("indexes", {**known, **changed})
 
     async def stop(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
         if self.files is not None:
             await self.files.stop()
         await self.crons.stop()
@@ -199,11 +257,25 @@ class Services:
                 self.tables.number_for(table)
         self.live.rebind(app.registry)
         self._reload_crons(app)
+        asyncio.get_running_loop().create_task(self._reload_schema_and_auth(app))
         try:
             self.http_router = load_http_router(app)
         except Exception:
             log.exception("http.py failed to load; keeping the previous HTTP routes")
         log.info("reloaded %d functions from %s", len(app.registry), app.directory)
+
+    async def _reload_schema_and_auth(self, app: App) -> None:
+        try:
+            await self._backfill_indexes()
+        except Exception:
+            log.exception("back-filling indexes after a reload failed")
+        try:
+            authenticator = Authenticator(load_providers(app), self.persistence)
+        except Exception:
+            log.exception("auth_config.py failed to load; keeping the previous providers")
+            return
+        previous, self.auth = self.auth, authenticator
+        await previous.aclose()
 
     def _reload_crons(self, app: App) -> None:
         try:

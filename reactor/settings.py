@@ -44,8 +44,16 @@ class ServerSettings(BaseSettings):
         return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
-    def site_origin(self) -> str:
-        return f"http://{self.host}:{self.http_port}"
+    def site_origin(self) -> str | None:
+        return f"http://{self.host}:{self.http_port}" if self.http_port else None
+
+    @property
+    def system_env(self) -> dict[str, str]:
+        """The variables every function sees (CONVEX_SITE_URL only with HTTP actions on)."""
+        env = {"CONVEX_CLOUD_URL": self.origin}
+        if self.site_origin is not None:
+            env["CONVEX_SITE_URL"] = self.site_origin
+        return env
 
 
 def load_settings(**overrides: object) -> ServerSettings:

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS indexes (
     value BLOB,
     PRIMARY KEY (index_id, key, ts)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS indexes_by_ts ON indexes (ts);
 CREATE TABLE IF NOT EXISTS tables (
     name TEXT PRIMARY KEY,
     number INTEGER NOT NULL UNIQUE
@@ -276,6 +277,53 @@ class SqlitePersistence:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise StorageUnavailable(f"SQLite write failed: {exc}") from exc
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def prune(self, previous: int, cutoff: int) -> int:
+        """Forget versions no snapshot at or after ``cutoff`` can see; returns rows removed.
+
+        Incremental: only keys written in ``(previous, cutoff]`` can have newly superseded
+        versions. A version is superseded when a newer one of the same key exists at or below
+        the cutoff; a tombstone with nothing older left is then redundant too.
+        """
+        return await asyncio.to_thread(self._prune_sync, previous, cutoff)
+
+    def _prune_sync(self, previous: int, cutoff: int) -> int:
+        window = (previous, cutoff)
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                removed = conn.execute(
+                    "DELETE FROM indexes WHERE (index_id, key, ts) IN ("
+                    " SELECT o.index_id, o.key, o.ts FROM indexes n JOIN indexes o"
+                    " ON o.index_id = n.index_id AND o.key = n.key AND o.ts < n.ts"
+                    " WHERE n.ts > ? AND n.ts <= ?)",
+                    window,
+                ).rowcount
+                removed += conn.execute(
+                    "DELETE FROM indexes WHERE deleted = 1 AND ts > ? AND ts <= ?", window
+                ).rowcount
+                removed += conn.execute(
+                    "DELETE FROM documents WHERE (id, ts) IN ("
+                    " SELECT o.id, o.ts FROM documents n JOIN documents o"
+                    " ON o.id = n.id AND o.ts < n.ts WHERE n.ts > ? AND n.ts <= ?)",
+                    window,
+                ).rowcount
+                removed += conn.execute(
+                    "DELETE FROM documents WHERE deleted = 1 AND ts > ? AND ts <= ?", window
+                ).rowcount
+                conn.execute(
+                    "INSERT OR REPLACE INTO globals (key, value) VALUES ('pruned_through', ?)",
+                    (json.dumps(cutoff),),
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StorageUnavailable(f"SQLite pruning failed: {exc}") from exc
+        return removed
 
     def close(self) -> None:
         if self._closed:

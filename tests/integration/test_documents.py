@@ -138,3 +138,35 @@ async def test_an_index_added_later_is_back_filled(tmp_path):
         assert found.value == [1.0, 2.0, 3.0]
         await call(services, "items:add", {"n": 4})
         assert (await call(services, "items:by_tag", {"tag": "t"})).value == [1.0, 2.0, 3.0, 4.0]
+
+
+async def test_pruning_forgets_superseded_versions_but_not_current_data(tmp_path):
+    import sqlite3
+
+    app = write_app(tmp_path / "app", {"schema.py": SCHEMA, "items.py": ITEMS + '''
+    @mutation(args={"id": v.id("items"), "n": v.float64()})
+    async def move(ctx, id, n):
+        await ctx.db.patch(id, {"n": n})
+
+    @mutation(args={"id": v.id("items")})
+    async def drop(ctx, id):
+        await ctx.db.delete(id)
+'''})
+    async with running_services(app, tmp_path / "data") as services:
+        keep = (await call(services, "items:add", {"n": 1})).value
+        gone = (await call(services, "items:add", {"n": 2})).value
+        for n in range(10, 20):
+            await call(services, "items:move", {"id": keep, "n": n})
+        await call(services, "items:drop", {"id": gone})
+        db = tmp_path / "data" / "reactor.sqlite3"
+        rows_before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM indexes").fetchone()[0]
+        services.retention_s = 0.0
+        removed = await services.prune_versions()
+        rows_after = sqlite3.connect(db).execute("SELECT COUNT(*) FROM indexes").fetchone()[0]
+        assert removed > 0 and rows_after < rows_before
+        page = (await call(services, "items:page", {"numItems": 10, "cursor": None})).value
+        assert [d["n"] for d in page["page"]] == [19.0]
+        await call(services, "items:move", {"id": keep, "n": 5})
+        assert (await services.prune_versions()) > 0
+        page = (await call(services, "items:page", {"numItems": 10, "cursor": None})).value
+        assert [(d["_id"], d["n"]) for d in page["page"]] == [(keep, 5.0)]
