@@ -193,15 +193,11 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 1_000)
+    from reactor.determinism import loop_factory
+
     try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    try:
-        if uvloop is None:
-            asyncio.run(run())
-        else:
-            uvloop.run(run())
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(run())
     except KeyboardInterrupt:
         return 130
     return 0

@@ -1,21 +1,24 @@
 """Queries and mutations stay deterministic: no network from inside them.
 
-Owns a context flag set while a query or mutation handler runs, and a process-wide audit hook
-that refuses ``socket.connect`` (and name lookups) while it is set. Actions, HTTP actions and
-the runtime itself are unaffected. This does not freeze time or randomness.
+Owns a context flag set while a query or mutation handler runs, a process-wide audit hook
+that refuses ``socket.connect`` (and name lookups) while it is set, and an event loop class
+whose connection methods refuse the same (async clients on uvloop never reach the ``socket``
+module). Actions, HTTP actions and the runtime itself are unaffected. This does not freeze
+time or randomness.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from schema.errors import FunctionError
 
-__all__ = ["NetworkNotAllowed", "deterministic", "install"]
+__all__ = ["NetworkNotAllowed", "deterministic", "install", "loop_factory"]
 
 
 class NetworkNotAllowed(FunctionError):
@@ -27,14 +30,50 @@ _installed = False
 _REFUSED = {"socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.sendto"}
 
 
+def _refuse_in_udf() -> None:
+    kind = _kind.get()
+    if kind is not None:
+        raise NetworkNotAllowed(
+            f"Network access is not allowed in a {kind}: queries and mutations must be "
+            "deterministic. Do I/O in an action (ctx.run_mutation from there)."
+        )
+
+
 def _hook(event: str, args: tuple[Any, ...]) -> None:
     if event in _REFUSED:
-        kind = _kind.get()
-        if kind is not None:
-            raise NetworkNotAllowed(
-                f"Network access is not allowed in a {kind}: queries and mutations must be "
-                "deterministic. Do I/O in an action (ctx.run_mutation from there)."
-            )
+        _refuse_in_udf()
+
+
+def _guarded(base: type[asyncio.AbstractEventLoop]) -> type[asyncio.AbstractEventLoop]:
+    class GuardedLoop(base):  # type: ignore[valid-type, misc]
+        async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
+            _refuse_in_udf()
+            return await super().create_connection(*args, **kwargs)
+
+        async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
+            _refuse_in_udf()
+            return await super().create_datagram_endpoint(*args, **kwargs)
+
+        async def getaddrinfo(self, *args: Any, **kwargs: Any) -> Any:
+            _refuse_in_udf()
+            return await super().getaddrinfo(*args, **kwargs)
+
+        async def sock_connect(self, *args: Any, **kwargs: Any) -> Any:
+            _refuse_in_udf()
+            return await super().sock_connect(*args, **kwargs)
+
+    GuardedLoop.__name__ = f"Guarded{base.__name__}"
+    return GuardedLoop
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """The server's event loop: uvloop when installed, guarded against network use in UDFs."""
+    install()
+    try:
+        import uvloop
+    except ImportError:
+        return _guarded(asyncio.SelectorEventLoop)
+    return _guarded(uvloop.Loop)
 
 
 def install() -> None:

@@ -129,6 +129,8 @@ class Executor:
     # -- errors ------------------------------------------------------------------------------
 
     def _failure(self, spec: FunctionSpec | None, exc: BaseException) -> FunctionResult:
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]  # task groups (httpx, anyio) wrap the one real error
         if isinstance(exc, UserError):
             try:
                 data_json = dumps(exc.data)
