@@ -244,8 +244,10 @@ class Transaction:
         return None if doc is None else dict(doc)
 
     def _overlay(
-        self, table: str, iid: str, fields: tuple[str, ...], interval: Interval, order: Order
+        self, table: str, fields: tuple[str, ...], interval: Interval, order: Order
     ) -> tuple[list[tuple[bytes, dict[str, Any]]], set[str]]:
+        """This transaction's own writes to ``table`` inside ``interval``, in scan order, and
+        the ids it wrote (their stored versions are superseded)."""
         touched: set[str] = set()
         items: list[tuple[bytes, dict[str, Any]]] = []
         for doc_id, write in self._writes.items():
@@ -279,9 +281,8 @@ class Transaction:
         self._check_user_table(table, system=system)
         fields = self._index_fields(table, index)
         interval = range_interval(range, fields + ("_creationTime",), index=f"{table}.{index}")
-        async for key, doc in self._scan_interval(table, index, fields, interval, order):
+        async for _key, doc in self._scan_interval(table, index, fields, interval, order):
             yield doc
-            del key
 
     async def _scan_interval(
         self,
@@ -301,7 +302,7 @@ class Transaction:
                 f"Too many index ranges read in a single function execution "
                 f"(limit: {MAX_READ_INTERVALS})."
             )
-        overlay, touched = self._overlay(table, iid, fields, interval, order)
+        overlay, touched = self._overlay(table, fields, interval, order)
         lo, hi = interval.start, interval.end
         batch = 32
         rows: list[Any] = []
