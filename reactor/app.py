@@ -21,30 +21,39 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from functions.loader import App, load_app
 from reactor.http_api import routes
 from reactor.services import Services
 from reactor.storage.base import Persistence
-from reactor.sync.server import sync_endpoint
+from reactor.sync.server import SyncConnection, sync_endpoint
 
 __all__ = ["create_app", "open_storage"]
 
 log = logging.getLogger("reactor")
 
 _SLASHES = re.compile(r"/{2,}")
+_SYNC_PATH = re.compile(r"^/api/([^/]+/)?sync$")
 
 
-class NormalizeSlashes:
-    """JS clients given a URL with a trailing slash request ``//api/1.48.0/sync``."""
+class Entry:
+    """The outermost layer: normalises slashes (JS clients given a URL with a trailing slash
+    request ``//api/1.48.0/sync``) and hands sync websockets straight to their session, so
+    every frame of the hot path skips the router and middleware stack."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
+        self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and "//" in scope.get("path", ""):
+        kind = scope["type"]
+        if kind in ("http", "websocket") and "//" in scope.get("path", ""):
             scope = dict(scope)
             scope["path"] = _SLASHES.sub("/", scope["path"])
+        if kind == "websocket" and _SYNC_PATH.match(scope["path"]):
+            await SyncConnection(WebSocket(scope, receive, send), self.services).serve()
+            return
         await self.app(scope, receive, send)
 
 
@@ -109,7 +118,7 @@ def create_app(
             WebSocketRoute("/api/{client_version}/sync", sync_endpoint),
         ],
         middleware=[
-            Middleware(NormalizeSlashes),
+            Middleware(Entry, services=services),
             Middleware(
                 CORSMiddleware,
                 allow_origin_regex=".*",
