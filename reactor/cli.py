@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["main"]
 
@@ -147,16 +147,16 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
         return 1
     services.on_admin_key = lambda key: _announce_admin_key(key, settings.admin_key_file)
     application = create_app(app, services=services)
-    common = dict(
-        host=settings.host, log_level=settings.log_level, access_log=False,
-        ws_max_size=17 * 1024 * 1024, ws_ping_interval=20.0, ws_ping_timeout=60.0,
-    )
-    server = uvicorn.Server(uvicorn.Config(application, port=settings.port, lifespan="on", **common))
-    site = (
-        uvicorn.Server(
-            uvicorn.Config(create_site_app(services), port=settings.http_port, lifespan="off",
-                           **common)
+    def config(asgi: Any, port: int, lifespan: Literal["on", "off"]) -> uvicorn.Config:
+        return uvicorn.Config(
+            asgi, host=settings.host, port=port, lifespan=lifespan,
+            log_level=settings.log_level, access_log=False,
+            ws_max_size=17 * 1024 * 1024, ws_ping_interval=20.0, ws_ping_timeout=60.0,
         )
+
+    server = uvicorn.Server(config(application, settings.port, "on"))
+    site = (
+        uvicorn.Server(config(create_site_app(services), settings.http_port, "off"))
         if settings.http_port
         else None
     )
@@ -297,7 +297,8 @@ def _env(args: argparse.Namespace) -> int:
     else:
         async def work(services: Any) -> dict[str, str]:
             env = await services.set_env(changes) if changes else services.env
-            return env.user_values
+            values: dict[str, str] = env.user_values
+            return values
 
         values = asyncio.run(_local(args, work))
     if command == "get":

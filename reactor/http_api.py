@@ -133,7 +133,8 @@ def result_response(result: FunctionResult, fmt: str) -> Response:
 
 def result_json(result: FunctionResult, fmt: str) -> dict[str, Any]:
     """The body ``result_response`` sends, as a dict (for the CLI)."""
-    return msgspec.json.decode(result_response(result, fmt).body)
+    body: dict[str, Any] = msgspec.json.decode(result_response(result, fmt).body)
+    return body
 
 
 def not_found_response(exc: FunctionNotFound) -> Response:
@@ -233,7 +234,10 @@ async def _query_ts(services: Services, request: Request) -> Response:
 async def _query_at_ts(services: Services, request: Request) -> Response:
     body = await _body(request)
     try:
-        ts = decode_ts(body.get("ts"))
+        raw_ts = body.get("ts")
+        if not isinstance(raw_ts, str):
+            raise TypeError("missing")
+        ts = decode_ts(raw_ts)
     except (InvalidMessage, TypeError) as exc:
         raise HttpError(400, "BadRequest", f"`ts` must be a base64 u64 timestamp: {exc}") from exc
     if ts > services.executor.snapshot_ts():

@@ -200,9 +200,10 @@ class LiveQueries:
     def rebind(self, registry: Registry) -> None:
         """Point every entry at the reloaded function of its path, then re-run them all."""
         for entry in self._entries.values():
-            spec = registry.get(entry.spec.path)
+            path = entry.spec.path or ""
+            spec = registry.get(path)
             if spec is None or spec.kind is not FunctionKind.QUERY:
-                spec = _missing(entry.spec.path)
+                spec = _missing(path)
             entry.spec = spec
         self.invalidate_all()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -250,7 +251,7 @@ class Scheduler:
                     for job in due:
                         task = asyncio.get_running_loop().create_task(self._execute(job))
                         self._running[job["_id"]] = task
-                        task.add_done_callback(lambda _t, i=job["_id"]: self._job_done(i))
+                        task.add_done_callback(functools.partial(self._job_done, job["_id"]))
                     if next_ms is not None:
                         timeout = max(0.0, (next_ms - now_ms) / 1000.0)
             except Exception:
@@ -262,7 +263,7 @@ class Scheduler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(timeout, 60.0))
 
-    def _job_done(self, job_id: str) -> None:
+    def _job_done(self, job_id: str, _task: object = None) -> None:
         self._running.pop(job_id, None)
         self.completed += 1
         self._wake.set()

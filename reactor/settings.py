@@ -7,7 +7,7 @@ A bad value stops the server before it opens anything, with a message naming the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,7 +59,8 @@ class ServerSettings(BaseSettings):
 def load_settings(**overrides: object) -> ServerSettings:
     """Settings from the environment, with non-None ``overrides`` (flags) taking precedence."""
     try:
-        return ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+        given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        return ServerSettings(**given)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"

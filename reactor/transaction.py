@@ -10,9 +10,9 @@ timestamps belong to ``reactor.committer``.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from functions.store import (
     UNDEFINED,
@@ -209,7 +209,8 @@ class Transaction:
         else:
             check_value(value)
         # Stored values read back in canonical form (a plain int is float64): so must our own.
-        return _canonical(value)
+        canonical: dict[str, Any] = _canonical(value)
+        return canonical
 
     def _check_size(self, doc: dict[str, Any]) -> None:
         size = value_size(doc)
@@ -408,7 +409,10 @@ class Transaction:
         rows = 0
         last_key: bytes | None = None
         limit_rows = options.maximum_rows_read
-        gen = self._scan_interval(table, index, fields, interval, order, state)
+        gen = cast(
+            AsyncGenerator[tuple[bytes, dict[str, Any]], None],
+            self._scan_interval(table, index, fields, interval, order, state),
+        )
         try:
             async for key, doc in gen:
                 rows += 1

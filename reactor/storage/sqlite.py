@@ -224,10 +224,10 @@ class SqlitePersistence:
             )
 
     def _write_sync(self, commits: Sequence[Commit]) -> None:
-        documents = []
-        indexes = []
-        tables = []
-        mutations = []
+        documents: list[tuple[Any, ...]] = []
+        indexes: list[tuple[Any, ...]] = []
+        tables: list[tuple[str, int]] = []
+        mutations: list[tuple[Any, ...]] = []
         for commit in commits:
             ts = commit.ts
             for doc in commit.documents:
