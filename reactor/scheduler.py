@@ -41,6 +41,7 @@ BY_STATE_TIME = "by_state_time"
 MAX_SCHEDULED_PER_MUTATION = 1000
 DEFAULT_CONCURRENCY = 8
 TRANSIENT_ACTION_ERROR = "Transient error while executing action"
+COMPLETED_RETENTION_S = 7 * 24 * 3600.0  # finished jobs are kept this long (Convex: 7 days)
 
 
 class JobGone(Exception):
@@ -219,6 +220,24 @@ class Scheduler:
         count = await self.executor.run_system(fail_stranded)
         if count:
             log.warning("marked %d interrupted scheduled action(s) failed", count)
+
+    async def purge_completed(self, *, batch: int = 500) -> int:
+        """Delete up to ``batch`` finished jobs older than the retention; returns how many."""
+        cutoff = _now_ms(self.executor) - COMPLETED_RETENTION_S * 1000.0
+
+        async def purge(txn: Transaction) -> int:
+            count = 0
+            for kind in ("success", "failed", "canceled"):
+                rng = IndexRange(eq=(("state.kind", kind),))
+                async for job in txn.scan(TABLE, BY_STATE_TIME, rng, Order.ASC, system=True):
+                    if count >= batch:
+                        return count
+                    if job.get("completedTime", job["scheduledTime"]) < cutoff:
+                        await txn.system_delete(job["_id"])
+                        count += 1
+            return count
+
+        return await self.executor.run_system(purge)
 
     # -- the worker --------------------------------------------------------------------------
 

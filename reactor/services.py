@@ -173,6 +173,9 @@ class Services:
         while True:
             await asyncio.sleep(interval_s)
             try:
+                purged = await self.scheduler.purge_completed()
+                if purged:
+                    log.info("deleted %d finished scheduled jobs past their retention", purged)
                 removed = await self.prune_versions()
                 if removed:
                     log.info("pruned %d old versions", removed)

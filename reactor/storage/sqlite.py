@@ -23,7 +23,9 @@ from functions.store import Order
 from reactor.storage.base import Commit, IndexRow
 from schema.errors import StorageUnavailable
 
-__all__ = ["SqlitePersistence"]
+__all__ = ["MUTATION_RECORD_RETENTION_NS", "SqlitePersistence"]
+
+MUTATION_RECORD_RETENTION_NS = 14 * 24 * 3600 * 10**9
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS mutations (
     result BLOB NOT NULL,
     PRIMARY KEY (session_id, request_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mutations_by_ts ON mutations (ts);
 CREATE TABLE IF NOT EXISTS globals (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -313,6 +316,11 @@ class SqlitePersistence:
                 ).rowcount
                 removed += conn.execute(
                     "DELETE FROM documents WHERE deleted = 1 AND ts > ? AND ts <= ?", window
+                ).rowcount
+                # Idempotency records outlive any client's reconnect attempts (two weeks, as
+                # Convex keeps session records).
+                removed += conn.execute(
+                    "DELETE FROM mutations WHERE ts < ?", (cutoff - MUTATION_RECORD_RETENTION_NS,)
                 ).rowcount
                 conn.execute(
                     "INSERT OR REPLACE INTO globals (key, value) VALUES ('pruned_through', ?)",

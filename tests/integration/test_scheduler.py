@@ -161,3 +161,16 @@ async def test_actions_run_functions_and_schedule_immediately(services):
 async def test_system_tables_are_read_only_and_separate(services):
     sneaky = await call(services, "jobs:sneaky")
     assert not sneaky.success and "ctx.db.system.query" in sneaky.error_message
+
+
+async def test_finished_jobs_are_purged_after_the_retention(services, monkeypatch):
+    from reactor import scheduler as scheduler_module
+
+    job_id = (await call(services, "jobs:schedule_bump", {"name": "old", "delay": 0})).value
+    await wait_for_state(services, job_id)
+    pending = (await call(services, "jobs:schedule_bump", {"name": "later", "delay": 60})).value
+    assert await services.scheduler.purge_completed() == 0  # too recent
+    monkeypatch.setattr(scheduler_module, "COMPLETED_RETENTION_S", -1.0)
+    assert await services.scheduler.purge_completed() == 1
+    names = [(j["_id"], j["state"]["kind"]) for j in (await call(services, "jobs:jobs")).value]
+    assert names == [(pending, "pending")]
