@@ -24,6 +24,7 @@ from functions.paths import reference_path
 from functions.registry import Registry
 from reactor.committer import Committer
 from reactor.determinism import deterministic
+from reactor.log_lines import capture
 from reactor.reads import ReadSet
 from reactor.runtime import Runtime
 from reactor.storage.base import MutationRecord, Persistence
@@ -177,12 +178,14 @@ class Executor:
         txn = self._transaction(ts, writable=False, journal=journal)
         auth = Auth(dict(identity) if identity is not None else None)
         ctx = QueryCtx(DatabaseReader(txn), auth, env=self.env, storage=self._storage(txn))
-        try:
-            with deterministic("query"):
-                value = await spec.invoke(ctx, dict(args))
-            result = self._success(value)
-        except Exception as exc:
-            result = self._failure(spec, exc)
+        with capture() as logs:
+            try:
+                with deterministic("query"):
+                    value = await spec.invoke(ctx, dict(args))
+                result = self._success(value)
+            except Exception as exc:
+                result = self._failure(spec, exc)
+        result.log_lines = logs.lines
         result.ts = ts
         result.read_set = txn.read_set()
         result.identity_read = auth.was_read
@@ -294,18 +297,20 @@ class Executor:
         )
         if hooks is not None:
             await hooks.before(txn)  # JobGone propagates: nothing to commit
-        try:
-            with deterministic("mutation"):
-                value = await spec.invoke(ctx, dict(args))
-            result = self._success(value)
-            if hooks is not None:
-                await hooks.after(txn)
-        except Exception as exc:
-            result = self._failure(spec, exc)
-            result.ts = ts
-            result.attempts = attempt
-            return result
+        with capture() as logs:
+            try:
+                with deterministic("mutation"):
+                    value = await spec.invoke(ctx, dict(args))
+                result = self._success(value)
+                if hooks is not None:
+                    await hooks.after(txn)
+            except Exception as exc:
+                result = self._failure(spec, exc)
+        result.log_lines = logs.lines
         result.attempts = attempt
+        if not result.success:
+            result.ts = ts
+            return result
         if not txn.has_writes and idempotency_key is None and hooks is None:
             result.ts = ts
             return result
@@ -347,11 +352,13 @@ class Executor:
     ) -> FunctionResult:
         """Run an action: no transaction of its own; it reaches data through ``ctx.run_*``."""
         ctx = self.action_ctx(identity, depth=depth)
-        try:
-            value = await spec.invoke(ctx, dict(args))
-            result = self._success(value)
-        except Exception as exc:
-            result = self._failure(spec, exc)
+        with capture() as logs:
+            try:
+                value = await spec.invoke(ctx, dict(args))
+                result = self._success(value)
+            except Exception as exc:
+                result = self._failure(spec, exc)
+        result.log_lines = logs.lines
         result.ts = self.snapshot_ts()
         return result
 

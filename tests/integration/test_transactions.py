@@ -195,3 +195,33 @@ async def test_queries_and_mutations_cannot_use_the_network(tmp_path):
         spec = services.registry.resolve("net:a")
         result = await services.executor.run_action(spec, {})
         assert result.success and result.value == "ConnectionRefusedError"
+
+
+async def test_printed_lines_reach_the_caller_as_log_lines(tmp_path):
+    app = write_app(tmp_path / "logapp", {
+        "chatty.py": """
+            import asyncio
+            from functions import mutation, query
+
+            @query
+            async def q(ctx, who="world"):
+                print("hello", who)
+                await asyncio.sleep(0)
+                print("second line")
+                return 1
+
+            @mutation
+            async def m(ctx):
+                print("x" * 5000)
+                raise RuntimeError("boom")
+        """,
+    })
+    async with running_services(app, tmp_path / "logdata") as services:
+        first, second = await asyncio.gather(
+            call(services, "chatty:q", {"who": "ann"}), call(services, "chatty:q", {"who": "bob"})
+        )
+        assert first.log_lines == ("[LOG] hello ann", "[LOG] second line")
+        assert second.log_lines == ("[LOG] hello bob", "[LOG] second line")  # never mixed
+        failed = await call(services, "chatty:m")
+        assert not failed.success
+        assert failed.log_lines[0].endswith("(truncated)") and len(failed.log_lines[0]) < 4200
