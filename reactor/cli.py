@@ -4,6 +4,7 @@
     reactor dev APP                      # the same, reloading functions when files change
     reactor run PATH '{"json": "args"}'  # any function, with the admin key
     reactor env set|get|list|remove ...  # deployment environment variables
+    reactor rotate-admin-key             # a new admin key (the old one stops working)
 
 ``run`` and ``env`` talk to a running server (``--url``, admin key from ``--admin-key`` or
 ``REACTOR_ADMIN_KEY``) or, without ``--url``, open the local data directory directly (refused
@@ -57,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("path", help='function path, e.g. "tasks:add"')
     run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
     remote(run)
+    rotate = sub.add_parser(
+        "rotate-admin-key", help="replace the admin key (the server must be stopped)"
+    )
+    rotate.add_argument("--data", default=".reactor", help="local data directory")
+    rotate.add_argument("--admin-key-file", help="write the new key here instead of printing it")
     env = sub.add_parser("env", help="deployment environment variables")
     env_sub = env.add_subparsers(dest="env_command", required=True)
     for name, arguments in (("set", ("name", "value")), ("get", ("name",)), ("list", ()),
@@ -282,6 +288,22 @@ def _run(args: argparse.Namespace) -> int:
     return 1
 
 
+def _rotate(args: argparse.Namespace) -> int:
+    from reactor.app import open_storage
+    from reactor.authn import Authenticator
+
+    async def rotate() -> str:
+        persistence = open_storage(None, args.data)
+        try:
+            return await Authenticator([], persistence).rotate_admin_key()
+        finally:
+            persistence.close()
+
+    key = asyncio.run(rotate())
+    _announce_admin_key(key, Path(args.admin_key_file) if args.admin_key_file else None)
+    return 0
+
+
 def _env(args: argparse.Namespace) -> int:
     command = args.env_command
     changes: dict[str, str | None] = {}
@@ -325,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "rotate-admin-key":
+            return _rotate(args)
         return _env(args)
     except (SettingsError, OSError) as exc:
         print(f"reactor: {exc}", file=sys.stderr)

@@ -246,3 +246,31 @@ def test_local_mode_refused_while_the_server_runs_then_works_when_stopped(app_se
     assert http_query(srv, "env:get", {"name": "LOCAL_VAR"}) is None
     # The admin key is unchanged by local mode.
     reactor("run", "whoami:secret", "--url", srv.url, "--admin-key", key).ok()
+
+
+def test_rotate_admin_key_replaces_the_old_one(tmp_path):
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    first = tmp_path / "k1"
+    second = tmp_path / "k2"
+    for key_file in (first, second):
+        done = subprocess.run(
+            [sys.executable, "-m", "reactor", "rotate-admin-key", "--data", str(data),
+             "--admin-key-file", str(key_file)],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    old, new = first.read_text().strip(), second.read_text().strip()
+    assert old != new and new.startswith("reactor-admin|")
+
+    from reactor.app import open_storage
+    from reactor.authn import Authenticator
+
+    persistence = open_storage(None, data)
+    try:
+        auth = Authenticator([], persistence)
+        assert auth.is_admin_key(new) and not auth.is_admin_key(old)
+    finally:
+        persistence.close()
