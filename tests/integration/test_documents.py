@@ -170,3 +170,26 @@ async def test_pruning_forgets_superseded_versions_but_not_current_data(tmp_path
         assert (await services.prune_versions()) > 0
         page = (await call(services, "items:page", {"numItems": 10, "cursor": None})).value
         assert [(d["_id"], d["n"]) for d in page["page"]] == [(keep, 5.0)]
+
+
+async def test_a_reload_back_fills_an_index_while_serving(tmp_path):
+    from functions.loader import load_app
+
+    app = write_app(tmp_path / "app", {"schema.py": SCHEMA, "items.py": ITEMS})
+    async with running_services(app, tmp_path / "data") as services:
+        for n in (1, 2):
+            await call(services, "items:add", {"n": n})
+        (app / "schema.py").write_text(
+            (app / "schema.py").read_text().replace(
+                '.index("by_n", ["n"])', '.index("by_n", ["n"]).index("by_tag", ["tag"])'
+            )
+        )
+        services.reload(load_app(app))
+        for _ in range(100):
+            found = await call(services, "items:by_tag", {"tag": "t"})
+            if found.success and found.value == [1.0, 2.0]:
+                break
+            await asyncio.sleep(0.02)
+        assert found.value == [1.0, 2.0]
+        await call(services, "items:add", {"n": 3})
+        assert (await call(services, "items:by_tag", {"tag": "t"})).value == [1.0, 2.0, 3.0]
