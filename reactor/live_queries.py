@@ -11,13 +11,13 @@ its queries' outcomes valid at that one timestamp). It does not speak the wire p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from functions.decorators import FunctionKind, FunctionSpec, query
 from functions.registry import Registry
+from reactor.background import stop_task
 from reactor.executor import Executor, FunctionResult
 from reactor.subscriptions import Subscription, SubscriptionManager
 from reactor.sync.protocol import QueryFailure, QueryOutcome, QuerySuccess
@@ -25,7 +25,7 @@ from reactor.transaction import PreparedCommit
 from schema.errors import FunctionNotFound
 from schema.values import dumps
 
-__all__ = ["Entry", "LiveQueries", "SessionSink"]
+__all__ = ["Entry", "LiveQueries", "SessionSink", "outcome_of"]
 
 log = logging.getLogger("reactor.live_queries")
 
@@ -76,7 +76,8 @@ def _identity_key(identity: dict[str, Any] | None) -> str | None:
     return None if identity is None else str(identity.get("tokenIdentifier", repr(identity)))
 
 
-def _outcome(result: FunctionResult) -> QueryOutcome:
+def outcome_of(result: FunctionResult) -> QueryOutcome:
+    """The wire outcome of a run (queries, and the sync server's mutation/action responses)."""
     if result.success:
         return QuerySuccess(result.value_json, result.log_lines, result.journal)
     return QueryFailure(result.error_message, result.error_data_json, result.log_lines, result.journal)
@@ -117,11 +118,8 @@ class LiveQueries:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="live-queries")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     # -- called by the committer -------------------------------------------------------------
 
@@ -280,7 +278,7 @@ class LiveQueries:
         entry.identity_read = result.identity_read
         if result.identity_read:
             self._split(entry)
-        outcome = _outcome(result)
+        outcome = outcome_of(result)
         previous = entry.outcome
         if previous is not None and previous.fingerprint == outcome.fingerprint:
             outcome = previous  # keep the identical object so sessions dedupe in O(1)

@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from functions.decorators import FunctionKind
 from reactor.auth import AuthenticationError, Credentials
+from reactor.live_queries import outcome_of
 from reactor.services import Services
 from reactor.sync import messages
 from reactor.sync.protocol import (
@@ -29,7 +30,6 @@ from reactor.sync.protocol import (
     QueriesChanged,
     QueryFailure,
     QueryOutcome,
-    QuerySuccess,
     ServerSession,
     SessionError,
 )
@@ -42,11 +42,6 @@ log = logging.getLogger("reactor.sync")
 PING_INTERVAL_S = 15.0
 MAX_QUEUED_MUTATIONS = 1000
 
-
-def _outcome(result: Any) -> QueryOutcome:
-    if result.success:
-        return QuerySuccess(result.value_json, result.log_lines)
-    return QueryFailure(result.error_message, result.error_data_json, result.log_lines)
 
 
 class SyncConnection:
@@ -231,7 +226,7 @@ class SyncConnection:
                 )
             )
             result = await asyncio.shield(task)
-            outcome = _outcome(result)
+            outcome = outcome_of(result)
             frame = self.protocol.mutation_response(
                 request.request_id, outcome, ts=result.ts if result.success else None
             )
@@ -249,7 +244,7 @@ class SyncConnection:
                 event.udf_path, kind=FunctionKind.ACTION, allow_internal=self.is_admin
             )
             result = await self.services.run_action(spec, event.args, identity=self.identity)
-            outcome = _outcome(result)
+            outcome = outcome_of(result)
         except FunctionNotFound as exc:
             outcome = QueryFailure(exc.message)
         self._outbox.append(self.protocol.action_response(event.request_id, outcome))
