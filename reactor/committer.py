@@ -10,11 +10,11 @@ a transaction commits only if no commit after its snapshot wrote a key inside it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reactor.background import stop_task
 from reactor.runtime import Runtime, SystemRuntime
 from reactor.storage.base import MutationRecord, Persistence
 from reactor.tables import TableRegistry
@@ -64,11 +64,8 @@ class Committer:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="committer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def wait_published(self, ts: int) -> None:
         """Return once the commit at ``ts`` (or a later one) is published."""

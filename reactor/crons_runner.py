@@ -10,12 +10,12 @@ actions at-most-once, like any scheduled function).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from functions.crons import CronJob, Crons, due_runs, find_crons
+from reactor.background import stop_task
 from reactor.scheduler import TABLE
 from reactor.transaction import Transaction
 
@@ -62,11 +62,8 @@ class CronRunner:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="crons")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def load(self) -> None:
         """Restore persisted state; jobs new to this deploy get their first due time."""

@@ -8,7 +8,6 @@ websocket server) receive a ``Services`` and never build parts themselves.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from functions.registry import Registry
 from functions.store import Order
 from reactor.auth import parse_authorization
 from reactor.authn import Authenticator, Principal, load_providers
+from reactor.background import stop_task
 from reactor.blobs import BlobStore
 from reactor.committer import Committer
 from reactor.crons_runner import CronRunner, load_crons
@@ -237,10 +237,7 @@ class Services:
             return
 
     async def stop(self) -> None:
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
+        await stop_task(self._pruner)
         if self.files is not None:
             await self.files.stop()
         await self.crons.stop()

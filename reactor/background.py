@@ -1,0 +1,18 @@
+"""The one way the runtime stops a background task it started (committer, live queries, crons,
+pruning): cancel it and wait until it has really finished."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+__all__ = ["stop_task"]
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
