@@ -11,11 +11,12 @@ This module does not decide what conflicts (``reactor.committer``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -219,9 +220,24 @@ class SqlitePersistence:
     async def set_global(self, key: str, value: Any) -> None:
         await asyncio.to_thread(self._set_global_sync, key, value)
 
-    def _set_global_sync(self, key: str, value: Any) -> None:
+    @contextlib.contextmanager
+    def _write_transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside BEGIN IMMEDIATE, committed on success and rolled back
+        (raising ``StorageUnavailable``) on any SQLite error."""
         with self._write_lock:
-            self._writer.execute(
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StorageUnavailable(f"SQLite {what} failed: {exc}") from exc
+
+    def _set_global_sync(self, key: str, value: Any) -> None:
+        with self._write_transaction("write") as conn:
+            conn.execute(
                 "INSERT OR REPLACE INTO globals (key, value) VALUES (?, ?)",
                 (key, json.dumps(value)),
             )
@@ -246,40 +262,32 @@ class SqlitePersistence:
             if commit.mutation is not None:
                 record = commit.mutation
                 mutations.append((record.session_id, record.request_id, ts, record.result))
-        with self._write_lock:
-            conn = self._writer
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                if tables:
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO tables (name, number) VALUES (?, ?)", tables
-                    )
+        with self._write_transaction("write") as conn:
+            if tables:
                 conn.executemany(
-                    "INSERT INTO documents (id, ts, table_name, value, deleted, prev_ts) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    documents,
+                    "INSERT OR IGNORE INTO tables (name, number) VALUES (?, ?)", tables
                 )
+            conn.executemany(
+                "INSERT INTO documents (id, ts, table_name, value, deleted, prev_ts) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                documents,
+            )
+            conn.executemany(
+                "INSERT INTO indexes (index_id, key, ts, deleted, document_id, value) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                indexes,
+            )
+            if mutations:
                 conn.executemany(
-                    "INSERT INTO indexes (index_id, key, ts, deleted, document_id, value) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    indexes,
+                    "INSERT OR REPLACE INTO mutations (session_id, request_id, ts, result) "
+                    "VALUES (?, ?, ?, ?)",
+                    mutations,
                 )
-                if mutations:
-                    conn.executemany(
-                        "INSERT OR REPLACE INTO mutations (session_id, request_id, ts, result) "
-                        "VALUES (?, ?, ?, ?)",
-                        mutations,
-                    )
-                if commits:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO globals (key, value) VALUES ('max_ts', ?)",
-                        (json.dumps(commits[-1].ts),),
-                    )
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StorageUnavailable(f"SQLite write failed: {exc}") from exc
+            if commits:
+                conn.execute(
+                    "INSERT OR REPLACE INTO globals (key, value) VALUES ('max_ts', ?)",
+                    (json.dumps(commits[-1].ts),),
+                )
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -294,43 +302,35 @@ class SqlitePersistence:
 
     def _prune_sync(self, previous: int, cutoff: int) -> int:
         window = (previous, cutoff)
-        with self._write_lock:
-            conn = self._writer
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                removed = conn.execute(
-                    "DELETE FROM indexes WHERE (index_id, key, ts) IN ("
-                    " SELECT o.index_id, o.key, o.ts FROM indexes n JOIN indexes o"
-                    " ON o.index_id = n.index_id AND o.key = n.key AND o.ts < n.ts"
-                    " WHERE n.ts > ? AND n.ts <= ?)",
-                    window,
-                ).rowcount
-                removed += conn.execute(
-                    "DELETE FROM indexes WHERE deleted = 1 AND ts > ? AND ts <= ?", window
-                ).rowcount
-                removed += conn.execute(
-                    "DELETE FROM documents WHERE (id, ts) IN ("
-                    " SELECT o.id, o.ts FROM documents n JOIN documents o"
-                    " ON o.id = n.id AND o.ts < n.ts WHERE n.ts > ? AND n.ts <= ?)",
-                    window,
-                ).rowcount
-                removed += conn.execute(
-                    "DELETE FROM documents WHERE deleted = 1 AND ts > ? AND ts <= ?", window
-                ).rowcount
-                # Idempotency records outlive any client's reconnect attempts (two weeks, as
-                # Convex keeps session records).
-                removed += conn.execute(
-                    "DELETE FROM mutations WHERE ts < ?", (cutoff - MUTATION_RECORD_RETENTION_NS,)
-                ).rowcount
-                conn.execute(
-                    "INSERT OR REPLACE INTO globals (key, value) VALUES ('pruned_through', ?)",
-                    (json.dumps(cutoff),),
-                )
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StorageUnavailable(f"SQLite pruning failed: {exc}") from exc
+        with self._write_transaction("pruning") as conn:
+            removed = conn.execute(
+                "DELETE FROM indexes WHERE (index_id, key, ts) IN ("
+                " SELECT o.index_id, o.key, o.ts FROM indexes n JOIN indexes o"
+                " ON o.index_id = n.index_id AND o.key = n.key AND o.ts < n.ts"
+                " WHERE n.ts > ? AND n.ts <= ?)",
+                window,
+            ).rowcount
+            removed += conn.execute(
+                "DELETE FROM indexes WHERE deleted = 1 AND ts > ? AND ts <= ?", window
+            ).rowcount
+            removed += conn.execute(
+                "DELETE FROM documents WHERE (id, ts) IN ("
+                " SELECT o.id, o.ts FROM documents n JOIN documents o"
+                " ON o.id = n.id AND o.ts < n.ts WHERE n.ts > ? AND n.ts <= ?)",
+                window,
+            ).rowcount
+            removed += conn.execute(
+                "DELETE FROM documents WHERE deleted = 1 AND ts > ? AND ts <= ?", window
+            ).rowcount
+            # Idempotency records outlive any client's reconnect attempts (two weeks, as
+            # Convex keeps session records).
+            removed += conn.execute(
+                "DELETE FROM mutations WHERE ts < ?", (cutoff - MUTATION_RECORD_RETENTION_NS,)
+            ).rowcount
+            conn.execute(
+                "INSERT OR REPLACE INTO globals (key, value) VALUES ('pruned_through', ?)",
+                (json.dumps(cutoff),),
+            )
         return removed
 
     def close(self) -> None:
