@@ -69,6 +69,20 @@ def index_key_prefixes(doc: dict[str, Any], fields: Sequence[str]) -> tuple[byte
     return key + encode_value(doc["_id"]), prefixes
 
 
+def _check_next_field(
+    fields: Sequence[str], position: int, name: str, what: str, index: str
+) -> None:
+    """Index ranges constrain the index's fields in order: ``name`` must be the next one."""
+    if position < len(fields) and fields[position] == name:
+        return
+    reason = (
+        f"the next indexed field is {fields[position]!r}"
+        if position < len(fields)
+        else "all of its fields are already constrained"
+    )
+    raise ValidationError(f"Index {index} cannot be queried with {what}: {reason}")
+
+
 def range_interval(rng: IndexRange, fields: Sequence[str], *, index: str) -> Interval:
     """The byte interval of an index range over an index with the given user fields.
 
@@ -77,16 +91,7 @@ def range_interval(rng: IndexRange, fields: Sequence[str], *, index: str) -> Int
     prefix = bytearray()
     position = 0
     for name, value in rng.eq:
-        if position >= len(fields) or fields[position] != name:
-            expected = fields[position] if position < len(fields) else None
-            raise ValidationError(
-                f"Index {index} cannot be queried with eq({name!r}): "
-                + (
-                    f"the next indexed field is {expected!r}"
-                    if expected
-                    else "all of its fields are already constrained"
-                )
-            )
+        _check_next_field(fields, position, name, f"eq({name!r})", index)
         prefix += encode_value(value)
         position += 1
     start = bytes(prefix)
@@ -96,16 +101,7 @@ def range_interval(rng: IndexRange, fields: Sequence[str], *, index: str) -> Int
     for bound, is_lower in ((rng.lower, True), (rng.upper, False)):
         if bound is None:
             continue
-        if position >= len(fields) or fields[position] != bound.field:
-            expected = fields[position] if position < len(fields) else None
-            raise ValidationError(
-                f"Index {index} cannot be queried with a range on {bound.field!r}: "
-                + (
-                    f"the next indexed field is {expected!r}"
-                    if expected
-                    else "all of its fields are already constrained"
-                )
-            )
+        _check_next_field(fields, position, bound.field, f"a range on {bound.field!r}", index)
         key = bytes(prefix) + encode_value(bound.value)
         if is_lower:
             start = max(start, key if bound.inclusive else key_prefix_end(key))
