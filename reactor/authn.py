@@ -59,7 +59,7 @@ class Authenticator:
 
     async def ensure_admin_key(self) -> str | None:
         """Create the admin key on first start; returns it then (and only then)."""
-        if self.persistence.get_global(ADMIN_KEY_RECORD) is not None:
+        if await self.persistence.get_global(ADMIN_KEY_RECORD) is not None:
             return None
         key, record = self.admin_keys.generate()
         await self.persistence.set_global(ADMIN_KEY_RECORD, record)
@@ -70,8 +70,8 @@ class Authenticator:
         await self.persistence.set_global(ADMIN_KEY_RECORD, record)
         return key
 
-    def is_admin_key(self, key: str) -> bool:
-        record = self.persistence.get_global(ADMIN_KEY_RECORD)
+    async def is_admin_key(self, key: str) -> bool:
+        record = await self.persistence.get_global(ADMIN_KEY_RECORD)
         return record is not None and self.admin_keys.verify(key, record)
 
     async def authenticate(self, credentials: Credentials) -> Principal:
@@ -79,7 +79,7 @@ class Authenticator:
         if credentials.kind is CredentialKind.NONE:
             return ANONYMOUS
         if credentials.kind is CredentialKind.ADMIN:
-            if credentials.token is None or not self.is_admin_key(credentials.token):
+            if credentials.token is None or not await self.is_admin_key(credentials.token):
                 raise AuthenticationError("The admin key is invalid", reason="BadAdminKey")
             return Principal(identity=credentials.acting_as, is_admin=True)
         assert credentials.token is not None

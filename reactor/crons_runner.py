@@ -67,7 +67,7 @@ class CronRunner:
 
     async def load(self) -> None:
         """Restore persisted state; jobs new to this deploy get their first due time."""
-        stored: dict[str, dict[str, Any]] = self.services.persistence.get_global(STATE_KEY) or {}
+        stored: dict[str, dict[str, Any]] = await self.services.persistence.get_global(STATE_KEY) or {}
         now = self._now()
         self.state = {}
         for name, job in (self.crons.jobs.items() if self.crons else ()):

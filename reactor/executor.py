@@ -219,11 +219,11 @@ class Executor:
         # and the newest one stored by any process, a request cannot have run: skip the lookup.
         newest = self._newest_request.get(session_id)
         if newest is None:
-            newest = self.persistence.max_request_id(session_id)
+            newest = await self.persistence.max_request_id(session_id)
         stored = (
             None
             if newest is not None and request_id > newest
-            else self.persistence.lookup_mutation(session_id, request_id)
+            else await self.persistence.lookup_mutation(session_id, request_id)
         )
         if newest is None or request_id > newest:
             newest = request_id

@@ -83,7 +83,7 @@ class StorageFileNotFound(ReactorError):
 async def storage_secret(persistence: Persistence) -> bytes:
     """The deployment's URL-signing secret: made once, kept in the persistence globals, so
     upload and download URLs survive restarts."""
-    stored = persistence.get_global(_SECRET_GLOBAL)
+    stored = await persistence.get_global(_SECRET_GLOBAL)
     if isinstance(stored, str) and stored:
         return bytes.fromhex(stored)
     secret = secrets.token_bytes(32)
@@ -309,7 +309,7 @@ class FileStorage:
             if mtime >= cutoff or key in self._publishing:
                 continue
             is_storage_id = self.executor.tables.table_of_id(key) == STORAGE_TABLE
-            if is_storage_id and persistence.get_document(key, ts) is not None:
+            if is_storage_id and await persistence.get_document(key, ts) is not None:
                 continue
             if self.blobs.delete(key):
                 removed += 1
@@ -346,7 +346,7 @@ class FileStorage:
         """``POST /api/storage/upload?token=…``: the raw bytes → ``{"storageId": …}``."""
         try:
             upload_id = self._upload_id(request.query_params.get("token"))
-            used = self.executor.persistence.lookup_mutation(_UPLOAD_SESSION + upload_id, 0)
+            used = await self.executor.persistence.lookup_mutation(_UPLOAD_SESSION + upload_id, 0)
             if used is not None:
                 raise _Refused(
                     409,

@@ -242,7 +242,7 @@ async def _query_at_ts(services: Services, request: Request) -> Response:
         raise HttpError(400, "BadRequest", f"`ts` must be a base64 u64 timestamp: {exc}") from exc
     if ts > services.executor.snapshot_ts():
         raise HttpError(400, "BadRequest", "`ts` is in the future")
-    if ts < int(services.persistence.get_global("pruned_through") or 0):
+    if ts < int(await services.persistence.get_global("pruned_through") or 0):
         raise HttpError(400, "OutOfRetention", "`ts` is older than the retention window")
     principal = await _principal(services, request)
     spec = services.registry.resolve(

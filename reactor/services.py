@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +105,8 @@ class Services:
         self.executor.action_scheduler = self.scheduler.for_action
         self.live = LiveQueries(self.executor, self.subscriptions)
         self.sessions: set[Any] = set()
-        self.env = EnvironmentVariables(
-            persistence.get_global("env") or {}, system=system_env or {}
-        )
+        self._system_env = system_env or {}
+        self.env = EnvironmentVariables({}, system=self._system_env)  # loaded in start()
         self.executor.env = self.env
         self.crons = CronRunner(self, load_crons(app))
         self.auth = Authenticator(load_providers(app), persistence)
@@ -137,6 +136,7 @@ class Services:
         """Start the deployment. ``background=False`` (one-off CLI commands) runs no scheduled
         jobs, crons or maintenance: a short-lived process must not start work it cannot finish.
         """
+        await self.reload_env()
         self.new_admin_key = await self.auth.ensure_admin_key()
         if self.new_admin_key is not None and self.on_admin_key is not None:
             self.on_admin_key(self.new_admin_key)  # at once: a failed start must not lose it
@@ -160,7 +160,7 @@ class Services:
 
     async def prune_versions(self) -> int:
         """Forget document and index versions older than the retention window."""
-        previous = int(self.persistence.get_global("pruned_through") or 0)
+        previous = int(await self.persistence.get_global("pruned_through") or 0)
         cutoff = min(
             self.committer.published_ts,
             self.runtime.now_ns() - int(self.retention_s * 1e9),
@@ -182,11 +182,12 @@ class Services:
             except Exception:
                 log.exception("pruning old versions failed")
 
-    def _rows(self, iid: str, ts: int) -> Iterator[IndexRow]:
+    async def _rows(self, iid: str, ts: int) -> AsyncIterator[IndexRow]:
         start = b""
         while True:
-            rows = self.persistence.scan(iid, start, None, ts, Order.ASC, 1000)
-            yield from rows
+            rows = await self.persistence.scan(iid, start, None, ts, Order.ASC, 1000)
+            for row in rows:
+                yield row
             if len(rows) < 1000:
                 return
             start = rows[-1].key + b"\x00"
@@ -199,7 +200,7 @@ class Services:
         if schema is None:
             return
         while True:
-            built: dict[str, list[str]] = self.persistence.get_global("indexes") or {}
+            built: dict[str, list[str]] = await self.persistence.get_global("indexes") or {}
             ts = self.committer.published_ts
             reads = ReadSet()
             entries: list[IndexEntry] = []
@@ -214,12 +215,12 @@ class Services:
                     everything = Interval(b"", None)
                     reads.add(iid, everything)
                     entries.extend(
-                        IndexEntry(iid, row.key, row.document_id, None)
-                        for row in self._rows(iid, ts)
+                        [IndexEntry(iid, row.key, row.document_id, None)
+                         async for row in self._rows(iid, ts)]
                     )
                     by_time = index_id(table, BY_CREATION_TIME)
                     reads.add(by_time, everything)
-                    for row in self._rows(by_time, ts):
+                    async for row in self._rows(by_time, ts):
                         key = index_key(loads(row.value), tuple(fields))
                         entries.append(IndexEntry(iid, key, row.document_id, row.value))
             if current == built:
@@ -235,6 +236,11 @@ class Services:
                 log.info("back-filled %d index entries", len(entries))
             await self.persistence.set_global("indexes", current)
             return
+
+    async def reload_env(self) -> None:
+        """Read the stored environment variables (another process may have set them)."""
+        stored = await self.persistence.get_global("env") or {}
+        self.env = self.executor.env = EnvironmentVariables(stored, system=self._system_env)
 
     async def stop(self) -> None:
         await stop_task(self._pruner)

@@ -239,7 +239,7 @@ class Transaction:
             seen = self._seen[id]
             return None if seen is None else dict(seen)
         self._count_read()
-        found = self.persistence.get_document(id, self.ts)
+        found = await self.persistence.get_document(id, self.ts)
         doc = None if found is None else loads(found[1])
         self._seen[id] = doc
         return None if doc is None else dict(doc)
@@ -313,7 +313,7 @@ class Transaction:
         asc = order is Order.ASC
         while True:
             if position >= len(rows) and not storage_done:
-                rows = self.persistence.scan(iid, lo, hi, self.ts, order, batch)
+                rows = await self.persistence.scan(iid, lo, hi, self.ts, order, batch)
                 position = 0
                 if len(rows) < batch:
                     storage_done = True

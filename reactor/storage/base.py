@@ -83,11 +83,11 @@ class Persistence(Protocol):
         """Durably store a batch of commits atomically (all or none)."""
         ...
 
-    def get_document(self, id: str, ts: int) -> tuple[str, bytes] | None:
+    async def get_document(self, id: str, ts: int) -> tuple[str, bytes] | None:
         """(table, encoded value) of the newest version of ``id`` at or below ``ts``."""
         ...
 
-    def scan(
+    async def scan(
         self,
         index_id: str,
         start: bytes,
@@ -100,15 +100,15 @@ class Persistence(Protocol):
         ``limit`` of them (tombstoned keys are skipped and do not count)."""
         ...
 
-    def lookup_mutation(self, session_id: str, request_id: int) -> tuple[int, bytes] | None:
+    async def lookup_mutation(self, session_id: str, request_id: int) -> tuple[int, bytes] | None:
         """(ts, result) of a stored mutation record, if any."""
         ...
 
-    def max_request_id(self, session_id: str) -> int | None:
+    async def max_request_id(self, session_id: str) -> int | None:
         """The largest request id stored for a session, if any."""
         ...
 
-    def get_global(self, key: str) -> Any: ...
+    async def get_global(self, key: str) -> Any: ...
 
     async def prune(self, previous: int, cutoff: int) -> int:
         """Drop versions superseded at or before ``cutoff`` (written after ``previous``)."""

@@ -141,13 +141,13 @@ class SqlitePersistence:
 
     def max_ts(self) -> int:
         row = self._reader.execute("SELECT MAX(ts) FROM documents").fetchone()
-        stored = self.get_global("max_ts") or 0
+        stored = self.read_global("max_ts") or 0
         return max(row[0] or 0, int(stored))
 
     def table_numbers(self) -> dict[str, int]:
         return dict(self._reader.execute("SELECT name, number FROM tables"))
 
-    def get_document(self, id: str, ts: int) -> tuple[str, bytes] | None:
+    async def get_document(self, id: str, ts: int) -> tuple[str, bytes] | None:
         row = self._reader.execute(
             "SELECT table_name, value, deleted FROM documents "
             "WHERE id = ? AND ts <= ? ORDER BY ts DESC LIMIT 1",
@@ -157,7 +157,7 @@ class SqlitePersistence:
             return None
         return row[0], row[1]
 
-    def scan(
+    async def scan(
         self,
         index_id: str,
         start: bytes,
@@ -195,20 +195,23 @@ class SqlitePersistence:
                 hi = last
         return out
 
-    def lookup_mutation(self, session_id: str, request_id: int) -> tuple[int, bytes] | None:
+    async def lookup_mutation(self, session_id: str, request_id: int) -> tuple[int, bytes] | None:
         row = self._reader.execute(
             "SELECT ts, result FROM mutations WHERE session_id = ? AND request_id = ?",
             (session_id, request_id),
         ).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def max_request_id(self, session_id: str) -> int | None:
+    async def max_request_id(self, session_id: str) -> int | None:
         row = self._reader.execute(
             "SELECT MAX(request_id) FROM mutations WHERE session_id = ?", (session_id,)
         ).fetchone()
         return None if row is None else row[0]
 
-    def get_global(self, key: str) -> Any:
+    async def get_global(self, key: str) -> Any:
+        return self.read_global(key)
+
+    def read_global(self, key: str) -> Any:
         row = self._reader.execute("SELECT value FROM globals WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 

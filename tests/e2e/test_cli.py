@@ -271,6 +271,6 @@ def test_rotate_admin_key_replaces_the_old_one(tmp_path):
     persistence = open_storage(None, data)
     try:
         auth = Authenticator([], persistence)
-        assert auth.is_admin_key(new) and not auth.is_admin_key(old)
+        assert asyncio.run(auth.is_admin_key(new)) and not asyncio.run(auth.is_admin_key(old))
     finally:
         persistence.close()
