@@ -58,7 +58,8 @@ class Entry:
 
 
 def open_storage(storage: str | None, data_dir: str | Path) -> Persistence:
-    """``None`` or ``sqlite:`` selects the embedded engine under ``data_dir``."""
+    """``None`` or ``sqlite:`` selects the embedded engine under ``data_dir``; a
+    ``mongodb://host/db?replicaSet=...`` URL the MongoDB engine (``reactor.storage.mongo``)."""
     if storage is None or storage in ("sqlite", "sqlite:"):
         from reactor.storage.sqlite import SqlitePersistence
 
@@ -67,8 +68,17 @@ def open_storage(storage: str | None, data_dir: str | Path) -> Persistence:
         from reactor.storage.sqlite import SqlitePersistence
 
         return SqlitePersistence.open(storage.removeprefix("sqlite:"))
+    if storage.startswith(("mongodb://", "mongodb+srv://")):
+        try:
+            from reactor.storage.mongo import MongoPersistence
+        except ImportError as exc:
+            raise ValueError(
+                f"MongoDB storage needs PyMongo: pip install 'reactor[mongo]' ({exc})"
+            ) from exc
+        return MongoPersistence.open(storage)
     raise ValueError(
-        f"Unsupported storage {storage!r}: use the embedded engine (default) or a sqlite:DIR URL"
+        f"Unsupported storage {storage!r}: use the embedded engine (default), a sqlite:DIR URL "
+        "or a mongodb:// URL"
     )
 
 

@@ -57,7 +57,7 @@ class Committer:
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
         self.conflicts = 0
-        self._published = asyncio.Condition()
+        self._published = asyncio.Event()  # replaced (after being set) by each publish
 
     def start(self) -> None:
         if self._task is None:
@@ -69,10 +69,20 @@ class Committer:
 
     async def wait_published(self, ts: int) -> None:
         """Return once the commit at ``ts`` (or a later one) is published."""
-        if self.published_ts >= ts:
-            return
-        async with self._published:
-            await self._published.wait_for(lambda: self.published_ts >= ts)
+        while self.published_ts < ts:
+            await self._published.wait()
+
+    def publish(self, ts: int, prepared: PreparedCommit | None) -> None:
+        """Make ``ts`` the newest published commit: new snapshots read at it, and (with
+        ``prepared``, its written keys) subscriptions it invalidates are told."""
+        self.published_ts = ts
+        if prepared is not None:
+            try:
+                self.on_publish(ts, prepared)
+            except Exception:
+                log.exception("publishing commit %s failed", ts)
+        event, self._published = self._published, asyncio.Event()
+        event.set()
 
     def next_ts(self) -> int:
         ts = max(self.runtime.now_ns(), self._last_assigned + 1)
@@ -144,14 +154,8 @@ class Committer:
             if commit.tables:
                 self.tables.mark_persisted(commit.tables)
         for ts, request, _ in accepted:
-            self.published_ts = ts
             self.commits += 1
-            try:
-                self.on_publish(ts, request.prepared)
-            except Exception:
-                log.exception("publishing commit %s failed", ts)
+            self.publish(ts, request.prepared)
             if not request.future.done():
                 request.future.set_result(ts)
-        async with self._published:
-            self._published.notify_all()
         self.write_log.trim(self.runtime.now_ns())

@@ -18,7 +18,7 @@ from typing import Any
 
 from schema.errors import FunctionError
 
-__all__ = ["NetworkNotAllowed", "deterministic", "install", "loop_factory"]
+__all__ = ["NetworkNotAllowed", "deterministic", "install", "loop_factory", "runtime_io"]
 
 
 class NetworkNotAllowed(FunctionError):
@@ -87,6 +87,17 @@ def install() -> None:
 def deterministic(kind: str) -> Iterator[None]:
     install()
     token = _kind.set(kind)
+    try:
+        yield
+    finally:
+        _kind.reset(token)
+
+
+@contextlib.contextmanager
+def runtime_io() -> Iterator[None]:
+    """The runtime's own network I/O (a networked storage engine reading for a query) is
+    allowed even while a query or mutation runs."""
+    token = _kind.set(None)
     try:
         yield
     finally:

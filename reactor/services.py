@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions.decorators import FunctionSpec
 from functions.loader import App
@@ -30,6 +30,7 @@ from reactor.files import FileStorage, storage_secret
 from reactor.http_actions import load_http_router
 from reactor.index_keys import BY_CREATION_TIME, index_id, index_key
 from reactor.intervals import Interval
+from reactor.leader import DEFAULT_TTL_S, Leadership
 from reactor.live_queries import Entry, LiveQueries
 from reactor.reads import ReadSet
 from reactor.runtime import Runtime, SystemRuntime
@@ -37,9 +38,12 @@ from reactor.scheduler import Scheduler
 from reactor.storage.base import Commit, IndexEntry, IndexRow, Persistence
 from reactor.subscriptions import SubscriptionManager
 from reactor.tables import TableRegistry
-from reactor.transaction import PreparedCommit
+from reactor.transaction import SYSTEM_INDEXES, PreparedCommit
 from reactor.write_log import WriteLog
 from schema.errors import OptimisticConcurrencyError
+
+if TYPE_CHECKING:
+    from reactor.feed import ClusterFeed
 from schema.values import loads
 
 __all__ = ["Services"]
@@ -48,6 +52,9 @@ log = logging.getLogger("reactor")
 
 # Versions older than this are forgotten; snapshots (transactions, /api/query_at_ts) must be newer.
 RETENTION_S = 600.0
+
+# The lease whose holder runs the scheduler and crons for every process sharing the database.
+SCHEDULER_LEASE = "scheduler"
 
 
 def _entries_commit(entries: list[IndexEntry]) -> Callable[[int], Commit]:
@@ -86,10 +93,22 @@ class Services:
                 self.tables.number_for(table)
         self.write_log = WriteLog()
         self.subscriptions: SubscriptionManager[Entry] = SubscriptionManager(self.write_log)
-        self.committer = Committer(
-            persistence, self.write_log, self.tables, on_publish=self._on_publish,
-            runtime=self.runtime,
-        )
+        self.feed: ClusterFeed | None = None
+        self.committer: Committer
+        if getattr(persistence, "feed_mode", None) is not None:  # shared by several processes
+            from reactor.feed import ClusterCommitter
+            from reactor.storage.mongo import MongoPersistence
+
+            assert isinstance(persistence, MongoPersistence)
+            self.committer = ClusterCommitter(
+                persistence, self.write_log, self.tables, on_publish=self._on_publish,
+                runtime=self.runtime,
+            )
+        else:
+            self.committer = Committer(
+                persistence, self.write_log, self.tables, on_publish=self._on_publish,
+                runtime=self.runtime,
+            )
         self.subscriptions.processed_ts = self.committer.published_ts
         self.executor = Executor(
             schema=app.schema,
@@ -118,6 +137,8 @@ class Services:
         )
         self.files: FileStorage | None = None  # made in start(): its secret is stored
         self._pruner: asyncio.Task[None] | None = None
+        self.leadership: Leadership | None = None  # made in start(background=True)
+        self.lease_ttl_s = DEFAULT_TTL_S
         self.on_admin_key: Callable[[str], None] | None = None
         self.retention_s = RETENTION_S
         self.http_router = load_http_router(app)
@@ -135,6 +156,9 @@ class Services:
     async def start(self, *, background: bool = True) -> None:
         """Start the deployment. ``background=False`` (one-off CLI commands) runs no scheduled
         jobs, crons or maintenance: a short-lived process must not start work it cannot finish.
+
+        Scheduled jobs and crons run only in the process holding the ``scheduler`` lease; a lone
+        process takes it before this returns.
         """
         await self.reload_env()
         self.new_admin_key = await self.auth.ensure_admin_key()
@@ -148,15 +172,62 @@ class Services:
         )
         self.executor.storage_handle = self.files.handle
         self.files.start()
+        if getattr(self.committer, "engine", None) is not None:
+            await self._start_feed()
         self.committer.start()
         await self._backfill_indexes()
         self.live.start()
         if background:
             self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
-            await self.scheduler.start()
-            await self.crons.start()
-        else:
+            self.leadership = Leadership(
+                self.persistence,
+                SCHEDULER_LEASE,
+                f"{self.instance_name}-{secrets.token_hex(4)}",
+                on_gain=self._start_jobs,
+                on_lose=self._stop_jobs,
+                ttl_s=self.lease_ttl_s,
+            )
+            await self.leadership.start()
+        elif self.persistence.single_process:
+            # No other process can be running these jobs: the ones left inProgress were cut off.
             await self.scheduler.recover()
+
+    async def _start_feed(self) -> None:
+        from reactor.feed import ClusterCommitter, ClusterFeed
+        from reactor.storage.mongo import MongoPersistence
+
+        engine, committer = self.persistence, self.committer
+        assert isinstance(engine, MongoPersistence) and isinstance(committer, ClusterCommitter)
+        await engine.prepare_tables(self._table_indexes())
+        self.feed = ClusterFeed(
+            engine,
+            committer,
+            self.write_log,
+            index_definitions=lambda table: self._table_indexes().get(table, {}),
+            invalidate_all=self.live.invalidate_all,
+            checkpoint_key=f"resume:{self.instance_name}",
+        )
+        self.feed.start()
+
+    def _table_indexes(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """Every table's indexes (schema and system tables), ``by_id``/``by_creation_time``
+        left implicit."""
+        out: dict[str, dict[str, tuple[str, ...]]] = {
+            table: dict(indexes) for table, indexes in SYSTEM_INDEXES.items()
+        }
+        schema = self.app.schema
+        if schema is not None:
+            for table, definition in schema.tables.items():
+                out[table] = {name: tuple(fields) for name, fields in definition.indexes.items()}
+        return out
+
+    async def _start_jobs(self) -> None:
+        await self.scheduler.start()  # recovers jobs a crashed leader left inProgress first
+        await self.crons.start()
+
+    async def _stop_jobs(self) -> None:
+        await self.crons.stop()
+        await self.scheduler.stop()
 
     async def prune_versions(self) -> int:
         """Forget document and index versions older than the retention window."""
@@ -246,11 +317,17 @@ class Services:
         await stop_task(self._pruner)
         if self.files is not None:
             await self.files.stop()
-        await self.crons.stop()
-        await self.scheduler.stop()
+        if self.leadership is not None:
+            await self.leadership.stop()
+        await self._stop_jobs()  # already stopped by the leadership; a cron reload may race it
         await self.live.stop()
+        if self.feed is not None:
+            await self.feed.stop()
         await self.committer.stop()
         await self.auth.aclose()
+        aclose = getattr(self.persistence, "aclose", None)
+        if aclose is not None:
+            await aclose()
         self.persistence.close()
 
     def reload(self, app: App) -> None:
@@ -293,7 +370,8 @@ class Services:
         async def restart() -> None:
             await self.crons.stop()
             self.crons = CronRunner(self, crons)
-            await self.crons.start()
+            if self.leadership is not None and self.leadership.leading:
+                await self.crons.start()
 
         asyncio.get_running_loop().create_task(restart())
 

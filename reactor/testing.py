@@ -1,4 +1,5 @@
-"""Helpers for tests of apps and of Reactor itself: a real deployment on a temporary SQLite file.
+"""Helpers for tests of apps and of Reactor itself: a real deployment on a temporary SQLite file
+(or, with ``REACTOR_TEST_STORAGE`` set to a MongoDB URL, on a fresh MongoDB database).
 
 Owns writing small app directories from source strings and starting ``Services`` on them,
 plus ``ManualClock``. Nothing here is a mock: the engine, committer and live queries are the
@@ -7,7 +8,9 @@ real ones.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import textwrap
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -19,7 +22,12 @@ from reactor.executor import FunctionResult
 from reactor.services import Services
 from reactor.storage.sqlite import SqlitePersistence
 
-__all__ = ["ManualClock", "call", "running_services", "write_app"]
+__all__ = ["STORAGE_ENV", "ManualClock", "call", "running_services", "write_app"]
+
+# A MongoDB URL here runs ``running_services`` on a fresh database of it instead of SQLite
+# (``make test-mongo``: the conformance suites on the MongoDB engine).
+STORAGE_ENV = "REACTOR_TEST_STORAGE"
+_mongo_databases: set[str] = set()
 
 
 class ManualClock:
@@ -55,7 +63,26 @@ def write_app(directory: Path, files: Mapping[str, str]) -> Path:
 async def running_services(
     app_dir: Path, data_dir: Path, **kwargs: Any
 ) -> AsyncIterator[Services]:
-    services = Services(load_app(app_dir), SqlitePersistence.open(data_dir), **kwargs)
+    base_url = os.environ.get(STORAGE_ENV)
+    if not base_url:
+        services = Services(load_app(app_dir), SqlitePersistence.open(data_dir), **kwargs)
+        await services.start()
+        try:
+            yield services
+        finally:
+            await services.stop()
+        return
+    from reactor.storage.mongo import MongoPersistence
+    from reactor.testing_mongo import drop_database_quietly, unique_database_url
+
+    # One database per data directory, so a test that restarts finds its data again; all
+    # are dropped when the test process exits.
+    url = unique_database_url(base_url, key=str(Path(data_dir).resolve()))
+    if url not in _mongo_databases:
+        _mongo_databases.add(url)
+        atexit.register(drop_database_quietly, url)
+    kwargs.setdefault("blob_directory", Path(data_dir) / "blobs")
+    services = Services(load_app(app_dir), MongoPersistence.open(url), **kwargs)
     await services.start()
     try:
         yield services

@@ -117,3 +117,23 @@ class Persistence(Protocol):
     async def set_global(self, key: str, value: Any) -> None: ...
 
     def close(self) -> None: ...
+
+    @property
+    def single_process(self) -> bool:
+        """Whether at most one process can have this storage open at a time (SQLite locks its
+        data directory): then no other process runs the scheduler, and no lease is needed to
+        recover its interrupted jobs."""
+        ...
+
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take the lease ``name`` for ``holder`` if it is free, expired or already held by
+        ``holder`` (which renews it), expiring ``ttl_s`` seconds from now (wall clock).
+
+        Returns whether ``holder`` holds the lease now. Processes sharing one database use it
+        to run exactly one scheduler between them (``reactor.leader``).
+        """
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give up the lease ``name`` if ``holder`` holds it (a no-op otherwise)."""
+        ...

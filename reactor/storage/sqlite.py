@@ -16,7 +16,8 @@ import fcntl
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,11 @@ CREATE TABLE IF NOT EXISTS globals (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_ns INTEGER NOT NULL
+);
 """
 
 _SCAN_ASC = (
@@ -102,6 +108,8 @@ class SqlitePersistence:
     """Persistence on one SQLite file. Open with ``SqlitePersistence.open(directory)``."""
 
     FILE_NAME = "reactor.sqlite3"
+    # The directory lock (``open``) keeps every other process out.
+    single_process = True
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -114,6 +122,7 @@ class SqlitePersistence:
         self._write_lock = threading.Lock()
         self._closed = False
         self._lock: Any = None
+        self.wall_clock_ns: Callable[[], int] = time.time_ns  # lease expiry; tests replace it
 
     @classmethod
     def open(cls, directory: str | Path) -> SqlitePersistence:
@@ -135,6 +144,9 @@ class SqlitePersistence:
             ) from None
         engine = cls(directory / cls.FILE_NAME)
         engine._lock = lock
+        # Leases left in the file belong to a process that is gone (it no longer holds the
+        # lock): a restart after a crash must not wait for them to expire.
+        engine._clear_leases_sync()
         return engine
 
     # -- reads (caller's thread) -------------------------------------------------------------
@@ -223,6 +235,12 @@ class SqlitePersistence:
     async def set_global(self, key: str, value: Any) -> None:
         await asyncio.to_thread(self._set_global_sync, key, value)
 
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        return await asyncio.to_thread(self._acquire_lease_sync, name, holder, ttl_s)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await asyncio.to_thread(self._release_lease_sync, name, holder)
+
     @contextlib.contextmanager
     def _write_transaction(self, what: str) -> Iterator[sqlite3.Connection]:
         """The writer connection inside BEGIN IMMEDIATE, committed on success and rolled back
@@ -244,6 +262,27 @@ class SqlitePersistence:
                 "INSERT OR REPLACE INTO globals (key, value) VALUES (?, ?)",
                 (key, json.dumps(value)),
             )
+
+    def _acquire_lease_sync(self, name: str, holder: str, ttl_s: float) -> bool:
+        with self._write_transaction("lease") as conn:
+            now = self.wall_clock_ns()
+            conn.execute(
+                "INSERT INTO leases (name, holder, expires_ns) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                "expires_ns = excluded.expires_ns "
+                "WHERE leases.holder = excluded.holder OR leases.expires_ns <= ?",
+                (name, holder, now + int(ttl_s * 1e9), now),
+            )
+            row = conn.execute("SELECT holder FROM leases WHERE name = ?", (name,)).fetchone()
+        return row is not None and row[0] == holder
+
+    def _clear_leases_sync(self) -> None:
+        with self._write_transaction("lease") as conn:
+            conn.execute("DELETE FROM leases")
+
+    def _release_lease_sync(self, name: str, holder: str) -> None:
+        with self._write_transaction("lease") as conn:
+            conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
     def _write_sync(self, commits: Sequence[Commit]) -> None:
         documents: list[tuple[Any, ...]] = []

@@ -1,0 +1,290 @@
+"""Leases on the real SQLite engine, and leadership over them: one holder at a time, renewal,
+expiry, release, and a leader that cannot renew stopping before its lease can expire."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from functions.loader import load_app
+from reactor.leader import Leadership
+from reactor.services import Services
+from reactor.storage.sqlite import SqlitePersistence
+from reactor.testing import call, write_app
+from schema.errors import StorageUnavailable
+
+pytestmark = pytest.mark.anyio
+
+TTL = 0.3
+S = 10**9
+
+
+@pytest.fixture
+def storage(tmp_path):
+    engine = SqlitePersistence.open(tmp_path / "data")
+    yield engine
+    engine.close()
+
+
+async def eventually(check, timeout=1.5):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("never happened")
+        await asyncio.sleep(0.01)
+
+
+class Recorder:
+    """A leader's callbacks, recorded in one shared event list."""
+
+    def __init__(self, name: str, events: list[str]) -> None:
+        self.name = name
+        self.events = events
+
+    async def on_gain(self) -> None:
+        self.events.append(f"{self.name} gain")
+
+    async def on_lose(self) -> None:
+        self.events.append(f"{self.name} lose")
+
+    def leadership(self, storage: SqlitePersistence, ttl_s: float = TTL) -> Leadership:
+        return Leadership(
+            storage, "jobs", self.name, on_gain=self.on_gain, on_lose=self.on_lose, ttl_s=ttl_s
+        )
+
+
+# -- the storage lease -----------------------------------------------------------------------
+
+
+async def test_a_free_lease_is_taken_and_refused_to_others_until_it_expires(storage):
+    now = [1_000 * S]
+    storage.wall_clock_ns = lambda: now[0]
+    assert await storage.acquire_lease("jobs", "a", 10) is True
+    assert await storage.acquire_lease("jobs", "b", 10) is False
+    now[0] += 9 * S
+    assert await storage.acquire_lease("jobs", "b", 10) is False
+    now[0] += 1 * S  # a's lease expires at exactly this instant
+    assert await storage.acquire_lease("jobs", "b", 10) is True
+    assert await storage.acquire_lease("jobs", "a", 10) is False
+
+
+async def test_the_holder_renews_its_lease(storage):
+    now = [1_000 * S]
+    storage.wall_clock_ns = lambda: now[0]
+    assert await storage.acquire_lease("jobs", "a", 10)
+    now[0] += 8 * S
+    assert await storage.acquire_lease("jobs", "a", 10)  # renewed: now expires at +18 s
+    now[0] += 8 * S
+    assert await storage.acquire_lease("jobs", "b", 10) is False
+    assert await storage.acquire_lease("other", "b", 10) is True  # leases are independent
+
+
+async def test_only_the_holder_releases_a_lease(storage):
+    assert await storage.acquire_lease("jobs", "a", 60)
+    await storage.release_lease("jobs", "b")
+    assert await storage.acquire_lease("jobs", "b", 60) is False
+    await storage.release_lease("jobs", "a")
+    assert await storage.acquire_lease("jobs", "b", 60) is True
+
+
+async def test_leases_are_stored_in_the_database(tmp_path):
+    path = tmp_path / "reactor.sqlite3"
+    first, second = SqlitePersistence(path), SqlitePersistence(path)
+    try:
+        assert await first.acquire_lease("jobs", "a", 60)
+        assert await second.acquire_lease("jobs", "b", 60) is False
+        assert await second.acquire_lease("jobs", "a", 60) is True
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_reopening_the_data_directory_drops_a_dead_process_leases(tmp_path):
+    first = SqlitePersistence.open(tmp_path / "data")
+    assert await first.acquire_lease("jobs", "a", 60)
+    first.close()  # as if killed: the lease was never released, the directory lock is gone
+    second = SqlitePersistence.open(tmp_path / "data")
+    try:
+        assert await second.acquire_lease("jobs", "b", 60) is True
+    finally:
+        second.close()
+
+
+# -- leadership ------------------------------------------------------------------------------
+
+
+async def test_exactly_one_leads_and_the_other_takes_over_when_it_stops(storage):
+    events: list[str] = []
+    a = Recorder("a", events).leadership(storage)
+    b = Recorder("b", events).leadership(storage)
+    await a.start()
+    await b.start()
+    try:
+        assert (a.leading, b.leading) == (True, False)  # decided before start() returned
+        await asyncio.sleep(TTL)  # several renewals: a keeps it, b keeps being refused
+        assert (a.leading, b.leading) == (True, False)
+        await a.stop()
+        assert not a.leading
+        await eventually(lambda: b.leading)
+        assert events == ["a gain", "a lose", "b gain"]
+    finally:
+        await a.stop()
+        await b.stop()
+    assert events == ["a gain", "a lose", "b gain", "b lose"]
+    assert await storage.acquire_lease("jobs", "c", 60)  # stop() released it
+
+
+async def test_a_leader_that_cannot_renew_stops_before_another_takes_over(storage, monkeypatch):
+    events: list[str] = []
+    a = Recorder("a", events).leadership(storage)
+    b = Recorder("b", events).leadership(storage)
+    acquire = storage.acquire_lease
+    outage: set[str] = set()
+
+    async def flaky(name: str, holder: str, ttl_s: float) -> bool:
+        if holder in outage:
+            raise StorageUnavailable("SQLite lease failed: disk I/O error")
+        return await acquire(name, holder, ttl_s)
+
+    monkeypatch.setattr(storage, "acquire_lease", flaky)
+    await a.start()
+    await b.start()
+    try:
+        assert a.leading
+        outage.add("a")
+        lost_by = time.monotonic() + TTL / 3 + 0.05
+        await eventually(lambda: not a.leading)
+        assert time.monotonic() < lost_by + 0.1  # at its very next renewal
+        # a's lease still stands in the database (it was never released): b waits it out.
+        await eventually(lambda: b.leading)
+        assert events == ["a gain", "a lose", "b gain"]
+        outage.clear()
+        await asyncio.sleep(TTL / 2)
+        assert (a.leading, b.leading) == (False, True)  # a retries, but b holds it now
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_hung_renewal_counts_as_lost_before_the_lease_expires(storage, monkeypatch):
+    events: list[str] = []
+    a = Recorder("a", events).leadership(storage)
+    acquire = storage.acquire_lease
+    hang = asyncio.Event()
+
+    async def hanging(name: str, holder: str, ttl_s: float) -> bool:
+        if hang.is_set():
+            await asyncio.sleep(60)
+        return await acquire(name, holder, ttl_s)
+
+    monkeypatch.setattr(storage, "acquire_lease", hanging)
+    await a.start()
+    try:
+        renewed = time.monotonic()
+        hang.set()
+        await eventually(lambda: not a.leading)
+        # Counted lost by 2/3 of the ttl after the last renewal, well before the lease expires.
+        assert time.monotonic() - renewed < TTL
+        assert events == ["a gain", "a lose"]
+    finally:
+        await a.stop()
+
+
+async def test_a_renewal_refused_means_leadership_is_lost(storage):
+    events: list[str] = []
+    a = Recorder("a", events).leadership(storage)
+    await a.start()
+    try:
+        # Someone took the lease behind a's back (say, a's clock ran slow).
+        await storage.release_lease("jobs", "a")
+        assert await storage.acquire_lease("jobs", "intruder", 60)
+        await eventually(lambda: not a.leading)
+        assert events == ["a gain", "a lose"]
+    finally:
+        await a.stop()
+    assert await storage.acquire_lease("jobs", "a", 60) is False  # a released nothing of theirs
+
+
+async def test_a_failing_on_gain_gives_the_lease_up(storage):
+    events: list[str] = []
+    recorder = Recorder("a", events)
+
+    async def broken() -> None:
+        events.append("a gain")
+        raise RuntimeError("recover failed")
+
+    a = Leadership(storage, "jobs", "a", on_gain=broken, on_lose=recorder.on_lose, ttl_s=60)
+    await a.start()
+    try:
+        assert not a.leading
+        assert events == ["a gain", "a lose"]
+        assert await storage.acquire_lease("jobs", "b", 60)  # released for another process
+    finally:
+        await a.stop()
+
+
+# -- the deployment: scheduler and crons in one process only -----------------------------------
+
+APP = {
+    "jobs.py": """
+        from functions import mutation
+        from schema import v
+
+        @mutation(args={})
+        async def noop(ctx):
+            return None
+    """,
+}
+
+
+async def test_only_the_lease_holder_runs_the_scheduler(tmp_path):
+    """Two deployments on one database file (as two processes on one MongoDB would be)."""
+    app = load_app(write_app(tmp_path / "app", APP))
+    path = tmp_path / "data" / SqlitePersistence.FILE_NAME
+    path.parent.mkdir()
+    first = Services(app, SqlitePersistence(path), blob_directory=tmp_path / "blobs")
+    second = Services(app, SqlitePersistence(path), blob_directory=tmp_path / "blobs")
+    first.lease_ttl_s = second.lease_ttl_s = TTL
+    stopped: list[Services] = []
+    await first.start()
+    await second.start()
+    try:
+        assert first.leadership is not None and second.leadership is not None
+        assert first.leadership.leading and not second.leadership.leading
+        assert first.scheduler._task is not None
+        assert second.scheduler._task is None
+        assert (await call(second, "jobs:noop")).success  # serving works without the lease
+        await first.stop()
+        stopped.append(first)
+        await eventually(lambda: second.scheduler._task is not None)
+        assert second.leadership.leading
+    finally:
+        for services in (first, second):
+            if services not in stopped:
+                await services.stop()
+
+
+class SharedSqlite(SqlitePersistence):
+    """As if other processes could open this database too (like MongoDB)."""
+
+    single_process = False
+
+
+@pytest.mark.parametrize(("engine", "recovers"), [(SqlitePersistence, True), (SharedSqlite, False)])
+async def test_one_off_commands_recover_only_on_single_process_storage(tmp_path, engine, recovers):
+    app = load_app(write_app(tmp_path / "app", APP))
+    services = Services(app, engine.open(tmp_path / "data"))
+    recovered: list[bool] = []
+
+    async def recover() -> None:
+        recovered.append(True)
+
+    services.scheduler.recover = recover  # type: ignore[method-assign]
+    await services.start(background=False)
+    try:
+        assert recovered == ([True] if recovers else [])
+        assert services.leadership is None and services.scheduler._task is None
+    finally:
+        await services.stop()
