@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 PORT ?= 3210
 
-.PHONY: install run dev test check bench
+.PHONY: install run dev test test-mongo check bench
 
 install: .venv/.installed tests/js/node_modules/.installed
 
@@ -24,6 +24,12 @@ check: .venv/.installed
 
 test: install
 	sh -e scripts/test
+
+# The MongoDB engine's suites alone: REACTOR_TEST_MONGODB_URL=mongodb://host/?replicaSet=rs0
+# (a real replica set), else the mongoeco emulator.
+test-mongo: install
+	$(PY) -m pytest -q tests/mongo
+	$(PY) scripts/test_mongo.py
 
 bench: install
 	$(PY) -m bench $(ARGS)

@@ -140,13 +140,16 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
         return 2
     try:
         app = load_app(directory)
+        persistence = open_storage(settings.storage, settings.data)
         services = Services(
             app,
-            open_storage(settings.storage, settings.data),
+            persistence,
             dev=dev,
             public_url=settings.origin,
             max_upload_bytes=settings.max_upload_bytes,
             system_env=settings.system_env,
+            # A networked engine has no directory: file bytes stay on this machine, under --data.
+            blob_directory=None if hasattr(persistence, "path") else Path(settings.data) / "blobs",
         )
     except Exception as exc:
         print(f"reactor: cannot start: {exc}", file=sys.stderr)

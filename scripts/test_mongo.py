@@ -1,0 +1,77 @@
+"""The MongoDB engine's test suites, through the real PyMongo driver.
+
+Runs the storage conformance suites: the integration tests, whose ``running_services`` then
+uses a fresh MongoDB database instead of SQLite (``tests/mongo``, the engine's own tests, runs
+in the main suite). The server is
+``REACTOR_TEST_MONGODB_URL`` when set (a replica set: the change-stream feed is used), else
+the mongoeco emulator from ``.venv-mongoeco`` (the commit-log polling feed; see
+docs/mongodb.md for what it cannot show). Exits non-zero on any failure, and when no MongoDB
+is available at all (``--optional`` makes that a note and exit 0, for ``make test``).
+
+    .venv/bin/python scripts/test_mongo.py [--optional] [pytest args...]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from reactor.testing_mongo import mongoeco_python, mongoeco_server, test_mongodb_url  # noqa: E402
+
+CONFORMANCE = [
+    "tests/integration/test_transactions.py",
+    "tests/integration/test_documents.py",
+    "tests/integration/test_invalidation.py",
+    "tests/integration/test_idempotency.py",
+    "tests/integration/test_scheduler.py",
+    "tests/integration/test_crons.py",
+    "tests/integration/test_files.py",
+    "tests/integration/test_example_teamtasks.py",
+    "tests/integration/test_sync_ping.py",
+]
+# Tests of the embedded engine itself, or of a property MongoDB does not promise.
+NOT_ON_MONGODB = {
+    # reads the SQLite file's version tables
+    "test_pruning_forgets_superseded_versions_but_not_current_data",
+    # counts re-runs exactly: on MongoDB a query's snapshot may already hold a commit the feed
+    # has not published yet, and that commit re-runs it once more (correct, not minimal)
+    "test_one_write_among_a_thousand_owners_reruns_exactly_one_query",
+    # expects the job's success to be visible as soon as its mutation's write is; on MongoDB
+    # the two commits reach this process's feed one after the other
+    "test_actions_run_functions_and_schedule_immediately",
+}
+
+
+def main(argv: list[str]) -> int:
+    optional = "--optional" in argv
+    args = [a for a in argv if a != "--optional"]
+    url = test_mongodb_url()
+    python = str(ROOT / ".venv" / "bin" / "python")
+    if url is None and not mongoeco_python(ROOT).exists():
+        print("MongoDB suites not run: no MongoDB (set REACTOR_TEST_MONGODB_URL, or install "
+              "Python 3.13 and run scripts/install for the mongoeco emulator)", file=sys.stderr)
+        return 0 if optional else 1
+
+    def run(base: str, emulator: bool) -> int:
+        storage = base + ("&" if "?" in base else "?") + "reactorFeed=poll" if emulator else base
+        env = dict(os.environ, REACTOR_TEST_STORAGE=storage)
+        deselect = " and ".join(f"not {name}" for name in sorted(NOT_ON_MONGODB))
+        cmd = [python, "-m", "pytest", "-q", *CONFORMANCE, "-k", deselect, *args]
+        print(f"MongoDB suites against {'the mongoeco emulator' if emulator else base}",
+              file=sys.stderr)
+        code = subprocess.call(cmd, cwd=ROOT, env=env)
+        return 1 if code == 5 else code
+
+    if url is not None:
+        return run(url, emulator=False)
+    with mongoeco_server(ROOT) as base:
+        return run(base, emulator=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
