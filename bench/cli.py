@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchError, kill_all, machine_facts
+from bench.mongo import run_mongo
 from bench.sections import SECTIONS, Scale
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
         "--profile", type=Path, default=None, metavar="DIR",
         help="record the server with py-spy (collapsed stacks: DIR/<section>-server.txt)",
     )
+    parser.add_argument("--mongo-url", default=None, metavar="URL",
+                        help="the mongo section's MongoDB (a replica set; or set "
+                             "REACTOR_BENCH_MONGODB_URL); without one it is not run")
+    parser.add_argument("--mongo-emulator", action="store_true",
+                        help="run the mongo section on the mongoeco emulator (a smoke figure)")
     parser.add_argument("--show", action="store_true",
                         help="print the table of the saved results (--json) without running")
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json",
@@ -302,9 +308,14 @@ async def run(sections: list[str], scale: Scale) -> tuple[dict[str, Any], dict[s
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    unknown = [s for s in args.sections if s not in ORDER]
+    unknown = [s for s in args.sections if s not in [*ORDER, "mongo"]]
     if unknown:
-        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from "
+                     f"{', '.join(ORDER)}, mongo")
+    if args.sections == ["mongo"]:
+        print(run_mongo(args.mongo_url, emulator=args.mongo_emulator, quick=args.quick))
+        return 0
+    with_mongo = not args.sections or "mongo" in args.sections
     sections = [s for s in ORDER if s in args.sections] if args.sections else list(ORDER)
     if args.show:
         saved = json.loads(args.json.read_text())
@@ -325,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     print(render(results, machine, errors, scale))
+    if with_mongo:
+        print(run_mongo(args.mongo_url, emulator=args.mongo_emulator, quick=args.quick))
     report = {
         "machine": machine,
         "quick": scale.quick,
