@@ -45,6 +45,10 @@ NOT_ON_MONGODB = {
     # the two commits reach this process's feed one after the other
     "test_actions_run_functions_and_schedule_immediately",
 }
+# The emulator's concurrent transactions conflict server-wide, without MongoDB's
+# TransientTransactionError label, and a failed one can poison its pooled session: heavy
+# concurrency there fails for reasons a real MongoDB does not have.
+NOT_ON_EMULATOR = {"test_concurrent_transfers_conserve_the_total"}
 
 
 def main(argv: list[str]) -> int:
@@ -60,7 +64,8 @@ def main(argv: list[str]) -> int:
     def run(base: str, emulator: bool) -> int:
         storage = base + ("&" if "?" in base else "?") + "reactorFeed=poll" if emulator else base
         env = dict(os.environ, REACTOR_TEST_STORAGE=storage)
-        deselect = " and ".join(f"not {name}" for name in sorted(NOT_ON_MONGODB))
+        excluded = NOT_ON_MONGODB | (NOT_ON_EMULATOR if emulator else set())
+        deselect = " and ".join(f"not {name}" for name in sorted(excluded))
         cmd = [python, "-m", "pytest", "-q", *CONFORMANCE, "-k", deselect, *args]
         print(f"MongoDB suites against {'the mongoeco emulator' if emulator else base}",
               file=sys.stderr)
