@@ -28,7 +28,7 @@ from reactor.committer import Committer, _Request
 from reactor.reads import ReadSet
 from reactor.storage import change_stream as cs
 from reactor.storage.base import Commit
-from reactor.storage.mongo import CommitRequest, MongoPersistence
+from reactor.storage.mongo import CommitRequest, MongoPersistence, decode_key_map
 from reactor.transaction import PreparedCommit
 from reactor.write_log import WriteLog
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
@@ -96,10 +96,6 @@ class ClusterCommitter(Committer):
             for commit_ts, future in ready:
                 if not future.done():
                     future.set_result(commit_ts)
-
-
-def _decode_keys(raw: Mapping[str, Sequence[str]] | None) -> dict[str, list[bytes]]:
-    return {k: [bytes.fromhex(h) for h in v] for k, v in (raw or {}).items()}
 
 
 class ClusterFeed:
@@ -189,8 +185,8 @@ class ClusterFeed:
                 self._reactor_ts = int(entry["_id"])
                 self._publish(
                     self._reactor_ts,
-                    _decode_keys(entry.get("keys")),
-                    _decode_keys(entry.get("prefixes")),
+                    decode_key_map(entry.get("keys")),
+                    decode_key_map(entry.get("prefixes")),
                     entry.get("table"),
                     [(str(t), str(i), None) for t, i in entry.get("deleted") or []],
                 )

@@ -59,7 +59,13 @@ from schema.errors import OptimisticConcurrencyError, StorageUnavailable
 from schema.ids import decode_id
 from schema.values import dumps, loads
 
-__all__ = ["CommitRequest", "MongoPersistence", "parse_mongo_url"]
+__all__ = [
+    "CommitRequest",
+    "MongoPersistence",
+    "decode_key_map",
+    "encode_key_map",
+    "parse_mongo_url",
+]
 
 log = logging.getLogger("reactor.mongo")
 
@@ -126,6 +132,16 @@ def _unlabelled_conflict(exc: PyMongoError) -> bool:
     )
 
 
+def encode_key_map(keys: Mapping[str, Sequence[bytes]]) -> dict[str, list[str]]:
+    """Index keys by index id, as the commit log stores them (hex strings)."""
+    return {k: [x.hex() for x in v] for k, v in keys.items()}
+
+
+def decode_key_map(raw: Mapping[str, Sequence[str]] | None) -> dict[str, list[bytes]]:
+    """The inverse of ``encode_key_map`` (a missing map is empty)."""
+    return {k: [bytes.fromhex(h) for h in v] for k, v in (raw or {}).items()}
+
+
 def _hex_key(field_path: str) -> str:
     return f"{KEY_FIELD}.{field_path}"
 
@@ -166,6 +182,7 @@ class MongoPersistence:
         self.database_name = database
         self.feed_mode = feed_mode
         self._tables = {**tables, **SYSTEM_TABLES}
+        self._names = {number: name for name, number in self._tables.items()}  # ids -> table
         self._max_ts = max_ts
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._snapshots: dict[int, _Snapshot] = {}
@@ -244,13 +261,18 @@ class MongoPersistence:
             number = decode_id(id).table_number
         except Exception:
             return None
-        for name, n in self._tables.items():
-            if n == number:
-                return name
+        name = self._names.get(number)
+        if name is not None:
+            return name
         async for doc in self.db[TABLES].find({"number": number}):  # made by another process
-            self._tables[doc["_id"]] = number
+            self._learn_table(str(doc["_id"]), number)
             return str(doc["_id"])
         return None
+
+    def _learn_table(self, name: str, number: int) -> None:
+        if name not in self._tables:
+            self._tables[name] = number
+            self._names[number] = name
 
     @_runtime_io
     async def lookup_mutation(self, session_id: str, request_id: int) -> tuple[int, bytes] | None:
@@ -446,9 +468,9 @@ class MongoPersistence:
                 ).sort("_id", ASCENDING):
                     log_.append(
                         int(entry["_id"]),
-                        {k: [bytes.fromhex(h) for h in v] for k, v in entry["keys"].items()},
+                        decode_key_map(entry.get("keys")),
                         entry.get("table"),
-                        {k: [bytes.fromhex(h) for h in v] for k, v in entry["prefixes"].items()},
+                        decode_key_map(entry.get("prefixes")),
                     )
             results: list[int | OptimisticConcurrencyError] = []
             for request, begin in zip(requests, begins, strict=True):
@@ -476,10 +498,8 @@ class MongoPersistence:
                         "ts": BsonInt64(ts),
                         "table": request.table,
                         "deleted": [[d.table, d.id] for d in commit.documents if d.value is None],
-                        "keys": {k: [x.hex() for x in v] for k, v in request.write_keys.items()},
-                        "prefixes": {
-                            k: [x.hex() for x in v] for k, v in request.write_prefixes.items()
-                        },
+                        "keys": encode_key_map(request.write_keys),
+                        "prefixes": encode_key_map(request.write_prefixes),
                     },
                     session=session,
                 )
@@ -551,7 +571,7 @@ class MongoPersistence:
             await db[TABLES].update_one(
                 {"_id": name}, {"$setOnInsert": {"number": number}}, upsert=True, session=session
             )
-            self._tables.setdefault(name, number)
+            self._learn_table(name, number)
         if commit.mutation is not None:
             record = commit.mutation
             await db[MUTATIONS].replace_one(
