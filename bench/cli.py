@@ -28,43 +28,70 @@ def _parser() -> argparse.ArgumentParser:
         description="Benchmark a Reactor server: push latency, bank throughput, fan-out, limits.",
     )
     parser.add_argument(
-        "sections", nargs="*", metavar="SECTION",
+        "sections",
+        nargs="*",
+        metavar="SECTION",
         help=f"sections to run (default: all): {', '.join(ORDER)}",
     )
     parser.add_argument("--quick", action="store_true", help="scale counts down ~10x")
     parser.add_argument(
-        "--bank-transport", choices=["ws", "http"], default="ws",
+        "--bank-transport",
+        choices=["ws", "http"],
+        default="ws",
         help="how bank clients send mutations (default: ws)",
     )
     parser.add_argument(
-        "--deflate", action="store_true",
+        "--deflate",
+        action="store_true",
         help="let subscribers offer permessage-deflate (browsers do; default: off)",
     )
     parser.add_argument(
-        "--server-loop", choices=["default", "uvloop"], default="default",
+        "--server-loop",
+        choices=["default", "uvloop"],
+        default="default",
         help="experiment: run the server under uvloop (default: as `reactor serve` runs)",
     )
     parser.add_argument(
-        "--gc-log", action="store_true",
+        "--gc-log",
+        action="store_true",
         help="experiment: log the server's garbage-collection pauses per measured phase",
     )
     parser.add_argument(
-        "--server-gc-threshold", metavar="A,B,C", default=None,
+        "--server-gc-threshold",
+        metavar="A,B,C",
+        default=None,
         help="experiment: gc.set_threshold(A, B, C) in the server before it starts",
     )
     parser.add_argument(
-        "--profile", type=Path, default=None, metavar="DIR",
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help="record the server with py-spy (collapsed stacks: DIR/<section>-server.txt)",
     )
-    parser.add_argument("--mongo-url", default=None, metavar="URL",
-                        help="the mongo section's MongoDB (a replica set; or set "
-                             "REACTOR_BENCH_MONGODB_URL); without one it is not run")
-    parser.add_argument("--mongo-emulator", action="store_true",
-                        help="run the mongo section on the mongoeco emulator (a smoke figure)")
-    parser.add_argument("--show", action="store_true",
-                        help="print the table of the saved results (--json) without running")
-    parser.add_argument("--json", type=Path, default=RESULTS / "latest.json",
-                        help="where to write the results (default: bench/results/latest.json)")
+    parser.add_argument(
+        "--mongo-url",
+        default=None,
+        metavar="URL",
+        help="the mongo section's MongoDB (a replica set; or set "
+        "REACTOR_BENCH_MONGODB_URL); without one it is not run",
+    )
+    parser.add_argument(
+        "--mongo-emulator",
+        action="store_true",
+        help="run the mongo section on the mongoeco emulator (a smoke figure)",
+    )
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="print the table of the saved results (--json) without running",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=RESULTS / "latest.json",
+        help="where to write the results (default: bench/results/latest.json)",
+    )
     return parser
 
 
@@ -121,10 +148,26 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
     rtt50, rtt99 = rtt.get("p50"), rtt.get("p99")
 
     if limits:
-        out.append(("limits", "raw SQLite 2-row txn/s (WAL, sync=FULL)",
-                    _fmt(sqlite_tps, "/s"), "", "", "1.00x"))
-        out.append(("limits", "raw websocket RTT p50 / p99",
-                    f"{_fmt(rtt50, 'ms', 3)} / {_fmt(rtt99, 'ms', 3)}", "", "", "1.00x"))
+        out.append(
+            (
+                "limits",
+                "raw SQLite 2-row txn/s (WAL, sync=FULL)",
+                _fmt(sqlite_tps, "/s"),
+                "",
+                "",
+                "1.00x",
+            )
+        )
+        out.append(
+            (
+                "limits",
+                "raw websocket RTT p50 / p99",
+                f"{_fmt(rtt50, 'ms', 3)} / {_fmt(rtt99, 'ms', 3)}",
+                "",
+                "",
+                "1.00x",
+            )
+        )
 
     push = results.get("push")
     if isinstance(push, dict):
@@ -133,25 +176,68 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             if not phase:
                 continue
             lat = phase["latency_ms"]
-            out.append((
-                "push", f"{label}: connections, writes",
-                f"{phase['connections']:,} conns, {phase['writes']} writes "
-                f"@{phase['write_interval_ms']:.0f} ms", "", "", "",
-            ))
-            out.append(("push", f"{label}: commit->receipt p50", _fmt(lat["p50"], "ms", 2),
-                        "<= 5 ms", _check(lat["p50"], "<=", 5), _ratio(lat["p50"], rtt50, "{:.1f}x RTT")))
-            out.append(("push", f"{label}: commit->receipt p99", _fmt(lat["p99"], "ms", 2),
-                        "<= 25 ms", _check(lat["p99"], "<=", 25), _ratio(lat["p99"], rtt99, "{:.1f}x RTT")))
+            out.append(
+                (
+                    "push",
+                    f"{label}: connections, writes",
+                    f"{phase['connections']:,} conns, {phase['writes']} writes "
+                    f"@{phase['write_interval_ms']:.0f} ms",
+                    "",
+                    "",
+                    "",
+                )
+            )
+            out.append(
+                (
+                    "push",
+                    f"{label}: commit->receipt p50",
+                    _fmt(lat["p50"], "ms", 2),
+                    "<= 5 ms",
+                    _check(lat["p50"], "<=", 5),
+                    _ratio(lat["p50"], rtt50, "{:.1f}x RTT"),
+                )
+            )
+            out.append(
+                (
+                    "push",
+                    f"{label}: commit->receipt p99",
+                    _fmt(lat["p99"], "ms", 2),
+                    "<= 25 ms",
+                    _check(lat["p99"], "<=", 25),
+                    _ratio(lat["p99"], rtt99, "{:.1f}x RTT"),
+                )
+            )
             part = phase.get("server_part_ms") or {}
-            out.append(("push", f"{label}: of which in server p50 / p99",
-                        f"{_fmt(part.get('p50'), 'ms', 2)} / {_fmt(part.get('p99'), 'ms', 2)}",
-                        "", "", ""))
-            out.append(("push", f"{label}: max; receipts/expected",
-                        f"{_fmt(lat['max'], 'ms', 1)}; {phase['receipts']:,}/{phase['receipts_expected']:,}",
-                        "all", "PASS" if phase["receipts"] >= phase["receipts_expected"] else "FAIL", ""))
-            out.append(("push", f"{label}: server / load CPU",
-                        f"{_fmt(phase['server_cpu_pct'], '%', 0)} / {_fmt(phase['load_cpu_pct'], '%', 0)}",
-                        "", "", ""))
+            out.append(
+                (
+                    "push",
+                    f"{label}: of which in server p50 / p99",
+                    f"{_fmt(part.get('p50'), 'ms', 2)} / {_fmt(part.get('p99'), 'ms', 2)}",
+                    "",
+                    "",
+                    "",
+                )
+            )
+            out.append(
+                (
+                    "push",
+                    f"{label}: max; receipts/expected",
+                    f"{_fmt(lat['max'], 'ms', 1)}; {phase['receipts']:,}/{phase['receipts_expected']:,}",
+                    "all",
+                    "PASS" if phase["receipts"] >= phase["receipts_expected"] else "FAIL",
+                    "",
+                )
+            )
+            out.append(
+                (
+                    "push",
+                    f"{label}: server / load CPU",
+                    f"{_fmt(phase['server_cpu_pct'], '%', 0)} / {_fmt(phase['load_cpu_pct'], '%', 0)}",
+                    "",
+                    "",
+                    "",
+                )
+            )
 
     bank = results.get("bank")
     if isinstance(bank, dict):
@@ -160,80 +246,141 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             if not phase:
                 continue
             tps = phase["transfers_per_s"]
-            out.append((
-                "bank", f"{mode} transfers/s ({bank['clients']} {bank['transport']} clients)",
-                _fmt(tps, "/s"), f">= {target:,} (Convex {anchor:,})", _check(tps, ">=", target),
-                _ratio(tps, sqlite_tps, "{:.3f}x SQLite"),
-            ))
-            out.append((
-                "bank", f"{mode}: OCC failures / other failures",
-                f"{phase['occ_failures']:,} / {phase['other_failures']:,} "
-                f"(of {phase['committed'] + phase['occ_failures'] + phase['other_failures']:,})",
-                "", "", "",
-            ))
+            out.append(
+                (
+                    "bank",
+                    f"{mode} transfers/s ({bank['clients']} {bank['transport']} clients)",
+                    _fmt(tps, "/s"),
+                    f">= {target:,} (Convex {anchor:,})",
+                    _check(tps, ">=", target),
+                    _ratio(tps, sqlite_tps, "{:.3f}x SQLite"),
+                )
+            )
+            out.append(
+                (
+                    "bank",
+                    f"{mode}: OCC failures / other failures",
+                    f"{phase['occ_failures']:,} / {phase['other_failures']:,} "
+                    f"(of {phase['committed'] + phase['occ_failures'] + phase['other_failures']:,})",
+                    "",
+                    "",
+                    "",
+                )
+            )
             if phase.get("hot_fraction"):
                 hot_ok, hot_occ = phase["hot_committed"], phase["hot_occ_failures"]
-                out.append((
-                    "bank", f"{mode}: hot (0<->1) committed / OCC-failed",
-                    f"{hot_ok:,} / {hot_occ:,} ({hot_ok / phase['seconds']:,.1f}/s committed)",
-                    "", "", "",
-                ))
+                out.append(
+                    (
+                        "bank",
+                        f"{mode}: hot (0<->1) committed / OCC-failed",
+                        f"{hot_ok:,} / {hot_occ:,} ({hot_ok / phase['seconds']:,.1f}/s committed)",
+                        "",
+                        "",
+                        "",
+                    )
+                )
             lat = phase["latency_ms"]
-            out.append((
-                "bank", f"{mode}: latency p50 / p99; server / load CPU",
-                f"{_fmt(lat['p50'], 'ms', 1)} / {_fmt(lat['p99'], 'ms', 1)}; "
-                f"{_fmt(phase['server_cpu_pct'], '%', 0)} / {_fmt(phase['load_cpu_pct'], '%', 0)}",
-                "", "", "",
-            ))
+            out.append(
+                (
+                    "bank",
+                    f"{mode}: latency p50 / p99; server / load CPU",
+                    f"{_fmt(lat['p50'], 'ms', 1)} / {_fmt(lat['p99'], 'ms', 1)}; "
+                    f"{_fmt(phase['server_cpu_pct'], '%', 0)} / {_fmt(phase['load_cpu_pct'], '%', 0)}",
+                    "",
+                    "",
+                    "",
+                )
+            )
         balance = bank.get("balance")
         if balance:
-            out.append((
-                "bank", "total balance conserved",
-                f"{_fmt(balance['after'])} of {_fmt(balance['expected'])} "
-                f"({int(balance['accounts']):,} accounts)",
-                "exact", "PASS" if balance["conserved"] else "FAIL", "",
-            ))
+            out.append(
+                (
+                    "bank",
+                    "total balance conserved",
+                    f"{_fmt(balance['after'])} of {_fmt(balance['expected'])} "
+                    f"({int(balance['accounts']):,} accounts)",
+                    "exact",
+                    "PASS" if balance["conserved"] else "FAIL",
+                    "",
+                )
+            )
 
     fan = results.get("fanout")
     if isinstance(fan, dict):
-        out.append((
-            "fanout", "idle subscribers connected",
-            f"{fan['connected']:,} of {fan['target_connections']:,} in {fan['connect_s']:.1f} s "
-            f"({fan['connect_rate_per_s']:,}/s)",
-            f"{fan['target_connections']:,}",
-            "PASS" if fan["connected"] >= fan["target_connections"] else "FAIL", "",
-        ))
+        out.append(
+            (
+                "fanout",
+                "idle subscribers connected",
+                f"{fan['connected']:,} of {fan['target_connections']:,} in {fan['connect_s']:.1f} s "
+                f"({fan['connect_rate_per_s']:,}/s)",
+                f"{fan['target_connections']:,}",
+                "PASS" if fan["connected"] >= fan["target_connections"] else "FAIL",
+                "",
+            )
+        )
         rss = fan.get("server_rss_mib")
-        out.append((
-            "fanout", "server RSS with all connected",
-            f"{_fmt(rss, 'MiB')} (idle {_fmt(fan.get('server_rss_idle_mib'), 'MiB')}, "
-            f"{_fmt(fan.get('server_rss_per_conn_kib'), 'KiB')}/conn)",
-            "< 1,024 MiB", _check(rss, "<", 1024), "",
-        ))
-        out.append(("fanout", "server CPU while all sit idle",
-                    _fmt(fan.get("server_idle_cpu_pct"), "%", 1), "", "", ""))
+        out.append(
+            (
+                "fanout",
+                "server RSS with all connected",
+                f"{_fmt(rss, 'MiB')} (idle {_fmt(fan.get('server_rss_idle_mib'), 'MiB')}, "
+                f"{_fmt(fan.get('server_rss_per_conn_kib'), 'KiB')}/conn)",
+                "< 1,024 MiB",
+                _check(rss, "<", 1024),
+                "",
+            )
+        )
+        out.append(
+            (
+                "fanout",
+                "server CPU while all sit idle",
+                _fmt(fan.get("server_idle_cpu_pct"), "%", 1),
+                "",
+                "",
+                "",
+            )
+        )
         done = fan.get("all_received_ms")
-        out.append((
-            "fanout", "one write -> all received",
-            f"{_fmt(done, 'ms', 0)} ({fan['received']:,} received)",
-            "< 1,000 ms", _check(done, "<", 1000) if fan.get("all_received") else "FAIL", "",
-        ))
+        out.append(
+            (
+                "fanout",
+                "one write -> all received",
+                f"{_fmt(done, 'ms', 0)} ({fan['received']:,} received)",
+                "< 1,000 ms",
+                _check(done, "<", 1000) if fan.get("all_received") else "FAIL",
+                "",
+            )
+        )
         lat = fan.get("latency_ms") or {}
         part = fan.get("server_part_ms") or {}
-        out.append(("fanout", "receipt p50 / p99 (per subscriber)",
-                    f"{_fmt(lat.get('p50'), 'ms', 0)} / {_fmt(lat.get('p99'), 'ms', 0)}",
-                    "", "", ""))
-        out.append(("fanout", "of which in server p50 / p99",
-                    f"{_fmt(part.get('p50'), 'ms', 0)} / {_fmt(part.get('p99'), 'ms', 0)}",
-                    "", "", ""))
+        out.append(
+            (
+                "fanout",
+                "receipt p50 / p99 (per subscriber)",
+                f"{_fmt(lat.get('p50'), 'ms', 0)} / {_fmt(lat.get('p99'), 'ms', 0)}",
+                "",
+                "",
+                "",
+            )
+        )
+        out.append(
+            (
+                "fanout",
+                "of which in server p50 / p99",
+                f"{_fmt(part.get('p50'), 'ms', 0)} / {_fmt(part.get('p99'), 'ms', 0)}",
+                "",
+                "",
+                "",
+            )
+        )
         rtt_w = (fan.get("mutation_rtt_ms") or {}).get("max")
-        out.append(("fanout", "writer's own mutation round trip",
-                    _fmt(rtt_w, "ms", 0), "", "", ""))
+        out.append(("fanout", "writer's own mutation round trip", _fmt(rtt_w, "ms", 0), "", "", ""))
     return out
 
 
-def render(results: dict[str, Any], machine: dict[str, Any], errors: dict[str, str],
-           scale: Scale) -> str:
+def render(
+    results: dict[str, Any], machine: dict[str, Any], errors: dict[str, str], scale: Scale
+) -> str:
     header = ("section", "metric", "value", "target", "status", "vs limit")
     table = [header, *rows(results)]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
@@ -248,8 +395,11 @@ def render(results: dict[str, Any], machine: dict[str, Any], errors: dict[str, s
         f"| websockets {machine['websockets']} | Linux {machine['kernel']} "
         f"| code {machine.get('revision') or 'unknown'}",
         "  server and load processes share these cores; everything on 127.0.0.1; server: "
-        + ("`reactor serve` (its own event loop)" if scale.server_loop == "default"
-           else "`reactor serve` forced onto uvloop (experiment)")
+        + (
+            "`reactor serve` (its own event loop)"
+            if scale.server_loop == "default"
+            else "`reactor serve` forced onto uvloop (experiment)"
+        )
         + (", GC pauses logged (experiment)" if scale.gc_log else "")
         + (f", gc.set_threshold({scale.gc_threshold}) (experiment)" if scale.gc_threshold else ""),
         "",
@@ -285,8 +435,9 @@ async def run(sections: list[str], scale: Scale) -> tuple[dict[str, Any], dict[s
         t0 = time.monotonic()
         partial: dict[str, Any] = {}  # what the section measured before any failure
         try:
-            results[name] = await asyncio.wait_for(SECTIONS[name](scale, partial),
-                                                   SECTION_TIMEOUT_S)
+            results[name] = await asyncio.wait_for(
+                SECTIONS[name](scale, partial), SECTION_TIMEOUT_S
+            )
             results[name]["section_s"] = round(time.monotonic() - t0, 1)
         except TimeoutError:
             errors[name] = f"timed out after {SECTION_TIMEOUT_S:.0f} s"
@@ -300,8 +451,9 @@ async def run(sections: list[str], scale: Scale) -> tuple[dict[str, Any], dict[s
         if name in errors:
             results[name] = {"error": errors[name], "partial": partial}
         status = "failed" if name in errors else "done"
-        print(f"[bench] {name} {status} in {time.monotonic() - t0:.1f} s", file=sys.stderr,
-              flush=True)
+        print(
+            f"[bench] {name} {status} in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True
+        )
     return results, errors
 
 
@@ -310,8 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     unknown = [s for s in args.sections if s not in [*ORDER, "mongo"]]
     if unknown:
-        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from "
-                     f"{', '.join(ORDER)}, mongo")
+        parser.error(
+            f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}, mongo"
+        )
     if args.sections == ["mongo"]:
         print(run_mongo(args.mongo_url, emulator=args.mongo_emulator, quick=args.quick))
         return 0
@@ -319,13 +472,23 @@ def main(argv: list[str] | None = None) -> int:
     sections = [s for s in ORDER if s in args.sections] if args.sections else list(ORDER)
     if args.show:
         saved = json.loads(args.json.read_text())
-        shown = Scale(quick=saved.get("quick", False), server_loop=saved.get("server_loop", "default"),
-                      gc_log=saved.get("gc_log", False), gc_threshold=saved.get("server_gc_threshold"))
+        shown = Scale(
+            quick=saved.get("quick", False),
+            server_loop=saved.get("server_loop", "default"),
+            gc_log=saved.get("gc_log", False),
+            gc_threshold=saved.get("server_gc_threshold"),
+        )
         print(render(saved["results"], saved["machine"], saved["errors"], shown))
         return 0
-    scale = Scale(quick=args.quick, bank_transport=args.bank_transport, deflate=args.deflate,
-                  profile_dir=args.profile, server_loop=args.server_loop,
-                  gc_log=args.gc_log, gc_threshold=args.server_gc_threshold)
+    scale = Scale(
+        quick=args.quick,
+        bank_transport=args.bank_transport,
+        deflate=args.deflate,
+        profile_dir=args.profile,
+        server_loop=args.server_loop,
+        gc_log=args.gc_log,
+        gc_threshold=args.server_gc_threshold,
+    )
     atexit.register(kill_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     machine = machine_facts()

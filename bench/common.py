@@ -129,12 +129,20 @@ def _revision() -> str | None:
     have uncommitted changes."""
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-            timeout=10, check=True,
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "reactor", "functions", "schema"], cwd=ROOT,
-            capture_output=True, text=True, timeout=10, check=True,
+            ["git", "status", "--porcelain", "--", "reactor", "functions", "schema"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -160,8 +168,14 @@ class Server:
     """``reactor serve <app>`` on a fresh temporary data directory."""
 
     def __init__(
-        self, app_dir: Path = APP_DIR, *, workdir: Path, profile: Path | None = None,
-        loop: str = "default", gc_log: bool = False, gc_threshold: str | None = None,
+        self,
+        app_dir: Path = APP_DIR,
+        *,
+        workdir: Path,
+        profile: Path | None = None,
+        loop: str = "default",
+        gc_log: bool = False,
+        gc_threshold: str | None = None,
     ) -> None:
         self.gc_threshold = gc_threshold
         self.app_dir = app_dir
@@ -202,10 +216,19 @@ class Server:
             env["BENCH_GC_LOG"] = str(self.gc_log)
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "bench.serve_wrapped" if wrapped else "reactor",
-                "serve", str(self.app_dir),
-                "--port", str(self.port), "--data", str(self.data_dir),
-                "--http-port", "0", "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "bench.serve_wrapped" if wrapped else "reactor",
+                "serve",
+                str(self.app_dir),
+                "--port",
+                str(self.port),
+                "--data",
+                str(self.data_dir),
+                "--http-port",
+                "0",
+                "--log-level",
+                "warning",
             ],
             cwd=ROOT,
             env=env,
@@ -241,9 +264,21 @@ class Server:
         self.profile.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / f"py-spy-{tag}.log", "wb") as log_file:
             self.profiler = subprocess.Popen(
-                [str(py_spy), "record", "--pid", str(self.pid), "--format", "raw",
-                 "--rate", "250", "--output", str(self.profile / f"{tag}.txt")],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
+                [
+                    str(py_spy),
+                    "record",
+                    "--pid",
+                    str(self.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "250",
+                    "--output",
+                    str(self.profile / f"{tag}.txt"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
             )
         _children.add(self.profiler)
         await asyncio.sleep(0.5)  # attaching takes a moment
@@ -372,7 +407,11 @@ class Worker:
     async def start(self) -> None:
         self._log_file = open(self.log_path, "wb")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.worker", self.role, json.dumps(self.config),
+            sys.executable,
+            "-m",
+            "bench.worker",
+            self.role,
+            json.dumps(self.config),
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -50,7 +50,7 @@ def _server_url(url: str | None, emulator: bool) -> Iterator[tuple[str, str] | N
     if not emulator:
         yield None
         return
-    from reactor.testing_mongo import mongoeco_server
+    from reactor.testing.mongo import mongoeco_server
 
     with mongoeco_server(Path(__file__).resolve().parents[1]) as base:
         yield base + "&reactorFeed=poll", "mongoeco emulator (polling feed)"
@@ -63,7 +63,7 @@ def run_mongo(url: str | None, *, emulator: bool = False, quick: bool = False) -
         if target is None:
             return "mongo: not run: no MongoDB (pass --mongo-url mongodb://host/?replicaSet=rs0)"
         base, label = target
-        from reactor.testing_mongo import drop_database_quietly, unique_database_url
+        from reactor.testing.mongo import drop_database_quietly, unique_database_url
 
         db_url = unique_database_url(base, "reactor_bench")
         try:
@@ -71,27 +71,38 @@ def run_mongo(url: str | None, *, emulator: bool = False, quick: bool = False) -
         finally:
             drop_database_quietly(db_url)
     lines = [f"mongo ({label}):"]
-    lines.append(f"  commits/s, 16 concurrent writers on one server: {figures['commits_per_s']:.0f}"
-                 f" ({figures['failures']} failed)")
+    lines.append(
+        f"  commits/s, 16 concurrent writers on one server: {figures['commits_per_s']:.0f}"
+        f" ({figures['failures']} failed)"
+    )
     for name in ("commit", "same_server_push", "two_server_push"):
         s = figures[name]
-        lines.append(f"  {name.replace('_', ' ')} ms: p50 {s['p50']:.2f}  p99 {s['p99']:.2f}"
-                     f"  (n={s['n']})")
+        lines.append(
+            f"  {name.replace('_', ' ')} ms: p50 {s['p50']:.2f}  p99 {s['p99']:.2f}  (n={s['n']})"
+        )
     return "\n".join(lines)
 
 
 async def _measure(url: str, quick: bool) -> dict[str, Any]:
     from functions.loader import load_app
-    from reactor.services import Services
-    from reactor.storage.mongo import MongoPersistence
+    from reactor.server.deployment import Services
+    from reactor.storage.mongo.engine import MongoPersistence
     from reactor.testing import call, write_app
 
     work = Path(tempfile.mkdtemp(prefix="reactor-bench-mongo-"))
     app_dir = write_app(work / "app", APP)
-    a = Services(load_app(app_dir), MongoPersistence.open(url), instance_name="bench-a",
-                 blob_directory=work / "blobs-a")
-    b = Services(load_app(app_dir), MongoPersistence.open(url), instance_name="bench-b",
-                 blob_directory=work / "blobs-b")
+    a = Services(
+        load_app(app_dir),
+        MongoPersistence.open(url),
+        instance_name="bench-a",
+        blob_directory=work / "blobs-a",
+    )
+    b = Services(
+        load_app(app_dir),
+        MongoPersistence.open(url),
+        instance_name="bench-b",
+        blob_directory=work / "blobs-b",
+    )
     await a.start()
     await b.start()
     try:

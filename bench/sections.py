@@ -37,7 +37,6 @@ class Scale:
     gc_log: bool = False
     gc_threshold: str | None = None
 
-
     def n(self, full: int, quick: int) -> int:
         return quick if self.quick else full
 
@@ -70,7 +69,11 @@ class Phase:
         elapsed = time.monotonic() - self.t0
         server_cpu = cpu_delta(self.server_cpu0, self.server.cpu())
         load_cpu = sum(
-            d for d in (cpu_delta(a, w.cpu()) for a, w in zip(self.worker_cpu0, self.workers, strict=True)) if d
+            d
+            for d in (
+                cpu_delta(a, w.cpu()) for a, w in zip(self.worker_cpu0, self.workers, strict=True)
+            )
+            if d
         )
         gc_pauses = self.server.gc_pauses(self.wall0, time.time())
         return {
@@ -131,9 +134,7 @@ async def subscribe(
     t0 = time.monotonic()
     for worker in workers:
         await worker.start()
-    readies = await asyncio.gather(
-        *(w.expect("ready", connect_deadline_s + 30) for w in workers)
-    )
+    readies = await asyncio.gather(*(w.expect("ready", connect_deadline_s + 30) for w in workers))
     connected = sum(r["connected"] for r in readies)
     info = {
         "connected": connected,
@@ -152,8 +153,14 @@ async def collect(workers: list[Worker]) -> list[dict[str, Any]]:
 
 
 async def start_writer(
-    server: Server, workdir: Any, *, name: str, count: int, interval_s: float,
-    owner_prefix: str, owners: int,
+    server: Server,
+    workdir: Any,
+    *,
+    name: str,
+    count: int,
+    interval_s: float,
+    owner_prefix: str,
+    owners: int,
 ) -> Worker:
     """A connected writer process, waiting for ``go``."""
     worker = Worker(
@@ -183,20 +190,41 @@ async def run_writer(worker: Worker, timeout_s: float) -> dict[str, Any]:
 
 async def run_push(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
     workdir = make_workdir("push")
-    server = Server(workdir=workdir, profile=scale.profile_dir, loop=scale.server_loop,
-                    gc_log=scale.gc_log, gc_threshold=scale.gc_threshold)
+    server = Server(
+        workdir=workdir,
+        profile=scale.profile_dir,
+        loop=scale.server_loop,
+        gc_log=scale.gc_log,
+        gc_threshold=scale.gc_threshold,
+    )
     workers: list[Worker] = []
     try:
         await server.start()
         out["distinct"] = await _push_phase(
-            server, workdir, workers, name="distinct", scale=scale,
-            conns=scale.n(1000, 100), writes=scale.n(200, 20), interval_s=0.02,
-            udf_path="tasks:mine", args={"owner": "o{i}"}, owner_prefix="o",
+            server,
+            workdir,
+            workers,
+            name="distinct",
+            scale=scale,
+            conns=scale.n(1000, 100),
+            writes=scale.n(200, 20),
+            interval_s=0.02,
+            udf_path="tasks:mine",
+            args={"owner": "o{i}"},
+            owner_prefix="o",
         )
         out["shared"] = await _push_phase(
-            server, workdir, workers, name="shared", scale=scale,
-            conns=scale.n(1000, 100), writes=scale.n(100, 10), interval_s=0.1,
-            udf_path="tasks:board", args={}, owner_prefix="w",
+            server,
+            workdir,
+            workers,
+            name="shared",
+            scale=scale,
+            conns=scale.n(1000, 100),
+            writes=scale.n(100, 10),
+            interval_s=0.1,
+            udf_path="tasks:board",
+            args={},
+            owner_prefix="w",
         )
         out["server_log_errors"] = _log_errors(server)
     finally:
@@ -206,14 +234,30 @@ async def run_push(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _push_phase(
-    server: Server, workdir: Any, workers: list[Worker], *, name: str, scale: Scale,
-    conns: int, writes: int, interval_s: float, udf_path: str, args: dict[str, Any],
+    server: Server,
+    workdir: Any,
+    workers: list[Worker],
+    *,
+    name: str,
+    scale: Scale,
+    conns: int,
+    writes: int,
+    interval_s: float,
+    udf_path: str,
+    args: dict[str, Any],
     owner_prefix: str,
 ) -> dict[str, Any]:
     shared = not args
     subs, info = await subscribe(
-        server, workdir, name=f"push-{name}", total=conns, procs=2, udf_path=udf_path,
-        args=args, scale=scale, expect_updates=writes if shared else 0,
+        server,
+        workdir,
+        name=f"push-{name}",
+        total=conns,
+        procs=2,
+        udf_path=udf_path,
+        args=args,
+        scale=scale,
+        expect_updates=writes if shared else 0,
     )
     workers.extend(subs)
     if info["connected"] == 0:
@@ -221,8 +265,13 @@ async def _push_phase(
     rss_connected = server.rss()
     await asyncio.sleep(0.5)
     writer = await start_writer(
-        server, workdir, name=f"push-{name}-writer", count=writes, interval_s=interval_s,
-        owner_prefix=owner_prefix, owners=conns if not shared else 0,
+        server,
+        workdir,
+        name=f"push-{name}-writer",
+        count=writes,
+        interval_s=interval_s,
+        owner_prefix=owner_prefix,
+        owners=conns if not shared else 0,
     )
     workers.append(writer)
     phase = await Phase.begin(server, subs, f"push-{name}")
@@ -270,8 +319,13 @@ SEED_BATCH = 500
 
 async def run_bank(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
     workdir = make_workdir("bank")
-    server = Server(workdir=workdir, profile=scale.profile_dir, loop=scale.server_loop,
-                    gc_log=scale.gc_log, gc_threshold=scale.gc_threshold)
+    server = Server(
+        workdir=workdir,
+        profile=scale.profile_dir,
+        loop=scale.server_loop,
+        gc_log=scale.gc_log,
+        gc_threshold=scale.gc_threshold,
+    )
     workers: list[Worker] = []
     out.update(transport=scale.bank_transport, clients=50)
     try:
@@ -279,7 +333,8 @@ async def run_bank(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
         t0 = time.monotonic()
         for start in range(0, ACCOUNTS, SEED_BATCH):
             await server.call(
-                "mutation", "bank:seed",
+                "mutation",
+                "bank:seed",
                 {"start": float(start), "count": float(SEED_BATCH), "balance": INITIAL_BALANCE},
             )
         out["seed_s"] = round(time.monotonic() - t0, 2)
@@ -307,8 +362,13 @@ async def run_bank(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _bank_phase(
-    server: Server, workdir: Any, workers: list[Worker], mode: str, hot: float,
-    duration: float, scale: Scale,
+    server: Server,
+    workdir: Any,
+    workers: list[Worker],
+    mode: str,
+    hot: float,
+    duration: float,
+    scale: Scale,
 ) -> dict[str, Any]:
     procs = 2
     clients = 50
@@ -364,8 +424,13 @@ async def _bank_phase(
 
 async def run_fanout(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
     workdir = make_workdir("fanout")
-    server = Server(workdir=workdir, profile=scale.profile_dir, loop=scale.server_loop,
-                    gc_log=scale.gc_log, gc_threshold=scale.gc_threshold)
+    server = Server(
+        workdir=workdir,
+        profile=scale.profile_dir,
+        loop=scale.server_loop,
+        gc_log=scale.gc_log,
+        gc_threshold=scale.gc_threshold,
+    )
     workers: list[Worker] = []
     total = scale.n(10_000, 1000)
     out["target_connections"] = total
@@ -373,8 +438,17 @@ async def run_fanout(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
         await server.start()
         out["server_rss_idle_mib"] = _mib(server.rss())
         subs, info = await subscribe(
-            server, workdir, name="fanout", total=total, procs=4, udf_path="tasks:board",
-            args={}, scale=scale, expect_updates=1, concurrency=25, connect_deadline_s=40,
+            server,
+            workdir,
+            name="fanout",
+            total=total,
+            procs=4,
+            udf_path="tasks:board",
+            args={},
+            scale=scale,
+            expect_updates=1,
+            concurrency=25,
+            connect_deadline_s=40,
             max_queue=4,
         )
         workers.extend(subs)
@@ -392,8 +466,13 @@ async def run_fanout(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
         load_rss = [r for w in subs for r in [_rss(w.pid)] if r]
         out["load_rss_mib_per_proc"] = _mib(max(load_rss)) if load_rss else None
         writer = await start_writer(
-            server, workdir, name="fanout-writer", count=1, interval_s=0.0,
-            owner_prefix="f", owners=0,
+            server,
+            workdir,
+            name="fanout-writer",
+            count=1,
+            interval_s=0.0,
+            owner_prefix="f",
+            owners=0,
         )
         workers.append(writer)
         phase = await Phase.begin(server, subs, "fanout-write")
@@ -478,7 +557,8 @@ def _rss(pid: int) -> int | None:
 def _log_errors(server: Server) -> list[str]:
     """The first few ERROR/Traceback lines the server logged (it runs at --log-level warning)."""
     lines = [
-        line for line in server.log_text().splitlines()
+        line
+        for line in server.log_text().splitlines()
         if "ERROR" in line or "Traceback" in line or "Exception" in line
     ]
     return lines[:5]

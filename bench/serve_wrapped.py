@@ -2,7 +2,7 @@
 
 Used only when asked for on the bench command line:
 
-- ``BENCH_UVLOOP=1`` (``--server-loop uvloop``): ``reactor.cli`` starts uvicorn inside its own
+- ``BENCH_UVLOOP=1`` (``--server-loop uvloop``): ``reactor.server.cli`` starts uvicorn inside its own
   ``asyncio.run``, so uvicorn's ``loop="auto"`` never applies and the server runs on the default
   asyncio loop even with uvloop installed. Setting the event loop policy first makes that same
   ``asyncio.run`` use uvloop, with no change to the server's code.
@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from reactor.cli import main
+from reactor.server.cli import main
 
 if os.environ.get("BENCH_UVLOOP") == "1":
     import uvloop

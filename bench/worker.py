@@ -196,7 +196,9 @@ class Subscribers:
         sem = asyncio.Semaphore(int(config.get("concurrency", 32)))
         ready = asyncio.Event()
         t0 = time.monotonic()
-        tasks = [asyncio.ensure_future(self.one(i, sem, ready)) for i in range(start, start + count)]
+        tasks = [
+            asyncio.ensure_future(self.one(i, sem, ready)) for i in range(start, start + count)
+        ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ready.wait(), config.get("connect_deadline_s", 60))
         emit(
@@ -245,7 +247,9 @@ def rss_self() -> int:
 # -- writer ------------------------------------------------------------------------------------
 
 
-async def request(ws: ClientConnection, request_id: int, path: str, args: dict[str, Any]) -> dict[str, Any]:
+async def request(
+    ws: ClientConnection, request_id: int, path: str, args: dict[str, Any]
+) -> dict[str, Any]:
     """Send a Mutation and return its MutationResponse (other messages are skipped)."""
     await ws.send(
         json.dumps({"type": "Mutation", "requestId": request_id, "udfPath": path, "args": [args]})
@@ -281,8 +285,14 @@ async def writer(config: dict[str, Any], commands: Commands) -> None:
                 commit_ts.append(ts_of(response))
             elif len(errors) < 5:
                 errors.append(str(response.get("result")))
-        emit("result", commit_ts=commit_ts, rtt_ns=rtts, failures=len(errors), errors=errors,
-             seconds=time.monotonic() - t0)
+        emit(
+            "result",
+            commit_ts=commit_ts,
+            rtt_ns=rtts,
+            failures=len(errors),
+            errors=errors,
+            seconds=time.monotonic() - t0,
+        )
 
 
 # -- bank --------------------------------------------------------------------------------------
@@ -335,11 +345,13 @@ class Bank:
             src, dst = self.pair()
             amount = float(self.rng.randint(1, 100))
             started = time.time_ns()
-            response = await request(ws, request_id, "bank:transfer",
-                                     {"src": src, "dst": dst, "amount": amount})
+            response = await request(
+                ws, request_id, "bank:transfer", {"src": src, "dst": dst, "amount": amount}
+            )
             request_id += 1
-            self.record(bool(response.get("success")), str(response.get("result")), started,
-                        src, dst)
+            self.record(
+                bool(response.get("success")), str(response.get("result")), started, src, dst
+            )
 
     async def http_client(self, client: Any) -> None:
         url = self.config["http"] + "/api/mutation"
@@ -347,8 +359,11 @@ class Bank:
             src, dst = self.pair()
             amount = float(self.rng.randint(1, 100))
             started = time.time_ns()
-            body = {"path": "bank:transfer", "args": [{"src": src, "dst": dst, "amount": amount}],
-                    "format": "convex_encoded_json"}
+            body = {
+                "path": "bank:transfer",
+                "args": [{"src": src, "dst": dst, "amount": amount}],
+                "format": "convex_encoded_json",
+            }
             try:
                 response = await client.post(url, json=body)
                 data = response.json()
@@ -393,9 +408,17 @@ class Bank:
             for ws in conns:
                 await ws.close()
         elapsed = time.monotonic() - t0
-        emit("result", ok=self.ok, occ=self.occ, other=self.other, errors=self.errors,
-             hot_ok=self.hot_ok, hot_occ=self.hot_occ,
-             seconds=elapsed, latencies_ns=self.latencies)
+        emit(
+            "result",
+            ok=self.ok,
+            occ=self.occ,
+            other=self.other,
+            errors=self.errors,
+            hot_ok=self.hot_ok,
+            hot_occ=self.hot_occ,
+            seconds=elapsed,
+            latencies_ns=self.latencies,
+        )
 
 
 # -- limits ------------------------------------------------------------------------------------

@@ -140,9 +140,7 @@ class ActionCtx:
     in mutations; ``storage`` is the file storage handle of a later milestone.
     """
 
-    __slots__ = (
-        "auth", "env", "run_action", "run_mutation", "run_query", "scheduler", "storage"
-    )
+    __slots__ = ("auth", "env", "run_action", "run_mutation", "run_query", "scheduler", "storage")
 
     def __init__(
         self,

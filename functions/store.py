@@ -26,8 +26,6 @@ __all__ = [
 ]
 
 
-
-
 class Order(enum.Enum):
     ASC = "asc"
     DESC = "desc"

@@ -12,7 +12,7 @@ _cwd = os.getcwd()
 if not os.path.isfile(os.path.join(_cwd, "reactor", "__init__.py")):
     sys.path[:] = [p for p in sys.path if p not in ("", _cwd)]
 
-from reactor.cli import main  # noqa: E402
+from reactor.server.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

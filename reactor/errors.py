@@ -1,37 +1,37 @@
 """The public home of Reactor's whole error tree (defined where each layer needs it).
 
-    ReactorError                                    schema.errors
-    ├── ValidationError (path)
-    │   ├── ArgumentValidationError
-    │   ├── ReturnValidationError
-    │   └── DocumentValidationError (+SchemaError)  schema.tables
-    ├── SchemaError
-    ├── FunctionError
-    │   ├── FunctionNotFound
-    │   │   └── InvalidFunctionPath (+ValueError)   functions.errors
-    │   ├── FunctionDefinitionError                 functions.errors
-    │   ├── ModuleLoadError                         functions.errors
-    │   ├── QueryNotUnique                          functions.errors
-    │   └── UserError = functions.AppError          (data reaches clients)
-    ├── TransactionError
-    │   ├── OptimisticConcurrencyError              (retried, then reported)
-    │   ├── ReadOnlyTransactionError
-    │   ├── DocumentNotFound
-    │   ├── InvalidCursor
-    │   └── TransactionLimitExceeded
-    ├── StorageError
-    │   ├── StorageUnavailable
-    │   └── StorageConflict
-    ├── SyncProtocolError
-    │   ├── InvalidMessage, VersionMismatch
-    │   └── SessionError                            reactor.sync.protocol (final message, close code)
-    │       ├── MalformedClientMessage, QuerySetVersionMismatch
-    │       └── InternalSessionError: QuerySetInconsistent, IdentityVersionMismatch
-    ├── ConnectionLost, FunctionFailed              (client side)
-    ├── ProtocolMismatch, HttpError                 client_sdk.errors
-    ├── AuthenticationError; AuthConfigError (a SchemaError)     reactor.auth
-    ├── NetworkNotAllowed (a FunctionError)          reactor.determinism
-    └── StorageFileNotFound, BlobTooLarge            reactor.files, reactor.blobs
+ReactorError                                    schema.errors
+├── ValidationError (path)
+│   ├── ArgumentValidationError
+│   ├── ReturnValidationError
+│   └── DocumentValidationError (+SchemaError)  schema.tables
+├── SchemaError
+├── FunctionError
+│   ├── FunctionNotFound
+│   │   └── InvalidFunctionPath (+ValueError)   functions.errors
+│   ├── FunctionDefinitionError                 functions.errors
+│   ├── ModuleLoadError                         functions.errors
+│   ├── QueryNotUnique                          functions.errors
+│   └── UserError = functions.AppError          (data reaches clients)
+├── TransactionError
+│   ├── OptimisticConcurrencyError              (retried, then reported)
+│   ├── ReadOnlyTransactionError
+│   ├── DocumentNotFound
+│   ├── InvalidCursor
+│   └── TransactionLimitExceeded
+├── StorageError
+│   ├── StorageUnavailable
+│   └── StorageConflict
+├── SyncProtocolError
+│   ├── InvalidMessage, VersionMismatch
+│   └── SessionError                            reactor.sync.protocol (final message, close code)
+│       ├── MalformedClientMessage, QuerySetVersionMismatch
+│       └── InternalSessionError: QuerySetInconsistent, IdentityVersionMismatch
+├── ConnectionLost, FunctionFailed              (client side)
+├── ProtocolMismatch, HttpError                 client_sdk.errors
+├── AuthenticationError; AuthConfigError (a SchemaError)     reactor.auth
+├── NetworkNotAllowed (a FunctionError)          reactor.core.determinism
+└── StorageFileNotFound, BlobTooLarge            reactor.platform.files, reactor.platform.blobs
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ from functions.errors import (
     QueryNotUnique,
 )
 from reactor.auth import AuthConfigError, AuthenticationError
-from reactor.blobs import BlobTooLarge
-from reactor.determinism import NetworkNotAllowed
-from reactor.files import StorageFileNotFound
+from reactor.platform.blobs import BlobTooLarge
+from reactor.core.determinism import NetworkNotAllowed
+from reactor.platform.files import StorageFileNotFound
 from reactor.sync.protocol import (
     IdentityVersionMismatch,
     InternalSessionError,

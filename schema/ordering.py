@@ -3,7 +3,7 @@
 Owns ``UNDEFINED`` (a missing field), the tag scheme of CONVEX_SEMANTICS §4.1 (memcmp of two
 encodings equals the Convex order undefined < null < int64 < float64 < boolean < string < bytes
 < array < object), its exact inverse, and byte-string successors for building key ranges. It does
-not own index layout (which fields make a key) or intervals over keys (``reactor.intervals``).
+not own index layout (which fields make a key) or intervals over keys (``reactor.core.intervals``).
 
 Layout, one tag byte then a payload:
 

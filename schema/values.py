@@ -2,7 +2,7 @@
 
 Owns: ``Int64``, the mapping of Python objects to Convex values, the "convex encoded JSON" wire
 form (``$integer``, ``$bytes``, ``$float``), the "clean JSON" export form, and the structural
-limits every stored value obeys. It does not own ordering of values (``reactor.index_keys``) or
+limits every stored value obeys. It does not own ordering of values (``reactor.core.index_keys``) or
 validators (``schema.validators``).
 """
 
@@ -135,7 +135,9 @@ def convex_to_json(value: Value, path: str = "$") -> JsonValue:
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValidationError(f"Object keys must be strings, got {type_name(key)}", path=path)
+                raise ValidationError(
+                    f"Object keys must be strings, got {type_name(key)}", path=path
+                )
             out[key] = convex_to_json(item, f"{path}.{key}")
         return out
     raise ValidationError(f"{type(value).__name__} is not a supported Convex value", path=path)

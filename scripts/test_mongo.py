@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reactor.testing_mongo import mongoeco_python, mongoeco_server, test_mongodb_url  # noqa: E402
+from reactor.testing.mongo import mongoeco_python, mongoeco_server, test_mongodb_url  # noqa: E402
 
 CONFORMANCE = [
     "tests/integration/test_transactions.py",
@@ -57,8 +57,11 @@ def main(argv: list[str]) -> int:
     url = test_mongodb_url()
     python = str(ROOT / ".venv" / "bin" / "python")
     if url is None and not mongoeco_python(ROOT).exists():
-        print("MongoDB suites not run: no MongoDB (set REACTOR_TEST_MONGODB_URL, or install "
-              "Python 3.13 and run scripts/install for the mongoeco emulator)", file=sys.stderr)
+        print(
+            "MongoDB suites not run: no MongoDB (set REACTOR_TEST_MONGODB_URL, or install "
+            "Python 3.13 and run scripts/install for the mongoeco emulator)",
+            file=sys.stderr,
+        )
         return 0 if optional else 1
 
     def run(base: str, emulator: bool) -> int:
@@ -67,8 +70,10 @@ def main(argv: list[str]) -> int:
         excluded = NOT_ON_MONGODB | (NOT_ON_EMULATOR if emulator else set())
         deselect = " and ".join(f"not {name}" for name in sorted(excluded))
         cmd = [python, "-m", "pytest", "-q", *CONFORMANCE, "-k", deselect, *args]
-        print(f"MongoDB suites against {'the mongoeco emulator' if emulator else base}",
-              file=sys.stderr)
+        print(
+            f"MongoDB suites against {'the mongoeco emulator' if emulator else base}",
+            file=sys.stderr,
+        )
         code = subprocess.call(cmd, cwd=ROOT, env=env)
         return 1 if code == 5 else code
 

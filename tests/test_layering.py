@@ -20,11 +20,15 @@ def loaded_after(statement: str) -> set[str]:
 @pytest.mark.parametrize(
     ("statement", "forbidden"),
     [
-        ("import schema, schema.ordering, schema.ids", {"functions", "reactor", "client_sdk",
-                                                        "starlette", "sqlite3"}),
+        (
+            "import schema, schema.ordering, schema.ids",
+            {"functions", "reactor", "client_sdk", "starlette", "sqlite3"},
+        ),
         ("import functions, functions.loader", {"reactor", "client_sdk", "starlette", "sqlite3"}),
-        ("import client_sdk", {"reactor", "functions", "starlette", "uvicorn", "sqlite3",
-                               "pymongo"}),
+        (
+            "import client_sdk",
+            {"reactor", "functions", "starlette", "uvicorn", "sqlite3", "pymongo"},
+        ),
         ("import reactor", {"starlette", "uvicorn", "sqlite3"}),
     ],
 )

@@ -7,8 +7,6 @@ schema = define_schema(
         "tasks": define_table({"owner": v.string(), "title": v.string()}).index(
             "by_owner", ["owner"]
         ),
-        "accounts": define_table({"n": v.float64(), "balance": v.float64()}).index(
-            "by_n", ["n"]
-        ),
+        "accounts": define_table({"n": v.float64(), "balance": v.float64()}).index("by_n", ["n"]),
     }
 )

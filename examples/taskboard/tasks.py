@@ -18,8 +18,8 @@ async def open_count(ctx, owner):
 
 @query(args={"numItems": v.float64(), "cursor": v.union(v.string(), v.null())})
 async def page(ctx, numItems, cursor):
-    return await ctx.db.query("tasks").order("desc").paginate(
-        {"numItems": numItems, "cursor": cursor}
+    return (
+        await ctx.db.query("tasks").order("desc").paginate({"numItems": numItems, "cursor": cursor})
     )
 
 

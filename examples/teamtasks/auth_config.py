@@ -1,8 +1,8 @@
 """Who may sign in: any issuer of JWTs you configure through environment variables.
 
-    REACTOR_EXAMPLE_ISSUER=https://auth.example.com
-    REACTOR_EXAMPLE_JWKS=https://auth.example.com/.well-known/jwks.json
-    REACTOR_EXAMPLE_AUDIENCE=teamtasks      (optional)
+REACTOR_EXAMPLE_ISSUER=https://auth.example.com
+REACTOR_EXAMPLE_JWKS=https://auth.example.com/.well-known/jwks.json
+REACTOR_EXAMPLE_AUDIENCE=teamtasks      (optional)
 """
 
 import os

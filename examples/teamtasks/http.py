@@ -21,7 +21,9 @@ async def task_webhook(ctx, request):
     if not secret or not hmac.compare_digest(expected, given):
         return JSONResponse({"error": "bad signature"}, status_code=401)
     payload = json.loads(body)
-    task_id = await ctx.run_mutation(tasks.add_for, {"owner": payload["owner"], "title": payload["title"]})
+    task_id = await ctx.run_mutation(
+        tasks.add_for, {"owner": payload["owner"], "title": payload["title"]}
+    )
     return JSONResponse({"taskId": task_id})
 
 

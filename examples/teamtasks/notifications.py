@@ -11,7 +11,8 @@ async def notify(ctx, owner, message):
     import time
 
     await ctx.db.insert(
-        "notifications", {"owner": owner, "message": message, "read": False, "at": time.time() * 1000}
+        "notifications",
+        {"owner": owner, "message": message, "read": False, "at": time.time() * 1000},
     )
 
 

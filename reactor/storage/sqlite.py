@@ -5,7 +5,7 @@ versions at its timestamp, and a read at snapshot ``ts`` takes the newest versio
 Reads run on the caller's thread (the event loop) on their own connection; batches of commits
 are written on a worker thread with a second connection, in one SQLite transaction each
 (group commit), with ``synchronous=FULL`` so an acknowledged commit survives a crash.
-This module does not decide what conflicts (``reactor.committer``).
+This module does not decide what conflicts (``reactor.engine.committer``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from functions.store import Order
-from reactor.storage.base import Commit, IndexRow
+from reactor.core.persistence import Commit, IndexRow
 from schema.errors import StorageUnavailable
 
 __all__ = ["MUTATION_RECORD_RETENTION_NS", "SqlitePersistence"]
@@ -292,13 +292,17 @@ class SqlitePersistence:
         for commit in commits:
             ts = commit.ts
             for doc in commit.documents:
-                documents.append(
-                    (doc.id, ts, doc.table, doc.value, doc.value is None, doc.prev_ts)
-                )
+                documents.append((doc.id, ts, doc.table, doc.value, doc.value is None, doc.prev_ts))
             for entry in commit.indexes:
                 indexes.append(
-                    (entry.index_id, entry.key, ts, entry.value is None, entry.document_id,
-                     entry.value)
+                    (
+                        entry.index_id,
+                        entry.key,
+                        ts,
+                        entry.value is None,
+                        entry.document_id,
+                        entry.value,
+                    )
                 )
             tables.extend(commit.tables.items())
             if commit.mutation is not None:

@@ -3,7 +3,7 @@
 Owns the JSON shapes of PROTOCOL.md §4 (client → server, decoded into frozen Structs with exact
 ``InvalidMessage`` errors) and §5 (server → client, encoded straight to JSON bytes), plus the
 base64 u64 timestamp codec (§3.1). It does not own per-connection state or version rules
-(``reactor.sync.protocol``), sockets (``reactor.sync.server``) or the value model
+(``reactor.sync.protocol``), sockets (``reactor.server.sync_endpoint``) or the value model
 (``schema.values``): values arrive here already encoded as convex JSON bytes, so one result can
 be spliced into thousands of messages without being encoded again.
 """

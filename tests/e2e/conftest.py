@@ -324,9 +324,7 @@ def run_node_on(node_bin: str) -> Callable[..., ScriptResult]:
     """run_node_on(server, "script.mjs", *args, timeout=60) -> ScriptResult: like run_node,
     for a server other than the shared one (its log is shown on a timeout)."""
 
-    def run(
-        server: ReactorServer, script: str, *args: str, timeout: float = 60.0
-    ) -> ScriptResult:
+    def run(server: ReactorServer, script: str, *args: str, timeout: float = 60.0) -> ScriptResult:
         return _run([node_bin, script, *args], cwd=JS_DIR, timeout=timeout, server=server)
 
     return run

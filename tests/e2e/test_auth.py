@@ -157,7 +157,9 @@ class AuthSetup:
         payload.update(claims)
         payload = {k: v for k, v in payload.items() if v is not None}
         algorithm = "ES256" if provider == "ec" else "RS256"
-        signing_key = key or {"oidc": self.rsa_key, "rsa": self.rsa_key, "ec": self.ec_key}[provider]
+        signing_key = (
+            key or {"oidc": self.rsa_key, "rsa": self.rsa_key, "ec": self.ec_key}[provider]
+        )
         header = {"kid": kid or {"oidc": OIDC_KID, "rsa": RSA_KID, "ec": EC_KID}[provider]}
         header.update(headers or {})
         header = {k: v for k, v in header.items() if v is not None}  # None: leave it out
@@ -190,8 +192,7 @@ def auth(app_server_factory: Callable[..., ReactorServer]) -> Iterator[AuthSetup
         "E2E_RSA_JWKS": f"{jwks.base_url}/custom/jwks",
         "E2E_RSA_APPLICATION_ID": RSA_APP_ID,
         "E2E_EC_ISSUER": EC_ISSUER,
-        "E2E_EC_JWKS": "data:text/plain;charset=utf-8;base64,"
-        + base64.b64encode(ec_jwks).decode(),
+        "E2E_EC_JWKS": "data:text/plain;charset=utf-8;base64," + base64.b64encode(ec_jwks).decode(),
     }
     try:
         server = app_server_factory(AUTH_APP, env)
@@ -342,10 +343,16 @@ async def test_authenticate_reruns_subscribed_query_with_the_identity(auth, prov
         )
 
         # Mutations and actions on this connection run as the same user.
-        await sock.send(json.dumps({"type": "Mutation", "requestId": 0,
-                                    "udfPath": "whoami:me_mutation", "args": [{}]}))
-        await sock.send(json.dumps({"type": "Action", "requestId": 1,
-                                    "udfPath": "whoami:me_action", "args": [{}]}))
+        await sock.send(
+            json.dumps(
+                {"type": "Mutation", "requestId": 0, "udfPath": "whoami:me_mutation", "args": [{}]}
+            )
+        )
+        await sock.send(
+            json.dumps(
+                {"type": "Action", "requestId": 1, "udfPath": "whoami:me_action", "args": [{}]}
+            )
+        )
         responses: dict[str, dict[str, Any]] = {}
 
         def response(m: dict[str, Any]) -> bool:
@@ -374,9 +381,7 @@ async def test_authenticate_before_subscribing_and_refreshing_the_token(auth):
     async with ws:
         await sock.send(authenticate(auth.token("rsa", email="first@example.com"), 0))
         await sock.send(add_queries(0, (7, "whoami:me")))
-        first = await sock.until(
-            lambda m: m["type"] == "Transition" and 7 in updates(m)
-        )
+        first = await sock.until(lambda m: m["type"] == "Transition" and 7 in updates(m))
         assert first["endVersion"]["identity"] == 1
         assert first["endVersion"]["querySet"] == 1
         assert_identity(updates(first)[7]["value"], issuer=RSA_ISSUER, email="first@example.com")
@@ -403,9 +408,11 @@ async def test_transition_advancing_query_set_carries_the_added_queries_results(
     key = auth.server.wait_admin_key()
     missing = []
     for attempt in range(8):
-        httpx.post(auth.server.url + "/api/mutation",
-                   json={"path": "notes:add", "args": {"body": f"bump-{attempt}"}},
-                   headers={"Authorization": f"Convex {key}"})
+        httpx.post(
+            auth.server.url + "/api/mutation",
+            json={"path": "notes:add", "args": {"body": f"bump-{attempt}"}},
+            headers={"Authorization": f"Convex {key}"},
+        )
         ws, sock = await open_socket(auth.server)
         async with ws:
             await sock.send(authenticate(auth.token("ec"), 0))
@@ -462,8 +469,17 @@ def _bad_tokens(auth: AuthSetup) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize(
     "case",
-    ["wrong_signature", "wrong_signature_ec", "wrong_issuer", "wrong_audience",
-     "wrong_audience_custom", "expired", "not_a_jwt", "unknown_kid", "missing_kid"],
+    [
+        "wrong_signature",
+        "wrong_signature_ec",
+        "wrong_issuer",
+        "wrong_audience",
+        "wrong_audience_custom",
+        "expired",
+        "not_a_jwt",
+        "unknown_kid",
+        "missing_kid",
+    ],
 )
 async def test_bad_token_gets_auth_error_then_close(auth, case):
     token, fragment = _bad_tokens(auth)[case]
@@ -477,9 +493,7 @@ async def test_bad_token_gets_auth_error_then_close(auth, case):
         closed = await sock.closed()
     assert all(m["type"] != "FatalError" for m in sock.received)
     # Nothing ran as that user: no Transition ever reported identity 1.
-    assert all(
-        m["endVersion"]["identity"] == 0 for m in sock.received if m["type"] == "Transition"
-    )
+    assert all(m["endVersion"]["identity"] == 0 for m in sock.received if m["type"] == "Transition")
     assert closed.rcvd is None or closed.rcvd.code in (1000, 1001)
     auth.server.assert_alive()
 
@@ -529,13 +543,22 @@ async def test_admin_authenticate_reaches_internal_functions_and_impersonates(au
         assert sock.received[-1]["endVersion"]["identity"] == 1
         assert results[0]["type"] == "QueryUpdated", results[0]
         assert results[0]["value"]["secret"] == "internal-only"
-        assert_identity(results[0]["value"]["identity"], issuer="https://acting.test",
-                        subject="bob", name="Bob")
+        assert_identity(
+            results[0]["value"]["identity"], issuer="https://acting.test", subject="bob", name="Bob"
+        )
         assert_identity(results[1]["value"], issuer="https://acting.test", subject="bob")
 
         # Internal mutations too.
-        await sock.send(json.dumps({"type": "Mutation", "requestId": 0, "udfPath": "notes:add",
-                                    "args": [{"body": "from-admin-ws"}]}))
+        await sock.send(
+            json.dumps(
+                {
+                    "type": "Mutation",
+                    "requestId": 0,
+                    "udfPath": "notes:add",
+                    "args": [{"body": "from-admin-ws"}],
+                }
+            )
+        )
         response = await sock.until(lambda m: m["type"] == "MutationResponse")
         assert response["success"] is True, response
         assert response["result"]["added"] == "from-admin-ws"
@@ -556,8 +579,7 @@ async def test_internal_query_subscribed_before_admin_authenticate_is_rerun(auth
         impersonating = {"issuer": "https://acting.test", "subject": "bob"}
         await sock.send(authenticate(key, 0, token_type="Admin", impersonating=impersonating))
         confirmed = await sock.transition(identity=1)
-        assert_identity(updates(confirmed)[1]["value"], issuer="https://acting.test",
-                        subject="bob")
+        assert_identity(updates(confirmed)[1]["value"], issuer="https://acting.test", subject="bob")
         rerun = updates(confirmed).get(0)
         if rerun is None:  # tolerate it arriving in a later Transition
             try:
@@ -587,7 +609,9 @@ async def test_wrong_admin_key_over_websocket_is_an_auth_error(auth):
 # --- HTTP ----------------------------------------------------------------------------------
 
 
-def _post(server: ReactorServer, route: str, path: str, authorization: str | None) -> httpx.Response:
+def _post(
+    server: ReactorServer, route: str, path: str, authorization: str | None
+) -> httpx.Response:
     headers = {"Convex-Client": "npm-1.48.0"}
     if authorization is not None:
         headers["Authorization"] = authorization
@@ -601,8 +625,12 @@ def _post(server: ReactorServer, route: str, path: str, authorization: str | Non
 
 @pytest.mark.parametrize(
     ("route", "path"),
-    [("/api/query", "whoami:me"), ("/api/mutation", "whoami:me_mutation"),
-     ("/api/action", "whoami:me_action"), ("/api/function", "whoami:me")],
+    [
+        ("/api/query", "whoami:me"),
+        ("/api/mutation", "whoami:me_mutation"),
+        ("/api/action", "whoami:me_action"),
+        ("/api/function", "whoami:me"),
+    ],
 )
 def test_http_bearer_token_gives_the_identity(auth, route, path):
     response = _post(auth.server, route, path, f"Bearer {auth.token('oidc', email='h@x.io')}")
@@ -648,8 +676,9 @@ def test_http_admin_key_runs_internal_functions(auth):
     assert wrong.status_code == 401
     assert wrong.json()["code"] == "Unauthenticated"
 
-    check = httpx.get(auth.server.url + "/api/check_admin_key",
-                      headers={"Authorization": f"Convex {key}"})
+    check = httpx.get(
+        auth.server.url + "/api/check_admin_key", headers={"Authorization": f"Convex {key}"}
+    )
     assert check.status_code == 200 and check.json()["success"] is True
     denied = httpx.get(auth.server.url + "/api/check_admin_key")
     assert denied.status_code == 403
@@ -657,13 +686,24 @@ def test_http_admin_key_runs_internal_functions(auth):
 
 def test_http_admin_key_acting_as_a_user(auth):
     key = auth.server.wait_admin_key()
-    attributes = {"issuer": "https://acting.test", "subject": "carol", "email": "c@x.io",
-                  "emailVerified": True, "team": "blue"}
+    attributes = {
+        "issuer": "https://acting.test",
+        "subject": "carol",
+        "email": "c@x.io",
+        "emailVerified": True,
+        "team": "blue",
+    }
     encoded = base64.b64encode(json.dumps(attributes).encode()).decode()
     me = _post(auth.server, "/api/query", "whoami:me", f"Convex {key}:{encoded}").json()
     assert me["status"] == "success", me
-    assert_identity(me["value"], issuer="https://acting.test", subject="carol",
-                    email="c@x.io", emailVerified=True, team="blue")
+    assert_identity(
+        me["value"],
+        issuer="https://acting.test",
+        subject="carol",
+        email="c@x.io",
+        emailVerified=True,
+        team="blue",
+    )
     # Acting as a user still has admin rights.
     secret = _post(auth.server, "/api/query", "whoami:secret", f"Convex {key}:{encoded}").json()
     assert secret["value"]["identity"]["tokenIdentifier"] == "https://acting.test|carol"
@@ -684,8 +724,10 @@ def test_http_action_sees_the_bearer_identity(auth):
     anonymous = httpx.get(auth.server.site_url + "/whoami")
     assert anonymous.json() == {"identity": None, "viaRunQuery": None}
 
-    bad = httpx.get(auth.server.site_url + "/whoami",
-                    headers={"Authorization": f"Bearer {auth.token('ec', exp=1)}"})
+    bad = httpx.get(
+        auth.server.site_url + "/whoami",
+        headers={"Authorization": f"Bearer {auth.token('ec', exp=1)}"},
+    )
     assert bad.status_code == 401
     assert bad.json()["code"] == "Unauthenticated"
     assert "expired" in bad.json()["message"].lower()
@@ -728,4 +770,3 @@ def test_js_set_auth_confirms_and_refreshes(auth, run_node_on):
     assert True in bad["fetchCalls"], result.describe()
     assert bad["queryValue"] is None
     assert bad["mutationResult"] is None
-

@@ -55,14 +55,20 @@ async def healthy(server_url: str, channel: str) -> None:
     async with httpx.AsyncClient(base_url=server_url) as http:
         sent = await http.post(
             "/api/mutation",
-            json={"path": "messages:send", "args": [{"channel": channel, "body": "ok"}],
-                  "format": "convex_encoded_json"},
+            json={
+                "path": "messages:send",
+                "args": [{"channel": channel, "body": "ok"}],
+                "format": "convex_encoded_json",
+            },
         )
         assert sent.json()["status"] == "success"
         listed = await http.post(
             "/api/query",
-            json={"path": "messages:bodies", "args": [{"channel": channel}],
-                  "format": "convex_encoded_json"},
+            json={
+                "path": "messages:bodies",
+                "args": [{"channel": channel}],
+                "format": "convex_encoded_json",
+            },
         )
         assert "ok" in json.dumps(listed.json()["value"])
 
@@ -72,10 +78,18 @@ async def healthy(server_url: str, channel: str) -> None:
     [
         ("{not json", "Invalid"),
         (json.dumps({"type": "Teleport"}), "unknown type"),
-        (json.dumps({"type": "ModifyQuerySet", "baseVersion": "x", "newVersion": 1,
-                     "modifications": []}), "baseVersion"),
-        (json.dumps({"type": "ModifyQuerySet", "baseVersion": 3, "newVersion": 4,
-                     "modifications": []}), "Base version"),
+        (
+            json.dumps(
+                {"type": "ModifyQuerySet", "baseVersion": "x", "newVersion": 1, "modifications": []}
+            ),
+            "baseVersion",
+        ),
+        (
+            json.dumps(
+                {"type": "ModifyQuerySet", "baseVersion": 3, "newVersion": 4, "modifications": []}
+            ),
+            "Base version",
+        ),
     ],
 )
 async def test_protocol_violations_get_a_fatal_error_and_a_close(server_url, frame, fragment):
@@ -101,14 +115,25 @@ async def test_identity_version_mismatch_closes_without_fatal_error(server_url):
 async def test_bad_args_unknown_and_internal_functions_are_clear_errors(server_url):
     async with websockets.connect(ws_url(server_url)) as ws:
         await ws.send(connect_msg())
-        await ws.send(json.dumps({
-            "type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
-            "modifications": [
-                {"type": "Add", "queryId": 0, "udfPath": "messages:nope", "args": [{}]},
-                {"type": "Add", "queryId": 1, "udfPath": "errors:secret", "args": [{}]},
-                {"type": "Add", "queryId": 2, "udfPath": "messages:list", "args": [{"channel": 5}]},
-            ],
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "ModifyQuerySet",
+                    "baseVersion": 0,
+                    "newVersion": 1,
+                    "modifications": [
+                        {"type": "Add", "queryId": 0, "udfPath": "messages:nope", "args": [{}]},
+                        {"type": "Add", "queryId": 1, "udfPath": "errors:secret", "args": [{}]},
+                        {
+                            "type": "Add",
+                            "queryId": 2,
+                            "udfPath": "messages:list",
+                            "args": [{"channel": 5}],
+                        },
+                    ],
+                }
+            )
+        )
         transition = await recv_until(ws, lambda m: m["type"] == "Transition")
         failed = {m["queryId"]: m for m in transition["modifications"]}
         assert len(failed) == 3
@@ -117,10 +142,16 @@ async def test_bad_args_unknown_and_internal_functions_are_clear_errors(server_u
         assert "Could not find public function for 'errors:secret'" in failed[1]["errorMessage"]
         assert "channel" in failed[2]["errorMessage"]
         assert "errorData" not in failed[2]
-        await ws.send(json.dumps({
-            "type": "Mutation", "requestId": 0, "udfPath": "messages:send",
-            "args": [{"channel": "x"}],
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "Mutation",
+                    "requestId": 0,
+                    "udfPath": "messages:send",
+                    "args": [{"channel": "x"}],
+                }
+            )
+        )
         response = await recv_until(ws, lambda m: m["type"] == "MutationResponse")
         assert response["success"] is False
         assert response["ts"] is None
@@ -132,10 +163,16 @@ async def test_bad_args_unknown_and_internal_functions_are_clear_errors(server_u
 async def test_oversized_frame_closes_that_socket_only(server_url):
     async with websockets.connect(ws_url(server_url), max_size=None) as ws:
         await ws.send(connect_msg())
-        await ws.send(json.dumps({
-            "type": "Mutation", "requestId": 0, "udfPath": "messages:send",
-            "args": [{"channel": "big", "body": "x" * (18 * 1024 * 1024)}],
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "Mutation",
+                    "requestId": 0,
+                    "udfPath": "messages:send",
+                    "args": [{"channel": "big", "body": "x" * (18 * 1024 * 1024)}],
+                }
+            )
+        )
         closed = await expect_closed(ws, timeout=20)
         assert closed.rcvd is not None and closed.rcvd.code == 1009
     await healthy(server_url, "after-oversized")
@@ -145,9 +182,11 @@ async def test_oversized_document_is_refused_with_a_clear_error(server_url):
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as http:
         response = await http.post(
             "/api/mutation",
-            json={"path": "messages:send",
-                  "args": [{"channel": "doc", "body": "y" * (1024 * 1024 + 10)}],
-                  "format": "convex_encoded_json"},
+            json={
+                "path": "messages:send",
+                "args": [{"channel": "doc", "body": "y" * (1024 * 1024 + 10)}],
+                "format": "convex_encoded_json",
+            },
         )
         body = response.json()
         assert body["status"] == "error"
@@ -170,13 +209,15 @@ async def test_http_bad_input(server_url):
         unknown = await http.post("/api/query", json={"path": "nope:nothing", "args": {}})
         assert unknown.status_code == 200
         assert unknown.json() == {
-            "status": "error", "errorMessage": "Could not find public function for 'nope:nothing'."
+            "status": "error",
+            "errorMessage": "Could not find public function for 'nope:nothing'.",
         }
         wrong_kind = await http.post(
             "/api/query", json={"path": "messages:send", "args": {"channel": "a", "body": "b"}}
         )
         assert "defined as Mutation" in wrong_kind.json()["errorMessage"]
-        internal = await http.post("/api/mutation", json={"path": "counter:internal_bump",
-                                                          "args": {"name": "x"}})
+        internal = await http.post(
+            "/api/mutation", json={"path": "counter:internal_bump", "args": {"name": "x"}}
+        )
         assert "Could not find public function" in internal.json()["errorMessage"]
     await healthy(server_url, "after-http")

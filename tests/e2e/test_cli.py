@@ -161,15 +161,34 @@ async def test_env_set_get_list_remove_and_live_queries(server):
     name = "GREETING_" + uuid.uuid4().hex[:6].upper()
     url = server.url.replace("http://", "ws://") + "/api/sync"
     async with websockets.connect(url) as ws:
-        await ws.send(json.dumps({"type": "Connect", "sessionId": str(uuid.uuid4()),
-                                  "connectionCount": 0, "lastCloseReason": "InitialConnect"}))
-        await ws.send(json.dumps({
-            "type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
-            "modifications": [
-                {"type": "Add", "queryId": 0, "udfPath": "env:get", "args": [{"name": name}]},
-                {"type": "Add", "queryId": 1, "udfPath": "env:system", "args": [{}]},
-            ],
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "Connect",
+                    "sessionId": str(uuid.uuid4()),
+                    "connectionCount": 0,
+                    "lastCloseReason": "InitialConnect",
+                }
+            )
+        )
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "ModifyQuerySet",
+                    "baseVersion": 0,
+                    "newVersion": 1,
+                    "modifications": [
+                        {
+                            "type": "Add",
+                            "queryId": 0,
+                            "udfPath": "env:get",
+                            "args": [{"name": name}],
+                        },
+                        {"type": "Add", "queryId": 1, "udfPath": "env:system", "args": [{}]},
+                    ],
+                }
+            )
+        )
         assert await _next_value(ws, 0) is None
 
         (await _cli("env", "set", name, "hello world", *remote(server))).ok()
@@ -203,8 +222,9 @@ def test_env_refuses_bad_names_system_names_and_missing_keys(server):
     assert http_query(server, "env:system")["cloud"] == server.url
     no_key = reactor("env", "list", "--url", server.url).failed()
     assert "admin key" in no_key.stderr.lower()
-    wrong_key = reactor("env", "set", "X_VAR", "1", "--url", server.url,
-                        "--admin-key", "nope").failed()
+    wrong_key = reactor(
+        "env", "set", "X_VAR", "1", "--url", server.url, "--admin-key", "nope"
+    ).failed()
     assert wrong_key.stderr.strip()
     assert http_query(server, "env:get", {"name": "X_VAR"}) is None
 
@@ -217,8 +237,9 @@ def test_local_mode_refused_while_the_server_runs_then_works_when_stopped(app_se
     key = srv.wait_admin_key()
     local = ["--app", str(AUTH_APP), "--data", str(srv.data_dir)]
 
-    reactor("run", "notes:add", '{"body": "while-serving"}', "--url", srv.url,
-            "--admin-key", key).ok()
+    reactor(
+        "run", "notes:add", '{"body": "while-serving"}', "--url", srv.url, "--admin-key", key
+    ).ok()
 
     for argv in (("run", "notes:bodies"), ("env", "list"), ("env", "set", "LOCAL_VAR", "x")):
         refused = reactor(*argv, *local).failed()
@@ -257,16 +278,26 @@ def test_rotate_admin_key_replaces_the_old_one(tmp_path):
     second = tmp_path / "k2"
     for key_file in (first, second):
         done = subprocess.run(
-            [sys.executable, "-m", "reactor", "rotate-admin-key", "--data", str(data),
-             "--admin-key-file", str(key_file)],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "reactor",
+                "rotate-admin-key",
+                "--data",
+                str(data),
+                "--admin-key-file",
+                str(key_file),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == 0, done.stderr
     old, new = first.read_text().strip(), second.read_text().strip()
     assert old != new and new.startswith("reactor-admin|")
 
-    from reactor.app import open_storage
-    from reactor.authn import Authenticator
+    from reactor.server.app import open_storage
+    from reactor.auth.authenticator import Authenticator
 
     persistence = open_storage(None, data)
     try:

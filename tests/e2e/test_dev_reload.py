@@ -43,9 +43,23 @@ def dev_server(tmp_path):
     port = free_port()
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reactor", "dev", str(app), "--port", str(port),
-         "--data", str(tmp_path / "data"), "--http-port", "0"],
-        cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "reactor",
+            "dev",
+            str(app),
+            "--port",
+            str(port),
+            "--data",
+            str(tmp_path / "data"),
+            "--http-port",
+            "0",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
     while True:
@@ -68,13 +82,28 @@ def dev_server(tmp_path):
 async def test_editing_a_function_pushes_the_new_result(dev_server):
     port, app = dev_server
     async with websockets.connect(f"ws://127.0.0.1:{port}/api/sync") as ws:
-        await ws.send(json.dumps({"type": "Connect", "sessionId": str(uuid.uuid4()),
-                                  "connectionCount": 0, "lastCloseReason": "InitialConnect"}))
-        await ws.send(json.dumps({
-            "type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
-            "modifications": [{"type": "Add", "queryId": 0, "udfPath": "greeting:hello",
-                               "args": [{}]}],
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "Connect",
+                    "sessionId": str(uuid.uuid4()),
+                    "connectionCount": 0,
+                    "lastCloseReason": "InitialConnect",
+                }
+            )
+        )
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "ModifyQuerySet",
+                    "baseVersion": 0,
+                    "newVersion": 1,
+                    "modifications": [
+                        {"type": "Add", "queryId": 0, "udfPath": "greeting:hello", "args": [{}]}
+                    ],
+                }
+            )
+        )
         values = []
 
         async def next_value():

@@ -133,13 +133,33 @@ async def _recv(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
 async def test_subscribed_metadata_query_sees_the_delete(server):
     _, storage_id = upload(server, PNG)
     async with websockets.connect(server.url.replace("http://", "ws://") + "/api/sync") as ws:
-        await ws.send(json.dumps({"type": "Connect", "sessionId": str(uuid.uuid4()),
-                                  "connectionCount": 0, "lastCloseReason": "InitialConnect"}))
-        await ws.send(json.dumps({
-            "type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
-            "modifications": [{"type": "Add", "queryId": 0, "udfPath": "files:metadata",
-                               "args": [{"id": storage_id}]}],
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "Connect",
+                    "sessionId": str(uuid.uuid4()),
+                    "connectionCount": 0,
+                    "lastCloseReason": "InitialConnect",
+                }
+            )
+        )
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "ModifyQuerySet",
+                    "baseVersion": 0,
+                    "newVersion": 1,
+                    "modifications": [
+                        {
+                            "type": "Add",
+                            "queryId": 0,
+                            "udfPath": "files:metadata",
+                            "args": [{"id": storage_id}],
+                        }
+                    ],
+                }
+            )
+        )
         first = await _recv(ws)
         while first["type"] != "Transition" or not first["modifications"]:
             first = await _recv(ws)

@@ -174,15 +174,21 @@ def test_webhook_secret_rotation_takes_effect(server, site):
     channel = f"hook-rot-{uuid.uuid4().hex[:8]}"
     body = json.dumps({"id": "evt_3", "channel": channel, "body": "rotated"}).encode()
     try:
-        httpx.post(server.url + "/api/admin/env", json={"changes": {"WEBHOOK_SECRET": rotated}},
-                   headers={"Authorization": f"Convex {key}"}).raise_for_status()
+        httpx.post(
+            server.url + "/api/admin/env",
+            json={"changes": {"WEBHOOK_SECRET": rotated}},
+            headers={"Authorization": f"Convex {key}"},
+        ).raise_for_status()
         old = site.post("/webhook", content=body, headers={"X-Signature": sign(body)})
         assert old.status_code == 401
         new = site.post("/webhook", content=body, headers={"X-Signature": sign(body, rotated)})
         assert new.status_code == 200, new.text
     finally:
-        httpx.post(server.url + "/api/admin/env", json={"changes": {"WEBHOOK_SECRET": SECRET}},
-                   headers={"Authorization": f"Convex {key}"}).raise_for_status()
+        httpx.post(
+            server.url + "/api/admin/env",
+            json={"changes": {"WEBHOOK_SECRET": SECRET}},
+            headers={"Authorization": f"Convex {key}"},
+        ).raise_for_status()
     assert query(server, "messages:bodies", {"channel": channel}) == ["rotated"]
 
 

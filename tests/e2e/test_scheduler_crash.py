@@ -36,8 +36,9 @@ def server(server_factory):
 
 
 def test_pending_job_survives_kill_and_runs_once(server):
-    job_id = call(server.url, "mutation", "scheduled:plan",
-                  {"name": "pending", "delay": 1.0, "sleep": 0.0})
+    job_id = call(
+        server.url, "mutation", "scheduled:plan", {"name": "pending", "delay": 1.0, "sleep": 0.0}
+    )
     server.restart(hard=True)
     job = wait_job(server.url, job_id)
     assert job["state"] == {"kind": "success"}
@@ -46,8 +47,9 @@ def test_pending_job_survives_kill_and_runs_once(server):
 
 
 def test_mutation_killed_while_running_runs_exactly_once(server):
-    job_id = call(server.url, "mutation", "scheduled:plan",
-                  {"name": "running", "delay": 0.0, "sleep": 1.5})
+    job_id = call(
+        server.url, "mutation", "scheduled:plan", {"name": "running", "delay": 0.0, "sleep": 1.5}
+    )
     time.sleep(0.6)  # the job has started and sleeps between its read and its write
     assert call(server.url, "query", "scheduled:job", {"id": job_id})["state"]["kind"] == "pending"
     server.restart(hard=True)
@@ -63,7 +65,9 @@ def test_action_killed_while_running_is_never_run_again(server):
     while call(server.url, "query", "counter:get", {"name": "act"}) != 1.0:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert call(server.url, "query", "scheduled:job", {"id": job_id})["state"]["kind"] == "inProgress"
+    assert (
+        call(server.url, "query", "scheduled:job", {"id": job_id})["state"]["kind"] == "inProgress"
+    )
     server.restart(hard=True)
     job = wait_job(server.url, job_id)
     assert job["state"] == {"kind": "failed", "error": "Transient error while executing action"}

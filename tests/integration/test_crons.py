@@ -77,7 +77,9 @@ async def test_crons_fire_at_the_right_minute_without_overlap(tmp_path):
         assert runner.skipped == 1
 
         async def slow_done():
-            return all(kind == "success" for _, _, kind in (await call(services, "work:jobs")).value)
+            return all(
+                kind == "success" for _, _, kind in (await call(services, "work:jobs")).value
+            )
 
         await settle(services, slow_done)
         clock.ns = ns("2026-03-01T10:30:00")  # hourly at :30, and the minute job again

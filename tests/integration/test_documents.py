@@ -90,12 +90,16 @@ async def test_reactive_pages_grow_and_never_leave_gaps(services):
     page2 = [d["n"] for d in sink.latest[2]["page"]]
     assert page1 == [10.0, 15.0, 20.0]  # grew instead of pushing 20 onto page 2
     assert page2 == [30.0, 35.0, 40.0]
-    rest = (await call(services, "items:page", {"numItems": 10,
-                                                "cursor": sink.latest[2]["continueCursor"]})).value
+    rest = (
+        await call(
+            services, "items:page", {"numItems": 10, "cursor": sink.latest[2]["continueCursor"]}
+        )
+    ).value
     assert [d["n"] for d in rest["page"]] == [50.0]
     assert rest["isDone"] is True
-    done = (await call(services, "items:page", {"numItems": 10,
-                                                "cursor": rest["continueCursor"]})).value
+    done = (
+        await call(services, "items:page", {"numItems": 10, "cursor": rest["continueCursor"]})
+    ).value
     assert done["page"] == [] and done["isDone"] is True
 
 
@@ -103,8 +107,9 @@ async def test_zero_items_and_foreign_cursors(services):
     await call(services, "items:add", {"n": 1})
     empty = (await call(services, "items:page", {"numItems": 0, "cursor": None})).value
     assert empty["page"] == [] and empty["isDone"] is False
-    after = (await call(services, "items:page", {"numItems": 5,
-                                                 "cursor": empty["continueCursor"]})).value
+    after = (
+        await call(services, "items:page", {"numItems": 5, "cursor": empty["continueCursor"]})
+    ).value
     assert [d["n"] for d in after["page"]] == [1.0]
     bad = await call(services, "items:page", {"numItems": 5, "cursor": "bm90LWEtY3Vyc29y"})
     assert not bad.success and "Invalid cursor" in bad.error_message
@@ -129,8 +134,9 @@ async def test_an_index_added_later_is_back_filled(tmp_path):
         for n in (1, 2, 3):
             await call(services, "items:add", {"n": n})
     (app / "schema.py").write_text(
-        (app / "schema.py").read_text().replace('.index("by_n", ["n"])',
-                                                '.index("by_n", ["n"]).index("by_tag", ["tag"])')
+        (app / "schema.py")
+        .read_text()
+        .replace('.index("by_n", ["n"])', '.index("by_n", ["n"]).index("by_tag", ["tag"])')
     )
     async with running_services(app, tmp_path / "data") as services:
         found = await call(services, "items:by_tag", {"tag": "t"})
@@ -143,7 +149,12 @@ async def test_an_index_added_later_is_back_filled(tmp_path):
 async def test_pruning_forgets_superseded_versions_but_not_current_data(tmp_path):
     import sqlite3
 
-    app = write_app(tmp_path / "app", {"schema.py": SCHEMA, "items.py": ITEMS + '''
+    app = write_app(
+        tmp_path / "app",
+        {
+            "schema.py": SCHEMA,
+            "items.py": ITEMS
+            + """
     @mutation(args={"id": v.id("items"), "n": v.float64()})
     async def move(ctx, id, n):
         await ctx.db.patch(id, {"n": n})
@@ -151,7 +162,9 @@ async def test_pruning_forgets_superseded_versions_but_not_current_data(tmp_path
     @mutation(args={"id": v.id("items")})
     async def drop(ctx, id):
         await ctx.db.delete(id)
-'''})
+""",
+        },
+    )
     async with running_services(app, tmp_path / "data") as services:
         keep = (await call(services, "items:add", {"n": 1})).value
         gone = (await call(services, "items:add", {"n": 2})).value
@@ -180,9 +193,9 @@ async def test_a_reload_back_fills_an_index_while_serving(tmp_path):
         for n in (1, 2):
             await call(services, "items:add", {"n": n})
         (app / "schema.py").write_text(
-            (app / "schema.py").read_text().replace(
-                '.index("by_n", ["n"])', '.index("by_n", ["n"]).index("by_tag", ["tag"])'
-            )
+            (app / "schema.py")
+            .read_text()
+            .replace('.index("by_n", ["n"])', '.index("by_n", ["n"]).index("by_tag", ["tag"])')
         )
         services.reload(load_app(app))
         for _ in range(100):

@@ -13,14 +13,22 @@ import httpx
 import pytest
 
 from functions.store import IndexRange, Order
-from reactor.http_actions import create_site_app
+from reactor.server.http_actions import create_site_app
 from reactor.testing import running_services
 
 pytestmark = pytest.mark.anyio
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "teamtasks"
-ANN = {"subject": "ann", "issuer": "https://issuer.test", "tokenIdentifier": "https://issuer.test|ann"}
-BOB = {"subject": "bob", "issuer": "https://issuer.test", "tokenIdentifier": "https://issuer.test|bob"}
+ANN = {
+    "subject": "ann",
+    "issuer": "https://issuer.test",
+    "tokenIdentifier": "https://issuer.test|ann",
+}
+BOB = {
+    "subject": "bob",
+    "issuer": "https://issuer.test",
+    "tokenIdentifier": "https://issuer.test|bob",
+}
 
 
 async def run(services, path, args=None, identity=None):
@@ -50,7 +58,9 @@ async def test_tasks_belong_to_the_signed_in_user_and_completion_notifies(servic
     anonymous = await run(services, "tasks:add", {"title": "x"})
     assert anonymous.error_data == {"code": "NOT_SIGNED_IN"}
     task = (await run(services, "tasks:add", {"title": "write docs"}, ANN)).value
-    assert [t["title"] for t in (await run(services, "tasks:mine", {}, ANN)).value] == ["write docs"]
+    assert [t["title"] for t in (await run(services, "tasks:mine", {}, ANN)).value] == [
+        "write docs"
+    ]
     assert (await run(services, "tasks:mine", {}, BOB)).value == []
     stolen = await run(services, "tasks:complete", {"id": task}, BOB)
     assert stolen.error_data == {"code": "NOT_FOUND", "id": task}
@@ -69,20 +79,30 @@ async def test_purge_deletes_old_read_notifications_in_batches(services):
 
     async def seed(txn):
         for i in range(250):
-            await txn.insert("notifications", {"owner": "ann", "message": f"{i}", "read": True, "at": old})
-        await txn.insert("notifications", {"owner": "ann", "message": "recent", "read": True, "at": now})
-        await txn.insert("notifications", {"owner": "ann", "message": "unread", "read": False, "at": old})
+            await txn.insert(
+                "notifications", {"owner": "ann", "message": f"{i}", "read": True, "at": old}
+            )
+        await txn.insert(
+            "notifications", {"owner": "ann", "message": "recent", "read": True, "at": now}
+        )
+        await txn.insert(
+            "notifications", {"owner": "ann", "message": "unread", "read": False, "at": old}
+        )
 
     await services.executor.run_system(seed)
     first = await run(services, "notifications:purge_read", {"batch": 100, "now": now})
     assert first.value == 100  # one bounded batch; the rest is rescheduled
 
     async def purged():
-        remaining = (await services.executor.run_query(
-            services.registry.resolve("notifications:unread"), {}, identity=ANN)).value
+        remaining = (
+            await services.executor.run_query(
+                services.registry.resolve("notifications:unread"), {}, identity=ANN
+            )
+        ).value
         txn = services.executor._transaction(services.executor.snapshot_ts(), writable=False)
-        left = [n async for n in txn.scan("notifications", "by_creation_time", IndexRange(),
-                                           Order.ASC)]
+        left = [
+            n async for n in txn.scan("notifications", "by_creation_time", IndexRange(), Order.ASC)
+        ]
         return len(left) == 2 and len(remaining) == 1
 
     await eventually(purged)
@@ -93,7 +113,9 @@ async def test_webhook_accepts_a_good_signature_and_rejects_a_bad_one(services):
     site = create_site_app(services)
     body = json.dumps({"owner": "ann", "title": "from webhook"}).encode()
     good = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=site), base_url="http://site") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=site), base_url="http://site"
+    ) as http:
         bad = await http.post("/webhooks/tasks", content=body, headers={"x-signature": "0" * 64})
         assert bad.status_code == 401
         ok = await http.post("/webhooks/tasks", content=body, headers={"x-signature": good})
@@ -103,16 +125,22 @@ async def test_webhook_accepts_a_good_signature_and_rejects_a_bad_one(services):
 
 
 async def test_attachments_through_upload_urls(services):
-    from reactor.app import create_app
+    from reactor.server.app import create_app
 
     task = (await run(services, "tasks:add", {"title": "with file"}, ANN)).value
     url = (await run(services, "tasks:attachment_upload_url", {}, ANN)).value
     api = create_app(services.app, services=services)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://api") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api), base_url="http://api"
+    ) as http:
         path = url.split("127.0.0.1:3210", 1)[1]
-        uploaded = await http.post(path, content=b"\x89PNG...", headers={"content-type": "image/png"})
+        uploaded = await http.post(
+            path, content=b"\x89PNG...", headers={"content-type": "image/png"}
+        )
         storage_id = uploaded.json()["storageId"]
-        assert (await run(services, "tasks:attach", {"id": task, "storageId": storage_id}, ANN)).success
+        assert (
+            await run(services, "tasks:attach", {"id": task, "storageId": storage_id}, ANN)
+        ).success
         link = (await run(services, "tasks:attachment_url", {"id": task}, ANN)).value
         got = await http.get(link.split("127.0.0.1:3210", 1)[1])
         assert got.status_code == 200 and got.content == b"\x89PNG..."

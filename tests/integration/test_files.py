@@ -18,9 +18,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from reactor.blobs import BlobStore
-from reactor.files import FileStorage, StorageFileNotFound, storage_secret
-from reactor.services import Services
+from reactor.platform.blobs import BlobStore
+from reactor.platform.files import FileStorage, StorageFileNotFound, storage_secret
+from reactor.server.deployment import Services
 from reactor.testing import running_services, write_app
 from schema.errors import ReadOnlyTransactionError, ValidationError
 
@@ -59,7 +59,9 @@ class Deployment:
 
     async def upload(self, data, content_type: str | None = "image/png") -> str:
         headers = {} if content_type is None else {"content-type": content_type}
-        response = await self.client.post(self.files.generate_upload_url(), content=data, headers=headers)
+        response = await self.client.post(
+            self.files.generate_upload_url(), content=data, headers=headers
+        )
         assert response.status_code == 200, response.text
         return response.json()["storageId"]
 
@@ -210,9 +212,7 @@ async def test_download_urls_cannot_be_made_from_a_bare_id_or_forged(tmp_path):
             assert response.status_code == 404
             assert response.json()["code"] == "NotFound"
         # another deployment's secret signs URLs this one rejects
-        other = FileStorage(
-            d.services.executor, d.files.blobs, secret=b"x" * 32, base_url=BASE
-        )
+        other = FileStorage(d.services.executor, d.files.blobs, secret=b"x" * 32, base_url=BASE)
         assert (await d.client.get(await other.get_url(None, storage_id))).status_code == 404
         assert (await d.client.get(url)).status_code == 200
 
@@ -377,7 +377,9 @@ async def test_handle_rules_per_function_kind(tmp_path):
         with pytest.raises(ReadOnlyTransactionError):
             await query.delete("anything")
         mutation = d.files.handle(d.write_txn())
-        assert (await mutation.generate_upload_url()).startswith(f"{BASE}/api/storage/upload?token=")
+        assert (await mutation.generate_upload_url()).startswith(
+            f"{BASE}/api/storage/upload?token="
+        )
         with pytest.raises(ValidationError, match="only available in actions"):
             await mutation.store(b"x")
         with pytest.raises(ValidationError, match="not a storage ID"):
@@ -398,7 +400,9 @@ async def test_store_and_get_in_actions(tmp_path):
         assert meta["size"] == 200_000.0
         assert meta["sha256"] == hashlib.sha256(expected).hexdigest()
         response = await d.client.get(await action.get_url(from_bytes))
-        assert response.content == b"hello" and response.headers["content-type"].startswith("text/plain")
+        assert response.content == b"hello" and response.headers["content-type"].startswith(
+            "text/plain"
+        )
         await action.delete(from_bytes)
         assert await action.get(from_bytes) is None
 
@@ -464,10 +468,18 @@ async def test_large_upload_and_download_stream_in_chunks(tmp_path):
                 digest.update(message["body"])
 
         scope = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1", "method": "GET", "scheme": "http", "path": url.path,
-            "raw_path": url.raw_path, "query_string": b"", "headers": [(b"host", b"files.test")],
-            "server": ("files.test", 80), "client": ("127.0.0.1", 1), "root_path": "",
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": url.path,
+            "raw_path": url.raw_path,
+            "query_string": b"",
+            "headers": [(b"host", b"files.test")],
+            "server": ("files.test", 80),
+            "client": ("127.0.0.1", 1),
+            "root_path": "",
         }
         tracemalloc.start()
         try:

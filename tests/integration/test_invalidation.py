@@ -195,7 +195,10 @@ async def test_all_queries_of_a_session_come_at_one_timestamp(services):
 
 
 async def test_results_are_shared_across_users_only_if_identity_was_not_read(tmp_path):
-    app = write_app(tmp_path / "whoapp", {"who.py": """
+    app = write_app(
+        tmp_path / "whoapp",
+        {
+            "who.py": """
         from functions import query
 
         @query
@@ -206,7 +209,9 @@ async def test_results_are_shared_across_users_only_if_identity_was_not_read(tmp
         @query
         async def plain(ctx):
             return 1
-    """})
+    """
+        },
+    )
     x = {"subject": "x", "tokenIdentifier": "i|x"}
     y = {"subject": "y", "tokenIdentifier": "i|y"}
     async with running_services(app, tmp_path / "whodata") as services:

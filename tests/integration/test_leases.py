@@ -9,8 +9,8 @@ import time
 import pytest
 
 from functions.loader import load_app
-from reactor.leader import Leadership
-from reactor.services import Services
+from reactor.platform.leases import Leadership
+from reactor.server.deployment import Services
 from reactor.storage.sqlite import SqlitePersistence
 from reactor.testing import call, write_app
 from schema.errors import StorageUnavailable

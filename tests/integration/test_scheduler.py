@@ -164,7 +164,7 @@ async def test_system_tables_are_read_only_and_separate(services):
 
 
 async def test_finished_jobs_are_purged_after_the_retention(services, monkeypatch):
-    from reactor import scheduler as scheduler_module
+    from reactor.platform import scheduler as scheduler_module
 
     job_id = (await call(services, "jobs:schedule_bump", {"name": "old", "delay": 0})).value
     await wait_for_state(services, job_id)

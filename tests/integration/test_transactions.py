@@ -121,7 +121,9 @@ async def test_concurrent_transfers_conserve_the_total(services):
     assert sum(r.success for r in results) > 0
     for r in results:
         if not r.success:
-            assert r.error_data == {"code": "INSUFFICIENT_FUNDS"} or "changed while" in r.error_message
+            assert (
+                r.error_data == {"code": "INSUFFICIENT_FUNDS"} or "changed while" in r.error_message
+            )
     total = await call(services, "bank:total")
     assert total.value == 800.0
     assert services.committer.conflicts > 0  # the contended path really ran
@@ -137,7 +139,7 @@ async def test_a_failed_mutation_writes_nothing(services):
 
 
 async def test_mutation_retries_give_up_with_a_clear_occ_error(services):
-    from reactor import executor as executor_module
+    from reactor.engine import executor as executor_module
 
     await call(services, "bank:open_accounts", {"count": 2, "balance": 1000})
     stop = asyncio.Event()
@@ -162,8 +164,10 @@ async def test_mutation_retries_give_up_with_a_clear_occ_error(services):
 
 
 async def test_queries_and_mutations_cannot_use_the_network(tmp_path):
-    app = write_app(tmp_path / "netapp", {
-        "net.py": """
+    app = write_app(
+        tmp_path / "netapp",
+        {
+            "net.py": """
             import socket
             from functions import action, mutation, query
 
@@ -186,7 +190,8 @@ async def test_queries_and_mutations_cannot_use_the_network(tmp_path):
                 except OSError as exc:  # refused by the OS, not by Reactor
                     return type(exc).__name__
         """,
-    })
+        },
+    )
     async with running_services(app, tmp_path / "netdata") as services:
         for path in ("net:q", "net:m"):
             result = await call(services, path)
@@ -198,8 +203,10 @@ async def test_queries_and_mutations_cannot_use_the_network(tmp_path):
 
 
 async def test_printed_lines_reach_the_caller_as_log_lines(tmp_path):
-    app = write_app(tmp_path / "logapp", {
-        "chatty.py": """
+    app = write_app(
+        tmp_path / "logapp",
+        {
+            "chatty.py": """
             import asyncio
             from functions import mutation, query
 
@@ -215,7 +222,8 @@ async def test_printed_lines_reach_the_caller_as_log_lines(tmp_path):
                 print("x" * 5000)
                 raise RuntimeError("boom")
         """,
-    })
+        },
+    )
     async with running_services(app, tmp_path / "logdata") as services:
         first, second = await asyncio.gather(
             call(services, "chatty:q", {"who": "ann"}), call(services, "chatty:q", {"who": "bob"})

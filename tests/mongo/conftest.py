@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reactor.testing_mongo import (
+from reactor.testing.mongo import (
     drop_database_quietly,
     mongoeco_python,
     mongoeco_server,

@@ -21,9 +21,9 @@ from bson.int64 import Int64 as BsonInt64
 from pymongo import MongoClient
 
 from functions.loader import load_app
-from reactor.app import open_storage
-from reactor.services import Services
-from reactor.storage.mongo import MongoPersistence, parse_mongo_url
+from reactor.server.app import open_storage
+from reactor.server.deployment import Services
+from reactor.storage.mongo.engine import MongoPersistence, parse_mongo_url
 from reactor.testing import call, write_app
 from schema.errors import StorageUnavailable
 from schema.values import Int64
@@ -93,7 +93,9 @@ def storage_url(mongo_url: str, mongo_is_emulator: bool) -> str:
 @contextlib.asynccontextmanager
 async def server(app_dir: Path, url: str, tmp_path: Path, name: str) -> AsyncIterator[Services]:
     services = Services(
-        load_app(app_dir), MongoPersistence.open(url), instance_name=name,
+        load_app(app_dir),
+        MongoPersistence.open(url),
+        instance_name=name,
         blob_directory=tmp_path / f"blobs-{name}",
     )
     await services.start()
@@ -126,8 +128,16 @@ async def test_layout_is_a_collection_per_table_with_convex_fidelity(
     app_dir: Path, storage_url: str, tmp_path: Path, raw: Any
 ) -> None:
     async with server(app_dir, storage_url, tmp_path, "a") as a:
-        made = await call(a, "doctors:thing", {"n": Int64(2**40), "f": 2.0, "b": b"\x00\xff",
-                                               "o": {"nested": [Int64(-1), None, "s"]}})
+        made = await call(
+            a,
+            "doctors:thing",
+            {
+                "n": Int64(2**40),
+                "f": 2.0,
+                "b": b"\x00\xff",
+                "o": {"nested": [Int64(-1), None, "s"]},
+            },
+        )
         assert made.success, made.error_message
         back = await call(a, "doctors:things")
         assert back.value[0]["n"] == Int64(2**40) and back.value[0]["b"] == b"\x00\xff"
@@ -144,8 +154,16 @@ async def test_layout_is_a_collection_per_table_with_convex_fidelity(
     assert indexes["by_n"] == ["n", "_creationTime", "_id"]
     assert indexes["_rx_by_n"] == ["_rx.k.by_n"]
     names = set(raw.list_collection_names())
-    assert {"_reactor_meta", "_reactor_commits", "_reactor_tables", "_reactor_globals",
-            "_reactor_mutations", "doctors", "things", "_scheduled_functions"} <= names
+    assert {
+        "_reactor_meta",
+        "_reactor_commits",
+        "_reactor_tables",
+        "_reactor_globals",
+        "_reactor_mutations",
+        "doctors",
+        "things",
+        "_scheduled_functions",
+    } <= names
     assert raw["_reactor_globals"].find_one({"_id": "admin_key"}) is not None
     entry = raw["_reactor_commits"].find_one({"_id": stored["_rx"]["ts"]})
     assert entry is not None and "things.by_n" in entry["keys"]
@@ -154,8 +172,10 @@ async def test_layout_is_a_collection_per_table_with_convex_fidelity(
 async def test_write_skew_across_two_servers_is_impossible(
     app_dir: Path, storage_url: str, tmp_path: Path
 ) -> None:
-    async with server(app_dir, storage_url, tmp_path, "a") as a, \
-            server(app_dir, storage_url, tmp_path, "b") as b:
+    async with (
+        server(app_dir, storage_url, tmp_path, "a") as a,
+        server(app_dir, storage_url, tmp_path, "b") as b,
+    ):
         for name in ("alice", "bob"):
             assert (await call(a, "doctors:add", {"name": name})).success
         await eventually(lambda: _on_call(b, 2))
@@ -188,8 +208,10 @@ async def _on_call(services: Services, count: int) -> bool:
 async def test_a_commit_on_one_server_invalidates_live_queries_on_the_other(
     app_dir: Path, storage_url: str, tmp_path: Path
 ) -> None:
-    async with server(app_dir, storage_url, tmp_path, "a") as a, \
-            server(app_dir, storage_url, tmp_path, "b") as b:
+    async with (
+        server(app_dir, storage_url, tmp_path, "a") as a,
+        server(app_dir, storage_url, tmp_path, "b") as b,
+    ):
         spec = b.registry.resolve("doctors:on_call")
         first = await b.executor.run_query(spec, {})
         assert first.value == [] and first.read_set is not None
@@ -238,8 +260,10 @@ async def test_scheduler_lease_runs_jobs_in_one_process_only(
 async def test_idempotency_records_are_shared_by_every_server(
     app_dir: Path, storage_url: str, tmp_path: Path
 ) -> None:
-    async with server(app_dir, storage_url, tmp_path, "a") as a, \
-            server(app_dir, storage_url, tmp_path, "b") as b:
+    async with (
+        server(app_dir, storage_url, tmp_path, "a") as a,
+        server(app_dir, storage_url, tmp_path, "b") as b,
+    ):
         spec = a.registry.resolve("doctors:add")
         first = await a.executor.run_mutation(spec, {"name": "dan"}, idempotency_key=("s1", 7))
         again = await b.executor.run_mutation(spec, {"name": "dan"}, idempotency_key=("s1", 7))

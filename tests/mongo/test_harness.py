@@ -13,7 +13,7 @@ from bson.int64 import Int64
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.uri_parser import parse_uri
 
-from reactor.testing_mongo import drop_database_quietly, mongoeco_server, unique_database_url
+from reactor.testing.mongo import drop_database_quietly, mongoeco_server, unique_database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

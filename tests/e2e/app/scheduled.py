@@ -10,7 +10,9 @@ from .counter import _bump
 
 @internal_mutation(args={"name": v.string(), "sleep": v.float64()})
 async def slow_bump(ctx, name, sleep):
-    rows = await ctx.db.query("counters").with_index("by_name", lambda r: r.eq("name", name)).collect()
+    rows = (
+        await ctx.db.query("counters").with_index("by_name", lambda r: r.eq("name", name)).collect()
+    )
     await asyncio.sleep(sleep)  # a window in which the server can die mid-job
     if rows:
         await ctx.db.patch(rows[0]["_id"], {"value": rows[0]["value"] + 1})

@@ -1,0 +1,301 @@
+"""The query cache of subscribed queries and the loop that keeps them fresh.
+
+Owns: one entry per distinct query (path, args, journal, and identity only if the query read
+it) shared by every subscriber;
+marking entries invalid when a commit writes inside their read set; re-running each invalid
+entry once, at one timestamp; and handing every affected session a consistent snapshot (all of
+its queries' outcomes valid at that one timestamp). It does not speak the wire protocol
+(``reactor.sync``) or run functions itself (``reactor.engine.executor``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from functions.decorators import FunctionKind, FunctionSpec, query
+from functions.registry import Registry
+from reactor.core.tasks import stop_task
+from reactor.engine.executor import Executor, FunctionResult
+from reactor.engine.subscriptions import Subscription, SubscriptionManager
+from reactor.sync.protocol import QueryFailure, QueryOutcome, QuerySuccess
+from reactor.engine.transaction import PreparedCommit
+from schema.errors import FunctionNotFound
+from schema.values import dumps
+
+__all__ = ["Entry", "LiveQueries", "SessionSink", "outcome_of"]
+
+log = logging.getLogger("reactor.engine.query_cache")
+
+
+class SessionSink(Protocol):
+    """A session receiving snapshots: all outcomes valid at ``ts``."""
+
+    def deliver(self, ts: int, outcomes: Mapping[int, QueryOutcome]) -> None: ...
+
+
+class Entry:
+    __slots__ = (
+        "args",
+        "identity",
+        "identity_key",
+        "identity_read",
+        "journal",
+        "key",
+        "outcome",
+        "spec",
+        "subscribers",
+        "subscription",
+        "ts",
+    )
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        spec: FunctionSpec,
+        args: dict[str, Any],
+        identity: dict[str, Any] | None,
+        journal: str | None,
+    ) -> None:
+        self.key = key
+        self.spec = spec
+        self.args = args
+        self.identity = identity
+        self.identity_key = _identity_key(identity)
+        self.identity_read = False  # did the last run read ctx.auth? then it is not shared
+        self.journal = journal
+        self.outcome: QueryOutcome | None = None
+        self.ts = 0
+        self.subscription: Subscription[Entry] | None = None
+        self.subscribers: dict[SessionSink, set[int]] = {}
+
+
+def _identity_key(identity: dict[str, Any] | None) -> str | None:
+    return None if identity is None else str(identity.get("tokenIdentifier", repr(identity)))
+
+
+def outcome_of(result: FunctionResult) -> QueryOutcome:
+    """The wire outcome of a run (queries, and the sync server's mutation/action responses)."""
+    if result.success:
+        return QuerySuccess(result.value_json, result.log_lines, result.journal)
+    return QueryFailure(
+        result.error_message, result.error_data_json, result.log_lines, result.journal
+    )
+
+
+def _missing(path: str) -> FunctionSpec:
+    """A stand-in for a query that a reload removed: it fails like an unknown function."""
+
+    async def gone(ctx: Any, **args: Any) -> None:
+        raise FunctionNotFound(f"Could not find public function for '{path}'.")
+
+    return query(gone).with_path(path)
+
+
+class LiveQueries:
+    def __init__(self, executor: Executor, subscriptions: SubscriptionManager[Entry]) -> None:
+        self.executor = executor
+        self.subscriptions = subscriptions
+        self._entries: dict[tuple[Any, ...], Entry] = {}
+        # (path, args, journal) -> an entry other identities may share while it ignores ctx.auth
+        self._shared: dict[tuple[Any, ...], Entry] = {}
+        # (session, query id) -> the identity it subscribed with
+        self._identities: dict[tuple[SessionSink, int], dict[str, Any] | None] = {}
+        self._sessions: dict[SessionSink, dict[int, Entry]] = {}
+        self._dirty: set[Entry] = set()
+        self._pending: set[SessionSink] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.reruns = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-queries")
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+        self._task = None
+
+    # -- called by the committer -------------------------------------------------------------
+
+    def on_commit(self, ts: int, prepared: PreparedCommit) -> None:
+        for entry in self.subscriptions.advance(ts, prepared.write_keys):
+            entry.subscription = None
+            self._dirty.add(entry)
+        if self._dirty:
+            self._wake.set()
+
+    # -- called by sessions ------------------------------------------------------------------
+
+    def add(
+        self,
+        session: SessionSink,
+        query_id: int,
+        spec: FunctionSpec,
+        args: dict[str, Any],
+        *,
+        identity: dict[str, Any] | None = None,
+        journal: str | None = None,
+    ) -> None:
+        """Subscribe ``session``'s ``query_id``; its first outcome comes in the next snapshot."""
+        base = (spec.path, dumps(args), journal)
+        key = (*base, _identity_key(identity))
+        entry = self._entries.get(key)
+        if entry is None:
+            shared = self._shared.get(base)
+            if shared is not None and not shared.identity_read and shared.subscribers:
+                entry = shared  # its result does not depend on who asks
+            else:
+                entry = self._entries[key] = Entry(key, spec, args, identity, journal)
+                self._shared.setdefault(base, entry)
+                self._dirty.add(entry)
+        entry.subscribers.setdefault(session, set()).add(query_id)
+        self._identities[session, query_id] = identity
+        self._sessions.setdefault(session, {})[query_id] = entry
+        self.request_update(session)
+
+    def remove(self, session: SessionSink, query_id: int) -> None:
+        entries = self._sessions.get(session)
+        if not entries:
+            return
+        entry = entries.pop(query_id, None)
+        self._identities.pop((session, query_id), None)
+        if entry is None:
+            return
+        ids = entry.subscribers.get(session)
+        if ids is not None:
+            ids.discard(query_id)
+            if not ids:
+                del entry.subscribers[session]
+        if not entry.subscribers:
+            self._drop(entry)
+
+    def remove_session(self, session: SessionSink) -> None:
+        for query_id in list(self._sessions.get(session, {})):
+            self.remove(session, query_id)
+        self._sessions.pop(session, None)
+        self._pending.discard(session)
+
+    def request_update(self, session: SessionSink) -> None:
+        """Ask for a snapshot for ``session`` at (at least) the latest published commit."""
+        self._pending.add(session)
+        self._wake.set()
+
+    def invalidate_all(self) -> None:
+        """Re-run every live query (functions were reloaded, or the change feed lost events)."""
+        for entry in self._entries.values():
+            if entry.subscription is not None:
+                self.subscriptions.unsubscribe(entry.subscription)
+                entry.subscription = None
+            self._dirty.add(entry)
+        self._wake.set()
+
+    def rebind(self, registry: Registry) -> None:
+        """Point every entry at the reloaded function of its path, then re-run them all."""
+        for entry in self._entries.values():
+            path = entry.spec.path or ""
+            spec = registry.get(path)
+            if spec is None or spec.kind is not FunctionKind.QUERY:
+                spec = _missing(path)
+            entry.spec = spec
+        self.invalidate_all()
+
+    def _drop(self, entry: Entry) -> None:
+        if self._entries.get(entry.key) is entry:
+            del self._entries[entry.key]
+        if self._shared.get(entry.key[:3]) is entry:
+            del self._shared[entry.key[:3]]
+        if entry.subscription is not None:
+            self.subscriptions.unsubscribe(entry.subscription)
+            entry.subscription = None
+        self._dirty.discard(entry)
+
+    # -- the update loop ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._update()
+            except Exception:
+                log.exception("live query update failed")
+
+    async def _update(self) -> None:
+        while self._dirty or self._pending:
+            # No await between reading ts and taking the dirty set: every commit at or below
+            # ts has already marked its entries dirty, so all other entries are valid at ts.
+            ts = self.executor.snapshot_ts()
+            dirty, self._dirty = self._dirty, set()
+            requested, self._pending = self._pending, set()
+            # Sessions that asked (a mutation's author waiting for its Transition, a new
+            # subscription) go first; subscribers of re-run queries follow.
+            sessions = dict.fromkeys(requested)
+            for entry in dirty:
+                if not entry.subscribers:
+                    continue
+                await self._execute(entry, ts)
+                sessions.update(dict.fromkeys(entry.subscribers))
+            for session in sessions:
+                entries = self._sessions.get(session, {})
+                outcomes = {
+                    query_id: entry.outcome
+                    for query_id, entry in entries.items()
+                    if entry.outcome is not None and entry.ts <= ts
+                }
+                try:
+                    session.deliver(ts, outcomes)
+                except Exception:
+                    log.exception("delivering a snapshot failed")
+
+    def _split(self, entry: Entry) -> None:
+        """The query read ``ctx.auth``: subscribers with another identity get their own entry."""
+        if self._shared.get(entry.key[:3]) is entry:
+            del self._shared[entry.key[:3]]
+        for session, query_ids in list(entry.subscribers.items()):
+            for query_id in list(query_ids):
+                identity = self._identities.get((session, query_id))
+                if _identity_key(identity) == entry.identity_key:
+                    continue
+                self.remove(session, query_id)
+                self.add(
+                    session,
+                    query_id,
+                    entry.spec,
+                    entry.args,
+                    identity=identity,
+                    journal=entry.journal,
+                )
+
+    async def _execute(self, entry: Entry, ts: int) -> None:
+        self.reruns += 1
+        result = await self.executor.run_query(
+            entry.spec, entry.args, identity=entry.identity, ts=ts, journal=entry.journal
+        )
+        if result.journal is not None:
+            entry.journal = result.journal
+        entry.identity_read = result.identity_read
+        if result.identity_read:
+            self._split(entry)
+        outcome = outcome_of(result)
+        previous = entry.outcome
+        if previous is not None and previous.fingerprint == outcome.fingerprint:
+            outcome = previous  # keep the identical object so sessions dedupe in O(1)
+        entry.outcome = outcome
+        entry.ts = ts
+        if not entry.subscribers:
+            return
+        assert result.read_set is not None
+        if entry.subscription is not None:
+            self.subscriptions.unsubscribe(entry.subscription)
+        entry.subscription = self.subscriptions.subscribe(entry, result.read_set, ts)
+        if entry.subscription is None:
+            self._dirty.add(entry)  # a commit after ts already changed what it read
+            self._wake.set()

@@ -1,0 +1,388 @@
+"""The ``reactor`` command line.
+
+    reactor serve APP [--port 3210 --http-port 3211 --data .reactor ...]
+    reactor dev APP                      # the same, reloading functions when files change
+    reactor run PATH '{"json": "args"}'  # any function, with the admin key
+    reactor env set|get|list|remove ...  # deployment environment variables
+    reactor rotate-admin-key             # a new admin key (the old one stops working)
+
+``run`` and ``env`` talk to a running server (``--url``, admin key from ``--admin-key`` or
+``REACTOR_ADMIN_KEY``) or, without ``--url``, open the local data directory directly (refused
+while a server holds it). Owns argument parsing, logging and running uvicorn; everything else
+is built by ``reactor.server.app``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["main"]
+
+log = logging.getLogger("reactor")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reactor", description="Reactor: a reactive backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "serve an app directory"),
+        ("dev", "serve an app directory, reloading functions when its files change"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("app", help="the app directory (schema.py and function modules)")
+        cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+        cmd.add_argument("--port", type=int, help="API and websocket port (default 3210)")
+        cmd.add_argument("--http-port", type=int, help="HTTP actions port (default 3211; 0: off)")
+        cmd.add_argument("--data", help="data directory of the embedded engine (default .reactor)")
+        cmd.add_argument("--storage", help="storage URL (default: embedded SQLite)")
+        cmd.add_argument("--public-url", help="origin clients reach the API at (for file URLs)")
+        cmd.add_argument("--max-upload-bytes", type=int, help="file upload size limit")
+        cmd.add_argument("--admin-key-file", help="where to write the admin key at first start")
+        cmd.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    def remote(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--url", help="a running server, e.g. http://127.0.0.1:3210")
+        cmd.add_argument("--admin-key", help="admin key (default: $REACTOR_ADMIN_KEY)")
+        cmd.add_argument("--data", default=".reactor", help="local data directory (without --url)")
+        cmd.add_argument("--app", default=".", help="local app directory (without --url)")
+
+    run = sub.add_parser("run", help="call any function (internal ones too) with the admin key")
+    run.add_argument("path", help='function path, e.g. "tasks:add"')
+    run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
+    remote(run)
+    rotate = sub.add_parser(
+        "rotate-admin-key", help="replace the admin key (the server must be stopped)"
+    )
+    rotate.add_argument("--data", default=".reactor", help="local data directory")
+    rotate.add_argument("--admin-key-file", help="write the new key here instead of printing it")
+    env = sub.add_parser("env", help="deployment environment variables")
+    env_sub = env.add_subparsers(dest="env_command", required=True)
+    for name, arguments in (
+        ("set", ("name", "value")),
+        ("get", ("name",)),
+        ("list", ()),
+        ("remove", ("name",)),
+    ):
+        cmd = env_sub.add_parser(name)
+        for argument in arguments:
+            cmd.add_argument(argument)
+        remote(cmd)
+    return parser
+
+
+async def _watch(services: Any, directory: Path, interval_s: float = 0.5) -> None:
+    from functions.loader import load_app
+
+    def snapshot() -> dict[Path, float]:
+        return {p: p.stat().st_mtime for p in directory.rglob("*.py") if p.is_file()}
+
+    seen = snapshot()
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            current = snapshot()
+        except OSError:
+            continue
+        if current == seen:
+            continue
+        seen = current
+        try:
+            app = load_app(directory)
+        except Exception as exc:  # keep serving the old functions until the files are fixed
+            log.error("reload failed, still serving the previous functions: %s", exc)
+            continue
+        services.reload(app)
+
+
+def _announce_admin_key(key: str, key_file: Path | None) -> None:
+    if key_file is not None:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        log.warning("admin key created and written to %s (it is stored only hashed)", key_file)
+    else:
+        print(
+            f"\nAdmin key (shown once, stored only hashed; keep it to run internal functions):\n"
+            f"  {key}\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _serve(args: argparse.Namespace, *, dev: bool) -> int:
+    import uvicorn
+
+    from functions.loader import load_app
+    from reactor.server.app import create_app, open_storage
+    from reactor.server.http_actions import create_site_app
+    from reactor.server.deployment import Services
+    from reactor.server.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(
+            host=args.host,
+            port=args.port,
+            http_port=args.http_port,
+            data=args.data,
+            storage=args.storage,
+            public_url=args.public_url,
+            max_upload_bytes=args.max_upload_bytes,
+            admin_key_file=args.admin_key_file,
+            log_level=args.log_level,
+        )
+    except SettingsError as exc:
+        print(f"reactor: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(settings.log_level.upper())
+    directory = Path(args.app).resolve()
+    if not directory.is_dir():
+        print(f"reactor: app directory {args.app!r} does not exist", file=sys.stderr)
+        return 2
+    try:
+        app = load_app(directory)
+        persistence = open_storage(settings.storage, settings.data)
+        services = Services(
+            app,
+            persistence,
+            dev=dev,
+            public_url=settings.origin,
+            max_upload_bytes=settings.max_upload_bytes,
+            system_env=settings.system_env,
+            # A networked engine has no directory: file bytes stay on this machine, under --data.
+            blob_directory=None if hasattr(persistence, "path") else Path(settings.data) / "blobs",
+        )
+    except Exception as exc:
+        print(f"reactor: cannot start: {exc}", file=sys.stderr)
+        return 1
+    services.on_admin_key = lambda key: _announce_admin_key(key, settings.admin_key_file)
+    application = create_app(app, services=services)
+
+    def config(asgi: Any, port: int, lifespan: Literal["on", "off"]) -> uvicorn.Config:
+        return uvicorn.Config(
+            asgi,
+            host=settings.host,
+            port=port,
+            lifespan=lifespan,
+            log_level=settings.log_level,
+            access_log=False,
+            ws_max_size=17 * 1024 * 1024,
+            ws_ping_interval=20.0,
+            ws_ping_timeout=60.0,
+        )
+
+    server = uvicorn.Server(config(application, settings.port, "on"))
+    site = (
+        uvicorn.Server(config(create_site_app(services), settings.http_port, "off"))
+        if settings.http_port
+        else None
+    )
+
+    async def run() -> None:
+        watcher = (
+            asyncio.get_running_loop().create_task(_watch(services, directory)) if dev else None
+        )
+        log.info(
+            "Reactor serving %s on %s (HTTP actions: %s; %d functions; storage: %s)",
+            directory,
+            settings.origin,
+            settings.site_origin or "off",
+            len(app.registry),
+            settings.storage or settings.data.resolve(),
+        )
+
+        async def serve(this: uvicorn.Server, other: uvicorn.Server | None) -> None:
+            # uvicorn's signal handlers reach only one of two servers: whichever stops first
+            # stops the other.
+            try:
+                await this.serve()
+            finally:
+                if other is not None:
+                    other.should_exit = True
+
+        tasks = [serve(server, site)]
+        if site is not None:
+            tasks.append(serve(site, server))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    # A server holds many long-lived objects (sessions, cached results): full collections of
+    # all of them stall every client for up to a second. Collect young objects as usual, old
+    # ones rarely, and keep what startup created out of the collector's way.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1_000)
+    from reactor.core.determinism import loop_factory
+
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(run())
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+# -- run and env ------------------------------------------------------------------------------
+
+
+def _admin_key(args: argparse.Namespace) -> str:
+    key = args.admin_key or os.environ.get("REACTOR_ADMIN_KEY")
+    if not key:
+        raise SystemExit("reactor: an admin key is needed: --admin-key or $REACTOR_ADMIN_KEY")
+    return key
+
+
+def _remote(args: argparse.Namespace, method: str, route: str, body: Any = None) -> Any:
+    import httpx
+
+    response = httpx.request(
+        method,
+        args.url.rstrip("/") + route,
+        json=body,
+        headers={"Authorization": f"Convex {_admin_key(args)}"},
+        timeout=60,
+    )
+    payload = response.json()
+    if response.status_code >= 400:
+        raise SystemExit(f"reactor: {payload.get('code')}: {payload.get('message')}")
+    return payload
+
+
+async def _local(args: argparse.Namespace, work: Any) -> Any:
+    from functions.loader import load_app
+    from reactor.server.app import open_storage
+    from reactor.server.deployment import Services
+    from reactor.server.settings import load_settings
+
+    services = Services(
+        load_app(Path(args.app).resolve()),
+        open_storage(None, args.data),
+        system_env=load_settings().system_env,
+    )
+    services.on_admin_key = lambda key: _announce_admin_key(key, None)
+    await services.start(background=False)
+    try:
+        return await work(services)
+    finally:
+        await services.stop()
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        call_args = json.loads(args.args)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"reactor: the arguments are not valid JSON: {exc}") from None
+    if not isinstance(call_args, dict):
+        raise SystemExit("reactor: the arguments must be a JSON object")
+    if args.url:
+        payload = _remote(
+            args, "POST", "/api/function", {"path": args.path, "args": call_args, "format": "json"}
+        )
+    else:
+        from functions.decorators import FunctionKind
+        from reactor.server.http_api import result_json
+        from schema.values import json_to_convex
+
+        async def work(services: Any) -> Any:
+            spec = services.registry.resolve(args.path, allow_internal=True)
+            converted = json_to_convex(call_args)
+            if spec.kind is FunctionKind.QUERY:
+                result = await services.executor.run_query(spec, converted)
+            elif spec.kind is FunctionKind.MUTATION:
+                result = await services.executor.run_mutation(spec, converted)
+            else:
+                result = await services.run_action(spec, converted)
+            return result_json(result, "clean")
+
+        payload = asyncio.run(_local(args, work))
+    if payload.get("status") == "success":
+        print(json.dumps(payload.get("value"), indent=2))
+        return 0
+    print(json.dumps(payload, indent=2), file=sys.stderr)
+    return 1
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    from reactor.server.app import open_storage
+    from reactor.auth.authenticator import Authenticator
+
+    async def rotate() -> str:
+        persistence = open_storage(None, args.data)
+        try:
+            return await Authenticator([], persistence).rotate_admin_key()
+        finally:
+            persistence.close()
+
+    key = asyncio.run(rotate())
+    _announce_admin_key(key, Path(args.admin_key_file) if args.admin_key_file else None)
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    command = args.env_command
+    changes: dict[str, str | None] = {}
+    if command == "set":
+        changes = {args.name: args.value}
+    elif command == "remove":
+        changes = {args.name: None}
+    if args.url:
+        if changes:
+            values = _remote(args, "POST", "/api/admin/env", {"changes": changes})["env"]
+        else:
+            values = _remote(args, "GET", "/api/admin/env")["env"]
+    else:
+
+        async def work(services: Any) -> dict[str, str]:
+            env = await services.set_env(changes) if changes else services.env
+            values: dict[str, str] = env.user_values
+            return values
+
+        values = asyncio.run(_local(args, work))
+    if command == "get":
+        if args.name not in values:
+            print(f"reactor: {args.name} is not set", file=sys.stderr)
+            return 1
+        print(values[args.name])
+    elif command == "list":
+        for name, value in sorted(values.items()):
+            print(f"{name}={value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.command in ("serve", "dev") else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command in ("serve", "dev"):
+        return _serve(args, dev=args.command == "dev")
+    from reactor.server.settings import SettingsError
+
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "rotate-admin-key":
+            return _rotate(args)
+        return _env(args)
+    except (SettingsError, OSError) as exc:
+        print(f"reactor: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from schema.errors import ReactorError
+
+        if isinstance(exc, ReactorError):
+            print(f"reactor: {exc}", file=sys.stderr)
+            return 1
+        raise
