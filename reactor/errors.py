@@ -43,8 +43,8 @@ from functions.errors import (
     QueryNotUnique,
 )
 from reactor.auth import AuthConfigError, AuthenticationError
-from reactor.platform.blobs import BlobTooLarge
 from reactor.core.determinism import NetworkNotAllowed
+from reactor.platform.blobs import BlobTooLarge
 from reactor.platform.files import StorageFileNotFound
 from reactor.sync.protocol import (
     IdentityVersionMismatch,

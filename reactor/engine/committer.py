@@ -14,12 +14,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reactor.core.tasks import stop_task
-from reactor.core.runtime import Runtime, SystemRuntime
 from reactor.core.persistence import MutationRecord, Persistence
+from reactor.core.runtime import Runtime, SystemRuntime
 from reactor.core.system_tables import TableRegistry
-from reactor.engine.transaction import PreparedCommit
+from reactor.core.tasks import stop_task
 from reactor.core.write_log import WriteLog
+from reactor.engine.transaction import PreparedCommit
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
 
 __all__ = ["Committer"]

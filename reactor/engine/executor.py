@@ -22,13 +22,13 @@ from functions.database import DatabaseReader, DatabaseWriter
 from functions.decorators import FunctionKind, FunctionSpec
 from functions.paths import reference_path
 from functions.registry import Registry
-from reactor.engine.committer import Committer
 from reactor.core.determinism import deterministic
-from reactor.engine.log_lines import capture
+from reactor.core.persistence import MutationRecord, Persistence
 from reactor.core.reads import ReadSet
 from reactor.core.runtime import Runtime
-from reactor.core.persistence import MutationRecord, Persistence
 from reactor.core.system_tables import TableRegistry
+from reactor.engine.committer import Committer
+from reactor.engine.log_lines import capture
 from reactor.engine.transaction import Transaction
 from schema.errors import (
     ArgumentValidationError,

@@ -20,8 +20,8 @@ from functions.registry import Registry
 from reactor.core.tasks import stop_task
 from reactor.engine.executor import Executor, FunctionResult
 from reactor.engine.subscriptions import Subscription, SubscriptionManager
-from reactor.sync.protocol import QueryFailure, QueryOutcome, QuerySuccess
 from reactor.engine.transaction import PreparedCommit
+from reactor.sync.protocol import QueryFailure, QueryOutcome, QuerySuccess
 from schema.errors import FunctionNotFound
 from schema.values import dumps
 

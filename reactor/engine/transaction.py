@@ -21,7 +21,6 @@ from functions.store import (
     PaginationOptions,
     PaginationResult,
 )
-from reactor.engine.pagination import END_OF_RANGE, decode_cursor, encode_cursor
 from reactor.core.index_keys import (
     BY_CREATION_TIME,
     BY_ID,
@@ -32,9 +31,10 @@ from reactor.core.index_keys import (
     range_interval,
 )
 from reactor.core.intervals import Interval
-from reactor.core.reads import ReadSet
 from reactor.core.persistence import Commit, DocumentLogEntry, IndexEntry, Persistence
+from reactor.core.reads import ReadSet
 from reactor.core.system_tables import TableRegistry, is_system_table
+from reactor.engine.pagination import END_OF_RANGE, decode_cursor, encode_cursor
 from schema.errors import (
     DocumentNotFound,
     ReadOnlyTransactionError,

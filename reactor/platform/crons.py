@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from functions.crons import CronJob, Crons, due_runs, find_crons
 from reactor.core.tasks import stop_task
-from reactor.platform.scheduler import TABLE
 from reactor.engine.transaction import Transaction
+from reactor.platform.scheduler import TABLE
 
 if TYPE_CHECKING:
     from reactor.server.deployment import Services

@@ -40,10 +40,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from reactor.platform.blobs import BlobNotFound, BlobStore, BlobTooLarge, PendingBlob
-from reactor.engine.executor import Executor
 from reactor.core.persistence import MutationRecord, Persistence
+from reactor.engine.executor import Executor
 from reactor.engine.transaction import PreparedCommit, Transaction
+from reactor.platform.blobs import BlobNotFound, BlobStore, BlobTooLarge, PendingBlob
 from schema.errors import (
     OptimisticConcurrencyError,
     ReactorError,

@@ -17,8 +17,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from reactor.core.tasks import stop_task
 from reactor.core.persistence import Persistence
+from reactor.core.tasks import stop_task
 
 __all__ = ["DEFAULT_TTL_S", "Leadership"]
 

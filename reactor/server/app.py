@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from functions.loader import App, load_app
-from reactor.server.http_api import routes
-from reactor.server.deployment import Services
 from reactor.core.persistence import Persistence
+from reactor.server.deployment import Services
+from reactor.server.http_api import routes
 from reactor.server.sync_endpoint import SyncConnection, sync_endpoint
 
 __all__ = ["create_app", "open_storage"]

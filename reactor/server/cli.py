@@ -123,8 +123,8 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
 
     from functions.loader import load_app
     from reactor.server.app import create_app, open_storage
-    from reactor.server.http_actions import create_site_app
     from reactor.server.deployment import Services
+    from reactor.server.http_actions import create_site_app
     from reactor.server.settings import SettingsError, load_settings
 
     try:
@@ -314,8 +314,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    from reactor.server.app import open_storage
     from reactor.auth.authenticator import Authenticator
+    from reactor.server.app import open_storage
 
     async def rotate() -> str:
         persistence = open_storage(None, args.data)

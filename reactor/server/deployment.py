@@ -20,26 +20,26 @@ from functions.registry import Registry
 from functions.store import Order
 from reactor.auth import parse_authorization
 from reactor.auth.authenticator import Authenticator, Principal, load_providers
-from reactor.core.tasks import stop_task
-from reactor.platform.blobs import BlobStore
-from reactor.engine.committer import Committer
-from reactor.platform.crons import CronRunner, load_crons
-from reactor.platform.env_vars import EnvironmentVariables
-from reactor.engine.executor import Executor, FunctionResult
-from reactor.platform.files import FileStorage, storage_secret
-from reactor.server.http_actions import load_http_router
 from reactor.core.index_keys import BY_CREATION_TIME, index_id, index_key
 from reactor.core.intervals import Interval
-from reactor.platform.leases import DEFAULT_TTL_S, Leadership
-from reactor.engine.query_cache import Entry, LiveQueries
+from reactor.core.persistence import Commit, IndexEntry, IndexRow, Persistence
 from reactor.core.reads import ReadSet
 from reactor.core.runtime import Runtime, SystemRuntime
-from reactor.platform.scheduler import Scheduler
-from reactor.core.persistence import Commit, IndexEntry, IndexRow, Persistence
-from reactor.engine.subscriptions import SubscriptionManager
 from reactor.core.system_tables import TableRegistry
-from reactor.engine.transaction import SYSTEM_INDEXES, PreparedCommit
+from reactor.core.tasks import stop_task
 from reactor.core.write_log import WriteLog
+from reactor.engine.committer import Committer
+from reactor.engine.executor import Executor, FunctionResult
+from reactor.engine.query_cache import Entry, LiveQueries
+from reactor.engine.subscriptions import SubscriptionManager
+from reactor.engine.transaction import SYSTEM_INDEXES, PreparedCommit
+from reactor.platform.blobs import BlobStore
+from reactor.platform.crons import CronRunner, load_crons
+from reactor.platform.env_vars import EnvironmentVariables
+from reactor.platform.files import FileStorage, storage_secret
+from reactor.platform.leases import DEFAULT_TTL_S, Leadership
+from reactor.platform.scheduler import Scheduler
+from reactor.server.http_actions import load_http_router
 from schema.errors import OptimisticConcurrencyError
 
 if TYPE_CHECKING:
@@ -96,8 +96,8 @@ class Services:
         self.feed: ClusterFeed | None = None
         self.committer: Committer
         if getattr(persistence, "feed_mode", None) is not None:  # shared by several processes
-            from reactor.storage.mongo.feed import ClusterCommitter
             from reactor.storage.mongo.engine import MongoPersistence
+            from reactor.storage.mongo.feed import ClusterCommitter
 
             assert isinstance(persistence, MongoPersistence)
             self.committer = ClusterCommitter(
@@ -199,8 +199,8 @@ class Services:
             await self.scheduler.recover()
 
     async def _start_feed(self) -> None:
-        from reactor.storage.mongo.feed import ClusterCommitter, ClusterFeed
         from reactor.storage.mongo.engine import MongoPersistence
+        from reactor.storage.mongo.feed import ClusterCommitter, ClusterFeed
 
         engine, committer = self.persistence, self.committer
         assert isinstance(engine, MongoPersistence) and isinstance(committer, ClusterCommitter)

@@ -296,8 +296,8 @@ def test_rotate_admin_key_replaces_the_old_one(tmp_path):
     old, new = first.read_text().strip(), second.read_text().strip()
     assert old != new and new.startswith("reactor-admin|")
 
-    from reactor.server.app import open_storage
     from reactor.auth.authenticator import Authenticator
+    from reactor.server.app import open_storage
 
     persistence = open_storage(None, data)
     try:

@@ -12,8 +12,8 @@ import pytest
 import uvicorn
 import websockets
 
-from reactor.server.app import create_app
 from reactor.server import sync_endpoint as sync_server
+from reactor.server.app import create_app
 from reactor.testing import write_app
 
 pytestmark = pytest.mark.anyio

@@ -52,9 +52,9 @@ from functions.store import Order
 from reactor.core.determinism import runtime_io
 from reactor.core.index_keys import BY_CREATION_TIME, BY_ID, id_key
 from reactor.core.persistence import Commit, IndexRow, MutationRecord
-from reactor.storage.mongo.bson_values import decode_document, encode_document
 from reactor.core.system_tables import SYSTEM_TABLES
 from reactor.core.write_log import WriteLog
+from reactor.storage.mongo.bson_values import decode_document, encode_document
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
 from schema.ids import decode_id
 from schema.values import dumps, loads

@@ -23,14 +23,14 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from reactor.core.tasks import stop_task
-from reactor.engine.committer import Committer, _Request
-from reactor.core.reads import ReadSet
-from reactor.storage.mongo import change_stream as cs
 from reactor.core.persistence import Commit
-from reactor.storage.mongo.engine import CommitRequest, MongoPersistence, decode_key_map
-from reactor.engine.transaction import PreparedCommit
+from reactor.core.reads import ReadSet
+from reactor.core.tasks import stop_task
 from reactor.core.write_log import WriteLog
+from reactor.engine.committer import Committer, _Request
+from reactor.engine.transaction import PreparedCommit
+from reactor.storage.mongo import change_stream as cs
+from reactor.storage.mongo.engine import CommitRequest, MongoPersistence, decode_key_map
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
 
 __all__ = ["ClusterCommitter", "ClusterFeed"]

@@ -21,6 +21,10 @@ from pymongo.errors import AutoReconnect, OperationFailure
 from functions.store import IndexRange
 from reactor.core.index_keys import id_key, index_key, range_interval
 from reactor.core.reads import ReadSet
+from reactor.core.system_tables import TableRegistry
+from reactor.core.write_log import WriteLog
+from reactor.engine.subscriptions import SubscriptionManager
+from reactor.engine.transaction import SYSTEM_INDEXES, Transaction, _Write
 from reactor.storage.mongo.bson_values import encode_document
 from reactor.storage.mongo.change_stream import (
     UNKNOWN,
@@ -32,10 +36,6 @@ from reactor.storage.mongo.change_stream import (
     Retry,
     TokenAdvanced,
 )
-from reactor.engine.subscriptions import SubscriptionManager
-from reactor.core.system_tables import TableRegistry
-from reactor.engine.transaction import SYSTEM_INDEXES, Transaction, _Write
-from reactor.core.write_log import WriteLog
 from schema.errors import StorageError
 from schema.values import Int64
 
