@@ -1,1 +1,4 @@
-"""Benchmarks of a Reactor server: ``python -m bench`` (see ``bench/README.md`` and ``bench.cli``)."""
+"""Benchmarks of a Reactor server: ``python -m bench``.
+
+See ``bench/README.md`` and ``bench.cli``.
+"""

@@ -222,7 +222,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 (
                     "push",
                     f"{label}: max; receipts/expected",
-                    f"{_fmt(lat['max'], 'ms', 1)}; {phase['receipts']:,}/{phase['receipts_expected']:,}",
+                    f"{_fmt(lat['max'], 'ms', 1)}; "
+                    f"{phase['receipts']:,}/{phase['receipts_expected']:,}",
                     "all",
                     "PASS" if phase["receipts"] >= phase["receipts_expected"] else "FAIL",
                     "",
@@ -232,7 +233,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 (
                     "push",
                     f"{label}: server / load CPU",
-                    f"{_fmt(phase['server_cpu_pct'], '%', 0)} / {_fmt(phase['load_cpu_pct'], '%', 0)}",
+                    f"{_fmt(phase['server_cpu_pct'], '%', 0)} / "
+                    f"{_fmt(phase['load_cpu_pct'], '%', 0)}",
                     "",
                     "",
                     "",
@@ -260,8 +262,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 (
                     "bank",
                     f"{mode}: OCC failures / other failures",
-                    f"{phase['occ_failures']:,} / {phase['other_failures']:,} "
-                    f"(of {phase['committed'] + phase['occ_failures'] + phase['other_failures']:,})",
+                    f"{phase['occ_failures']:,} / {phase['other_failures']:,} (of "
+                    f"{phase['committed'] + phase['occ_failures'] + phase['other_failures']:,})",
                     "",
                     "",
                     "",
@@ -285,7 +287,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                     "bank",
                     f"{mode}: latency p50 / p99; server / load CPU",
                     f"{_fmt(lat['p50'], 'ms', 1)} / {_fmt(lat['p99'], 'ms', 1)}; "
-                    f"{_fmt(phase['server_cpu_pct'], '%', 0)} / {_fmt(phase['load_cpu_pct'], '%', 0)}",
+                    f"{_fmt(phase['server_cpu_pct'], '%', 0)} / "
+                    f"{_fmt(phase['load_cpu_pct'], '%', 0)}",
                     "",
                     "",
                     "",
@@ -311,8 +314,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             (
                 "fanout",
                 "idle subscribers connected",
-                f"{fan['connected']:,} of {fan['target_connections']:,} in {fan['connect_s']:.1f} s "
-                f"({fan['connect_rate_per_s']:,}/s)",
+                f"{fan['connected']:,} of {fan['target_connections']:,} "
+                f"in {fan['connect_s']:.1f} s ({fan['connect_rate_per_s']:,}/s)",
                 f"{fan['target_connections']:,}",
                 "PASS" if fan["connected"] >= fan["target_connections"] else "FAIL",
                 "",

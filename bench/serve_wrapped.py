@@ -2,10 +2,10 @@
 
 Used only when asked for on the bench command line:
 
-- ``BENCH_UVLOOP=1`` (``--server-loop uvloop``): ``reactor.server.cli`` starts uvicorn inside its own
-  ``asyncio.run``, so uvicorn's ``loop="auto"`` never applies and the server runs on the default
-  asyncio loop even with uvloop installed. Setting the event loop policy first makes that same
-  ``asyncio.run`` use uvloop, with no change to the server's code.
+- ``BENCH_UVLOOP=1`` (``--server-loop uvloop``): ``reactor.server.cli`` starts uvicorn inside its
+  own ``asyncio.run``, so uvicorn's ``loop="auto"`` never applies and the server runs on the
+  default asyncio loop even with uvloop installed. Setting the event loop policy first makes that
+  same ``asyncio.run`` use uvloop, with no change to the server's code.
 - ``BENCH_GC_LOG=<path>`` (``--gc-log``): append one line per garbage collection,
   ``<unix time> <generation> <pause ms> <collected> [<tracked objects>]``, so pauses can be
   attributed to phases. Counting tracked objects after a full collection takes a few ms; it

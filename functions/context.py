@@ -30,7 +30,10 @@ UserIdentity = dict[str, Any]
 """The identity claims of the caller (``subject``, ``issuer``, ``tokenIdentifier``, ...)."""
 
 RunFunction = Callable[..., Awaitable[Any]]
-"""``await ctx.run_query(reference, args=None)``: reference is ``"tasks:list"`` or ``tasks.list``."""
+"""``await ctx.run_query(reference, args=None)``.
+
+The reference is ``"tasks:list"`` or ``tasks.list``.
+"""
 
 
 class Scheduler(Protocol):

@@ -432,7 +432,10 @@ class DatabaseReader:
         return await self.store.get(self._target("get", table, id))
 
     def query(self, table: str) -> Query:
-        """Start a query on ``table``: chain ``with_index``/``order``/``filter``, then a terminator."""
+        """Start a query on ``table``.
+
+        Chain ``with_index``/``order``/``filter``, then a terminator.
+        """
         if not isinstance(table, str) or not table:
             raise TypeError(f"db.query() expects a table name, got {table!r}")
         return Query(self, table)

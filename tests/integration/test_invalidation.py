@@ -15,7 +15,9 @@ APP = {
     "schema.py": """
         from schema import define_schema, define_table, v
         schema = define_schema({
-            "tasks": define_table({"owner": v.string(), "n": v.float64()}).index("by_owner", ["owner", "n"]),
+            "tasks": define_table({"owner": v.string(), "n": v.float64()}).index(
+                "by_owner", ["owner", "n"]
+            ),
             "other": define_table({"x": v.float64()}),
         })
     """,

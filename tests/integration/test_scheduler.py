@@ -18,7 +18,9 @@ APP = {
         from schema import v
 
         async def _bump(ctx, name):
-            rows = await ctx.db.query("counters").filter(lambda q: q.eq(q.field("name"), name)).collect()
+            rows = await (
+                ctx.db.query("counters").filter(lambda q: q.eq(q.field("name"), name)).collect()
+            )
             if rows:
                 await ctx.db.patch(rows[0]["_id"], {"n": rows[0]["n"] + 1})
             else:
@@ -62,7 +64,9 @@ APP = {
 
         @query(args={"name": v.string()})
         async def count(ctx, name):
-            rows = await ctx.db.query("counters").filter(lambda q: q.eq(q.field("name"), name)).collect()
+            rows = await (
+                ctx.db.query("counters").filter(lambda q: q.eq(q.field("name"), name)).collect()
+            )
             return rows[0]["n"] if rows else 0.0
 
         @query(args={"id": v.id("_scheduled_functions")})

@@ -15,8 +15,12 @@ APP = {
     "schema.py": """
         from schema import define_schema, define_table, v
         schema = define_schema({
-            "doctors": define_table({"name": v.string(), "on_call": v.boolean()}).index("by_name", ["name"]),
-            "accounts": define_table({"n": v.float64(), "balance": v.float64()}).index("by_n", ["n"]),
+            "doctors": define_table({"name": v.string(), "on_call": v.boolean()}).index(
+                "by_name", ["name"]
+            ),
+            "accounts": define_table({"n": v.float64(), "balance": v.float64()}).index(
+                "by_n", ["n"]
+            ),
         })
     """,
     "hospital.py": """
@@ -37,7 +41,8 @@ APP = {
 
         @query
         async def on_call(ctx):
-            return sorted(d["name"] for d in await ctx.db.query("doctors").collect() if d["on_call"])
+            doctors = await ctx.db.query("doctors").collect()
+            return sorted(d["name"] for d in doctors if d["on_call"])
     """,
     "bank.py": """
         from functions import AppError, mutation, query

@@ -268,7 +268,10 @@ def test_dunder_init_files_run_but_are_not_scanned(tmp_path: Path) -> None:
 
 
 def test_http_actions_in_modules_are_filed_but_not_resolvable(tmp_path: Path) -> None:
-    source = "from functions import http_action\n\n@http_action\nasync def hook(ctx, request):\n    return None\n"
+    source = (
+        "from functions import http_action\n\n"
+        "@http_action\nasync def hook(ctx, request):\n    return None\n"
+    )
     app = load_app(write(tmp_path, {"hooks.py": source}))
     assert "hooks:hook" in app.registry
     with pytest.raises(FunctionNotFound):

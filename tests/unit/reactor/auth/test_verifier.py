@@ -208,8 +208,8 @@ async def test_discovery_not_found_is_a_clear_error(idp, rsa_key, clock, make_ve
     await refused(
         verifier,
         rsa_key.sign(claims_for(clock, domain)),
-        r"Could not fetch the OpenID configuration from .*/nowhere/\.well-known/openid-configuration: "
-        r"HTTP 404",
+        r"Could not fetch the OpenID configuration from "
+        r".*/nowhere/\.well-known/openid-configuration: HTTP 404",
     )
 
 
