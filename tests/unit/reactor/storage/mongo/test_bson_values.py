@@ -30,10 +30,10 @@ from reactor.storage.mongo.bson_values import (
 )
 from schema.errors import ValidationError
 from schema.ordering import encode_value
-from schema.values import Int64
+from schema.values import Int64, Value
 
 
-def same(a, b) -> bool:
+def same(a: Value, b: Value) -> bool:
     """Equal as Convex values: same types (Int64 vs float), float bits, key order."""
     if type(a) is not type(b):
         return False
@@ -43,10 +43,10 @@ def same(a, b) -> bool:
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return a == b
+    return bool(a == b)
 
 
-def through_bson(value):
+def through_bson(value: Value) -> Value:
     """Encode as a stored field, decode with PyMongo's defaults, read back."""
     return from_bson(bson.decode(bson.encode({"v": to_bson(value)}))["v"], strict=True)
 
@@ -80,7 +80,7 @@ values = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(values)
-def test_values_round_trip_exactly(value):
+def test_values_round_trip_exactly(value: Value) -> None:
     back = through_bson(value)
     assert same(back, value), (value, back)
     assert encode_value(back) == encode_value(value)
@@ -92,7 +92,9 @@ def test_values_round_trip_exactly(value):
     st.floats(0, 1e13),
     st.integers(1, (1 << 63) - 1),
 )
-def test_documents_round_trip_and_carry_the_commit_ts(fields, creation, ts):
+def test_documents_round_trip_and_carry_the_commit_ts(
+    fields: dict[str, Value], creation: float, ts: int
+) -> None:
     doc = {"_id": "k57abc", "_creationTime": creation, **fields}
     stored = bson.decode(bson.encode(encode_document(doc, ts=ts)))
     assert reactor_ts(stored) == ts
@@ -100,7 +102,7 @@ def test_documents_round_trip_and_carry_the_commit_ts(fields, creation, ts):
     assert same(decode_document(stored, strict=True), doc)
 
 
-def test_int64_and_float_stay_distinct_in_bson():
+def test_int64_and_float_stay_distinct_in_bson() -> None:
     stored = bson.decode(bson.encode({"i": to_bson(Int64(5)), "f": to_bson(5.0), "p": to_bson(5)}))
     assert type(stored["i"]) is BsonInt64
     assert type(stored["f"]) is float
@@ -108,27 +110,27 @@ def test_int64_and_float_stay_distinct_in_bson():
     assert type(from_bson(stored["i"])) is Int64
 
 
-def test_bytes_are_binary_subtype_zero():
+def test_bytes_are_binary_subtype_zero() -> None:
     raw = bson.encode({"b": to_bson(b"\x00\xff")})
     # element: type 0x05, "b\0", int32 length 2, subtype 0x00, payload
     assert b"\x05b\x00\x02\x00\x00\x00\x00\x00\xff" in raw
     assert bson.decode(raw)["b"] == b"\x00\xff"
 
 
-def test_encode_rejects_non_convex_values_and_reserved_rx():
+def test_encode_rejects_non_convex_values_and_reserved_rx() -> None:
     with pytest.raises(ValidationError):
         to_bson({"a": {1, 2}})
     with pytest.raises(ValidationError):
         encode_document({"_id": "x", "_creationTime": 1.0, "_rx": 1})
 
 
-def test_documents_without_rx_have_no_reactor_ts():
+def test_documents_without_rx_have_no_reactor_ts() -> None:
     assert reactor_ts({"_id": "x"}) is None
     assert reactor_ts({"_id": "x", "_rx": {"ts": True}}) is None
     assert reactor_ts(None) is None
 
 
-def test_foreign_bson_reads_leniently():
+def test_foreign_bson_reads_leniently() -> None:
     oid = ObjectId("65a1b2c3d4e5f60718293a4b")
     when = datetime.datetime(2024, 1, 2, 3, 4, 5, 678000)
     raw = bson.decode(
@@ -167,7 +169,7 @@ def test_foreign_bson_reads_leniently():
         decode_document(raw, strict=True)
 
 
-def test_non_string_ids_and_missing_creation_time():
+def test_non_string_ids_and_missing_creation_time() -> None:
     assert decode_document_id("k1") == "k1"
     assert decode_document_id(7) == "7.0"
     assert decode_document_id(BsonInt64(7)) == '{"$integer":"BwAAAAAAAAA="}'

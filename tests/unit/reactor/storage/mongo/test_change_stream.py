@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from bson.binary import Binary
@@ -31,6 +33,7 @@ from reactor.storage.mongo.change_stream import (
     ChangeStreamConsumer,
     Commit,
     DocumentChange,
+    FeedEvent,
     InvalidateAll,
     ResumePoint,
     Retry,
@@ -47,53 +50,64 @@ SEC = 1_700_000_000
 LSID = {"id": Binary(uuid.UUID(int=7).bytes, 4), "uid": Binary(b"\x01" * 32, 0)}
 
 
-def indexes(table):
+def indexes(table: str) -> Mapping[str, Sequence[str]]:
     if table.startswith("_"):
         return SYSTEM_INDEXES.get(table, {})
     return USER_INDEXES.get(table, {})
 
 
-def consumer(**kwargs):
+def consumer(**kwargs: Any) -> ChangeStreamConsumer:
     kwargs.setdefault("clock_ns", lambda: 5)
     return ChangeStreamConsumer(indexes, **kwargs)
 
 
-def reference(*writes):
+Image = dict[str, Any] | None
+KeysByIndex = dict[str, list[bytes]]
+
+
+def reference(*writes: tuple[str, str, Image, Image]) -> tuple[KeysByIndex, KeysByIndex]:
     """(write_keys, write_prefixes) of ``prepare_commit`` for (table, id, old, new) writes."""
     schema = SimpleNamespace(
         tables={t: SimpleNamespace(indexes=ix) for t, ix in USER_INDEXES.items()}
     )
-    txn = Transaction(None, 0, schema=schema, tables=TableRegistry(), writable=True, now_ms=0.0)
+    txn = Transaction(
+        None,  # type: ignore[arg-type]  # prepare_commit needs no persistence
+        0,
+        schema=schema,
+        tables=TableRegistry(),
+        writable=True,
+        now_ms=0.0,
+    )
     for table, doc_id, old, new in writes:
         txn._writes[doc_id] = _Write(table, old, new)
     prepared = txn.prepare_commit()
     return prepared.write_keys, prepared.write_prefixes
 
 
-def task(doc_id="t1", created=1000.0, **fields):
+def task(doc_id: str = "t1", created: float = 1000.0, **fields: Any) -> dict[str, Any]:
     return {"_id": doc_id, "_creationTime": created, **fields}
 
 
-def token(n):
+def token(n: int) -> dict[str, str]:
     return {"_data": f"8265A1B2C3{n:08X}2B022C0100296E5A1004"}
 
 
 def event(
-    op,
-    n,
+    op: str,
+    n: int,
     *,
-    coll="tasks",
-    doc_id="t1",
-    post=None,
-    pre=None,
-    rx=None,
-    update=None,
-    txn=None,
-    cluster=True,
-    wall=False,
-):
+    coll: str = "tasks",
+    doc_id: object = "t1",
+    post: dict[str, Any] | None = None,
+    pre: dict[str, Any] | None = None,
+    rx: int | None = None,
+    update: dict[str, Any] | None = None,
+    txn: int | None = None,
+    cluster: bool = True,
+    wall: bool = False,
+) -> dict[str, Any]:
     """A change event as PyMongo yields it (documented field names and types)."""
-    ev = {
+    ev: dict[str, Any] = {
         "_id": token(n),
         "operationType": op,
         "ns": {"db": "app", "coll": coll},
@@ -119,16 +133,22 @@ def event(
     return ev
 
 
-def commit(events):
+def commit(events: list[FeedEvent]) -> Commit:
     (out,) = events
     assert isinstance(out, Commit)
+    return out
+
+
+def first_retry(events: list[FeedEvent]) -> Retry:
+    out = events[0]
+    assert isinstance(out, Retry)
     return out
 
 
 # -- one write --------------------------------------------------------------------------------
 
 
-def test_external_insert_gives_new_keys_and_cluster_time():
+def test_external_insert_gives_new_keys_and_cluster_time() -> None:
     c = consumer()
     doc = task(status="open", owner="ann", meta={"rank": 2.0})
     out = commit(c.receive(event("insert", 3, post=doc)))
@@ -145,7 +165,7 @@ def test_external_insert_gives_new_keys_and_cluster_time():
     assert c.checkpoint == ResumePoint(token(3))
 
 
-def test_reactor_update_with_images_uses_old_and_new_keys_and_rx_ts():
+def test_reactor_update_with_images_uses_old_and_new_keys_and_rx_ts() -> None:
     c = consumer()
     old = task(status="open", owner="ann", meta={"rank": 1.0}, title="a")
     new = task(status="done", owner="ann", meta={"rank": 1.0}, title="b")
@@ -167,7 +187,7 @@ def test_reactor_update_with_images_uses_old_and_new_keys_and_rx_ts():
     assert out.ts == out.reactor_ts == SEC * 10**9 + 777
 
 
-def test_update_that_leaves_an_old_rx_is_not_a_reactor_commit():
+def test_update_that_leaves_an_old_rx_is_not_a_reactor_commit() -> None:
     c = consumer()
     old = task(status="open")
     new = task(status="open", title="x")
@@ -176,7 +196,7 @@ def test_update_that_leaves_an_old_rx_is_not_a_reactor_commit():
     assert out.reactor_ts is None and out.ts == SEC * 10**9 + 4
 
 
-def test_replace_and_delete_with_pre_images_are_exact():
+def test_replace_and_delete_with_pre_images_are_exact() -> None:
     c = consumer()
     old = task(status="open", owner="bo")
     new = task(status="open", owner="cy", meta={"rank": Int64(3)})
@@ -207,7 +227,7 @@ documents = st.fixed_dictionaries(
 
 @settings(max_examples=150, deadline=None)
 @given(st.one_of(st.none(), documents), st.one_of(st.none(), documents))
-def test_any_write_with_images_matches_prepare_commit(old, new):
+def test_any_write_with_images_matches_prepare_commit(old: Image, new: Image) -> None:
     if old is None and new is None:
         return
     if new is not None and old is not None:
@@ -221,7 +241,7 @@ def test_any_write_with_images_matches_prepare_commit(old, new):
 # -- unknown images ---------------------------------------------------------------------------
 
 
-def test_update_without_pre_image_untouched_indexes_stay_exact():
+def test_update_without_pre_image_untouched_indexes_stay_exact() -> None:
     c = consumer()
     old = task(status="open", owner="ann", meta={"rank": 1.0}, title="a")
     new = {**old, "title": "b"}
@@ -245,7 +265,9 @@ def test_update_without_pre_image_untouched_indexes_stay_exact():
         ),
     ],
 )
-def test_update_without_pre_image_names_the_touched_indexes(update, unknown):
+def test_update_without_pre_image_names_the_touched_indexes(
+    update: dict[str, Any], unknown: set[str]
+) -> None:
     new = task(status="done", owner="ann", meta={"rank": 4.0})
     out = commit(consumer().receive(event("update", 7, post=new, update=update)))
     assert out.unknown_indexes == frozenset(unknown)
@@ -259,7 +281,7 @@ def test_update_without_pre_image_names_the_touched_indexes(update, unknown):
         assert out.write_keys[iid] == [index_key(new, fields)]
 
 
-def test_delete_without_pre_image_knows_only_the_id():
+def test_delete_without_pre_image_knows_only_the_id() -> None:
     out = commit(consumer().receive(event("delete", 8, doc_id="t9")))
     assert out.write_keys["tasks.by_id"] == [id_key("t9")]
     assert out.unknown_indexes == {
@@ -272,7 +294,7 @@ def test_delete_without_pre_image_knows_only_the_id():
     assert out.document_ids == ("t9",)
 
 
-def test_update_without_post_image_uses_the_pre_image_for_untouched_indexes():
+def test_update_without_post_image_uses_the_pre_image_for_untouched_indexes() -> None:
     old = task(status="open", owner="ann", title="a")
     new = {**old, "title": "b"}
     ev = event("update", 8, pre=old, post={}, update={"set": {"title": "b"}})
@@ -282,7 +304,7 @@ def test_update_without_post_image_uses_the_pre_image_for_untouched_indexes():
     assert (out.write_keys, out.prefixes) == reference(("tasks", "t1", old, new))
 
 
-def test_update_without_any_image_or_description_is_unknown_everywhere_but_by_id():
+def test_update_without_any_image_or_description_is_unknown_everywhere_but_by_id() -> None:
     ev = event("update", 8)
     out = commit(consumer().receive(ev))
     assert out.unknown_indexes == {
@@ -293,7 +315,7 @@ def test_update_without_any_image_or_description_is_unknown_everywhere_but_by_id
     assert out.write_keys["tasks.by_id"] == [id_key("t1")]
 
 
-def test_replace_without_pre_image_is_unknown_but_publishes_new_keys():
+def test_replace_without_pre_image_is_unknown_but_publishes_new_keys() -> None:
     new = task(status="open")
     out = commit(consumer().receive(event("replace", 8, post=new)))
     assert out.unknown_indexes == {
@@ -304,7 +326,7 @@ def test_replace_without_pre_image_is_unknown_but_publishes_new_keys():
     assert out.write_keys["tasks.by_status"] == [index_key(new, ("status",))]
 
 
-def test_system_tables_are_tables_with_their_system_indexes():
+def test_system_tables_are_tables_with_their_system_indexes() -> None:
     old = {"_id": "j1", "_creationTime": 1.0, "state": {"kind": "pending"}, "scheduledTime": 5.0}
     new = {**old, "state": {"kind": "success"}}
     out = commit(
@@ -326,7 +348,7 @@ def test_system_tables_are_tables_with_their_system_indexes():
 # -- transactions -----------------------------------------------------------------------------
 
 
-def test_a_transaction_is_one_commit_emitted_when_the_next_one_starts():
+def test_a_transaction_is_one_commit_emitted_when_the_next_one_starts() -> None:
     c = consumer()
     a = task("ta", status="open")
     b_old, b_new = task("tb", status="open"), task("tb", status="done")
@@ -366,7 +388,7 @@ def test_a_transaction_is_one_commit_emitted_when_the_next_one_starts():
     assert c.checkpoint == ResumePoint(token(11))
 
 
-def test_rewrites_of_one_document_in_a_transaction_use_first_old_and_last_new():
+def test_rewrites_of_one_document_in_a_transaction_use_first_old_and_last_new() -> None:
     c = consumer()
     v1, v2 = task(status="open"), task(status="done", owner="z")
     c.receive(event("insert", 1, post=v1, txn=3))
@@ -378,14 +400,14 @@ def test_rewrites_of_one_document_in_a_transaction_use_first_old_and_last_new():
     assert out.changes == (DocumentChange("tasks", "t1", None, v2),)
 
 
-def test_insert_then_delete_in_a_transaction_publishes_nothing():
+def test_insert_then_delete_in_a_transaction_publishes_nothing() -> None:
     c = consumer()
     c.receive(event("insert", 1, post=task(), txn=4))
     c.receive(event("delete", 2, pre=task(), txn=4))
     assert c.flush() == [TokenAdvanced(token(2))]
 
 
-def test_commit_record_gives_the_ts_of_a_delete_only_commit():
+def test_commit_record_gives_the_ts_of_a_delete_only_commit() -> None:
     c = consumer()
     ts = SEC * 10**9 + 42_000
     record = event("insert", 1, coll="_reactor_commits", doc_id=BsonInt64(ts), txn=5)
@@ -397,7 +419,7 @@ def test_commit_record_gives_the_ts_of_a_delete_only_commit():
     assert out.document_ids == ("t1",)
 
 
-def test_flush_records_the_post_batch_token_once():
+def test_flush_records_the_post_batch_token_once() -> None:
     c = consumer()
     post_batch = {"_data": "82FFFF"}
     assert c.flush(post_batch) == [TokenAdvanced(post_batch)]
@@ -412,14 +434,14 @@ def test_flush_records_the_post_batch_token_once():
 @pytest.mark.parametrize(
     "coll", ["_reactor_jobs", "_reactor_sequence", "_reactor_commits", "system.views"]
 )
-def test_writes_to_reactor_collections_only_advance_the_token(coll):
+def test_writes_to_reactor_collections_only_advance_the_token(coll: str) -> None:
     c = consumer()
     out = c.receive(event("update", 3, coll=coll, doc_id="seq", update={"set": {"n": 1}}))
     assert out == [TokenAdvanced(token(3))]
     assert c.checkpoint == ResumePoint(token(3))
 
 
-def test_a_reactor_only_transaction_advances_the_token():
+def test_a_reactor_only_transaction_advances_the_token() -> None:
     c = consumer()
     c.receive(
         event("update", 3, coll="_reactor_sequence", doc_id="s", txn=9, update={"set": {"n": 2}})
@@ -427,7 +449,7 @@ def test_a_reactor_only_transaction_advances_the_token():
     assert c.flush() == [TokenAdvanced(token(3))]
 
 
-def test_other_databases_are_ignored():
+def test_other_databases_are_ignored() -> None:
     c = consumer(database="app")
     ev = event("insert", 3, post=task())
     ev["ns"] = {"db": "other", "coll": "tasks"}
@@ -437,7 +459,7 @@ def test_other_databases_are_ignored():
 # -- external writes --------------------------------------------------------------------------
 
 
-def test_external_object_id_documents_reach_subscribers():
+def test_external_object_id_documents_reach_subscribers() -> None:
     oid = ObjectId("65a1b2c3d4e5f60718293a4b")
     ev = event("insert", 3, doc_id=oid)
     ev["fullDocument"] = {"_id": oid, "status": "open", "n": 5}  # no _creationTime, no _rx
@@ -448,12 +470,12 @@ def test_external_object_id_documents_reach_subscribers():
     assert (out.write_keys, out.prefixes) == reference(("tasks", str(oid), None, doc))
 
 
-def test_external_update_invalidates_a_subscription():
+def test_external_update_invalidates_a_subscription() -> None:
     write_log = WriteLog()
-    subs = SubscriptionManager(write_log)
+    subs: SubscriptionManager[str] = SubscriptionManager(write_log)
     reads = ReadSet()
     reads.add_point("tasks.by_id", id_key("t2"))
-    owners = {}
+    owners: dict[str, ReadSet] = {}
     for name, value in (("open", "open"), ("done", "done"), ("late", "late")):
         rs = ReadSet()
         rs.add(
@@ -480,7 +502,7 @@ def test_external_update_invalidates_a_subscription():
 # -- timestamps -------------------------------------------------------------------------------
 
 
-def test_timestamps_never_go_backwards():
+def test_timestamps_never_go_backwards() -> None:
     c = consumer(last_ts=SEC * 10**9 + 10)
     out = commit(c.receive(event("insert", 3, post=task())))
     assert out.ts == SEC * 10**9 + 11  # cluster time 3 is behind the last ts
@@ -492,7 +514,7 @@ def test_timestamps_never_go_backwards():
     assert c.last_ts == ahead + 1
 
 
-def test_wall_time_then_clock_when_there_is_no_cluster_time():
+def test_wall_time_then_clock_when_there_is_no_cluster_time() -> None:
     c = consumer(clock_ns=lambda: 10**19)
     out = commit(c.receive(event("insert", 3, post=task(), cluster=False, wall=True)))
     assert out.ts == 1_704_067_200_005_000_000
@@ -504,7 +526,7 @@ def test_wall_time_then_clock_when_there_is_no_cluster_time():
 
 
 @pytest.mark.parametrize("op", ["drop", "rename", "dropDatabase"])
-def test_drop_and_rename_of_tables_invalidate_all(op):
+def test_drop_and_rename_of_tables_invalidate_all(op: str) -> None:
     c = consumer()
     c.receive(event("insert", 1, post=task(), txn=6))  # pending transaction goes first
     ev = {
@@ -521,7 +543,7 @@ def test_drop_and_rename_of_tables_invalidate_all(op):
     assert c.checkpoint == ResumePoint(token(2))
 
 
-def test_drop_or_rename_of_reactor_collections_only_advances():
+def test_drop_or_rename_of_reactor_collections_only_advances() -> None:
     c = consumer()
     drop = {"_id": token(2), "operationType": "drop", "ns": {"db": "app", "coll": "_reactor_x"}}
     assert c.receive(drop) == [TokenAdvanced(token(2))]
@@ -534,7 +556,7 @@ def test_drop_or_rename_of_reactor_collections_only_advances():
     assert isinstance(c.receive(rename)[0], InvalidateAll)  # renamed onto a table
 
 
-def test_invalidate_event_reopens_with_start_after():
+def test_invalidate_event_reopens_with_start_after() -> None:
     c = consumer()
     out = c.receive(
         {"_id": token(4), "operationType": "invalidate", "clusterTime": Timestamp(SEC, 4)}
@@ -547,7 +569,7 @@ def test_invalidate_event_reopens_with_start_after():
     assert c.checkpoint.start_after
 
 
-def test_ddl_without_data_changes_advances_and_unknown_types_invalidate():
+def test_ddl_without_data_changes_advances_and_unknown_types_invalidate() -> None:
     c = consumer()
     ddl = {"_id": token(1), "operationType": "createIndexes", "ns": {"db": "app", "coll": "t"}}
     assert c.receive(ddl) == [TokenAdvanced(token(1))]
@@ -561,7 +583,7 @@ def test_ddl_without_data_changes_advances_and_unknown_types_invalidate():
     assert isinstance(out, InvalidateAll) and "somethingNew" in out.reason
 
 
-def test_split_events_are_merged():
+def test_split_events_are_merged() -> None:
     c = consumer()
     full = event("insert", 5, post=task(status="open"))
     head = {k: v for k, v in full.items() if k != "fullDocument"}
@@ -591,7 +613,9 @@ def test_split_events_are_merged():
         ),
     ],
 )
-def test_history_lost_restarts_from_now_and_invalidates_all(error):
+def test_history_lost_restarts_from_now_and_invalidates_all(
+    error: OperationFailure | int,
+) -> None:
     c = consumer(resume=ResumePoint(token(1)), clock_ns=lambda: 10**19)
     c.receive(event("insert", 2, post=task(), txn=1))
     first, second = c.on_error(error)
@@ -604,9 +628,9 @@ def test_history_lost_restarts_from_now_and_invalidates_all(error):
     assert "start_at_operation_time" in options  # the caller passes it only on first start
 
 
-def test_transient_errors_retry_with_backoff_reset_by_progress():
+def test_transient_errors_retry_with_backoff_reset_by_progress() -> None:
     c = consumer(retry_base_s=0.5, retry_cap_s=1.5)
-    delays = [c.on_error(AutoReconnect("down"))[0].delay_s for _ in range(4)]
+    delays = [first_retry(c.on_error(AutoReconnect("down"))).delay_s for _ in range(4)]
     assert delays == [0.5, 1.0, 1.5, 1.5]
     labelled = OperationFailure(
         "x", code=1, details={"errorLabels": ["ResumableChangeStreamError"]}
@@ -614,10 +638,11 @@ def test_transient_errors_retry_with_backoff_reset_by_progress():
     assert isinstance(c.on_error(labelled)[0], Retry)
     c.receive(event("insert", 1, post=task()))
     (retry,) = c.on_error(OperationFailure("stepped down", code=189))
+    assert isinstance(retry, Retry)
     assert retry.attempt == 1 and retry.delay_s == 0.5
 
 
-def test_other_errors_are_raised():
+def test_other_errors_are_raised() -> None:
     c = consumer()
     with pytest.raises(OperationFailure):
         c.on_error(OperationFailure("not authorized", code=13))
@@ -630,7 +655,7 @@ def test_other_errors_are_raised():
 # -- resume points ----------------------------------------------------------------------------
 
 
-def test_resume_point_persists_and_opens_the_stream():
+def test_resume_point_persists_and_opens_the_stream() -> None:
     point = ResumePoint(token(3), start_after=True)
     assert ResumePoint.from_document(point.to_document()) == point
     assert ResumePoint.from_document(None) is None
