@@ -12,7 +12,7 @@ import collections
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -60,7 +60,12 @@ class SigningKey:
 
 
 def _signing_key(private: Any, algorithm: str, kid: str) -> SigningKey:
-    exporter = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}[algorithm]
+    exporters: dict[str, type[RSAAlgorithm] | type[ECAlgorithm] | type[OKPAlgorithm]] = {
+        "RS256": RSAAlgorithm,
+        "ES256": ECAlgorithm,
+        "EdDSA": OKPAlgorithm,
+    }
+    exporter = exporters[algorithm]
     jwk = exporter.to_jwk(private.public_key(), as_dict=True)
     jwk.update({"kid": kid, "use": "sig", "alg": algorithm})
     return SigningKey(private, algorithm, kid, jwk)
@@ -193,8 +198,12 @@ def idp(_idp_server: _Server) -> Iterator[IdentityProvider]:
     provider.reset()
 
 
+MakeVerifier = Callable[..., AuthVerifier]
+"""``make_verifier(providers, **options)``: the fixture's factory."""
+
+
 @pytest.fixture
-async def make_verifier(clock: FakeClock) -> Any:
+async def make_verifier(clock: FakeClock) -> AsyncIterator[MakeVerifier]:
     """``make_verifier(providers, **options)``: an AuthVerifier on the fake clock, closed after."""
     made: list[AuthVerifier] = []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ def store() -> AdminKeyStore:
 
 
 class TestAdminKeyStore:
-    def test_generated_key_shape_and_record_without_plaintext(self, store):
+    def test_generated_key_shape_and_record_without_plaintext(self, store: AdminKeyStore) -> None:
         key, record = store.generate()
 
         assert re.fullmatch(re.escape(ADMIN_KEY_PREFIX) + r"[A-Za-z0-9_-]{40}", key)
@@ -34,7 +35,7 @@ class TestAdminKeyStore:
         assert set(record) == {"version", "kdf", "n", "r", "p", "salt", "hash"}
         assert record["kdf"] == "scrypt" and record["n"] == 2**10
 
-    def test_verify(self, store):
+    def test_verify(self, store: AdminKeyStore) -> None:
         key, record = store.generate()
         other_key, other_record = store.generate()
 
@@ -47,12 +48,12 @@ class TestAdminKeyStore:
         assert not store.verify("", record)
         assert not store.verify(None, record)  # type: ignore[arg-type]
 
-    def test_verify_works_across_stores_and_default_cost(self):
+    def test_verify_works_across_stores_and_default_cost(self) -> None:
         key, record = AdminKeyStore().generate()
         assert record["n"] == 2**14
         assert AdminKeyStore(n=2**10).verify(key, json.loads(json.dumps(record)))
 
-    def test_tampered_hash_fails(self, store):
+    def test_tampered_hash_fails(self, store: AdminKeyStore) -> None:
         key, record = store.generate()
         digest = bytearray(base64.b64decode(record["hash"]))
         digest[0] ^= 1
@@ -71,17 +72,19 @@ class TestAdminKeyStore:
             ({"hash": base64.b64encode(b"short").decode()}, r"malformed salt or hash"),
         ],
     )
-    def test_corrupt_records_raise(self, store, change, message):
+    def test_corrupt_records_raise(
+        self, store: AdminKeyStore, change: dict[str, Any], message: str
+    ) -> None:
         key, record = store.generate()
         with pytest.raises(ValueError, match=message):
             store.verify(key, {**record, **change})
 
-    def test_costs_are_bounded(self):
+    def test_costs_are_bounded(self) -> None:
         with pytest.raises(ValueError, match=r"scrypt parameter n must be an int in"):
             AdminKeyStore(n=2**30)
 
 
-def acting_as_b64(attributes: dict, *, urlsafe: bool = False) -> str:
+def acting_as_b64(attributes: dict[str, Any], *, urlsafe: bool = False) -> str:
     raw = json.dumps(attributes).encode()
     return (
         base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -92,21 +95,21 @@ def acting_as_b64(attributes: dict, *, urlsafe: bool = False) -> str:
 
 class TestParseAuthorization:
     @pytest.mark.parametrize("header", [None, "", "   "])
-    def test_missing_header_means_no_credentials(self, header):
+    def test_missing_header_means_no_credentials(self, header: str | None) -> None:
         assert parse_authorization(header) == Credentials(CredentialKind.NONE)
 
     @pytest.mark.parametrize("header", ["Bearer eyJ.a.b", "bearer eyJ.a.b", "BEARER   eyJ.a.b  "])
-    def test_bearer(self, header):
+    def test_bearer(self, header: str) -> None:
         assert parse_authorization(header) == Credentials(CredentialKind.USER, "eyJ.a.b")
 
     @pytest.mark.parametrize(
         "header",
         ["Convex reactor-admin|abc", "convex reactor-admin|abc", "CONVEX  reactor-admin|abc"],
     )
-    def test_admin_key(self, header):
+    def test_admin_key(self, header: str) -> None:
         assert parse_authorization(header) == Credentials(CredentialKind.ADMIN, "reactor-admin|abc")
 
-    def test_admin_acting_as_a_user(self):
+    def test_admin_acting_as_a_user(self) -> None:
         attributes = {"issuer": "https://i", "subject": "u1", "name": "Ada", "role": "x"}
         credentials = parse_authorization(f"Convex reactor-admin|abc:{acting_as_b64(attributes)}")
 
@@ -114,7 +117,7 @@ class TestParseAuthorization:
         assert credentials.token == "reactor-admin|abc"
         assert credentials.acting_as == {**attributes, "tokenIdentifier": "https://i|u1"}
 
-    def test_convex_deploy_key_type_prefix_is_not_the_acting_as_separator(self):
+    def test_convex_deploy_key_type_prefix_is_not_the_acting_as_separator(self) -> None:
         assert parse_authorization("Convex prod:happy-otter-123|eyJ2") == Credentials(
             CredentialKind.ADMIN, "prod:happy-otter-123|eyJ2"
         )
@@ -125,7 +128,7 @@ class TestParseAuthorization:
         assert credentials.token == "prod:happy-otter-123|eyJ2"
         assert credentials.acting_as == {"tokenIdentifier": "t"}
 
-    def test_anything_else_is_a_bearer_token(self):
+    def test_anything_else_is_a_bearer_token(self) -> None:
         assert parse_authorization("eyJraw.token.here") == Credentials(
             CredentialKind.USER, "eyJraw.token.here"
         )
@@ -133,7 +136,7 @@ class TestParseAuthorization:
             CredentialKind.USER, "Basic dXNlcjpwYXNz"
         )
 
-    def test_admin_key_query_parameter_only_without_a_header(self):
+    def test_admin_key_query_parameter_only_without_a_header(self) -> None:
         assert parse_authorization(None, admin_key_param="k") == Credentials(
             CredentialKind.ADMIN, "k"
         )
@@ -154,7 +157,7 @@ class TestParseAuthorization:
             ("Convex key:" + acting_as_b64({"subject": "s"}), r"needs `tokenIdentifier`"),
         ],
     )
-    def test_malformed_headers(self, header, message):
+    def test_malformed_headers(self, header: str, message: str) -> None:
         with pytest.raises(AuthenticationError, match=message) as info:
             parse_authorization(header)
         assert info.value.reason == "InvalidAuthHeader"
@@ -162,7 +165,7 @@ class TestParseAuthorization:
 
 
 class TestCredentialsFromAuthenticate:
-    def test_variants(self):
+    def test_variants(self) -> None:
         assert Credentials.from_authenticate("None", None) == Credentials.none()
         assert Credentials.from_authenticate("User", "jwt") == Credentials.user("jwt")
         assert Credentials.from_authenticate("Admin", "k") == Credentials.admin("k")
@@ -177,6 +180,6 @@ class TestCredentialsFromAuthenticate:
             ("Robot", "x", r"Unknown tokenType"),
         ],
     )
-    def test_errors(self, token_type, value, message):
+    def test_errors(self, token_type: str, value: str | None, message: str) -> None:
         with pytest.raises(AuthenticationError, match=message):
             Credentials.from_authenticate(token_type, value)

@@ -11,7 +11,7 @@ from reactor.auth import (
 )
 
 
-def test_minimal_identity():
+def test_minimal_identity() -> None:
     assert user_identity_from_claims({"iss": "https://i", "sub": "s", "exp": 1, "aud": "a"}) == {
         "tokenIdentifier": "https://i|s",
         "subject": "s",
@@ -19,7 +19,7 @@ def test_minimal_identity():
     }
 
 
-def test_protocol_claims_are_dropped_for_oidc_but_kept_for_custom_jwts():
+def test_protocol_claims_are_dropped_for_oidc_but_kept_for_custom_jwts() -> None:
     claims = {"iss": "i", "sub": "s", "azp": "client", "nonce": "n", "jti": "j", "iat": 1, "nbf": 1}
 
     assert "azp" not in user_identity_from_claims(claims)
@@ -32,7 +32,7 @@ def test_protocol_claims_are_dropped_for_oidc_but_kept_for_custom_jwts():
     }
 
 
-def test_custom_claims_never_override_named_fields():
+def test_custom_claims_never_override_named_fields() -> None:
     claims = {"iss": "i", "sub": "s", "tokenIdentifier": "evil|x", "subject": "x", "givenName": "X"}
 
     assert user_identity_from_claims(claims) == {
@@ -42,7 +42,7 @@ def test_custom_claims_never_override_named_fields():
     }
 
 
-def test_standard_claim_conversions():
+def test_standard_claim_conversions() -> None:
     identity = user_identity_from_claims(
         {
             "iss": "i",
@@ -65,12 +65,12 @@ def test_standard_claim_conversions():
     }
 
 
-def test_nested_custom_claims_stay_nested_for_oidc():
+def test_nested_custom_claims_stay_nested_for_oidc() -> None:
     identity = user_identity_from_claims({"iss": "i", "sub": "s", "org": {"id": 1, "tags": ["a"]}})
     assert identity["org"] == {"id": 1, "tags": ["a"]}
 
 
-def test_acting_as_attributes_default_the_token_identifier():
+def test_acting_as_attributes_default_the_token_identifier() -> None:
     assert normalize_identity_attributes(
         {"issuer": "i", "subject": "s", "email": "e", "team": {"id": 1}}
     ) == {
@@ -97,7 +97,7 @@ def test_acting_as_attributes_default_the_token_identifier():
         ),
     ],
 )
-def test_invalid_acting_as_attributes(attributes, message):
+def test_invalid_acting_as_attributes(attributes: object, message: str) -> None:
     with pytest.raises(AuthenticationError, match=message) as info:
         normalize_identity_attributes(attributes)
     assert info.value.reason == "InvalidAuthHeader"

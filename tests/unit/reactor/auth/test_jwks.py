@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import jwt
 import pytest
@@ -27,7 +28,7 @@ from reactor.auth.jwks import load_key
         ("data:,plain", b"plain"),
     ],
 )
-def test_decode_data_uri(uri, expected):
+def test_decode_data_uri(uri: str, expected: bytes) -> None:
     assert decode_data_uri(uri) == expected
 
 
@@ -39,12 +40,12 @@ def test_decode_data_uri(uri, expected):
         ("data:application/json;base64,@@@@", r"not valid base64"),
     ],
 )
-def test_decode_data_uri_errors(uri, message):
+def test_decode_data_uri_errors(uri: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         decode_data_uri(uri)
 
 
-def test_parse_jwks_keeps_key_objects_only():
+def test_parse_jwks_keeps_key_objects_only() -> None:
     keys = parse_jwks(json.dumps({"keys": [{"kty": "RSA"}, "junk", 3]}), source="x")
     assert keys == ({"kty": "RSA"},)
 
@@ -58,19 +59,19 @@ def test_parse_jwks_keeps_key_objects_only():
         ({"keys": ["junk"]}, r"^src has no keys$"),
     ],
 )
-def test_parse_jwks_errors(document, message):
+def test_parse_jwks_errors(document: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        parse_jwks(document, source="src")
+        parse_jwks(document, source="src")  # type: ignore[arg-type]  # [] on purpose
 
 
-def _rsa_jwk(**extra):
+def _rsa_jwk(**extra: Any) -> dict[str, Any]:
     jwk = RSAAlgorithm.to_jwk(
         rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key(), as_dict=True
     )
     return {**jwk, **extra}
 
 
-def test_load_key_gives_public_key_objects():
+def test_load_key_gives_public_key_objects() -> None:
     ec_jwk = jwt.algorithms.ECAlgorithm.to_jwk(
         ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True
     )
@@ -83,7 +84,7 @@ def test_load_key_gives_public_key_objects():
     assert isinstance(load_key(ed_jwk, "EdDSA"), ed25519.Ed25519PublicKey)
 
 
-def test_load_key_refuses_mismatches():
+def test_load_key_refuses_mismatches() -> None:
     p384 = jwt.algorithms.ECAlgorithm.to_jwk(
         ec.generate_private_key(ec.SECP384R1()).public_key(), as_dict=True
     )

@@ -12,7 +12,7 @@ from .conftest import data_uri
 INLINE = data_uri({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "kid": "k"}]})
 
 
-def test_parses_both_kinds_in_order():
+def test_parses_both_kinds_in_order() -> None:
     providers = parse_providers(
         [
             {"domain": "https://tenant.us.auth0.com/", "applicationID": "abc"},
@@ -34,17 +34,18 @@ def test_parses_both_kinds_in_order():
         ),
         CustomJwtProvider("local", INLINE, "RS256", None),
     ]
+    assert isinstance(providers[0], OidcProvider)
     assert (
         providers[0].discovery_url == "https://tenant.us.auth0.com/.well-known/openid-configuration"
     )
 
 
-def test_empty_list_is_valid():
+def test_empty_list_is_valid() -> None:
     assert parse_providers([]) == []
     assert parse_providers(()) == []
 
 
-def test_application_id_none_means_no_audience_check():
+def test_application_id_none_means_no_audience_check() -> None:
     (provider,) = parse_providers(
         [
             {
@@ -60,7 +61,7 @@ def test_application_id_none_means_no_audience_check():
     assert not provider.matches("i2", [])
 
 
-def test_oidc_matching_ignores_a_trailing_slash_but_needs_the_audience():
+def test_oidc_matching_ignores_a_trailing_slash_but_needs_the_audience() -> None:
     provider = OidcProvider("https://a.example.com", "app")
     assert provider.matches("https://a.example.com/", ["app"])
     assert provider.matches("https://a.example.com", ["x", "app"])
@@ -191,7 +192,9 @@ def test_oidc_matching_ignores_a_trailing_slash_but_needs_the_audience():
         ),
     ],
 )
-def test_invalid_configs_name_the_provider_and_field(raw, message, index, field):
+def test_invalid_configs_name_the_provider_and_field(
+    raw: object, message: str, index: int | None, field: str | None
+) -> None:
     with pytest.raises(AuthConfigError, match=message) as info:
         parse_providers(raw)
 

@@ -12,12 +12,13 @@ import pytest
 from reactor.auth import (
     AuthConfigError,
     AuthenticationError,
+    AuthVerifier,
     CustomJwtProvider,
     OidcProvider,
     parse_providers,
 )
 
-from .conftest import FakeClock, data_uri, jwks_of
+from .conftest import FakeClock, IdentityProvider, MakeVerifier, SigningKey, data_uri, jwks_of
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +45,7 @@ def custom(issuer: str, jwks: str, algorithm: str = "ES256", **extra: Any) -> li
     return [{"type": "customJwt", "issuer": issuer, "jwks": jwks, "algorithm": algorithm, **extra}]
 
 
-async def refused(verifier: Any, token: str, match: str) -> AuthenticationError:
+async def refused(verifier: AuthVerifier, token: str, match: str) -> AuthenticationError:
     with pytest.raises(AuthenticationError, match=match) as info:
         await verifier.verify(token)
     assert info.value.code == "Unauthenticated"
@@ -54,7 +55,9 @@ async def refused(verifier: Any, token: str, match: str) -> AuthenticationError:
 # -- OIDC ----------------------------------------------------------------------------------------
 
 
-async def test_oidc_rs256_token_gives_the_exact_user_identity(idp, rsa_key, clock, make_verifier):
+async def test_oidc_rs256_token_gives_the_exact_user_identity(
+    idp: IdentityProvider, rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key)
     token = rsa_key.sign(
         claims_for(
@@ -120,7 +123,9 @@ async def test_oidc_rs256_token_gives_the_exact_user_identity(idp, rsa_key, cloc
     }
 
 
-async def test_verify_token_reports_expiry_and_provider(idp, rsa_key, clock, make_verifier):
+async def test_verify_token_reports_expiry_and_provider(
+    idp: IdentityProvider, rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key)
     verifier = make_verifier(oidc(domain))
 
@@ -133,7 +138,9 @@ async def test_verify_token_reports_expiry_and_provider(idp, rsa_key, clock, mak
     assert verified.is_expired(clock.now + 3600)
 
 
-async def test_oidc_issuer_matches_up_to_a_trailing_slash(idp, rsa_key, clock, make_verifier):
+async def test_oidc_issuer_matches_up_to_a_trailing_slash(
+    idp: IdentityProvider, rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key)
     verifier = make_verifier(oidc(domain + "/"))
 
@@ -142,7 +149,9 @@ async def test_oidc_issuer_matches_up_to_a_trailing_slash(idp, rsa_key, clock, m
     assert identity["tokenIdentifier"] == f"{domain}|user|42"
 
 
-async def test_oidc_audience_may_be_a_list(idp, rsa_key, clock, make_verifier):
+async def test_oidc_audience_may_be_a_list(
+    idp: IdentityProvider, rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key)
     verifier = make_verifier(oidc(domain))
 
@@ -151,7 +160,9 @@ async def test_oidc_audience_may_be_a_list(idp, rsa_key, clock, make_verifier):
     assert identity["subject"] == "user|42"
 
 
-async def test_oidc_eddsa_token(idp, ed_key, clock, make_verifier):
+async def test_oidc_eddsa_token(
+    idp: IdentityProvider, ed_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     domain = idp.serve_oidc("oidc", ed_key)
     verifier = make_verifier(oidc(domain))
 
@@ -161,8 +172,13 @@ async def test_oidc_eddsa_token(idp, ed_key, clock, make_verifier):
 
 
 async def test_oidc_token_without_kid_is_tried_against_every_usable_key(
-    idp, rsa_key, rsa_key_2, ec_key, clock, make_verifier
-):
+    idp: IdentityProvider,
+    rsa_key: SigningKey,
+    rsa_key_2: SigningKey,
+    ec_key: SigningKey,
+    clock: FakeClock,
+    make_verifier: MakeVerifier,
+) -> None:
     domain = idp.serve_oidc("oidc", ec_key, rsa_key, rsa_key_2)
     verifier = make_verifier(oidc(domain))
 
@@ -171,7 +187,13 @@ async def test_oidc_token_without_kid_is_tried_against_every_usable_key(
     assert identity["subject"] == "user|42"
 
 
-async def test_oidc_refuses_es256_and_hs256_and_none(idp, rsa_key, ec_key, clock, make_verifier):
+async def test_oidc_refuses_es256_and_hs256_and_none(
+    idp: IdentityProvider,
+    rsa_key: SigningKey,
+    ec_key: SigningKey,
+    clock: FakeClock,
+    make_verifier: MakeVerifier,
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key, ec_key)
     verifier = make_verifier(oidc(domain))
     claims = claims_for(clock, domain)
@@ -179,12 +201,14 @@ async def test_oidc_refuses_es256_and_hs256_and_none(idp, rsa_key, ec_key, clock
     await refused(verifier, ec_key.sign(claims), r"Token `alg` header 'ES256' is not supported")
     hs256 = jwt.encode(claims, "a-shared-secret-of-32-bytes-long!", algorithm="HS256")
     await refused(verifier, hs256, r"'HS256' is not supported: OIDC tokens must be signed with")
-    unsigned = jwt.encode(claims, None, algorithm="none")
+    unsigned = jwt.encode(claims, None, algorithm="none")  # type: ignore[arg-type]
     error = await refused(verifier, unsigned, r"Token `alg` header 'none' is not supported")
     assert error.reason == "InvalidAuthHeader"
 
 
-async def test_discovery_must_name_the_same_issuer(idp, rsa_key, clock, make_verifier):
+async def test_discovery_must_name_the_same_issuer(
+    idp: IdentityProvider, rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key)
     idp.serve(
         "/oidc/.well-known/openid-configuration",
@@ -201,7 +225,9 @@ async def test_discovery_must_name_the_same_issuer(idp, rsa_key, clock, make_ver
     assert error.reason == "AuthProviderUnavailable"
 
 
-async def test_discovery_not_found_is_a_clear_error(idp, rsa_key, clock, make_verifier):
+async def test_discovery_not_found_is_a_clear_error(
+    idp: IdentityProvider, rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     domain = idp.url("/nowhere")
     verifier = make_verifier(oidc(domain))
 
@@ -216,7 +242,9 @@ async def test_discovery_not_found_is_a_clear_error(idp, rsa_key, clock, make_ve
 # -- custom JWT ----------------------------------------------------------------------------------
 
 
-async def test_custom_jwt_es256_token_flattens_nested_claims(idp, ec_key, clock, make_verifier):
+async def test_custom_jwt_es256_token_flattens_nested_claims(
+    idp: IdentityProvider, ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     idp.serve("/custom/jwks", jwks_of(ec_key))
     verifier = make_verifier(custom("https://auth.example.com", idp.url("/custom/jwks")))
     claims = claims_for(
@@ -241,7 +269,9 @@ async def test_custom_jwt_es256_token_flattens_nested_claims(idp, ec_key, clock,
 
 
 @pytest.mark.parametrize("media_type", ["application/json", "text/plain;charset=utf-8"])
-async def test_custom_jwt_with_inline_data_uri_jwks(ec_key, clock, make_verifier, media_type):
+async def test_custom_jwt_with_inline_data_uri_jwks(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier, media_type: str
+) -> None:
     jwks = data_uri(jwks_of(ec_key), media_type)
     verifier = make_verifier(custom("privy.io", jwks))
 
@@ -250,7 +280,9 @@ async def test_custom_jwt_with_inline_data_uri_jwks(ec_key, clock, make_verifier
     assert identity["tokenIdentifier"] == "privy.io|user|42"
 
 
-async def test_custom_jwt_rs256(idp, rsa_key, clock, make_verifier):
+async def test_custom_jwt_rs256(
+    idp: IdentityProvider, rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     idp.serve("/custom/jwks", jwks_of(rsa_key))
     verifier = make_verifier(custom("issuer-x", idp.url("/custom/jwks"), "RS256"))
 
@@ -259,7 +291,9 @@ async def test_custom_jwt_rs256(idp, rsa_key, clock, make_verifier):
     assert identity["subject"] == "user|42"
 
 
-async def test_custom_jwt_checks_aud_only_with_an_application_id(ec_key, clock, make_verifier):
+async def test_custom_jwt_checks_aud_only_with_an_application_id(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     jwks = data_uri(jwks_of(ec_key))
     open_verifier = make_verifier(custom("iss", jwks))
     strict_verifier = make_verifier(custom("iss", jwks, applicationID="mine"))
@@ -274,7 +308,9 @@ async def test_custom_jwt_checks_aud_only_with_an_application_id(ec_key, clock, 
     assert error.reason == "NoAuthProvider"
 
 
-async def test_custom_jwt_requires_kid(ec_key, clock, make_verifier):
+async def test_custom_jwt_requires_kid(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key))))
 
     error = await refused(
@@ -285,7 +321,9 @@ async def test_custom_jwt_requires_kid(ec_key, clock, make_verifier):
     assert error.reason == "InvalidAuthHeader"
 
 
-async def test_custom_jwt_alg_must_match_the_provider(rsa_key, ec_key, clock, make_verifier):
+async def test_custom_jwt_alg_must_match_the_provider(
+    rsa_key: SigningKey, ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key, rsa_key))))
 
     await refused(
@@ -295,7 +333,9 @@ async def test_custom_jwt_alg_must_match_the_provider(rsa_key, ec_key, clock, ma
     )
 
 
-async def test_custom_jwt_typ_must_be_jwt_if_present(ec_key, clock, make_verifier):
+async def test_custom_jwt_typ_must_be_jwt_if_present(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key))))
 
     await refused(
@@ -307,7 +347,9 @@ async def test_custom_jwt_typ_must_be_jwt_if_present(ec_key, clock, make_verifie
     assert (await verifier.verify(lower))["subject"] == "user|42"
 
 
-async def test_a_key_of_the_wrong_type_is_never_used(rsa_key, ec_key, clock, make_verifier):
+async def test_a_key_of_the_wrong_type_is_never_used(
+    rsa_key: SigningKey, ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     # The JWKS names an EC key "rsa-1": an RS256 token with that kid must not be checked with it.
     impostor = dict(ec_key.jwk, kid=rsa_key.kid, alg=None)
     del impostor["alg"]
@@ -330,7 +372,9 @@ async def test_a_key_of_the_wrong_type_is_never_used(rsa_key, ec_key, clock, mak
         ("iss", r"Token is missing the `iss` claim"),
     ],
 )
-async def test_required_claims(ec_key, clock, make_verifier, claim, message):
+async def test_required_claims(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier, claim: str, message: str
+) -> None:
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key))))
     claims = claims_for(clock, "iss")
     del claims[claim]
@@ -342,7 +386,13 @@ async def test_required_claims(ec_key, clock, make_verifier, claim, message):
 # -- refusals common to both kinds ---------------------------------------------------------------
 
 
-async def test_wrong_signature_same_kid(idp, rsa_key, rsa_key_2, clock, make_verifier):
+async def test_wrong_signature_same_kid(
+    idp: IdentityProvider,
+    rsa_key: SigningKey,
+    rsa_key_2: SigningKey,
+    clock: FakeClock,
+    make_verifier: MakeVerifier,
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key)
     verifier = make_verifier(oidc(domain))
     forged = rsa_key_2.sign(claims_for(clock, domain), kid=rsa_key.kid)
@@ -351,7 +401,9 @@ async def test_wrong_signature_same_kid(idp, rsa_key, rsa_key_2, clock, make_ver
     assert error.reason == "InvalidSignature"
 
 
-async def test_tampered_payload_fails_the_signature(ec_key, clock, make_verifier):
+async def test_tampered_payload_fails_the_signature(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key))))
     header, _, signature = ec_key.sign(claims_for(clock, "iss")).split(".")
     other_payload = ec_key.sign(claims_for(clock, "iss", sub="admin")).split(".")[1]
@@ -361,7 +413,9 @@ async def test_tampered_payload_fails_the_signature(ec_key, clock, make_verifier
     )
 
 
-async def test_wrong_issuer(idp, rsa_key, clock, make_verifier):
+async def test_wrong_issuer(
+    idp: IdentityProvider, rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key)
     verifier = make_verifier(oidc(domain))
 
@@ -375,7 +429,9 @@ async def test_wrong_issuer(idp, rsa_key, clock, make_verifier):
     assert idp.hits("/oidc/jwks") == 0  # refused before any key was fetched
 
 
-async def test_wrong_audience(idp, rsa_key, clock, make_verifier):
+async def test_wrong_audience(
+    idp: IdentityProvider, rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key)
     verifier = make_verifier(oidc(domain))
 
@@ -387,7 +443,9 @@ async def test_wrong_audience(idp, rsa_key, clock, make_verifier):
     await refused(verifier, rsa_key.sign(claims_for(clock, domain, aud=None)), r"and audience None")
 
 
-async def test_no_providers_configured(rsa_key, clock, make_verifier):
+async def test_no_providers_configured(
+    rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     verifier = make_verifier([])
 
     await refused(
@@ -397,7 +455,9 @@ async def test_no_providers_configured(rsa_key, clock, make_verifier):
     )
 
 
-async def test_expired_token(ec_key, clock, make_verifier):
+async def test_expired_token(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key))))
     clock.now = 1_700_000_000.0
     token = ec_key.sign(claims_for(clock, "iss", exp=1_700_000_000 - 60))
@@ -410,7 +470,9 @@ async def test_expired_token(ec_key, clock, make_verifier):
     assert error.reason == "TokenExpired"
 
 
-async def test_expiry_allows_a_little_clock_skew(ec_key, clock, make_verifier):
+async def test_expiry_allows_a_little_clock_skew(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key))))
     token = ec_key.sign(claims_for(clock, "iss", exp=int(clock.now) - 3))
 
@@ -419,7 +481,9 @@ async def test_expiry_allows_a_little_clock_skew(ec_key, clock, make_verifier):
     await refused(verifier, token, r"^Token expired at")
 
 
-async def test_not_yet_valid_token(ec_key, clock, make_verifier):
+async def test_not_yet_valid_token(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key))))
     token = ec_key.sign(claims_for(clock, "iss", nbf=int(clock.now) + 60))
 
@@ -439,14 +503,18 @@ async def test_not_yet_valid_token(ec_key, clock, make_verifier):
         ("eyJhbGciOiJFUzI1NiJ9.WzFd.c2ln", r"its payload is not a JSON object"),
     ],
 )
-async def test_malformed_tokens(ec_key, make_verifier, token, message):
+async def test_malformed_tokens(
+    ec_key: SigningKey, make_verifier: MakeVerifier, token: str, message: str
+) -> None:
     verifier = make_verifier(custom("iss", data_uri(jwks_of(ec_key))))
 
     error = await refused(verifier, token, message)
     assert error.reason == "InvalidAuthHeader"
 
 
-async def test_raw_provider_dicts_are_parsed(ec_key, clock, make_verifier):
+async def test_raw_provider_dicts_are_parsed(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     raw = custom("iss", data_uri(jwks_of(ec_key)))
     verifier = make_verifier(raw)
 
@@ -460,8 +528,12 @@ async def test_raw_provider_dicts_are_parsed(ec_key, clock, make_verifier):
 
 
 async def test_unknown_kid_triggers_one_refetch_after_rotation(
-    idp, rsa_key, rsa_key_2, clock, make_verifier
-):
+    idp: IdentityProvider,
+    rsa_key: SigningKey,
+    rsa_key_2: SigningKey,
+    clock: FakeClock,
+    make_verifier: MakeVerifier,
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key)
     verifier = make_verifier(oidc(domain))
     assert (await verifier.verify(rsa_key.sign(claims_for(clock, domain))))["subject"] == "user|42"
@@ -478,7 +550,9 @@ async def test_unknown_kid_triggers_one_refetch_after_rotation(
     assert idp.hits("/oidc/jwks") == 2
 
 
-async def test_unknown_kid_refetches_at_most_once_per_interval(idp, ec_key, clock, make_verifier):
+async def test_unknown_kid_refetches_at_most_once_per_interval(
+    idp: IdentityProvider, ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     idp.serve("/custom/jwks", jwks_of(ec_key))
     verifier = make_verifier(custom("iss", idp.url("/custom/jwks")))
     await verifier.verify(ec_key.sign(claims_for(clock, "iss")))
@@ -497,7 +571,9 @@ async def test_unknown_kid_refetches_at_most_once_per_interval(idp, ec_key, cloc
     assert idp.hits("/custom/jwks") == 2
 
 
-async def test_jwks_is_cached_for_the_ttl(idp, ec_key, clock, make_verifier):
+async def test_jwks_is_cached_for_the_ttl(
+    idp: IdentityProvider, ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     idp.serve("/custom/jwks", jwks_of(ec_key))
     verifier = make_verifier(custom("iss", idp.url("/custom/jwks")), jwks_ttl_s=60)
 
@@ -509,7 +585,9 @@ async def test_jwks_is_cached_for_the_ttl(idp, ec_key, clock, make_verifier):
     assert idp.hits("/custom/jwks") == 2
 
 
-async def test_concurrent_verifies_share_one_fetch(idp, rsa_key, clock, make_verifier):
+async def test_concurrent_verifies_share_one_fetch(
+    idp: IdentityProvider, rsa_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     domain = idp.serve_oidc("oidc", rsa_key)
     verifier = make_verifier(oidc(domain))
     tokens = [rsa_key.sign(claims_for(clock, domain, sub=f"user-{i}")) for i in range(8)]
@@ -521,7 +599,9 @@ async def test_concurrent_verifies_share_one_fetch(idp, rsa_key, clock, make_ver
     assert idp.hits("/oidc/jwks") == 1
 
 
-async def test_concurrent_verifies_share_one_failed_fetch(idp, ec_key, clock, make_verifier):
+async def test_concurrent_verifies_share_one_failed_fetch(
+    idp: IdentityProvider, ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     idp.serve("/custom/jwks", {"error": "boom"}, status=503)
     verifier = make_verifier(custom("iss", idp.url("/custom/jwks")))
     token = ec_key.sign(claims_for(clock, "iss"))
@@ -540,7 +620,9 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_jwks_endpoint_down_is_a_clear_error(ec_key, clock, make_verifier):
+async def test_jwks_endpoint_down_is_a_clear_error(
+    ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     url = f"http://127.0.0.1:{_closed_port()}/jwks.json"
     verifier = make_verifier(custom("iss", url))
 
@@ -561,7 +643,15 @@ async def test_jwks_endpoint_down_is_a_clear_error(ec_key, clock, make_verifier)
         (200, {"keys": []}, r"the response has no keys$"),
     ],
 )
-async def test_bad_jwks_responses(idp, ec_key, clock, make_verifier, status, body, message):
+async def test_bad_jwks_responses(
+    idp: IdentityProvider,
+    ec_key: SigningKey,
+    clock: FakeClock,
+    make_verifier: MakeVerifier,
+    status: int,
+    body: dict[str, Any] | bytes,
+    message: str,
+) -> None:
     idp.serve("/custom/jwks", body, status=status)
     verifier = make_verifier(custom("iss", idp.url("/custom/jwks")))
 
@@ -572,7 +662,9 @@ async def test_bad_jwks_responses(idp, ec_key, clock, make_verifier, status, bod
     )
 
 
-async def test_stale_keys_are_served_while_the_provider_is_down(idp, ec_key, clock, make_verifier):
+async def test_stale_keys_are_served_while_the_provider_is_down(
+    idp: IdentityProvider, ec_key: SigningKey, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
     idp.serve("/custom/jwks", jwks_of(ec_key))
     verifier = make_verifier(custom("iss", idp.url("/custom/jwks")), jwks_ttl_s=60)
     await verifier.verify(ec_key.sign(claims_for(clock, "iss")))
@@ -586,7 +678,9 @@ async def test_stale_keys_are_served_while_the_provider_is_down(idp, ec_key, clo
     await refused(verifier, ec_key.sign(claims_for(clock, "iss")), r"HTTP 503")
 
 
-async def test_a_given_http_client_is_used_and_left_open(idp, ec_key, clock):
+async def test_a_given_http_client_is_used_and_left_open(
+    idp: IdentityProvider, ec_key: SigningKey, clock: FakeClock
+) -> None:
     import httpx
 
     from reactor.auth import AuthVerifier
