@@ -1,0 +1,112 @@
+"""stop_task: cancel a background task and wait until it has really finished."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reactor.core.tasks import stop_task
+
+
+async def _forever(started: asyncio.Event, cleaned_up: list[str]) -> None:
+    started.set()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await asyncio.sleep(0)  # cleanup that itself awaits
+        cleaned_up.append("done")
+
+
+def test_none_finishes_at_once_without_suspending() -> None:
+    step = stop_task(None).__await__()
+
+    with pytest.raises(StopIteration):
+        next(step)
+
+
+@pytest.mark.anyio
+async def test_a_running_task_is_cancelled_and_its_cleanup_has_run() -> None:
+    started = asyncio.Event()
+    cleaned_up: list[str] = []
+    task = asyncio.create_task(_forever(started, cleaned_up))
+    await started.wait()
+
+    await stop_task(task)
+
+    assert task.cancelled()
+    assert cleaned_up == ["done"]
+
+
+@pytest.mark.anyio
+async def test_a_task_that_never_started_is_cancelled() -> None:
+    started = asyncio.Event()
+    task = asyncio.create_task(_forever(started, []))
+
+    await stop_task(task)
+
+    assert task.cancelled()
+    assert not started.is_set()
+
+
+@pytest.mark.anyio
+async def test_a_finished_task_is_left_as_it_was() -> None:
+    async def answer() -> int:
+        return 42
+
+    task = asyncio.create_task(answer())
+    await task
+
+    await stop_task(task)
+
+    assert not task.cancelled()
+    assert task.result() == 42
+
+
+@pytest.mark.anyio
+async def test_an_error_raised_while_stopping_propagates() -> None:
+    started = asyncio.Event()
+
+    async def fails_on_cancel() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    task = asyncio.create_task(fails_on_cancel())
+    await started.wait()
+
+    with pytest.raises(RuntimeError, match="cleanup failed"):
+        await stop_task(task)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="stop_task suppresses every CancelledError from `await task`, including one aimed "
+    "at the caller: a caller cancelled while the task's cleanup runs returns normally",
+)
+@pytest.mark.anyio
+async def test_cancelling_the_caller_while_it_waits_is_not_swallowed() -> None:
+    started = asyncio.Event()
+    cleanup_may_finish = asyncio.Event()
+
+    async def slow_cleanup() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await cleanup_may_finish.wait()
+            raise
+
+    task = asyncio.create_task(slow_cleanup())
+    await started.wait()
+    stopper = asyncio.create_task(stop_task(task))
+    for _ in range(3):
+        await asyncio.sleep(0)  # the stopper is now waiting for the task's cleanup
+
+    stopper.cancel()
+    cleanup_may_finish.set()
+    await asyncio.wait([stopper])
+
+    assert stopper.cancelled()
