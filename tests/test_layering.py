@@ -32,5 +32,5 @@ def loaded_after(statement: str) -> set[str]:
         ("import reactor", {"starlette", "uvicorn", "sqlite3"}),
     ],
 )
-def test_imports_point_down_only(statement, forbidden):
+def test_imports_point_down_only(statement: str, forbidden: set[str]) -> None:
     assert loaded_after(statement) & forbidden == set()

@@ -14,6 +14,7 @@ from functions import (
     DatabaseReader,
     DatabaseWriter,
     IndexRange,
+    IndexRangeBuilder,
     MutationCtx,
     Order,
     PaginationOptions,
@@ -69,7 +70,9 @@ class FakeStore:
             raise SchemaError(f"Index {table}.{index} not found")
         return self.indexes[(table, index)]
 
-    def _sorted(self, table: str, index: str, range: IndexRange, order: Order) -> list[dict]:
+    def _sorted(
+        self, table: str, index: str, range: IndexRange, order: Order
+    ) -> list[dict[str, Any]]:
         fields = self._fields(table, index)
         used = [field for field, _ in range.eq]
         bounded = {b.field for b in (range.lower, range.upper) if b is not None}
@@ -103,7 +106,7 @@ class FakeStore:
         def key(doc: dict[str, Any]) -> list[Any]:
             return [value(doc, f) for f in fields] + [doc["_creationTime"], doc["_id"]]
 
-        def cmp(a: dict, b: dict) -> int:
+        def cmp(a: dict[str, Any], b: dict[str, Any]) -> int:
             for x, y in zip(key(a), key(b), strict=True):
                 c = compare_values(x, y)
                 if c:
@@ -294,7 +297,11 @@ class TestWithIndex:
         store, db, _ = await seeded(2)
         await db.insert("tasks", {"n": 9.0})
         for missing in (UNDEFINED, ORDERING_UNDEFINED):
-            q = db.query("tasks").with_index("by_owner", lambda q, m=missing: q.eq("owner", m))
+
+            def by_owner(q: IndexRangeBuilder, m: Any = missing) -> IndexRangeBuilder:
+                return q.eq("owner", m)
+
+            q = db.query("tasks").with_index("by_owner", by_owner)
             assert ns(await q.collect()) == [9]
             assert q._range.eq == (("owner", UNDEFINED),)
 
@@ -316,9 +323,9 @@ class TestWithIndex:
     async def test_range_function_must_return_the_builder(self) -> None:
         _, db, _ = await seeded(1)
         with pytest.raises(TypeError, match="must return the chain on q"):
-            db.query("tasks").with_index("by_n", lambda q: None)
+            db.query("tasks").with_index("by_n", lambda q: None)  # type: ignore[arg-type, return-value]
         with pytest.raises(TypeError, match="field name string"):
-            db.query("tasks").with_index("by_n", lambda q: q.eq(3, 1))
+            db.query("tasks").with_index("by_n", lambda q: q.eq(3, 1))  # type: ignore[arg-type]
         with pytest.raises(ValidationError, match="not a supported Convex value"):
             db.query("tasks").with_index("by_n", lambda q: q.eq("n", object()))
 
@@ -448,8 +455,10 @@ class TestPaginate:
 class TestReaderWriter:
     async def test_get_and_table_first_forms(self) -> None:
         store, db, ids = await seeded(2)
-        assert (await db.get(ids[0]))["n"] == 0
-        assert (await db.get("tasks", ids[1]))["n"] == 1
+        first = await db.get(ids[0])
+        assert first is not None and first["n"] == 0
+        second = await db.get("tasks", ids[1])
+        assert second is not None and second["n"] == 1
         other = await db.insert("users", {"name": "x"})
         with pytest.raises(ValidationError, match='is not an id of table "tasks"'):
             await db.get("tasks", other)
@@ -494,10 +503,10 @@ class TestReaderWriter:
         store, _, ids = await seeded(1)
         reader = DatabaseReader(store)
         for call in (
-            reader.insert("t", {}),
-            reader.patch(ids[0], {}),
-            reader.replace(ids[0], {}),
-            reader.delete(ids[0]),
+            reader.insert("t", {}),  # type: ignore[attr-defined]
+            reader.patch(ids[0], {}),  # type: ignore[attr-defined]
+            reader.replace(ids[0], {}),  # type: ignore[attr-defined]
+            reader.delete(ids[0]),  # type: ignore[attr-defined]
         ):
             with pytest.raises(ReadOnlyTransactionError, match="queries are read-only"):
                 await call
@@ -522,4 +531,5 @@ class TestContexts:
         identity = await auth.get_user_identity()
         assert identity is not None
         identity["nested"]["a"] = 2.0
-        assert (await auth.get_user_identity())["nested"]["a"] == 1.0
+        again = await auth.get_user_identity()
+        assert again is not None and again["nested"]["a"] == 1.0

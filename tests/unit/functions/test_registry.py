@@ -9,6 +9,7 @@ import pytest
 from functions import (
     FunctionDefinitionError,
     FunctionKind,
+    FunctionPath,
     InvalidFunctionPath,
     Registry,
     http_action,
@@ -73,7 +74,7 @@ def test_add_sets_the_canonical_path(registry: Registry) -> None:
     assert len(registry) == 5 and "messages.js" in registry and "nope:x" not in registry
     assert 3 not in registry
     assert [spec.path for spec in registry] == registry.paths()
-    assert dict(registry.items())["messages:send"] is send
+    assert dict(registry.items())[FunctionPath("messages:send")] is send
     assert repr(registry) == "<Registry 5 functions>"
 
 

@@ -14,7 +14,7 @@ FIELDS = ("a", "b")
 values = st.one_of(st.sampled_from(["", "a", "a\x00", "a\x00b", "ab", "b"]), st.floats(0, 3))
 
 
-def doc(a, b, n):
+def doc(a: str | float, b: str | float, n: int) -> dict[str, str | float]:
     return {"a": a, "b": b, "_creationTime": float(n), "_id": f"id{n}"}
 
 
@@ -35,9 +35,11 @@ ranges = st.one_of(
     after=st.integers(0, 12),
     point=st.integers(0, 11),
 )
-def test_fast_path_agrees_with_a_scan(writes, reads, after, point):
+def test_fast_path_agrees_with_a_scan(
+    writes: list[tuple[str | float, str | float]], reads: list[IndexRange], after: int, point: int
+) -> None:
     log = WriteLog()
-    keys = []
+    keys: list[bytes] = []
     for n, (a, b) in enumerate(writes, start=1):
         key, prefixes = index_key_prefixes(doc(a, b, n), FIELDS)
         keys.append(key)
@@ -52,7 +54,7 @@ def test_fast_path_agrees_with_a_scan(writes, reads, after, point):
     assert (fast is None) == (slow is None)
 
 
-def test_purged_windows_are_reported_as_conflicts():
+def test_purged_windows_are_reported_as_conflicts() -> None:
     log = WriteLog(max_entries=4)
     for n in range(1, 10):
         log.append(n, {"t.i": [bytes([n])]}, "t", {})
@@ -61,12 +63,13 @@ def test_purged_windows_are_reported_as_conflicts():
     assert log.find_conflict(ReadSet(), 9) is None
 
 
-def test_a_failed_commit_is_forgotten_but_older_writes_of_its_keys_are_not():
+def test_a_failed_commit_is_forgotten_but_older_writes_of_its_keys_are_not() -> None:
     log = WriteLog()
     log.append(1, {"t.i": [b"k"]}, "t", {})
     log.append(2, {"t.i": [b"k"]}, "t", {})
     log.remove_after(1)
     read_set = ReadSet()
     read_set.add("t.i", Interval(b"k", b"k\x00"))
-    assert log.find_conflict(read_set, 0).ts == 1
+    conflict = log.find_conflict(read_set, 0)
+    assert conflict is not None and conflict.ts == 1
     assert log.find_conflict(read_set, 1) is None
