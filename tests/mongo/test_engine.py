@@ -188,7 +188,8 @@ async def test_write_skew_across_two_servers_is_impossible(
             reading.set()
             await resume.wait()
 
-        a.app.import_module("doctors").pause = gate
+        doctors: Any = a.app.import_module("doctors")
+        doctors.pause = gate
         alice = asyncio.create_task(call(a, "doctors:go_off", {"name": "alice"}))
         await reading.wait()
         bob = await call(b, "doctors:go_off", {"name": "bob"})
@@ -216,7 +217,11 @@ async def test_a_commit_on_one_server_invalidates_live_queries_on_the_other(
         first = await b.executor.run_query(spec, {})
         assert first.value == [] and first.read_set is not None
         hit: list[Any] = []
-        subscription = b.subscriptions.subscribe("watcher", first.read_set, first.ts)
+        subscription = b.subscriptions.subscribe(
+            "watcher",  # type: ignore[arg-type]  # any hashable owner will do
+            first.read_set,
+            first.ts,
+        )
         assert subscription is not None
         original = b.live.on_commit
 
