@@ -10,15 +10,18 @@ import hashlib
 import os
 import socket
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.types import Message, Scope
 
-from reactor.platform.blobs import BlobStore
+from reactor.engine.transaction import PreparedCommit, Transaction
+from reactor.platform.blobs import BlobStore, PendingBlob
 from reactor.platform.files import FileStorage, StorageFileNotFound, storage_secret
 from reactor.server.deployment import Services
 from reactor.testing import running_services, write_app
@@ -37,6 +40,7 @@ APP = {
     """,
 }
 MiB = 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass
@@ -46,24 +50,27 @@ class Deployment:
     client: httpx.AsyncClient
     blob_dir: Path
 
-    def read_txn(self):
+    def read_txn(self) -> Transaction:
         executor = self.services.executor
         return executor._transaction(executor.snapshot_ts(), writable=False)
 
-    def write_txn(self):
+    def write_txn(self) -> Transaction:
         executor = self.services.executor
         return executor._transaction(executor.snapshot_ts(), writable=True)
 
-    async def commit(self, txn) -> int:
+    async def commit(self, txn: Transaction) -> int:
         return await self.services.committer.commit(txn.prepare_commit())
 
-    async def upload(self, data, content_type: str | None = "image/png") -> str:
+    async def upload(
+        self, data: bytes | AsyncIterator[bytes], content_type: str | None = "image/png"
+    ) -> str:
         headers = {} if content_type is None else {"content-type": content_type}
         response = await self.client.post(
             self.files.generate_upload_url(), content=data, headers=headers
         )
         assert response.status_code == 200, response.text
-        return response.json()["storageId"]
+        storage_id: str = response.json()["storageId"]
+        return storage_id
 
     def blob_files(self) -> list[Path]:
         return [p for p in self.blob_dir.rglob("*") if p.is_file()]
@@ -71,7 +78,7 @@ class Deployment:
 
 @contextlib.asynccontextmanager
 async def deployment(
-    tmp_path: Path, *, name: str = "data", secret: bytes | None = None, **options
+    tmp_path: Path, *, name: str = "data", secret: bytes | None = None, **options: Any
 ) -> AsyncIterator[Deployment]:
     max_bytes = options.pop("max_bytes", None)
     app_dir = write_app(tmp_path / "app", APP)
@@ -88,7 +95,7 @@ async def deployment(
         # What the composition root does: unlink deleted files' bytes once their commit is out.
         publish = services.committer.on_publish
 
-        def on_publish(ts, prepared):
+        def on_publish(ts: int, prepared: PreparedCommit) -> None:
             publish(ts, prepared)
             files.on_commit(ts, prepared)
 
@@ -97,6 +104,12 @@ async def deployment(
         transport = httpx.ASGITransport(app=web)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
             yield Deployment(services, files, client, blob_dir)
+
+
+def present(value: T | None) -> T:
+    """``value``, which the test knows exists (a row, its metadata, a download URL)."""
+    assert value is not None
+    return value
 
 
 async def chunks_of(total: int, size: int = 64 * 1024, byte: int = 7) -> AsyncIterator[bytes]:
@@ -110,7 +123,7 @@ async def chunks_of(total: int, size: int = 64 * 1024, byte: int = 7) -> AsyncIt
 # -- upload and the _storage row -------------------------------------------------------------
 
 
-async def test_upload_returns_id_and_storage_row_is_convex_shaped(tmp_path):
+async def test_upload_returns_id_and_storage_row_is_convex_shaped(tmp_path: Path) -> None:
     data = os.urandom(300_000)
     async with deployment(tmp_path) as d:
         storage_id = await d.upload(data, "image/png")
@@ -135,36 +148,36 @@ async def test_upload_returns_id_and_storage_row_is_convex_shaped(tmp_path):
         assert blob.read_bytes() == data
 
 
-async def test_upload_without_content_type_omits_the_field(tmp_path):
+async def test_upload_without_content_type_omits_the_field(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         storage_id = await d.upload(b"plain bytes", None)
-        row = await d.read_txn().get(storage_id)
+        row = present(await d.read_txn().get(storage_id))
         assert "contentType" not in row
-        meta = await d.files.get_metadata(None, storage_id)
+        meta = present(await d.files.get_metadata(None, storage_id))
         assert meta["contentType"] is None
-        url = await d.files.get_url(None, storage_id)
+        url = present(await d.files.get_url(None, storage_id))
         response = await d.client.get(url)
         assert response.headers["content-type"] == "application/octet-stream"
         assert response.content == b"plain bytes"
 
 
-async def test_empty_file(tmp_path):
+async def test_empty_file(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         storage_id = await d.upload(b"", "text/plain")
-        row = await d.read_txn().get(storage_id)
+        row = present(await d.read_txn().get(storage_id))
         assert row["size"] == 0.0 and row["sha256"] == hashlib.sha256(b"").hexdigest()
-        response = await d.client.get(await d.files.get_url(None, storage_id))
+        response = await d.client.get(present(await d.files.get_url(None, storage_id)))
         assert response.status_code == 200 and response.content == b""
 
 
 # -- download ----------------------------------------------------------------------------------
 
 
-async def test_download_streams_bytes_with_headers_and_head(tmp_path):
+async def test_download_streams_bytes_with_headers_and_head(tmp_path: Path) -> None:
     data = os.urandom(200_000)
     async with deployment(tmp_path) as d:
         storage_id = await d.upload(data, "image/png")
-        url = await d.files.handle(d.read_txn()).get_url(storage_id)
+        url = present(await d.files.handle(d.read_txn()).get_url(storage_id))
         assert url.startswith(f"{BASE}/api/storage/")
         digest = hashlib.sha256(data).hexdigest()
 
@@ -198,10 +211,10 @@ async def test_download_streams_bytes_with_headers_and_head(tmp_path):
         assert beyond.headers["content-range"] == f"bytes */{len(data)}"
 
 
-async def test_download_urls_cannot_be_made_from_a_bare_id_or_forged(tmp_path):
+async def test_download_urls_cannot_be_made_from_a_bare_id_or_forged(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         storage_id = await d.upload(b"secret picture")
-        url = await d.files.get_url(None, storage_id)
+        url = present(await d.files.get_url(None, storage_id))
         signature = url.rsplit(".", 1)[1]
         for bad in (
             f"{BASE}/api/storage/{storage_id}",
@@ -213,14 +226,16 @@ async def test_download_urls_cannot_be_made_from_a_bare_id_or_forged(tmp_path):
             assert response.json()["code"] == "NotFound"
         # another deployment's secret signs URLs this one rejects
         other = FileStorage(d.services.executor, d.files.blobs, secret=b"x" * 32, base_url=BASE)
-        assert (await d.client.get(await other.get_url(None, storage_id))).status_code == 404
+        assert (
+            await d.client.get(present(await other.get_url(None, storage_id)))
+        ).status_code == 404
         assert (await d.client.get(url)).status_code == 200
 
 
 # -- upload URL rules --------------------------------------------------------------------------
 
 
-async def test_upload_url_cannot_be_reused(tmp_path):
+async def test_upload_url_cannot_be_reused(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         url = d.files.generate_upload_url()
         first = await d.client.post(url, content=b"one")
@@ -232,7 +247,7 @@ async def test_upload_url_cannot_be_reused(tmp_path):
         assert len(d.blob_files()) == 1  # the refused upload left nothing behind
 
 
-async def test_upload_url_single_use_survives_a_restart(tmp_path):
+async def test_upload_url_single_use_survives_a_restart(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         url = d.files.generate_upload_url()
         assert (await d.client.post(url, content=b"one")).status_code == 200
@@ -243,7 +258,7 @@ async def test_upload_url_single_use_survives_a_restart(tmp_path):
         assert fresh.status_code == 200
 
 
-async def test_concurrent_posts_of_one_url_store_one_file(tmp_path):
+async def test_concurrent_posts_of_one_url_store_one_file(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         url = d.files.generate_upload_url()
 
@@ -259,7 +274,7 @@ async def test_concurrent_posts_of_one_url_store_one_file(tmp_path):
         assert len(d.blob_files()) == 1
 
 
-async def test_expired_upload_url_is_refused(tmp_path):
+async def test_expired_upload_url_is_refused(tmp_path: Path) -> None:
     now = [1_000_000.0]
     async with deployment(tmp_path, upload_ttl_s=60, clock=lambda: now[0]) as d:
         url = d.files.generate_upload_url()
@@ -275,7 +290,7 @@ async def test_expired_upload_url_is_refused(tmp_path):
         assert len(d.blob_files()) == 1
 
 
-async def test_forged_or_tampered_upload_url_is_refused(tmp_path):
+async def test_forged_or_tampered_upload_url_is_refused(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         url = d.files.generate_upload_url()
         token = url.split("token=", 1)[1]
@@ -300,7 +315,7 @@ async def test_forged_or_tampered_upload_url_is_refused(tmp_path):
 # -- size limit --------------------------------------------------------------------------------
 
 
-async def test_size_limit_is_enforced_while_streaming(tmp_path):
+async def test_size_limit_is_enforced_while_streaming(tmp_path: Path) -> None:
     async with deployment(tmp_path, max_bytes=1 * MiB) as d:
         url = d.files.generate_upload_url()
         # streamed without Content-Length: refused once the limit passes, mid-stream
@@ -324,10 +339,10 @@ async def test_size_limit_is_enforced_while_streaming(tmp_path):
 # -- delete ------------------------------------------------------------------------------------
 
 
-async def test_delete_in_a_mutation_makes_downloads_404_and_removes_bytes(tmp_path):
+async def test_delete_in_a_mutation_makes_downloads_404_and_removes_bytes(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         storage_id = await d.upload(b"to be deleted")
-        url = await d.files.get_url(None, storage_id)
+        url = present(await d.files.get_url(None, storage_id))
         blob = d.files.blobs.path(storage_id)
 
         # a mutation that deletes and then fails: nothing changes
@@ -355,7 +370,7 @@ async def test_delete_in_a_mutation_makes_downloads_404_and_removes_bytes(tmp_pa
             await d.files.handle(None).delete(storage_id)
 
 
-async def test_delete_from_an_action_and_queries_see_it(tmp_path):
+async def test_delete_from_an_action_and_queries_see_it(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         storage_id = await d.upload(b"abc")
         query = d.read_txn()
@@ -369,7 +384,7 @@ async def test_delete_from_an_action_and_queries_see_it(tmp_path):
 # -- contexts ----------------------------------------------------------------------------------
 
 
-async def test_handle_rules_per_function_kind(tmp_path):
+async def test_handle_rules_per_function_kind(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         query = d.files.handle(d.read_txn())
         with pytest.raises(ReadOnlyTransactionError):
@@ -388,7 +403,7 @@ async def test_handle_rules_per_function_kind(tmp_path):
         assert (await action.generate_upload_url()).startswith(BASE)
 
 
-async def test_store_and_get_in_actions(tmp_path):
+async def test_store_and_get_in_actions(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         action = d.files.handle(None)
         from_bytes = await action.store(b"hello", "text/plain")
@@ -396,10 +411,10 @@ async def test_store_and_get_in_actions(tmp_path):
         assert await action.get(from_bytes) == b"hello"
         expected = b"".join([c async for c in chunks_of(200_000)])
         assert await action.get(from_stream) == expected
-        meta = await action.get_metadata(from_stream)
+        meta = present(await action.get_metadata(from_stream))
         assert meta["size"] == 200_000.0
         assert meta["sha256"] == hashlib.sha256(expected).hexdigest()
-        response = await d.client.get(await action.get_url(from_bytes))
+        response = await d.client.get(present(await action.get_url(from_bytes)))
         assert response.content == b"hello" and response.headers["content-type"].startswith(
             "text/plain"
         )
@@ -407,7 +422,7 @@ async def test_store_and_get_in_actions(tmp_path):
         assert await action.get(from_bytes) is None
 
 
-async def test_sweep_removes_orphans_but_keeps_live_blobs(tmp_path):
+async def test_sweep_removes_orphans_but_keeps_live_blobs(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         live = await d.upload(b"live")
         orphan = await d.files.blobs.write(b"orphan")
@@ -422,21 +437,21 @@ async def test_sweep_removes_orphans_but_keeps_live_blobs(tmp_path):
 # -- streaming, not buffering -----------------------------------------------------------------
 
 
-async def test_large_upload_and_download_stream_in_chunks(tmp_path):
+async def test_large_upload_and_download_stream_in_chunks(tmp_path: Path) -> None:
     size = 20 * MiB
     async with deployment(tmp_path) as d:
         received: list[int] = []
         original_stream = d.files.blobs.write
 
-        async def counting(data, **kwargs):
-            async def tap():
+        async def counting(data: AsyncIterable[bytes], **kwargs: Any) -> PendingBlob:
+            async def tap() -> AsyncIterator[bytes]:
                 async for chunk in data:
                     received.append(len(chunk))
                     yield chunk
 
             return await original_stream(tap(), **kwargs)
 
-        d.files.blobs.write = counting
+        d.files.blobs.write = counting  # type: ignore[method-assign, assignment]
         tracemalloc.start()
         try:
             storage_id = await d.upload(chunks_of(size), "application/octet-stream")
@@ -446,28 +461,28 @@ async def test_large_upload_and_download_stream_in_chunks(tmp_path):
         assert sum(received) == size and len(received) >= 100  # arrived chunk by chunk
         assert peak < 4 * MiB, f"upload peaked at {peak} bytes for a {size}-byte file"
         expected = hashlib.sha256(b"".join([c async for c in chunks_of(size)])).hexdigest()
-        row = await d.read_txn().get(storage_id)
+        row = present(await d.read_txn().get(storage_id))
         assert row["sha256"] == expected and row["size"] == float(size)
 
         # Download through the ASGI interface directly, dropping each body chunk as it comes.
-        url = httpx.URL(await d.files.get_url(None, storage_id))
+        url = httpx.URL(present(await d.files.get_url(None, storage_id)))
         web = Starlette(routes=d.files.routes())
         sizes: list[int] = []
         status: list[int] = []
         digest = hashlib.sha256()
 
-        async def receive():
+        async def receive() -> Message:
             await asyncio.sleep(3600)
             return {"type": "http.disconnect"}
 
-        async def send(message):
+        async def send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
             elif message["type"] == "http.response.body" and message.get("body"):
                 sizes.append(len(message["body"]))
                 digest.update(message["body"])
 
-        scope = {
+        scope: Scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
             "http_version": "1.1",
@@ -496,7 +511,7 @@ async def test_large_upload_and_download_stream_in_chunks(tmp_path):
 # -- over a real socket ------------------------------------------------------------------------
 
 
-async def test_over_real_http_like_a_browser(tmp_path):
+async def test_over_real_http_like_a_browser(tmp_path: Path) -> None:
     """What a page does: fetch(uploadUrl, {method: "POST", body: file}) and then <img src=url>
     (a plain GET with no credentials), against a real uvicorn server."""
     uvicorn = pytest.importorskip("uvicorn")
@@ -522,7 +537,7 @@ async def test_over_real_http_like_a_browser(tmp_path):
                     files.generate_upload_url(), content=png, headers={"content-type": "image/png"}
                 )
                 assert upload.status_code == 200
-                url = await files.get_url(None, upload.json()["storageId"])
+                url = present(await files.get_url(None, upload.json()["storageId"]))
                 image = await client.get(url, headers={"accept": "image/avif,image/*,*/*"})
                 assert image.status_code == 200 and image.content == png
                 assert image.headers["content-type"] == "image/png"
