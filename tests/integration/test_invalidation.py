@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from reactor.server.deployment import Services
+from reactor.sync.protocol import QueryOutcome, QuerySuccess
 from reactor.testing import call, running_services, write_app
 from schema.values import loads
 
@@ -64,28 +69,34 @@ class Sink:
     """A session as live queries see it: it records every snapshot delivered."""
 
     def __init__(self) -> None:
-        self.snapshots: list[tuple[int, dict[int, object]]] = []
+        self.snapshots: list[tuple[int, dict[int, QueryOutcome]]] = []
         self.event = asyncio.Event()
 
-    def deliver(self, ts, outcomes):
+    def deliver(self, ts: int, outcomes: Mapping[int, QueryOutcome]) -> None:
         self.snapshots.append((ts, dict(outcomes)))
         self.event.set()
 
-    def value(self, query_id):
+    def value(self, query_id: int) -> Any:
         for _, outcomes in reversed(self.snapshots):
             if query_id in outcomes:
-                return loads(outcomes[query_id].value_json)
+                return value_of(outcomes[query_id])
         raise KeyError(query_id)
 
 
+def value_of(outcome: QueryOutcome) -> Any:
+    """The decoded result of a query that succeeded."""
+    assert isinstance(outcome, QuerySuccess), outcome
+    return None if outcome.value_json is None else loads(outcome.value_json)
+
+
 @pytest.fixture
-async def services(tmp_path):
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
     app = write_app(tmp_path / "app", APP)
     async with running_services(app, tmp_path / "data") as s:
         yield s
 
 
-async def settle(services):
+async def settle(services: Services) -> None:
     """Wait until the live-query loop has nothing left to do."""
     for _ in range(200):
         await asyncio.sleep(0.005)
@@ -97,12 +108,16 @@ async def settle(services):
     raise AssertionError("live queries never settled")
 
 
-def subscribe(services, sink, query_id, path, args):
+def subscribe(
+    services: Services, sink: Sink, query_id: int, path: str, args: dict[str, Any]
+) -> None:
     spec = services.registry.resolve(path)
     services.live.add(sink, query_id, spec, args)
 
 
-async def test_one_write_among_a_thousand_owners_reruns_exactly_one_query(services):
+async def test_one_write_among_a_thousand_owners_reruns_exactly_one_query(
+    services: Services,
+) -> None:
     sinks = [Sink() for _ in range(1000)]
     for i, sink in enumerate(sinks):
         subscribe(services, sink, 0, "tasks:mine", {"owner": f"owner{i}"})
@@ -121,7 +136,7 @@ async def test_one_write_among_a_thousand_owners_reruns_exactly_one_query(servic
     assert services.live.reruns == before
 
 
-async def test_identical_queries_share_one_run(services):
+async def test_identical_queries_share_one_run(services: Services) -> None:
     sinks = [Sink() for _ in range(50)]
     for sink in sinks:
         subscribe(services, sink, 7, "tasks:mine", {"owner": "shared"})
@@ -134,7 +149,7 @@ async def test_identical_queries_share_one_run(services):
     assert all(sink.value(7) == [3.0] for sink in sinks)
 
 
-async def test_phantom_insert_inside_a_scanned_range_invalidates(services):
+async def test_phantom_insert_inside_a_scanned_range_invalidates(services: Services) -> None:
     sink = Sink()
     subscribe(services, sink, 1, "tasks:between", {"owner": "a", "lo": 10, "hi": 20})
     await settle(services)
@@ -150,7 +165,7 @@ async def test_phantom_insert_inside_a_scanned_range_invalidates(services):
     assert sink.value(1) == [15.0]
 
 
-async def test_take_depends_only_on_the_prefix_it_read(services):
+async def test_take_depends_only_on_the_prefix_it_read(services: Services) -> None:
     for n in (1, 2, 3, 4, 5):
         await call(services, "tasks:add", {"owner": "p", "n": n})
     sink = Sink()
@@ -167,7 +182,7 @@ async def test_take_depends_only_on_the_prefix_it_read(services):
     assert sink.value(1) == [1.0, 1.5]
 
 
-async def test_an_update_moving_a_document_out_of_a_range_invalidates(services):
+async def test_an_update_moving_a_document_out_of_a_range_invalidates(services: Services) -> None:
     created = await call(services, "tasks:add", {"owner": "m", "n": 12})
     sink = Sink()
     subscribe(services, sink, 1, "tasks:between", {"owner": "m", "lo": 10, "hi": 20})
@@ -178,7 +193,7 @@ async def test_an_update_moving_a_document_out_of_a_range_invalidates(services):
     assert sink.value(1) == []
 
 
-async def test_all_queries_of_a_session_come_at_one_timestamp(services):
+async def test_all_queries_of_a_session_come_at_one_timestamp(services: Services) -> None:
     sink = Sink()
     subscribe(services, sink, 1, "tasks:mine", {"owner": "c"})
     subscribe(services, sink, 2, "tasks:count", {})
@@ -187,16 +202,18 @@ async def test_all_queries_of_a_session_come_at_one_timestamp(services):
         await call(services, "tasks:add", {"owner": "c", "n": n})
     await settle(services)
     # In every snapshot, the list and the count agree: they were computed at one ts.
-    last = {}
+    last: dict[int, Any] = {}
     for _ts, outcomes in sink.snapshots:
         for query_id, outcome in outcomes.items():
-            last[query_id] = loads(outcome.value_json)
+            last[query_id] = value_of(outcome)
         if 1 in last and 2 in last:
             assert len(last[1]) == last[2]
     assert last[2] == 5
 
 
-async def test_results_are_shared_across_users_only_if_identity_was_not_read(tmp_path):
+async def test_results_are_shared_across_users_only_if_identity_was_not_read(
+    tmp_path: Path,
+) -> None:
     app = write_app(
         tmp_path / "whoapp",
         {
