@@ -4,9 +4,13 @@ actions, cancel, failures, and the _scheduled_functions system table."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from reactor.server.deployment import Services
 from reactor.testing import call, running_services, write_app
 
 pytestmark = pytest.mark.anyio
@@ -85,13 +89,18 @@ APP = {
 
 
 @pytest.fixture
-async def services(tmp_path):
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
     app = write_app(tmp_path / "app", APP)
     async with running_services(app, tmp_path / "data") as s:
         yield s
 
 
-async def wait_for_state(services, job_id, kinds=("success", "failed", "canceled"), timeout=5):
+async def wait_for_state(
+    services: Services,
+    job_id: str,
+    kinds: tuple[str, ...] = ("success", "failed", "canceled"),
+    timeout: float = 5,
+) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         job = (await call(services, "jobs:job", {"id": job_id})).value
@@ -102,7 +111,7 @@ async def wait_for_state(services, job_id, kinds=("success", "failed", "canceled
         await asyncio.sleep(0.02)
 
 
-async def test_a_scheduled_mutation_runs_once_and_records_success(services):
+async def test_a_scheduled_mutation_runs_once_and_records_success(services: Services) -> None:
     job_id = (await call(services, "jobs:schedule_bump", {"name": "a", "delay": 0})).value
     job = await wait_for_state(services, job_id)
     assert job["state"] == {"kind": "success"}
@@ -112,7 +121,7 @@ async def test_a_scheduled_mutation_runs_once_and_records_success(services):
     assert (await call(services, "jobs:count", {"name": "a"})).value == 1.0
 
 
-async def test_scheduling_is_part_of_the_mutation_transaction(services):
+async def test_scheduling_is_part_of_the_mutation_transaction(services: Services) -> None:
     result = await call(services, "jobs:schedule_by_path_then_fail", {"name": "b"})
     assert not result.success
     await asyncio.sleep(0.1)
@@ -120,7 +129,9 @@ async def test_scheduling_is_part_of_the_mutation_transaction(services):
     assert (await call(services, "jobs:count", {"name": "b"})).value == 0.0
 
 
-async def test_a_failing_scheduled_mutation_is_marked_failed_and_writes_nothing(services):
+async def test_a_failing_scheduled_mutation_is_marked_failed_and_writes_nothing(
+    services: Services,
+) -> None:
     job_id = (await call(services, "jobs:schedule_failing", {"name": "c"})).value
     job = await wait_for_state(services, job_id)
     assert job["state"]["kind"] == "failed"
@@ -128,7 +139,7 @@ async def test_a_failing_scheduled_mutation_is_marked_failed_and_writes_nothing(
     assert (await call(services, "jobs:count", {"name": "c"})).value == 0.0
 
 
-async def test_cancel_before_it_runs(services):
+async def test_cancel_before_it_runs(services: Services) -> None:
     job_id = (await call(services, "jobs:schedule_bump", {"name": "d", "delay": 30})).value
     pending = (await call(services, "jobs:job", {"id": job_id})).value
     assert pending["state"] == {"kind": "pending"}
@@ -138,7 +149,7 @@ async def test_cancel_before_it_runs(services):
     assert (await call(services, "jobs:count", {"name": "d"})).value == 0.0
 
 
-async def test_a_delayed_job_waits_for_its_time(services):
+async def test_a_delayed_job_waits_for_its_time(services: Services) -> None:
     job_id = (await call(services, "jobs:schedule_bump", {"name": "e", "delay": 0.3})).value
     await asyncio.sleep(0.1)
     assert (await call(services, "jobs:job", {"id": job_id})).value["state"]["kind"] == "pending"
@@ -146,7 +157,7 @@ async def test_a_delayed_job_waits_for_its_time(services):
     assert job["state"]["kind"] == "success"
 
 
-async def test_actions_run_functions_and_schedule_immediately(services):
+async def test_actions_run_functions_and_schedule_immediately(services: Services) -> None:
     spec = services.registry.resolve("jobs:act")
     result = await services.executor.run_action(spec, {"name": "f"})
     assert result.success and result.value == 1.0
@@ -162,12 +173,14 @@ async def test_actions_run_functions_and_schedule_immediately(services):
     assert [j["state"]["kind"] for j in jobs if j["name"] == "jobs:act"] == ["success"]
 
 
-async def test_system_tables_are_read_only_and_separate(services):
+async def test_system_tables_are_read_only_and_separate(services: Services) -> None:
     sneaky = await call(services, "jobs:sneaky")
     assert not sneaky.success and "ctx.db.system.query" in sneaky.error_message
 
 
-async def test_finished_jobs_are_purged_after_the_retention(services, monkeypatch):
+async def test_finished_jobs_are_purged_after_the_retention(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from reactor.platform import scheduler as scheduler_module
 
     job_id = (await call(services, "jobs:schedule_bump", {"name": "old", "delay": 0})).value

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from reactor.server.deployment import Services
 from reactor.testing import call, running_services, write_app
 
 pytestmark = pytest.mark.anyio
@@ -89,13 +92,13 @@ APP = {
 
 
 @pytest.fixture
-async def services(tmp_path):
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
     app = write_app(tmp_path / "app", APP)
     async with running_services(app, tmp_path / "data") as s:
         yield s
 
 
-async def test_write_skew_is_impossible_and_the_loser_is_retried(services):
+async def test_write_skew_is_impossible_and_the_loser_is_retried(services: Services) -> None:
     await call(services, "hospital:add", {"name": "alice"})
     await call(services, "hospital:add", {"name": "bob"})
     conflicts_before = services.committer.conflicts
@@ -113,7 +116,7 @@ async def test_write_skew_is_impossible_and_the_loser_is_retried(services):
     assert len(on_call.value) == 1
 
 
-async def test_concurrent_transfers_conserve_the_total(services):
+async def test_concurrent_transfers_conserve_the_total(services: Services) -> None:
     await call(services, "bank:open_accounts", {"count": 8, "balance": 100})
     rng = random.Random(7)
     transfers = []
@@ -134,7 +137,7 @@ async def test_concurrent_transfers_conserve_the_total(services):
     assert services.committer.conflicts > 0  # the contended path really ran
 
 
-async def test_a_failed_mutation_writes_nothing(services):
+async def test_a_failed_mutation_writes_nothing(services: Services) -> None:
     result = await call(services, "bank:explode_after_write")
     assert not result.success
     assert "Server Error" in result.error_message
@@ -143,13 +146,13 @@ async def test_a_failed_mutation_writes_nothing(services):
     assert count.value == 0
 
 
-async def test_mutation_retries_give_up_with_a_clear_occ_error(services):
+async def test_mutation_retries_give_up_with_a_clear_occ_error(services: Services) -> None:
     from reactor.engine import executor as executor_module
 
     await call(services, "bank:open_accounts", {"count": 2, "balance": 1000})
     stop = asyncio.Event()
 
-    async def hot_writer():
+    async def hot_writer() -> None:
         while not stop.is_set():
             await call(services, "bank:transfer", {"src": 0, "dst": 1, "amount": 1})
             await call(services, "bank:transfer", {"src": 1, "dst": 0, "amount": 1})
@@ -168,7 +171,7 @@ async def test_mutation_retries_give_up_with_a_clear_occ_error(services):
     assert total.value == 2000.0
 
 
-async def test_queries_and_mutations_cannot_use_the_network(tmp_path):
+async def test_queries_and_mutations_cannot_use_the_network(tmp_path: Path) -> None:
     app = write_app(
         tmp_path / "netapp",
         {
@@ -207,7 +210,7 @@ async def test_queries_and_mutations_cannot_use_the_network(tmp_path):
         assert result.success and result.value == "ConnectionRefusedError"
 
 
-async def test_printed_lines_reach_the_caller_as_log_lines(tmp_path):
+async def test_printed_lines_reach_the_caller_as_log_lines(tmp_path: Path) -> None:
     app = write_app(
         tmp_path / "logapp",
         {
