@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from reactor.server.deployment import Services
 from reactor.testing import ManualClock, call, running_services, write_app
 
 pytestmark = pytest.mark.anyio
@@ -48,7 +51,9 @@ def ns(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1e9)
 
 
-async def settle(services, predicate, timeout=5.0):
+async def settle(
+    services: Services, predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0
+) -> None:
     for _ in range(int(timeout / 0.02)):
         if await predicate():
             return
@@ -56,7 +61,7 @@ async def settle(services, predicate, timeout=5.0):
     raise AssertionError("condition never held")
 
 
-async def test_crons_fire_at_the_right_minute_without_overlap(tmp_path):
+async def test_crons_fire_at_the_right_minute_without_overlap(tmp_path: Path) -> None:
     clock = ManualClock(ns("2026-03-01T09:59:10"))
     app = write_app(tmp_path / "app", APP)
     async with running_services(app, tmp_path / "data", runtime=clock) as services:
@@ -76,7 +81,7 @@ async def test_crons_fire_at_the_right_minute_without_overlap(tmp_path):
         assert len((await call(services, "work:jobs")).value) == 1
         assert runner.skipped == 1
 
-        async def slow_done():
+        async def slow_done() -> bool:
             return all(
                 kind == "success" for _, _, kind in (await call(services, "work:jobs")).value
             )
@@ -87,8 +92,9 @@ async def test_crons_fire_at_the_right_minute_without_overlap(tmp_path):
         names = sorted(name for name, _, _ in (await call(services, "work:jobs")).value)
         assert names == ["work:slow", "work:slow", "work:tick"]
 
-        async def ticked():
-            return (await call(services, "work:ticks")).value == 1
+        async def ticked() -> bool:
+            ticks: float = (await call(services, "work:ticks")).value
+            return ticks == 1
 
         await settle(services, ticked)
 
@@ -103,7 +109,7 @@ async def test_crons_fire_at_the_right_minute_without_overlap(tmp_path):
         assert nxt == ns("2026-03-01T14:30:00") / 1e6
 
 
-async def test_cron_state_survives_a_restart(tmp_path):
+async def test_cron_state_survives_a_restart(tmp_path: Path) -> None:
     clock = ManualClock(ns("2026-03-01T10:10:00"))
     app = write_app(tmp_path / "app", APP)
     async with running_services(app, tmp_path / "data", runtime=clock) as services:

@@ -4,9 +4,13 @@ resends and a restart of the server on the same data."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from reactor.engine.executor import FunctionResult
+from reactor.server.deployment import Services
 from reactor.testing import running_services, write_app
 
 pytestmark = pytest.mark.anyio
@@ -34,19 +38,21 @@ APP = {
 }
 
 
-async def bump(services, session, request, delay=0.0):
+async def bump(
+    services: Services, session: str, request: int, delay: float = 0.0
+) -> FunctionResult:
     spec = services.registry.resolve("counter:bump")
     return await services.executor.run_mutation(
         spec, {"delay": delay}, idempotency_key=(session, request)
     )
 
 
-async def value(services):
+async def value(services: Services) -> Any:
     spec = services.registry.resolve("counter:value")
     return (await services.executor.run_query(spec, {})).value
 
 
-async def test_resends_return_the_first_result(tmp_path):
+async def test_resends_return_the_first_result(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", APP)
     async with running_services(app, tmp_path / "data") as services:
         first = await bump(services, "s1", 0)
@@ -60,7 +66,7 @@ async def test_resends_return_the_first_result(tmp_path):
         assert await value(services) == 2.0
 
 
-async def test_pipelined_requests_are_not_rerun_after_a_restart(tmp_path):
+async def test_pipelined_requests_are_not_rerun_after_a_restart(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", APP)
     async with running_services(app, tmp_path / "data") as services:
         for request in (5, 6, 7):
