@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
@@ -28,7 +28,8 @@ import pytest
 import websockets
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-ReactorServer = Any  # tests/e2e/conftest.py's ReactorServer (conftest is not importable)
+if TYPE_CHECKING:  # conftest is pytest's to import; its classes serve as types only
+    from .conftest import ReactorServer, ScriptResult
 
 
 pytestmark = pytest.mark.anyio
@@ -157,9 +158,12 @@ class AuthSetup:
         payload.update(claims)
         payload = {k: v for k, v in payload.items() if v is not None}
         algorithm = "ES256" if provider == "ec" else "RS256"
-        signing_key = (
-            key or {"oidc": self.rsa_key, "rsa": self.rsa_key, "ec": self.ec_key}[provider]
-        )
+        own_keys: dict[str, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey] = {
+            "oidc": self.rsa_key,
+            "rsa": self.rsa_key,
+            "ec": self.ec_key,
+        }
+        signing_key = key or own_keys[provider]
         header = {"kid": kid or {"oidc": OIDC_KID, "rsa": RSA_KID, "ec": EC_KID}[provider]}
         header.update(headers or {})
         header = {k: v for k, v in header.items() if v is not None}  # None: leave it out
@@ -253,7 +257,7 @@ class Socket:
         await self.ws.send(frame)
 
     async def next(self, timeout: float = 5.0) -> dict[str, Any]:
-        message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
         self.received.append(message)
         return message
 
@@ -324,7 +328,9 @@ def assert_identity(identity: Any, *, issuer: str, subject: str = "user-1", **fi
 
 
 @pytest.mark.parametrize("provider", ["oidc", "rsa", "ec"])
-async def test_authenticate_reruns_subscribed_query_with_the_identity(auth, provider):
+async def test_authenticate_reruns_subscribed_query_with_the_identity(
+    auth: AuthSetup, provider: str
+) -> None:
     issuer = {"oidc": auth.oidc_domain, "rsa": RSA_ISSUER, "ec": EC_ISSUER}[provider]
     ws, sock = await open_socket(auth.server)
     async with ws:
@@ -375,7 +381,7 @@ async def test_authenticate_reruns_subscribed_query_with_the_identity(auth, prov
         assert "/oidc/jwks" in auth.jwks.requests
 
 
-async def test_authenticate_before_subscribing_and_refreshing_the_token(auth):
+async def test_authenticate_before_subscribing_and_refreshing_the_token(auth: AuthSetup) -> None:
     """The JS order (Authenticate before ModifyQuerySet), then a refresh with baseVersion 1."""
     ws, sock = await open_socket(auth.server)
     async with ws:
@@ -399,7 +405,9 @@ async def test_authenticate_before_subscribing_and_refreshing_the_token(auth):
         )
 
 
-async def test_transition_advancing_query_set_carries_the_added_queries_results(auth):
+async def test_transition_advancing_query_set_carries_the_added_queries_results(
+    auth: AuthSetup,
+) -> None:
     """CONVEX_SEMANTICS §2.2: one Transition carries the results of the whole query set it
     reports (endVersion.querySet), so a query added by ModifyQuerySet N has its result in the
     first Transition whose endVersion.querySet is N. Exercised the way the JS client starts
@@ -426,7 +434,7 @@ async def test_transition_advancing_query_set_carries_the_added_queries_results(
     )
 
 
-async def test_custom_jwt_nested_claims_are_flattened(auth):
+async def test_custom_jwt_nested_claims_are_flattened(auth: AuthSetup) -> None:
     # The ES256 provider has no applicationID, so any `aud` is accepted.
     token = auth.token(
         "ec", aud="any-audience", org={"id": "org-9", "role": {"name": "admin"}}, plan="pro"
@@ -481,7 +489,7 @@ def _bad_tokens(auth: AuthSetup) -> dict[str, tuple[str, str]]:
         "missing_kid",
     ],
 )
-async def test_bad_token_gets_auth_error_then_close(auth, case):
+async def test_bad_token_gets_auth_error_then_close(auth: AuthSetup, case: str) -> None:
     token, fragment = _bad_tokens(auth)[case]
     ws, sock = await open_socket(auth.server, (0, "whoami:me"))
     async with ws:
@@ -498,7 +506,7 @@ async def test_bad_token_gets_auth_error_then_close(auth, case):
     auth.server.assert_alive()
 
 
-async def test_bad_refresh_after_good_token_reports_the_confirmed_version(auth):
+async def test_bad_refresh_after_good_token_reports_the_confirmed_version(auth: AuthSetup) -> None:
     ws, sock = await open_socket(auth.server, (0, "whoami:me"))
     async with ws:
         await sock.send(authenticate(auth.token("oidc"), 0))
@@ -510,7 +518,9 @@ async def test_bad_refresh_after_good_token_reports_the_confirmed_version(auth):
         await sock.closed()
 
 
-async def test_token_expiring_while_connected_gets_auth_error_not_attempted(auth):
+async def test_token_expiring_while_connected_gets_auth_error_not_attempted(
+    auth: AuthSetup,
+) -> None:
     ws, sock = await open_socket(auth.server, (0, "whoami:me"))
     async with ws:
         await sock.send(authenticate(auth.token("rsa", lifetime_s=2), 0))
@@ -525,7 +535,9 @@ async def test_token_expiring_while_connected_gets_auth_error_not_attempted(auth
 # --- websocket: admin key ------------------------------------------------------------------
 
 
-async def test_admin_authenticate_reaches_internal_functions_and_impersonates(auth):
+async def test_admin_authenticate_reaches_internal_functions_and_impersonates(
+    auth: AuthSetup,
+) -> None:
     key = auth.server.wait_admin_key()
     ws, sock = await open_socket(auth.server)
     async with ws:
@@ -564,7 +576,9 @@ async def test_admin_authenticate_reaches_internal_functions_and_impersonates(au
         assert response["result"]["added"] == "from-admin-ws"
 
 
-async def test_internal_query_subscribed_before_admin_authenticate_is_rerun(auth):
+async def test_internal_query_subscribed_before_admin_authenticate_is_rerun(
+    auth: AuthSetup,
+) -> None:
     """PROTOCOL.md §7: on a successful Authenticate "all subscriptions are invalidated and
     queries re-run in the next Transition". An internal query subscribed while anonymous
     fails ("Could not find public function"); once the admin key is in force it must re-run
@@ -596,7 +610,7 @@ async def test_internal_query_subscribed_before_admin_authenticate_is_rerun(auth
         assert rerun["value"]["secret"] == "internal-only"
 
 
-async def test_wrong_admin_key_over_websocket_is_an_auth_error(auth):
+async def test_wrong_admin_key_over_websocket_is_an_auth_error(auth: AuthSetup) -> None:
     ws, sock = await open_socket(auth.server, (0, "whoami:me"))
     async with ws:
         await sock.send(authenticate("not-the-admin-key", 0, token_type="Admin"))
@@ -632,7 +646,7 @@ def _post(
         ("/api/function", "whoami:me"),
     ],
 )
-def test_http_bearer_token_gives_the_identity(auth, route, path):
+def test_http_bearer_token_gives_the_identity(auth: AuthSetup, route: str, path: str) -> None:
     response = _post(auth.server, route, path, f"Bearer {auth.token('oidc', email='h@x.io')}")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -640,7 +654,7 @@ def test_http_bearer_token_gives_the_identity(auth, route, path):
     assert_identity(body["value"], issuer=auth.oidc_domain, email="h@x.io")
 
 
-def test_http_without_credentials_is_anonymous(auth):
+def test_http_without_credentials_is_anonymous(auth: AuthSetup) -> None:
     body = _post(auth.server, "/api/query", "whoami:me", None).json()
     assert body == {"status": "success", "value": None}
 
@@ -648,7 +662,7 @@ def test_http_without_credentials_is_anonymous(auth):
 @pytest.mark.parametrize(
     "case", ["wrong_signature", "wrong_issuer", "wrong_audience", "expired", "not_a_jwt"]
 )
-def test_http_bad_bearer_token_is_401_unauthenticated(auth, case):
+def test_http_bad_bearer_token_is_401_unauthenticated(auth: AuthSetup, case: str) -> None:
     token, fragment = _bad_tokens(auth)[case]
     response = _post(auth.server, "/api/query", "whoami:me", f"Bearer {token}")
     assert response.status_code == 401, response.text
@@ -657,7 +671,7 @@ def test_http_bad_bearer_token_is_401_unauthenticated(auth, case):
     assert fragment.lower() in body["message"].lower()
 
 
-def test_http_admin_key_runs_internal_functions(auth):
+def test_http_admin_key_runs_internal_functions(auth: AuthSetup) -> None:
     key = auth.server.wait_admin_key()
     ok = _post(auth.server, "/api/query", "whoami:secret", f"Convex {key}")
     assert ok.status_code == 200
@@ -684,7 +698,7 @@ def test_http_admin_key_runs_internal_functions(auth):
     assert denied.status_code == 403
 
 
-def test_http_admin_key_acting_as_a_user(auth):
+def test_http_admin_key_acting_as_a_user(auth: AuthSetup) -> None:
     key = auth.server.wait_admin_key()
     attributes = {
         "issuer": "https://acting.test",
@@ -713,7 +727,7 @@ def test_http_admin_key_acting_as_a_user(auth):
     assert "base64" in garbage.json()["message"]
 
 
-def test_http_action_sees_the_bearer_identity(auth):
+def test_http_action_sees_the_bearer_identity(auth: AuthSetup) -> None:
     token = auth.token("ec", email="site@x.io")
     ok = httpx.get(auth.server.site_url + "/whoami", headers={"Authorization": f"Bearer {token}"})
     assert ok.status_code == 200, ok.text
@@ -736,7 +750,9 @@ def test_http_action_sees_the_bearer_identity(auth):
 # --- the official npm client ---------------------------------------------------------------
 
 
-def test_js_set_auth_confirms_and_refreshes(auth, run_node_on):
+def test_js_set_auth_confirms_and_refreshes(
+    auth: AuthSetup, run_node_on: Callable[..., ScriptResult]
+) -> None:
     tokens = {
         "first": auth.token("oidc", email="first@js.test", name="First"),
         "refreshed": auth.token("oidc", email="refreshed@js.test", name="Refreshed"),
