@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -30,11 +32,13 @@ def connect_msg() -> str:
     )
 
 
-async def recv_json(ws, timeout=5.0):
+async def recv_json(ws: websockets.ClientConnection, timeout: float = 5.0) -> Any:
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
-async def recv_until(ws, predicate, timeout=5.0):
+async def recv_until(
+    ws: websockets.ClientConnection, predicate: Callable[[Any], bool], timeout: float = 5.0
+) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         remaining = deadline - asyncio.get_running_loop().time()
@@ -43,7 +47,9 @@ async def recv_until(ws, predicate, timeout=5.0):
             return message
 
 
-async def expect_closed(ws, timeout=5.0):
+async def expect_closed(
+    ws: websockets.ClientConnection, timeout: float = 5.0
+) -> websockets.ConnectionClosed:
     with pytest.raises(websockets.ConnectionClosed) as info:
         while True:
             await asyncio.wait_for(ws.recv(), timeout)
@@ -92,7 +98,9 @@ async def healthy(server_url: str, channel: str) -> None:
         ),
     ],
 )
-async def test_protocol_violations_get_a_fatal_error_and_a_close(server_url, frame, fragment):
+async def test_protocol_violations_get_a_fatal_error_and_a_close(
+    server_url: str, frame: str, fragment: str
+) -> None:
     async with websockets.connect(ws_url(server_url)) as ws:
         await ws.send(connect_msg())
         await ws.send(frame)
@@ -103,7 +111,7 @@ async def test_protocol_violations_get_a_fatal_error_and_a_close(server_url, fra
     await healthy(server_url, f"after-{uuid.uuid4().hex[:6]}")
 
 
-async def test_identity_version_mismatch_closes_without_fatal_error(server_url):
+async def test_identity_version_mismatch_closes_without_fatal_error(server_url: str) -> None:
     async with websockets.connect(ws_url(server_url)) as ws:
         await ws.send(connect_msg())
         await ws.send(json.dumps({"type": "Authenticate", "tokenType": "None", "baseVersion": 5}))
@@ -112,7 +120,7 @@ async def test_identity_version_mismatch_closes_without_fatal_error(server_url):
         assert closed.rcvd.reason == "InternalServerError"
 
 
-async def test_bad_args_unknown_and_internal_functions_are_clear_errors(server_url):
+async def test_bad_args_unknown_and_internal_functions_are_clear_errors(server_url: str) -> None:
     async with websockets.connect(ws_url(server_url)) as ws:
         await ws.send(connect_msg())
         await ws.send(
@@ -160,7 +168,7 @@ async def test_bad_args_unknown_and_internal_functions_are_clear_errors(server_u
         await recv_until(ws, lambda m: m["type"] == "Transition")
 
 
-async def test_oversized_frame_closes_that_socket_only(server_url):
+async def test_oversized_frame_closes_that_socket_only(server_url: str) -> None:
     async with websockets.connect(ws_url(server_url), max_size=None) as ws:
         await ws.send(connect_msg())
         await ws.send(
@@ -178,7 +186,7 @@ async def test_oversized_frame_closes_that_socket_only(server_url):
     await healthy(server_url, "after-oversized")
 
 
-async def test_oversized_document_is_refused_with_a_clear_error(server_url):
+async def test_oversized_document_is_refused_with_a_clear_error(server_url: str) -> None:
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as http:
         response = await http.post(
             "/api/mutation",
@@ -194,7 +202,7 @@ async def test_oversized_document_is_refused_with_a_clear_error(server_url):
     await healthy(server_url, "after-big-doc")
 
 
-async def test_http_bad_input(server_url):
+async def test_http_bad_input(server_url: str) -> None:
     async with httpx.AsyncClient(base_url=server_url) as http:
         bad_json = await http.post("/api/query", content=b"{nope")
         assert bad_json.status_code == 400
