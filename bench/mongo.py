@@ -4,7 +4,7 @@ across two servers on one database.
 Runs only with a MongoDB URL (``--mongo-url`` or ``REACTOR_BENCH_MONGODB_URL``; a replica set,
 so the change-stream feed is what is measured), or with ``--mongo-emulator`` (mongoeco and the
 polling feed: a smoke figure, not a MongoDB one). Otherwise it prints "not run: no MongoDB".
-Both "servers" are ``Services`` in this process, each with its own client, committer and feed.
+Both "servers" are ``Deployment`` in this process, each with its own client, committer and feed.
 """
 
 from __future__ import annotations
@@ -85,19 +85,19 @@ def run_mongo(url: str | None, *, emulator: bool = False, quick: bool = False) -
 
 async def _measure(url: str, quick: bool) -> dict[str, Any]:
     from functions.loader import load_app
-    from reactor.server.deployment import Services
+    from reactor.server.deployment import Deployment
     from reactor.storage.mongo.engine import MongoPersistence
     from reactor.testing import call, write_app
 
     work = Path(tempfile.mkdtemp(prefix="reactor-bench-mongo-"))
     app_dir = write_app(work / "app", APP)
-    a = Services(
+    a = Deployment(
         load_app(app_dir),
         MongoPersistence.open(url),
         instance_name="bench-a",
         blob_directory=work / "blobs-a",
     )
-    b = Services(
+    b = Deployment(
         load_app(app_dir),
         MongoPersistence.open(url),
         instance_name="bench-b",
@@ -123,14 +123,12 @@ async def _measure(url: str, quick: bool) -> dict[str, Any]:
         rate = (total // 16 * 16) / (time.perf_counter() - started)
 
         published: dict[int, int] = {}
-        for services, key in ((a, 0), (b, 1)):
-            original = services.committer.publish
+        for deployment, key in ((a, 0), (b, 1)):
 
-            def spy(ts: int, prepared: Any, _orig: Any = original, _key: int = key) -> None:
-                published[_key * 10**20 + ts] = time.perf_counter_ns()
-                _orig(ts, prepared)
+            def spy(commit: Any, _key: int = key) -> None:
+                published[_key * 10**20 + commit.ts] = time.perf_counter_ns()
 
-            services.committer.publish = spy  # type: ignore[method-assign]
+            deployment.publisher.subscribe(spy)
         same: list[int] = []
         across: list[int] = []
         for j in range(50 if quick else 300):

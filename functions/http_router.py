@@ -24,6 +24,7 @@ __all__ = [
     "Route",
     "RouteMatch",
     "find_http_router",
+    "load_http_router",
     "http_router",
 ]
 
@@ -250,3 +251,10 @@ def find_http_router(module: ModuleType) -> HttpRouter:
     raise ModuleLoadError(
         f"http.py defines several routers ({names}); name the one to serve `http`", file=file
     )
+
+
+def load_http_router(app: Any) -> HttpRouter | None:
+    """The router of a loaded app's ``http.py``, or None when it has none."""
+    if "http" not in app.special_files:
+        return None
+    return find_http_router(app.import_module("http"))

@@ -8,12 +8,11 @@ field to remove.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from schema.ordering import UNDEFINED
+from schema.ordering import UNDEFINED, Order
 
 __all__ = [
     "UNDEFINED",
@@ -24,11 +23,6 @@ __all__ = [
     "PaginationOptions",
     "PaginationResult",
 ]
-
-
-class Order(enum.Enum):
-    ASC = "asc"
-    DESC = "desc"
 
 
 @dataclass(frozen=True, slots=True)

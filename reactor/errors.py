@@ -1,4 +1,7 @@
-"""The public home of Reactor's whole error tree (defined where each layer needs it).
+"""The public home of Reactor's whole error tree; a leaf that loads nothing heavy.
+
+The runtime's own errors are defined here (so raising one never imports a server, a driver or
+the auth stack); the rest are re-exported from where their layer defines them:
 
 ReactorError                                    schema.errors
 ├── ValidationError (path)
@@ -42,10 +45,6 @@ from functions.errors import (
     ModuleLoadError,
     QueryNotUnique,
 )
-from reactor.auth import AuthConfigError, AuthenticationError
-from reactor.core.determinism import NetworkNotAllowed
-from reactor.platform.blobs import BlobTooLarge
-from reactor.platform.files import StorageFileNotFound
 from reactor.sync.protocol import (
     IdentityVersionMismatch,
     InternalSessionError,
@@ -68,7 +67,6 @@ from schema.errors import (
     ReadOnlyTransactionError,
     ReturnValidationError,
     SchemaError,
-    StorageConflict,
     StorageError,
     StorageUnavailable,
     SyncProtocolError,
@@ -84,6 +82,7 @@ __all__ = [
     "ArgumentValidationError",
     "AuthConfigError",
     "AuthenticationError",
+    "BlobNotFound",
     "BlobTooLarge",
     "NetworkNotAllowed",
     "StorageFileNotFound",
@@ -110,7 +109,6 @@ __all__ = [
     "ReturnValidationError",
     "SchemaError",
     "SessionError",
-    "StorageConflict",
     "StorageError",
     "StorageUnavailable",
     "SyncProtocolError",
@@ -120,3 +118,64 @@ __all__ = [
     "ValidationError",
     "VersionMismatch",
 ]
+
+
+class AuthConfigError(SchemaError):
+    """``providers`` in ``auth_config.py`` is malformed.
+
+    ``index`` is the offending provider's position (None when the list itself is wrong) and
+    ``field`` the offending key (None when the whole entry is wrong).
+    """
+
+    code = "AuthConfigInvalid"
+
+    def __init__(self, message: str, *, index: int | None = None, field: str | None = None) -> None:
+        self.index = index
+        self.field = field
+        if field is not None:
+            message = f"`{field}` {message}"
+        if index is not None:
+            message = f"Provider at index {index}: {message}"
+        super().__init__(message)
+
+
+class AuthenticationError(ReactorError):
+    """A credential (user JWT, admin key, Authorization header) was refused.
+
+    ``code`` is always ``"Unauthenticated"``. ``reason`` is Convex's finer tag for the failure:
+    ``"InvalidAuthHeader"`` (malformed token or header, missing claim or header),
+    ``"NoAuthProvider"``, ``"TokenExpired"``, ``"InvalidSignature"``, ``"UnknownKey"``,
+    ``"AuthProviderUnavailable"`` (discovery or JWKS could not be fetched) or ``"BadAdminKey"``.
+    """
+
+    code = "Unauthenticated"
+
+    def __init__(self, message: str, *, reason: str = "Unauthenticated") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class NetworkNotAllowed(FunctionError):
+    """A query or mutation tried to reach the network (they must be deterministic)."""
+
+    code = "NetworkNotAllowed"
+
+
+class BlobTooLarge(ReactorError):
+    """More bytes arrived than the store's size limit allows; nothing was kept."""
+
+    code = "FileTooLarge"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"File is too large: the limit is {limit} bytes")
+        self.limit = limit
+
+
+class BlobNotFound(ReactorError):
+    code = "BlobNotFound"
+
+
+class StorageFileNotFound(ReactorError):
+    """``ctx.storage.delete`` of a storage id that does not exist (any more)."""
+
+    code = "StorageIdNotFound"

@@ -20,8 +20,7 @@ reaches a client: the executor and the sync server do that.
     │   ├── InvalidCursor
     │   └── TransactionLimitExceeded
     ├── StorageError
-    │   ├── StorageUnavailable
-    │   └── StorageConflict
+    │   └── StorageUnavailable
     ├── SyncProtocolError               (close_code: the websocket close code to use)
     │   ├── InvalidMessage
     │   └── VersionMismatch
@@ -47,7 +46,6 @@ __all__ = [
     "ReadOnlyTransactionError",
     "ReturnValidationError",
     "SchemaError",
-    "StorageConflict",
     "StorageError",
     "StorageUnavailable",
     "SyncProtocolError",
@@ -179,10 +177,6 @@ class StorageError(ReactorError):
 
 class StorageUnavailable(StorageError):
     code = "StorageUnavailable"
-
-
-class StorageConflict(StorageError):
-    code = "StorageConflict"
 
 
 class SyncProtocolError(ReactorError):

@@ -34,6 +34,7 @@ keys whose leading values are exactly ``P`` span ``[P, key_prefix_end(P))``, **n
 
 from __future__ import annotations
 
+import enum
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -42,6 +43,7 @@ from schema.values import Int64
 
 __all__ = [
     "UNDEFINED",
+    "Order",
     "compare_values",
     "decode_key",
     "decode_value",
@@ -51,6 +53,13 @@ __all__ = [
     "key_successor",
     "prefix_successor",
 ]
+
+
+class Order(enum.Enum):
+    """The direction of an index scan: ascending or descending key order."""
+
+    ASC = "asc"
+    DESC = "desc"
 
 
 class _Undefined:

@@ -1,6 +1,6 @@
 """The MongoDB engine's test suites, through the real PyMongo driver.
 
-Runs the storage conformance suites: the integration tests, whose ``running_services`` then
+Runs the storage conformance suites: the integration tests, whose ``running_deployment`` then
 uses a fresh MongoDB database instead of SQLite (``tests/mongo``, the engine's own tests, runs
 in the main suite). The server is
 ``REACTOR_TEST_MONGODB_URL`` when set (a replica set: the change-stream feed is used), else

@@ -17,7 +17,6 @@ from reactor.auth.admin import (
     Credentials,
     parse_authorization,
 )
-from reactor.auth.errors import AuthConfigError, AuthenticationError
 from reactor.auth.identity import (
     REGISTERED_CLAIMS,
     STANDARD_CLAIMS,
@@ -35,6 +34,7 @@ from reactor.auth.providers import (
     parse_providers,
 )
 from reactor.auth.verifier import AuthVerifier, VerifiedToken
+from reactor.errors import AuthConfigError, AuthenticationError
 
 __all__ = [
     "ADMIN_KEY_PREFIX",

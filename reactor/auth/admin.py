@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from reactor.auth.errors import AuthenticationError
 from reactor.auth.identity import normalize_identity_attributes
+from reactor.errors import AuthenticationError
 
 __all__ = [
     "ADMIN_KEY_PREFIX",

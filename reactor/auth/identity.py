@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from reactor.auth.errors import AuthenticationError
+from reactor.errors import AuthenticationError
 
 __all__ = [
     "REGISTERED_CLAIMS",

@@ -22,7 +22,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import httpx
 from jwt import PyJWK, PyJWTError
 
-from reactor.auth.errors import AuthenticationError
+from reactor.errors import AuthenticationError
 
 __all__ = [
     "JwksCache",

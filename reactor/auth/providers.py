@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from reactor.auth.errors import AuthConfigError
 from reactor.auth.jwks import decode_data_uri, parse_jwks
+from reactor.errors import AuthConfigError
 
 __all__ = [
     "CUSTOM_JWT_ALGORITHMS",

@@ -22,10 +22,10 @@ import httpx
 import jwt
 from jwt.api_jws import PyJWS
 
-from reactor.auth.errors import AuthenticationError
 from reactor.auth.identity import user_identity_from_claims
 from reactor.auth.jwks import JwksCache, KeySet, describe_location, load_key
 from reactor.auth.providers import CustomJwtProvider, OidcProvider, Provider, parse_providers
+from reactor.errors import AuthenticationError
 
 __all__ = ["AuthVerifier", "VerifiedToken"]
 

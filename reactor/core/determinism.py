@@ -16,13 +16,9 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from schema.errors import FunctionError
+from reactor.errors import NetworkNotAllowed
 
 __all__ = ["NetworkNotAllowed", "deterministic", "install", "loop_factory", "runtime_io"]
-
-
-class NetworkNotAllowed(FunctionError):
-    code = "NetworkNotAllowed"
 
 
 _kind: contextvars.ContextVar[str | None] = contextvars.ContextVar("reactor_udf_kind", default=None)

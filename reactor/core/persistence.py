@@ -1,26 +1,45 @@
 """The persistence interface every storage engine implements, and its records.
 
-Owns the shape of what is durably stored: a multi-version log of documents and of index entries,
-written in commit batches, read back at a snapshot timestamp. It does not own conflict
-detection (``reactor.engine.committer``) or the meaning of index keys (``reactor.core.index_keys``).
+Owns the shape of what is durably stored (a multi-version log of documents and of index
+entries, read back at a snapshot timestamp) and everything the engines differ on: how a batch
+of commits is checked for conflicts and made durable (``commit``), the change feed that reports
+commits in order (``open_feed``), preparing tables and closing. It does not own what happens to
+a published commit (``reactor.engine.feed``) or the meaning of index keys
+(``reactor.core.index_keys``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from functions.store import Order
+from reactor.core.reads import ReadSet
+from reactor.core.write_log import WriteLog
+from schema.errors import OptimisticConcurrencyError
+from schema.ordering import Order
 
 __all__ = [
+    "ChangeFeed",
     "Commit",
+    "CommitRequest",
+    "CommitResult",
+    "FeedSink",
+    "IndexDefinitions",
     "DocumentLogEntry",
     "IndexEntry",
     "IndexRow",
     "MutationRecord",
     "Persistence",
+    "PublishedCommit",
+    "Write",
 ]
+
+# (table, document id, new value or None for a delete): one document a commit wrote.
+Write = tuple[str, str, "dict[str, Any] | None"]
+# Every table's indexes beyond ``by_id`` and ``by_creation_time``: table -> name -> fields.
+IndexDefinitions = Mapping[str, Mapping[str, Sequence[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +87,121 @@ class IndexRow:
     value: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedCommit:
+    """A commit as the change feed reports it, whichever process or program made it: what
+    subscriptions, the scheduler and file storage react to."""
+
+    ts: int
+    write_keys: Mapping[str, Sequence[bytes]]
+    write_prefixes: Mapping[str, Sequence[bytes]]
+    table: str | None  # the first table written (error messages)
+    writes: Sequence[Write]
+
+
+@dataclass(slots=True)
+class CommitRequest:
+    """One transaction to commit: it read ``read_set`` at snapshot ``begin_ts`` and wrote
+    ``write_keys`` (old and new keys of every index, with their element-boundary prefixes);
+    ``build(ts)`` makes its storage records once a timestamp is assigned."""
+
+    begin_ts: int
+    read_set: ReadSet
+    write_keys: dict[str, list[bytes]]
+    build: Callable[[int], Commit]
+    table: str | None = None
+    writes: list[Write] = field(default_factory=list)
+    write_prefixes: dict[str, list[bytes]] = field(default_factory=dict)
+    mutation: MutationRecord | None = None
+
+    def published(self, ts: int) -> PublishedCommit:
+        return PublishedCommit(ts, self.write_keys, self.write_prefixes, self.table, self.writes)
+
+
+# Per request of a batch: its commit timestamp, or the conflict that refused it.
+CommitResult = int | OptimisticConcurrencyError
+
+
+class FeedSink(Protocol):
+    """Where a change feed delivers commits (``reactor.engine.feed.Publisher``)."""
+
+    @property
+    def published_ts(self) -> int:
+        """The newest published timestamp."""
+        ...
+
+    def publish(self, commit: PublishedCommit) -> int:
+        """Publish one commit (after every earlier one); returns the timestamp it was published
+        at, which is ``commit.ts`` or, for a foreign write whose time is not after the last
+        published one, the next timestamp."""
+        ...
+
+    def tick(self) -> int:
+        """Publish a new timestamp without writes (fresh snapshots for an idle feed)."""
+        ...
+
+    def invalidate_all(self, reason: str) -> None:
+        """Writes happened that the feed cannot describe key by key: re-run every query."""
+        ...
+
+
+class ChangeFeed(Protocol):
+    """An engine's change feed: delivers every commit to its sink once, in timestamp order."""
+
+    def start(self) -> None:
+        """Begin delivering (from a background task, for a feed that reads from a server)."""
+        ...
+
+    def poke(self) -> None:
+        """This process just committed: look for new commits now, not at the next interval."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
 class Persistence(Protocol):
-    """A storage engine. Reads are synchronous and cheap; ``write`` is the only slow call."""
+    """A storage engine: the records above, stored durably, read at a snapshot timestamp."""
+
+    @property
+    def local_directory(self) -> Path | None:
+        """The data directory on this machine (file storage keeps its bytes beside it), or
+        None for a networked engine."""
+        ...
+
+    async def prepare(self, indexes: IndexDefinitions) -> None:
+        """Create what the engine needs for these tables and indexes before serving."""
+        ...
+
+    async def commit(
+        self,
+        requests: Sequence[CommitRequest],
+        *,
+        write_log: WriteLog,
+        next_ts: Callable[[], int],
+    ) -> list[CommitResult]:
+        """Check each request against every commit after its snapshot (the earlier requests of
+        the batch included), give the accepted ones increasing timestamps from ``next_ts`` (or
+        later ones) and store them durably, atomically. A single-process engine checks the
+        in-process ``write_log`` (it holds every recent commit) and hands each stored commit to
+        its feed before returning; an engine shared by several processes checks its own commit
+        log, and its feed reports the commits later.
+
+        Raises:
+            StorageUnavailable: nothing was stored.
+        """
+        ...
+
+    def open_feed(
+        self,
+        sink: FeedSink,
+        *,
+        indexes: Callable[[str], Mapping[str, Sequence[str]]],
+        checkpoint_key: str,
+    ) -> ChangeFeed:
+        """The change feed of this engine, delivering to ``sink``. ``indexes(table)`` gives a
+        table's index definitions (to compute the keys of foreign writes); ``checkpoint_key``
+        names this process's stored resume point."""
+        ...
 
     def max_ts(self) -> int:
         """The largest commit timestamp durably stored (0 when empty)."""
@@ -80,7 +212,8 @@ class Persistence(Protocol):
         ...
 
     async def write(self, commits: Sequence[Commit]) -> None:
-        """Durably store a batch of commits atomically (all or none)."""
+        """Durably store a batch of commits atomically (all or none), unchecked and unpublished:
+        for restores, tools and tests; a server commits through ``commit``."""
         ...
 
     async def get_document(self, id: str, ts: int) -> tuple[str, bytes] | None:
@@ -116,7 +249,9 @@ class Persistence(Protocol):
 
     async def set_global(self, key: str, value: Any) -> None: ...
 
-    def close(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release the engine (connections, the data directory's lock)."""
+        ...
 
     @property
     def single_process(self) -> bool:

@@ -1,25 +1,26 @@
-"""The single writer: validates transactions against the write log, assigns commit timestamps,
-persists batches (group commit) and publishes each commit to its subscribers.
+"""The single writer of this process: batches transactions (group commit), has the storage
+engine check and store them, and answers each caller once its commit is published.
 
 Invariants: commit timestamps strictly increase (``max(now, last + 1)``), across restarts too;
-a commit is published (visible to new snapshots and to subscriptions) only after it is durable;
-a transaction commits only if no commit after its snapshot wrote a key inside its read set
-(serializability, CONVEX_SEMANTICS §1.3). Re-running a conflicted mutation is the executor's job.
+a caller is answered only after its commit is durable and published (visible to new snapshots
+and to subscriptions), so its next read sees its own write; a transaction commits only if no
+commit after its snapshot wrote a key inside its read set (serializability, CONVEX_SEMANTICS
+§1.3), which the engine checks (``Persistence.commit``). Re-running a conflicted mutation is
+the executor's job; publishing is the change feed's (``reactor.engine.feed``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from reactor.core.persistence import MutationRecord, Persistence
-from reactor.core.runtime import Runtime, SystemRuntime
+from reactor.core.persistence import ChangeFeed, CommitRequest, MutationRecord, Persistence
+from reactor.core.runtime import Runtime
 from reactor.core.system_tables import TableRegistry
 from reactor.core.tasks import stop_task
 from reactor.core.write_log import WriteLog
-from reactor.engine.transaction import PreparedCommit
+from reactor.engine.feed import Publisher
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
 
 __all__ = ["Committer"]
@@ -30,9 +31,8 @@ MAX_BATCH = 512
 
 
 @dataclass(slots=True)
-class _Request:
-    prepared: PreparedCommit
-    mutation: MutationRecord | None
+class _Pending:
+    request: CommitRequest
     future: asyncio.Future[int]
 
 
@@ -42,22 +42,26 @@ class Committer:
         persistence: Persistence,
         write_log: WriteLog,
         tables: TableRegistry,
+        publisher: Publisher,
+        feed: ChangeFeed,
         *,
-        on_publish: Callable[[int, PreparedCommit], None],
-        runtime: Runtime | None = None,
+        runtime: Runtime,
     ) -> None:
         self.persistence = persistence
         self.write_log = write_log
         self.tables = tables
-        self.on_publish = on_publish
-        self.runtime = runtime or SystemRuntime()
-        self.published_ts = persistence.max_ts()
-        self._last_assigned = self.published_ts
-        self._queue: asyncio.Queue[_Request] = asyncio.Queue()
+        self.publisher = publisher
+        self.feed = feed
+        self.runtime = runtime
+        self._last_assigned = publisher.published_ts
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
         self.conflicts = 0
-        self._published = asyncio.Event()  # replaced (after being set) by each publish
+
+    @property
+    def published_ts(self) -> int:
+        return self.publisher.published_ts
 
     def start(self) -> None:
         if self._task is None:
@@ -69,38 +73,27 @@ class Committer:
 
     async def wait_published(self, ts: int) -> None:
         """Return once the commit at ``ts`` (or a later one) is published."""
-        while self.published_ts < ts:
-            await self._published.wait()
-
-    def publish(self, ts: int, prepared: PreparedCommit | None) -> None:
-        """Make ``ts`` the newest published commit: new snapshots read at it, and (with
-        ``prepared``, its written keys) subscriptions it invalidates are told."""
-        self.published_ts = ts
-        if prepared is not None:
-            try:
-                self.on_publish(ts, prepared)
-            except Exception:
-                log.exception("publishing commit %s failed", ts)
-        event, self._published = self._published, asyncio.Event()
-        event.set()
+        await self.publisher.wait_published(ts)
 
     def next_ts(self) -> int:
-        ts = max(self.runtime.now_ns(), self._last_assigned + 1)
+        ts = max(self.runtime.now_ns(), self._last_assigned + 1, self.published_ts + 1)
         self._last_assigned = ts
         return ts
 
-    async def commit(self, prepared: PreparedCommit, mutation: MutationRecord | None = None) -> int:
+    async def commit(self, request: CommitRequest, mutation: MutationRecord | None = None) -> int:
         """Commit a prepared transaction; returns its timestamp once durable and published.
 
         Raises:
-            OptimisticConcurrencyError: a commit after ``prepared.begin_ts`` wrote a key the
+            OptimisticConcurrencyError: a commit after ``request.begin_ts`` wrote a key the
                 transaction read. Nothing was written.
             StorageUnavailable: persisting failed. Nothing was written.
         """
         if self._task is None:
             raise RuntimeError("Committer.commit() called before Committer.start()")
+        if mutation is not None:
+            request.mutation = mutation
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Request(prepared, mutation, future))
+        self._queue.put_nowait(_Pending(request, future))
         return await future
 
     async def _run(self) -> None:
@@ -112,44 +105,29 @@ class Committer:
                 await self._process(batch)
             except Exception as exc:  # never let the writer die: fail the batch instead
                 log.exception("committer batch failed")
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(StorageUnavailable(f"Commit failed: {exc}"))
+                error = exc if isinstance(exc, StorageUnavailable) else None
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(
+                            error or StorageUnavailable(f"Commit failed: {exc}")
+                        )
 
-    async def _process(self, batch: list[_Request]) -> None:
-        accepted = []
-        for request in batch:
-            prepared = request.prepared
-            conflict = self.write_log.find_conflict(prepared.read_set, prepared.begin_ts)
-            if conflict is not None:
+    async def _process(self, batch: list[_Pending]) -> None:
+        results = await self.persistence.commit(
+            [pending.request for pending in batch],
+            write_log=self.write_log,
+            next_ts=self.next_ts,
+        )
+        for pending, result in zip(batch, results, strict=True):
+            if isinstance(result, OptimisticConcurrencyError):
                 self.conflicts += 1
-                if request.future.done():  # the caller went away
-                    continue
-                request.future.set_exception(
-                    OptimisticConcurrencyError(table=conflict.table, write_ts=conflict.ts)
-                )
+                if not pending.future.done():  # else the caller went away
+                    pending.future.set_exception(result)
                 continue
-            ts = self.next_ts()
-            self.write_log.append(ts, prepared.write_keys, prepared.table, prepared.write_prefixes)
-            commit = prepared.build(ts)
-            commit.mutation = request.mutation
-            accepted.append((ts, request, commit))
-        if not accepted:
-            return
-        try:
-            await self.persistence.write([c for _, _, c in accepted])
-        except Exception as exc:
-            self.write_log.remove_after(accepted[0][0] - 1)
-            error = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(str(exc))
-            for _, request, _ in accepted:
-                request.future.set_exception(error)
-            return
-        for _, _, commit in accepted:
-            if commit.tables:
-                self.tables.mark_persisted(commit.tables)
-        for ts, request, _ in accepted:
             self.commits += 1
-            self.publish(ts, request.prepared)
-            if not request.future.done():
-                request.future.set_result(ts)
-        self.write_log.trim(self.runtime.now_ns())
+            self._last_assigned = max(self._last_assigned, result)
+            tables = pending.request.build(result).tables
+            if tables:
+                self.tables.mark_persisted(tables)
+            self.publisher.when_published(result, pending.future)
+        self.feed.poke()

@@ -13,8 +13,8 @@ import asyncio
 import logging
 import secrets
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from functions.context import ActionCtx, Auth, MutationCtx, QueryCtx, Scheduler
@@ -23,11 +23,9 @@ from functions.decorators import FunctionKind, FunctionSpec
 from functions.paths import reference_path
 from functions.registry import Registry
 from reactor.core.determinism import deterministic
-from reactor.core.persistence import MutationRecord, Persistence
+from reactor.core.persistence import MutationRecord
 from reactor.core.reads import ReadSet
-from reactor.core.runtime import Runtime
-from reactor.core.system_tables import TableRegistry
-from reactor.engine.committer import Committer
+from reactor.engine.database import Database
 from reactor.engine.log_lines import capture
 from reactor.engine.transaction import Transaction
 from schema.errors import (
@@ -80,54 +78,65 @@ class FunctionResult:
     retryable: bool = False
     error_code: str | None = None
     attempts: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Executor:
+    """Runs app functions against ``database``. ``env``, ``scheduler`` and ``storage`` give a
+    call its ``ctx.env``, ``ctx.scheduler`` (given the call's transaction, None in actions) and
+    ``ctx.storage``; the registry is the served app's, read at each call."""
+
     def __init__(
         self,
+        database: Database,
         *,
-        schema: Any,
-        persistence: Persistence,
-        committer: Committer,
-        tables: TableRegistry,
-        runtime: Runtime,
+        env: Callable[[], Mapping[str, str]],
+        scheduler: Callable[[Transaction | None], Scheduler] | None = None,
+        storage: Callable[[Transaction | None], Any] | None = None,
         dev: bool = False,
     ) -> None:
-        self.schema = schema
-        self.persistence = persistence
-        self.committer = committer
-        self.tables = tables
-        self.runtime = runtime
+        self.database = database
+        self.persistence = database.persistence
+        self.committer = database.committer
+        self.runtime = database.runtime
+        self._env = env
+        self._scheduler = scheduler
+        self._storage_for = storage
         self.dev = dev
-        self.registry: Registry | None = None  # set by the composition root; swapped on reload
-        # ctx.scheduler factories, set by the composition root (reactor.platform.scheduler)
-        self.mutation_scheduler: Callable[[Transaction], Scheduler] | None = None
-        self.action_scheduler: Callable[[], Scheduler] | None = None
-        # ctx.storage factory (reactor.platform.files), given the call's transaction (None in actions)
-        self.storage_handle: Callable[[Transaction | None], Any] | None = None
-        self.env: Mapping[str, str] = {}
         self._retry_lane = asyncio.Lock()
         self._newest_request: dict[str, int] = {}
         # (session id, request id) -> in-flight or finished mutation result
         self._mutations: dict[tuple[str, int], asyncio.Future[FunctionResult]] = {}
 
+    @property
+    def registry(self) -> Registry:
+        return self.database.served.registry
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self._env()
+
     def snapshot_ts(self) -> int:
-        return self.committer.published_ts
+        return self.database.snapshot_ts()
 
     def _storage(self, txn: Transaction | None) -> Any:
-        return None if self.storage_handle is None else self.storage_handle(txn)
+        return None if self._storage_for is None else self._storage_for(txn)
 
-    def _transaction(self, ts: int, *, writable: bool, journal: str | None = None) -> Transaction:
-        return Transaction(
-            self.persistence,
-            ts,
-            schema=self.schema,
-            tables=self.tables,
-            writable=writable,
-            now_ms=self.runtime.now_ns() / 1e6,
-            journal=journal,
-        )
+    def _scheduler_for(self, txn: Transaction | None) -> Scheduler | None:
+        return None if self._scheduler is None else self._scheduler(txn)
+
+    async def run(
+        self,
+        spec: FunctionSpec,
+        args: Mapping[str, Any],
+        *,
+        identity: Mapping[str, Any] | None = None,
+    ) -> FunctionResult:
+        """Run any function by its kind: the one dispatch of the HTTP API, the CLI and tests."""
+        if spec.kind is FunctionKind.QUERY:
+            return await self.run_query(spec, args, identity=identity)
+        if spec.kind is FunctionKind.MUTATION:
+            return await self.run_mutation(spec, args, identity=identity)
+        return await self.run_action(spec, args, identity=identity)
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -177,7 +186,7 @@ class Executor:
     ) -> FunctionResult:
         """Run a query at ``ts`` (default: the latest published commit)."""
         ts = self.snapshot_ts() if ts is None else ts
-        txn = self._transaction(ts, writable=False, journal=journal)
+        txn = self.database.begin(ts, writable=False, journal=journal)
         auth = Auth(dict(identity) if identity is not None else None)
         ctx = QueryCtx(DatabaseReader(txn), auth, env=self.env, storage=self._storage(txn))
         with capture() as logs:
@@ -293,9 +302,9 @@ class Executor:
     ) -> FunctionResult | None:
         """One execution and commit; None when it conflicted and should be re-run."""
         ts = self.snapshot_ts()
-        txn = self._transaction(ts, writable=True)
+        txn = self.database.begin(ts, writable=True)
         auth = Auth(dict(identity) if identity is not None else None)
-        scheduler = None if self.mutation_scheduler is None else self.mutation_scheduler(txn)
+        scheduler = self._scheduler_for(txn)
         ctx = MutationCtx(
             DatabaseWriter(txn), auth, scheduler, env=self.env, storage=self._storage(txn)
         )
@@ -370,8 +379,6 @@ class Executor:
         """The context of an action (or HTTP action): each ``run_*`` call is its own transaction."""
 
         def resolve(reference: Any, kind: FunctionKind) -> FunctionSpec:
-            if self.registry is None:
-                raise RuntimeError("Executor.registry is not set")
             if depth >= MAX_CALL_DEPTH:
                 raise FunctionError(f"Function calls are nested more than {MAX_CALL_DEPTH} deep")
             return self.registry.resolve(reference_path(reference), kind=kind, allow_internal=True)
@@ -402,36 +409,11 @@ class Executor:
             run_query=run_query,
             run_mutation=run_mutation,
             run_action=run_action,
-            scheduler=None if self.action_scheduler is None else self.action_scheduler(),
+            scheduler=self._scheduler_for(None),
             storage=self._storage(None),
             env=self.env,
         )
 
-    # -- the runtime's own transactions ------------------------------------------------------
-
-    async def run_system(self, body: Callable[[Transaction], Awaitable[T]]) -> T:
-        """Run ``body`` in a writable transaction and commit it, re-running it on conflicts
-        until it commits (the scheduler's bookkeeping must not be lost)."""
-        attempt = 0
-        while True:
-            attempt += 1
-            txn = self._transaction(self.snapshot_ts(), writable=True)
-            value = await body(txn)
-            if not txn.has_writes:
-                return value
-            try:
-                await self.committer.commit(txn.prepare_commit())
-                return value
-            except OptimisticConcurrencyError as exc:
-                if exc.write_ts is not None:
-                    await self.committer.wait_published(exc.write_ts)
-                backoff = min(OCC_INITIAL_BACKOFF_S * 2 ** min(attempt, 10), 1.0)
-                await self.runtime.sleep(backoff * self.runtime.random())
-
     def _occ_failure(self, spec: FunctionSpec, exc: OptimisticConcurrencyError) -> FunctionResult:
         log.warning("mutation %s failed after %d OCC retries: %s", spec.path, OCC_MAX_RETRIES, exc)
         return FunctionResult(False, error_message=exc.message, retryable=True, error_code=exc.code)
-
-    @staticmethod
-    def is_query(spec: FunctionSpec) -> bool:
-        return spec.kind is FunctionKind.QUERY

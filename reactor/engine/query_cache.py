@@ -4,36 +4,47 @@ Owns: one entry per distinct query (path, args, journal, and identity only if th
 it) shared by every subscriber;
 marking entries invalid when a commit writes inside their read set; re-running each invalid
 entry once, at one timestamp; and handing every affected session a consistent snapshot (all of
-its queries' outcomes valid at that one timestamp). It does not speak the wire protocol
-(``reactor.sync``) or run functions itself (``reactor.engine.executor``).
+its queries' outcomes valid at that one timestamp). Results leave through an injected
+``encode`` (the sync server's wire outcome), so it knows nothing of the wire protocol; it does
+not run functions itself (``reactor.engine.executor``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from functions.decorators import FunctionKind, FunctionSpec, query
 from functions.registry import Registry
+from reactor.core.persistence import PublishedCommit
 from reactor.core.tasks import stop_task
 from reactor.engine.executor import Executor, FunctionResult
 from reactor.engine.subscriptions import Subscription, SubscriptionManager
-from reactor.engine.transaction import PreparedCommit
-from reactor.sync.protocol import QueryFailure, QueryOutcome, QuerySuccess
 from schema.errors import FunctionNotFound
 from schema.values import dumps
 
-__all__ = ["Entry", "LiveQueries", "SessionSink", "outcome_of"]
+__all__ = ["Encode", "Entry", "LiveQueries", "Outcome", "SessionSink"]
 
 log = logging.getLogger("reactor.engine.query_cache")
 
 
-class SessionSink(Protocol):
-    """A session receiving snapshots: all outcomes valid at ``ts``."""
+class Outcome(Protocol):
+    """An encoded query result; equal fingerprints mean the client already has it."""
 
-    def deliver(self, ts: int, outcomes: Mapping[int, QueryOutcome]) -> None: ...
+    @property
+    def fingerprint(self) -> object: ...
+
+
+# Turns a run into the outcome sessions receive (``reactor.server.outcomes.outcome_of``).
+Encode = Callable[[FunctionResult], Outcome]
+
+
+class SessionSink(Protocol):
+    """A session receiving snapshots: all outcomes valid at ``ts``, by query id."""
+
+    def deliver(self, ts: int, outcomes: Mapping[int, Any]) -> None: ...
 
 
 class Entry:
@@ -66,7 +77,7 @@ class Entry:
         self.identity_key = _identity_key(identity)
         self.identity_read = False  # did the last run read ctx.auth? then it is not shared
         self.journal = journal
-        self.outcome: QueryOutcome | None = None
+        self.outcome: Outcome | None = None
         self.ts = 0
         self.subscription: Subscription[Entry] | None = None
         self.subscribers: dict[SessionSink, set[int]] = {}
@@ -74,15 +85,6 @@ class Entry:
 
 def _identity_key(identity: dict[str, Any] | None) -> str | None:
     return None if identity is None else str(identity.get("tokenIdentifier", repr(identity)))
-
-
-def outcome_of(result: FunctionResult) -> QueryOutcome:
-    """The wire outcome of a run (queries, and the sync server's mutation/action responses)."""
-    if result.success:
-        return QuerySuccess(result.value_json, result.log_lines, result.journal)
-    return QueryFailure(
-        result.error_message, result.error_data_json, result.log_lines, result.journal
-    )
 
 
 def _missing(path: str) -> FunctionSpec:
@@ -95,9 +97,12 @@ def _missing(path: str) -> FunctionSpec:
 
 
 class LiveQueries:
-    def __init__(self, executor: Executor, subscriptions: SubscriptionManager[Entry]) -> None:
+    def __init__(
+        self, executor: Executor, subscriptions: SubscriptionManager[Entry], *, encode: Encode
+    ) -> None:
         self.executor = executor
         self.subscriptions = subscriptions
+        self.encode = encode
         self._entries: dict[tuple[Any, ...], Entry] = {}
         # (path, args, journal) -> an entry other identities may share while it ignores ctx.auth
         self._shared: dict[tuple[Any, ...], Entry] = {}
@@ -123,10 +128,10 @@ class LiveQueries:
         await stop_task(self._task)
         self._task = None
 
-    # -- called by the committer -------------------------------------------------------------
+    # -- called by the change feed's publisher -------------------------------------------------------------
 
-    def on_commit(self, ts: int, prepared: PreparedCommit) -> None:
-        for entry in self.subscriptions.advance(ts, prepared.write_keys):
+    def on_commit(self, commit: PublishedCommit) -> None:
+        for entry in self.subscriptions.advance(commit.ts, commit.write_keys):
             entry.subscription = None
             self._dirty.add(entry)
         if self._dirty:
@@ -284,7 +289,7 @@ class LiveQueries:
         entry.identity_read = result.identity_read
         if result.identity_read:
             self._split(entry)
-        outcome = outcome_of(result)
+        outcome = self.encode(result)
         previous = entry.outcome
         if previous is not None and previous.fingerprint == outcome.fingerprint:
             outcome = previous  # keep the identical object so sessions dedupe in O(1)

@@ -29,10 +29,10 @@ class Subscription(Generic[T]):
 
 
 class SubscriptionManager(Generic[T]):
-    def __init__(self, write_log: WriteLog) -> None:
+    def __init__(self, write_log: WriteLog, *, processed_ts: int = 0) -> None:
         self.write_log = write_log
         self._maps: dict[str, IntervalMap[Subscription[T]]] = {}
-        self.processed_ts = 0
+        self.processed_ts = processed_ts  # every commit at or below it has been advanced
         self._count = 0
 
     def __len__(self) -> int:

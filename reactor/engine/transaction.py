@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from functions.store import (
@@ -31,7 +31,13 @@ from reactor.core.index_keys import (
     range_interval,
 )
 from reactor.core.intervals import Interval
-from reactor.core.persistence import Commit, DocumentLogEntry, IndexEntry, Persistence
+from reactor.core.persistence import (
+    Commit,
+    CommitRequest,
+    DocumentLogEntry,
+    IndexEntry,
+    Persistence,
+)
 from reactor.core.reads import ReadSet
 from reactor.core.system_tables import TableRegistry, is_system_table
 from reactor.engine.pagination import END_OF_RANGE, decode_cursor, encode_cursor
@@ -45,7 +51,7 @@ from schema.errors import (
 from schema.ids import decode_id, encode_id, new_internal_id
 from schema.values import MAX_DOCUMENT_SIZE, check_field_name, check_value, dumps, loads, value_size
 
-__all__ = ["PreparedCommit", "Transaction"]
+__all__ = ["SYSTEM_INDEXES", "Transaction"]
 
 # Indexes of the system tables (the runtime's own schema; apps cannot change it).
 SYSTEM_INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -97,20 +103,6 @@ class _ScanState:
         if self.order is Order.ASC:
             return Interval(self.interval.start, self.last_key + b"\x00")
         return Interval(self.last_key, self.interval.end)
-
-
-@dataclass(slots=True)
-class PreparedCommit:
-    """What the committer needs: the read set, written keys, and the records to persist."""
-
-    begin_ts: int
-    read_set: ReadSet
-    write_keys: dict[str, list[bytes]]
-    build: Callable[[int], Commit]
-    table: str | None
-    document_id: str | None
-    writes: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
-    write_prefixes: dict[str, list[bytes]] = field(default_factory=dict)
 
 
 class Transaction:
@@ -569,21 +561,19 @@ class Transaction:
     def has_writes(self) -> bool:
         return bool(self._writes)
 
-    def prepare_commit(self) -> PreparedCommit:
+    def prepare_commit(self) -> CommitRequest:
         """Written keys (old and new, every index) plus a builder of the storage records."""
         write_keys: dict[str, list[bytes]] = {}
         write_prefixes: dict[str, list[bytes]] = {}
         documents: list[DocumentLogEntry] = []
         entries: list[IndexEntry] = []
         first_table: str | None = None
-        first_id: str | None = None
         summary: list[tuple[str, str, dict[str, Any] | None]] = []
         for doc_id, write in self._writes.items():
             if write.old is None and write.new is None:
                 continue  # inserted and deleted in the same transaction
             table = write.table
             first_table = first_table or table
-            first_id = first_id or doc_id
             encoded = None if write.new is None else dumps(write.new)
             documents.append(DocumentLogEntry(doc_id, table, encoded, None))
             summary.append((table, doc_id, write.new))
@@ -611,15 +601,8 @@ class Transaction:
         def build(ts: int) -> Commit:
             return Commit(ts, documents, entries, new_tables)
 
-        return PreparedCommit(
-            self.ts,
-            self.read_set(),
-            write_keys,
-            build,
-            first_table,
-            first_id,
-            summary,
-            write_prefixes,
+        return CommitRequest(
+            self.ts, self.read_set(), write_keys, build, first_table, summary, write_prefixes
         )
 
 

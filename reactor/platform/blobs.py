@@ -22,7 +22,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from schema.errors import ReactorError
+from reactor.errors import BlobNotFound, BlobTooLarge
 
 __all__ = ["BlobNotFound", "BlobReader", "BlobStore", "BlobTooLarge", "PendingBlob"]
 
@@ -30,20 +30,6 @@ READ_CHUNK = 64 * 1024
 _FLUSH_AT = 1024 * 1024  # bytes buffered before a write to disk
 _TMP = ".tmp"
 _KEY = re.compile(r"^[A-Za-z0-9_-]{2,128}$")
-
-
-class BlobTooLarge(ReactorError):
-    """More bytes arrived than the store's size limit allows; nothing was kept."""
-
-    code = "FileTooLarge"
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"File is too large: the limit is {limit} bytes")
-        self.limit = limit
-
-
-class BlobNotFound(ReactorError):
-    code = "BlobNotFound"
 
 
 @dataclass(slots=True)

@@ -12,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from functions.crons import CronJob, Crons, due_runs, find_crons
 from reactor.core.tasks import stop_task
+from reactor.engine.database import Database
 from reactor.engine.transaction import Transaction
-from reactor.platform.scheduler import TABLE
-
-if TYPE_CHECKING:
-    from reactor.server.deployment import Services
+from reactor.platform.scheduler import TABLE, Scheduler
 
 __all__ = ["CronRunner", "load_crons"]
 
@@ -44,8 +42,9 @@ def _ms(value: datetime) -> float:
 
 
 class CronRunner:
-    def __init__(self, services: Services, crons: Crons | None) -> None:
-        self.services = services
+    def __init__(self, scheduler: Scheduler, crons: Crons | None) -> None:
+        self.scheduler = scheduler
+        self.database: Database = scheduler.database
         self.crons = crons
         # name -> {"next": ms, "job": scheduled job id of the current run or None}
         self.state: dict[str, dict[str, Any]] = {}
@@ -54,7 +53,7 @@ class CronRunner:
         self.skipped = 0
 
     def _now(self) -> datetime:
-        return _dt(self.services.runtime.now_ns() / 1e6)
+        return _dt(self.database.runtime.now_ns() / 1e6)
 
     async def start(self) -> None:
         await self.load()
@@ -68,7 +67,7 @@ class CronRunner:
     async def load(self) -> None:
         """Restore persisted state; jobs new to this deploy get their first due time."""
         stored: dict[str, dict[str, Any]] = (
-            await self.services.persistence.get_global(STATE_KEY) or {}
+            await self.database.persistence.get_global(STATE_KEY) or {}
         )
         now = self._now()
         self.state = {}
@@ -85,13 +84,12 @@ class CronRunner:
         await self._save()
 
     async def _save(self) -> None:
-        await self.services.persistence.set_global(STATE_KEY, self.state)
+        await self.database.persistence.set_global(STATE_KEY, self.state)
 
     async def _is_running(self, job_id: str | None) -> bool:
         if job_id is None:
             return False
-        executor = self.services.executor
-        txn = executor._transaction(executor.snapshot_ts(), writable=False)
+        txn = self.database.begin(writable=False)
         job = await txn.get(job_id)
         return job is not None and job["state"]["kind"] in ("pending", "inProgress")
 
@@ -127,7 +125,7 @@ class CronRunner:
         return min((s["next"] for s in self.state.values()), default=None)
 
     async def _schedule(self, job: CronJob, now: datetime) -> str:
-        spec = self.services.scheduler.resolve(job.function_path)
+        spec = self.scheduler.resolve(job.function_path)
         document = {
             "name": spec.path,
             "args": [dict(job.args)],
@@ -138,10 +136,10 @@ class CronRunner:
         async def insert(txn: Transaction) -> str:
             return await txn.system_insert(TABLE, document)
 
-        return await self.services.executor.run_system(insert)
+        return await self.database.run_system(insert)
 
     async def _run(self) -> None:
-        runtime = self.services.runtime
+        runtime = self.database.runtime
         while True:
             try:
                 next_ms = await self.tick()

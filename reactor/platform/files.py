@@ -40,13 +40,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from reactor.core.persistence import MutationRecord, Persistence
-from reactor.engine.executor import Executor
-from reactor.engine.transaction import PreparedCommit, Transaction
+from reactor.core.persistence import MutationRecord, Persistence, PublishedCommit
+from reactor.engine.database import Database
+from reactor.engine.transaction import Transaction
+from reactor.errors import StorageFileNotFound
 from reactor.platform.blobs import BlobNotFound, BlobStore, BlobTooLarge, PendingBlob
 from schema.errors import (
     OptimisticConcurrencyError,
-    ReactorError,
     ReadOnlyTransactionError,
     StorageUnavailable,
     ValidationError,
@@ -74,12 +74,6 @@ _SECRET_GLOBAL = "storage_secret"
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-class StorageFileNotFound(ReactorError):
-    """``ctx.storage.delete`` of a storage id that does not exist (any more)."""
-
-    code = "StorageIdNotFound"
-
-
 async def storage_secret(persistence: Persistence) -> bytes:
     """The deployment's URL-signing secret: made once, kept in the persistence globals, so
     upload and download URLs survive restarts."""
@@ -102,37 +96,55 @@ def _not_found() -> Response:
 class FileStorage:
     """The deployment's file storage. ``base_url`` is the origin clients reach the deployment
     at (it may be reassigned, e.g. once the server knows its port); ``clock`` (seconds) dates
-    upload tokens and defaults to the executor's runtime clock."""
+    upload tokens and defaults to the runtime clock. The URL-signing ``secret`` is read from
+    the persistence globals (made once) by ``start`` unless given here."""
 
     def __init__(
         self,
-        executor: Executor,
+        database: Database,
         blobs: BlobStore,
         *,
-        secret: bytes,
         base_url: str,
+        secret: bytes | None = None,
         upload_ttl_s: float = UPLOAD_TTL_S,
         download_max_age_s: int = DOWNLOAD_MAX_AGE_S,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self.executor = executor
+        self.database = database
         self.blobs = blobs
         self.base_url = base_url
         self.upload_ttl_s = upload_ttl_s
         self.download_max_age_s = download_max_age_s
-        self._clock = clock or (lambda: executor.runtime.now_ns() / 1e9)
+        self._clock = clock or (lambda: database.runtime.now_ns() / 1e9)
+        self._signers: tuple[URLSafeTimedSerializer, Signer] | None = None
+        if secret is not None:
+            self._use_secret(secret)
+        self._in_flight: set[str] = set()
+        # Blob keys published for a commit not yet durable: the sweep must leave them alone.
+        self._publishing: set[str] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def _use_secret(self, secret: bytes) -> None:
         clock_fn = self._clock
 
         class _Signer(TimestampSigner):
             def get_timestamp(self) -> int:
                 return int(clock_fn())
 
-        self._uploads = URLSafeTimedSerializer(secret, salt=_UPLOAD_SALT, signer=_Signer)
-        self._urls = Signer(secret, salt=_URL_SALT)
-        self._in_flight: set[str] = set()
-        # Blob keys published for a commit not yet durable: the sweep must leave them alone.
-        self._publishing: set[str] = set()
-        self._sweeper: asyncio.Task[None] | None = None
+        uploads = URLSafeTimedSerializer(secret, salt=_UPLOAD_SALT, signer=_Signer)
+        self._signers = (uploads, Signer(secret, salt=_URL_SALT))
+
+    @property
+    def _uploads(self) -> URLSafeTimedSerializer:
+        if self._signers is None:
+            raise RuntimeError("FileStorage used before start()")
+        return self._signers[0]
+
+    @property
+    def _urls(self) -> Signer:
+        if self._signers is None:
+            raise RuntimeError("FileStorage used before start()")
+        return self._signers[1]
 
     # -- ids and URLs ------------------------------------------------------------------------
 
@@ -142,7 +154,7 @@ class FileStorage:
 
     def _check_id(self, storage_id: Any, op: str) -> str:
         if not isinstance(storage_id, str) or (
-            self.executor.tables.table_of_id(storage_id) != STORAGE_TABLE
+            self.database.tables.table_of_id(storage_id) != STORAGE_TABLE
         ):
             raise ValidationError(
                 f'storage.{op}: {storage_id!r} is not a storage ID (an Id<"_storage">)'
@@ -184,14 +196,14 @@ class FileStorage:
         self, pending: PendingBlob, content_type: str | None, upload_id: str | None
     ) -> str:
         """Insert the ``_storage`` row for ``pending`` (published under the new id first)."""
-        executor = self.executor
+        database = self.database
         fields: dict[str, Any] = {"sha256": pending.sha256, "size": float(pending.size)}
         if content_type:
             fields["contentType"] = content_type
         attempt = 0
         while True:
             attempt += 1
-            txn = executor._transaction(executor.snapshot_ts(), writable=True)
+            txn = database.begin(writable=True)
             storage_id = await txn.system_insert(STORAGE_TABLE, dict(fields))
             self._publishing.add(storage_id)
             try:
@@ -201,14 +213,14 @@ class FileStorage:
                     if upload_id is None
                     else MutationRecord(_UPLOAD_SESSION + upload_id, 0, dumps(storage_id))
                 )
-                await executor.committer.commit(txn.prepare_commit(), record)
+                await database.committer.commit(txn.prepare_commit(), record)
                 return storage_id
             except OptimisticConcurrencyError as exc:
                 # Nothing was written: re-run under a new id (publish moves the file again).
                 if exc.write_ts is not None:
-                    await executor.committer.wait_published(exc.write_ts)
+                    await database.committer.wait_published(exc.write_ts)
                 backoff = min(0.001 * 2 ** min(attempt, 10), 1.0)
-                await executor.runtime.sleep(backoff * executor.runtime.random())
+                await database.runtime.sleep(backoff * database.runtime.random())
             except StorageUnavailable:
                 self.blobs.discard(pending)  # nothing was written: the bytes are an orphan
                 raise
@@ -234,7 +246,7 @@ class FileStorage:
     # -- reading -----------------------------------------------------------------------------
 
     def _read_txn(self) -> Transaction:
-        return self.executor._transaction(self.executor.snapshot_ts(), writable=False)
+        return self.database.begin(writable=False)
 
     async def _row(self, txn: Transaction | None, storage_id: str) -> dict[str, Any] | None:
         return await (self._read_txn() if txn is None else txn).get(storage_id)
@@ -282,14 +294,14 @@ class FileStorage:
             await t.system_delete(storage_id)
 
         if txn is None:
-            await self.executor.run_system(body)
+            await self.database.run_system(body)
         else:
             await body(txn)
 
-    def on_commit(self, ts: int, prepared: PreparedCommit) -> None:
-        """Unlink the bytes of ``_storage`` rows a published commit deleted. The composition
-        root calls this from its publish hook (next to live queries and the scheduler)."""
-        for table, doc_id, new in prepared.writes:
+    def on_commit(self, commit: PublishedCommit) -> None:
+        """Unlink the bytes of ``_storage`` rows a published commit deleted (a listener of the
+        change feed's publisher)."""
+        for table, doc_id, new in commit.writes:
             if table == STORAGE_TABLE and new is None:
                 try:
                     self.blobs.delete(doc_id)
@@ -303,12 +315,12 @@ class FileStorage:
         cutoff = time.time() - min_age_s
         removed = await asyncio.to_thread(self.blobs.sweep_temporary, older_than_s=min_age_s)
         entries = await asyncio.to_thread(lambda: list(self.blobs.entries()))
-        persistence = self.executor.persistence
-        ts = self.executor.snapshot_ts()
+        persistence = self.database.persistence
+        ts = self.database.snapshot_ts()
         for key, mtime in entries:
             if mtime >= cutoff or key in self._publishing:
                 continue
-            is_storage_id = self.executor.tables.table_of_id(key) == STORAGE_TABLE
+            is_storage_id = self.database.tables.table_of_id(key) == STORAGE_TABLE
             if is_storage_id and await persistence.get_document(key, ts) is not None:
                 continue
             if self.blobs.delete(key):
@@ -317,8 +329,11 @@ class FileStorage:
             log.info("file storage sweep removed %d orphaned files", removed)
         return removed
 
-    def start(self, *, interval_s: float = 3600.0) -> None:
-        """Sweep now and then every ``interval_s`` in the background (until ``stop``)."""
+    async def start(self, *, interval_s: float = 3600.0) -> None:
+        """Load the signing secret, then sweep now and every ``interval_s`` in the background
+        (until ``stop``)."""
+        if self._signers is None:
+            self._use_secret(await storage_secret(self.database.persistence))
 
         async def loop() -> None:
             while True:
@@ -346,7 +361,7 @@ class FileStorage:
         """``POST /api/storage/upload?token=…``: the raw bytes → ``{"storageId": …}``."""
         try:
             upload_id = self._upload_id(request.query_params.get("token"))
-            used = await self.executor.persistence.lookup_mutation(_UPLOAD_SESSION + upload_id, 0)
+            used = await self.database.persistence.lookup_mutation(_UPLOAD_SESSION + upload_id, 0)
             if used is not None:
                 raise _Refused(
                     409,
@@ -399,7 +414,7 @@ class FileStorage:
             storage_id = self._urls.unsign(request.path_params["token"]).decode()
         except (BadSignature, UnicodeDecodeError):
             return _not_found()
-        if self.executor.tables.table_of_id(storage_id) != STORAGE_TABLE:
+        if self.database.tables.table_of_id(storage_id) != STORAGE_TABLE:
             return _not_found()
         row = await self._row(None, storage_id)
         if row is None:

@@ -1,4 +1,5 @@
-"""Scheduled functions: ``ctx.scheduler`` and the worker that runs due jobs.
+"""Scheduled functions: ``ctx.scheduler`` (``Scheduler``) and the worker that runs due jobs
+(``JobWorker``).
 
 Jobs are documents of the ``_scheduled_functions`` system table (``name``, ``args``,
 ``scheduledTime`` ms, ``completedTime`` ms, ``state.kind`` pending / inProgress / success /
@@ -20,19 +21,20 @@ import functools
 import logging
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from functions.decorators import FunctionKind, FunctionSpec
 from functions.paths import reference_path
 from functions.store import IndexRange, Order
-from reactor.engine.transaction import PreparedCommit, Transaction
+from reactor.core.persistence import PublishedCommit
+from reactor.engine.database import Database
+from reactor.engine.executor import Executor
+from reactor.engine.served_app import ServedApp
+from reactor.engine.transaction import Transaction
 from schema.errors import FunctionNotFound, ValidationError
 from schema.values import check_value
 
-if TYPE_CHECKING:
-    from reactor.engine.executor import Executor
-
-__all__ = ["JobGone", "Scheduler", "TABLE"]
+__all__ = ["TABLE", "JobGone", "JobWorker", "Scheduler"]
 
 log = logging.getLogger("reactor.platform.scheduler")
 
@@ -46,10 +48,6 @@ COMPLETED_RETENTION_S = 7 * 24 * 3600.0  # finished jobs are kept this long (Con
 
 class JobGone(Exception):
     """The job is no longer pending (canceled, or already run): abandon this run."""
-
-
-def _now_ms(executor: Executor) -> float:
-    return executor.runtime.now_ns() / 1e6
 
 
 class _Handle:
@@ -72,7 +70,7 @@ class _Handle:
                 f"scheduler.run_after: the delay must be a finite number of seconds >= 0, "
                 f"got {delay_s!r}"
             )
-        when = _now_ms(self._scheduler.executor) + delay_s * 1000.0
+        when = self._scheduler.database.now_ms() + delay_s * 1000.0
         return await self._schedule(when, reference, args)
 
     async def run_at(
@@ -117,7 +115,7 @@ class _Handle:
         async def insert(txn: Transaction) -> str:
             return await txn.system_insert(TABLE, job)
 
-        return await self._scheduler.executor.run_system(insert)
+        return await self._scheduler.database.run_system(insert)
 
     async def cancel(self, job_id: str, /) -> None:
         async def cancel_in(txn: Transaction) -> None:
@@ -130,21 +128,21 @@ class _Handle:
                 return  # already running, finished or canceled: nothing to do
             await txn.system_patch(
                 job_id,
-                {"state": {"kind": "canceled"}, "completedTime": _now_ms(self._scheduler.executor)},
+                {"state": {"kind": "canceled"}, "completedTime": self._scheduler.database.now_ms()},
             )
 
         if self._txn is not None:
             await cancel_in(self._txn)
         else:
-            await self._scheduler.executor.run_system(cancel_in)
+            await self._scheduler.database.run_system(cancel_in)
 
 
 class _JobHooks:
     """Inside a scheduled mutation's transaction: pending → (inProgress, staged) → success."""
 
-    def __init__(self, job_id: str, executor: Executor) -> None:
+    def __init__(self, job_id: str, database: Database) -> None:
         self.job_id = job_id
-        self.executor = executor
+        self.database = database
 
     async def before(self, txn: Transaction) -> None:
         job = await txn.get(self.job_id)
@@ -155,56 +153,30 @@ class _JobHooks:
     async def after(self, txn: Transaction) -> None:
         await txn.system_patch(
             self.job_id,
-            {"state": {"kind": "success"}, "completedTime": _now_ms(self.executor)},
+            {"state": {"kind": "success"}, "completedTime": self.database.now_ms()},
         )
 
 
 class Scheduler:
-    def __init__(self, executor: Executor, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
-        self.executor = executor
-        self.concurrency = concurrency
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.completed = 0
+    """``ctx.scheduler`` handles and the bookkeeping of the jobs table."""
+
+    def __init__(self, database: Database, served: ServedApp) -> None:
+        self.database = database
+        self.served = served
 
     # -- ctx.scheduler -----------------------------------------------------------------------
 
-    def for_mutation(self, txn: Transaction) -> _Handle:
+    def handle(self, txn: Transaction | None) -> _Handle:
+        """The ``ctx.scheduler`` of a mutation (jobs written in ``txn``) or, with None, of an
+        action (each call commits at once)."""
         return _Handle(self, txn)
 
-    def for_action(self) -> _Handle:
-        return _Handle(self, None)
-
     def resolve(self, reference: Any) -> FunctionSpec:
-        registry = self.executor.registry
-        assert registry is not None
         path = reference_path(reference)
-        spec = registry.get(path)
+        spec = self.served.registry.get(path)
         if spec is None or spec.kind not in (FunctionKind.MUTATION, FunctionKind.ACTION):
             raise FunctionNotFound(f"scheduler: {path!r} is not a mutation or action of this app")
         return spec
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        await self.recover()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="scheduler")
-
-    async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._running.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._task = None
-        self._running.clear()
-
-    def on_commit(self, ts: int, prepared: PreparedCommit) -> None:
-        if any(key.startswith(TABLE + ".") for key in prepared.write_keys):
-            self._wake.set()
 
     async def recover(self) -> None:
         """Actions found inProgress were cut off by a crash: at most once means failed."""
@@ -217,19 +189,19 @@ class Scheduler:
                     job["_id"],
                     {
                         "state": {"kind": "failed", "error": TRANSIENT_ACTION_ERROR},
-                        "completedTime": _now_ms(self.executor),
+                        "completedTime": self.database.now_ms(),
                     },
                 )
                 count += 1
             return count
 
-        count = await self.executor.run_system(fail_stranded)
+        count = await self.database.run_system(fail_stranded)
         if count:
             log.warning("marked %d interrupted scheduled action(s) failed", count)
 
     async def purge_completed(self, *, batch: int = 500) -> int:
         """Delete up to ``batch`` finished jobs older than the retention; returns how many."""
-        cutoff = _now_ms(self.executor) - COMPLETED_RETENTION_S * 1000.0
+        cutoff = self.database.now_ms() - COMPLETED_RETENTION_S * 1000.0
 
         async def purge(txn: Transaction) -> int:
             count = 0
@@ -243,13 +215,51 @@ class Scheduler:
                         count += 1
             return count
 
-        return await self.executor.run_system(purge)
+        return await self.database.run_system(purge)
+
+
+class JobWorker:
+    """Runs due jobs (in the process holding the scheduler lease), at most ``concurrency`` at
+    a time, woken by commits that write the jobs table."""
+
+    def __init__(
+        self, scheduler: Scheduler, executor: Executor, *, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> None:
+        self.scheduler = scheduler
+        self.database = scheduler.database
+        self.executor = executor
+        self.concurrency = concurrency
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.completed = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.scheduler.recover()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="scheduler")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._running.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._task = None
+        self._running.clear()
+
+    def on_commit(self, commit: PublishedCommit) -> None:
+        if any(key.startswith(TABLE + ".") for key in commit.write_keys):
+            self._wake.set()
 
     # -- the worker --------------------------------------------------------------------------
 
     async def _due(self, now_ms: float, limit: int) -> tuple[list[dict[str, Any]], float | None]:
         """Up to ``limit`` due pending jobs, and the time of the next one not yet due."""
-        txn = self.executor._transaction(self.executor.snapshot_ts(), writable=False)
+        txn = self.database.begin(writable=False)
         rng = IndexRange(eq=(("state.kind", "pending"),))
         due: list[dict[str, Any]] = []
         next_ms: float | None = None
@@ -271,7 +281,7 @@ class Scheduler:
             try:
                 free = self.concurrency - len(self._running)
                 if free > 0:
-                    now_ms = _now_ms(self.executor)
+                    now_ms = self.database.now_ms()
                     due, next_ms = await self._due(now_ms, free)
                     for job in due:
                         task = asyncio.get_running_loop().create_task(self._execute(job))
@@ -296,7 +306,7 @@ class Scheduler:
     async def _execute(self, job: dict[str, Any]) -> None:
         job_id = job["_id"]
         try:
-            spec = self.executor.registry.get(job["name"]) if self.executor.registry else None
+            spec = self.scheduler.served.registry.get(job["name"])
             args = job["args"][0] if job["args"] else {}
             if spec is None or spec.kind not in (FunctionKind.MUTATION, FunctionKind.ACTION):
                 await self._finish(job_id, f"Could not find function for '{job['name']}'")
@@ -313,7 +323,7 @@ class Scheduler:
         self, job_id: str, spec: FunctionSpec, args: dict[str, Any]
     ) -> None:
         result = await self.executor.run_mutation(
-            spec, args, hooks=_JobHooks(job_id, self.executor), max_retries=1_000_000
+            spec, args, hooks=_JobHooks(job_id, self.database), max_retries=1_000_000
         )
         if not result.success:
             await self._finish(job_id, result.error_message)
@@ -325,7 +335,7 @@ class Scheduler:
                 raise JobGone(job_id)
             await txn.system_patch(job_id, {"state": {"kind": "inProgress"}})
 
-        await self.executor.run_system(claim)
+        await self.database.run_system(claim)
         result = await self.executor.run_action(spec, args)
         error = None if result.success else result.error_message
         await self._finish(job_id, error, from_state="inProgress")
@@ -346,7 +356,7 @@ class Scheduler:
                 }
             )
             await txn.system_patch(
-                job_id, {"state": state, "completedTime": _now_ms(self.executor)}
+                job_id, {"state": state, "completedTime": self.database.now_ms()}
             )
 
-        await self.executor.run_system(record)
+        await self.database.run_system(record)

@@ -1,6 +1,6 @@
 """The composition root: builds the Starlette application for one app directory.
 
-Owns wiring (storage engine from a URL or data directory, ``Services``, HTTP routes, the
+Owns wiring (storage engine from a URL or data directory, ``Deployment``, HTTP routes, the
 websocket route, CORS, slash normalisation) and the lifespan that starts and stops the
 background tasks. It holds no behaviour of its own.
 """
@@ -17,19 +17,18 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from functions.loader import App, load_app
-from reactor.core.persistence import Persistence
-from reactor.server.deployment import Services
+from reactor.server.deployment import Deployment
+from reactor.server.file_routes import file_routes
 from reactor.server.http_api import routes
 from reactor.server.sync_endpoint import SyncConnection, sync_endpoint
+from reactor.storage import open_storage
 
-__all__ = ["create_app", "open_storage"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("reactor")
 
@@ -42,9 +41,9 @@ class Entry:
     request ``//api/1.48.0/sync``) and hands sync websockets straight to their session, so
     every frame of the hot path skips the router and middleware stack."""
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, deployment: Deployment) -> None:
         self.app = app
-        self.services = services
+        self.deployment = deployment
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -52,51 +51,9 @@ class Entry:
             scope = dict(scope)
             scope["path"] = _SLASHES.sub("/", scope["path"])
         if kind == "websocket" and _SYNC_PATH.match(scope["path"]):
-            await SyncConnection(WebSocket(scope, receive, send), self.services).serve()
+            await SyncConnection(WebSocket(scope, receive, send), self.deployment).serve()
             return
         await self.app(scope, receive, send)
-
-
-def open_storage(storage: str | None, data_dir: str | Path) -> Persistence:
-    """``None`` or ``sqlite:`` selects the embedded engine under ``data_dir``; a
-    ``mongodb://host/db?replicaSet=...`` URL the MongoDB engine (``reactor.storage.mongo.engine``)."""
-    if storage is None or storage in ("sqlite", "sqlite:"):
-        from reactor.storage.sqlite import SqlitePersistence
-
-        return SqlitePersistence.open(data_dir)
-    if storage.startswith("sqlite:"):
-        from reactor.storage.sqlite import SqlitePersistence
-
-        return SqlitePersistence.open(storage.removeprefix("sqlite:"))
-    if storage.startswith(("mongodb://", "mongodb+srv://")):
-        try:
-            from reactor.storage.mongo.engine import MongoPersistence
-        except ImportError as exc:
-            raise ValueError(
-                f"MongoDB storage needs PyMongo: pip install 'reactor[mongo]' ({exc})"
-            ) from exc
-        return MongoPersistence.open(storage)
-    raise ValueError(
-        f"Unsupported storage {storage!r}: use the embedded engine (default), a sqlite:DIR URL "
-        "or a mongodb:// URL"
-    )
-
-
-def file_routes(services: Services) -> list[Route]:
-    """``/api/storage/...``: uploads and downloads (the file storage exists once started)."""
-
-    async def upload(request: Request) -> Response:
-        assert services.files is not None
-        return await services.files.handle_upload(request)
-
-    async def download(request: Request) -> Response:
-        assert services.files is not None
-        return await services.files.handle_download(request)
-
-    return [
-        Route("/api/storage/upload", upload, methods=["POST"]),
-        Route("/api/storage/{token}", download, methods=["GET", "HEAD"]),
-    ]
 
 
 def create_app(
@@ -105,30 +62,30 @@ def create_app(
     data_dir: str | Path = ".reactor",
     storage: str | None = None,
     dev: bool = False,
-    services: Services | None = None,
+    deployment: Deployment | None = None,
 ) -> Starlette:
     """The ASGI application serving ``app`` (an ``App`` or an app directory)."""
-    if services is None:
+    if deployment is None:
         loaded = app if isinstance(app, App) else load_app(app)
-        services = Services(loaded, open_storage(storage, data_dir), dev=dev)
+        deployment = Deployment(loaded, open_storage(storage, data_dir), dev=dev)
 
     @contextlib.asynccontextmanager
     async def lifespan(application: Starlette) -> AsyncIterator[dict[str, Any]]:
-        await services.start()
+        await deployment.start()
         try:
             yield {}
         finally:
-            await services.stop()
+            await deployment.stop()
 
     application = Starlette(
         routes=[
             *routes(),
-            *file_routes(services),
+            *file_routes(deployment),
             WebSocketRoute("/api/sync", sync_endpoint),
             WebSocketRoute("/api/{client_version}/sync", sync_endpoint),
         ],
         middleware=[
-            Middleware(Entry, services=services),
+            Middleware(Entry, deployment=deployment),
             Middleware(
                 CORSMiddleware,
                 allow_origin_regex=".*",
@@ -140,5 +97,5 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    application.state.services = services
+    application.state.deployment = deployment
     return application

@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _watch(services: Any, directory: Path, interval_s: float = 0.5) -> None:
+async def _watch(deployment: Any, directory: Path, interval_s: float = 0.5) -> None:
     from functions.loader import load_app
 
     def snapshot() -> dict[Path, float]:
@@ -99,7 +99,7 @@ async def _watch(services: Any, directory: Path, interval_s: float = 0.5) -> Non
         except Exception as exc:  # keep serving the old functions until the files are fixed
             log.error("reload failed, still serving the previous functions: %s", exc)
             continue
-        services.reload(app)
+        deployment.reload(app)
 
 
 def _announce_admin_key(key: str, key_file: Path | None) -> None:
@@ -122,10 +122,11 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     import uvicorn
 
     from functions.loader import load_app
-    from reactor.server.app import create_app, open_storage
-    from reactor.server.deployment import Services
+    from reactor.server.app import create_app
+    from reactor.server.deployment import Deployment
     from reactor.server.http_actions import create_site_app
     from reactor.server.settings import SettingsError, load_settings
+    from reactor.storage import open_storage
 
     try:
         settings = load_settings(
@@ -150,7 +151,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     try:
         app = load_app(directory)
         persistence = open_storage(settings.storage, settings.data)
-        services = Services(
+        deployment = Deployment(
             app,
             persistence,
             dev=dev,
@@ -158,13 +159,15 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
             max_upload_bytes=settings.max_upload_bytes,
             system_env=settings.system_env,
             # A networked engine has no directory: file bytes stay on this machine, under --data.
-            blob_directory=None if hasattr(persistence, "path") else Path(settings.data) / "blobs",
+            blob_directory=(
+                None if persistence.local_directory is not None else Path(settings.data) / "blobs"
+            ),
+            on_admin_key=lambda key: _announce_admin_key(key, settings.admin_key_file),
         )
     except Exception as exc:
         print(f"reactor: cannot start: {exc}", file=sys.stderr)
         return 1
-    services.on_admin_key = lambda key: _announce_admin_key(key, settings.admin_key_file)
-    application = create_app(app, services=services)
+    application = create_app(app, deployment=deployment)
 
     def config(asgi: Any, port: int, lifespan: Literal["on", "off"]) -> uvicorn.Config:
         return uvicorn.Config(
@@ -181,14 +184,14 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
 
     server = uvicorn.Server(config(application, settings.port, "on"))
     site = (
-        uvicorn.Server(config(create_site_app(services), settings.http_port, "off"))
+        uvicorn.Server(config(create_site_app(deployment), settings.http_port, "off"))
         if settings.http_port
         else None
     )
 
     async def run() -> None:
         watcher = (
-            asyncio.get_running_loop().create_task(_watch(services, directory)) if dev else None
+            asyncio.get_running_loop().create_task(_watch(deployment, directory)) if dev else None
         )
         log.info(
             "Reactor serving %s on %s (HTTP actions: %s; %d functions; storage: %s)",
@@ -261,21 +264,21 @@ def _remote(args: argparse.Namespace, method: str, route: str, body: Any = None)
 
 async def _local(args: argparse.Namespace, work: Any) -> Any:
     from functions.loader import load_app
-    from reactor.server.app import open_storage
-    from reactor.server.deployment import Services
+    from reactor.server.deployment import Deployment
     from reactor.server.settings import load_settings
+    from reactor.storage import open_storage
 
-    services = Services(
+    deployment = Deployment(
         load_app(Path(args.app).resolve()),
         open_storage(None, args.data),
         system_env=load_settings().system_env,
+        on_admin_key=lambda key: _announce_admin_key(key, None),
     )
-    services.on_admin_key = lambda key: _announce_admin_key(key, None)
-    await services.start(background=False)
+    await deployment.start(background=False)
     try:
-        return await work(services)
+        return await work(deployment)
     finally:
-        await services.stop()
+        await deployment.stop()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -290,19 +293,12 @@ def _run(args: argparse.Namespace) -> int:
             args, "POST", "/api/function", {"path": args.path, "args": call_args, "format": "json"}
         )
     else:
-        from functions.decorators import FunctionKind
         from reactor.server.http_api import result_json
         from schema.values import json_to_convex
 
-        async def work(services: Any) -> Any:
-            spec = services.registry.resolve(args.path, allow_internal=True)
-            converted = json_to_convex(call_args)
-            if spec.kind is FunctionKind.QUERY:
-                result = await services.executor.run_query(spec, converted)
-            elif spec.kind is FunctionKind.MUTATION:
-                result = await services.executor.run_mutation(spec, converted)
-            else:
-                result = await services.run_action(spec, converted)
+        async def work(deployment: Any) -> Any:
+            spec = deployment.registry.resolve(args.path, allow_internal=True)
+            result = await deployment.executor.run(spec, json_to_convex(call_args))
             return result_json(result, "clean")
 
         payload = asyncio.run(_local(args, work))
@@ -315,14 +311,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _rotate(args: argparse.Namespace) -> int:
     from reactor.auth.authenticator import Authenticator
-    from reactor.server.app import open_storage
+    from reactor.storage import open_storage
 
     async def rotate() -> str:
         persistence = open_storage(None, args.data)
         try:
             return await Authenticator([], persistence).rotate_admin_key()
         finally:
-            persistence.close()
+            await persistence.aclose()
 
     key = asyncio.run(rotate())
     _announce_admin_key(key, Path(args.admin_key_file) if args.admin_key_file else None)
@@ -343,8 +339,8 @@ def _env(args: argparse.Namespace) -> int:
             values = _remote(args, "GET", "/api/admin/env")["env"]
     else:
 
-        async def work(services: Any) -> dict[str, str]:
-            env = await services.set_env(changes) if changes else services.env
+        async def work(deployment: Any) -> dict[str, str]:
+            env = await deployment.set_env(changes) if changes else deployment.env
             values: dict[str, str] = env.user_values
             return values
 

@@ -12,45 +12,36 @@ from __future__ import annotations
 import logging
 import secrets
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from functions.http_router import HttpRouter, find_http_router
 from reactor.auth import AuthenticationError
+from reactor.server.deployment import Deployment
 from schema.errors import ReactorError, UserError
 
-if TYPE_CHECKING:
-    from reactor.server.deployment import Services
-
-__all__ = ["create_site_app", "load_http_router"]
+__all__ = ["create_site_app"]
 
 log = logging.getLogger("reactor.server.http_actions")
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
 
-def load_http_router(app: Any) -> HttpRouter | None:
-    if "http" not in app.special_files:
-        return None
-    return find_http_router(app.import_module("http"))
-
-
-def create_site_app(services: Services) -> Starlette:
+def create_site_app(deployment: Deployment) -> Starlette:
     async def dispatch(request: Request) -> Response:
-        router = services.http_router
+        router = deployment.http_router
         path = request.url.path
         match = None if router is None else router.lookup(request.method, path)
         if match is None:
             return PlainTextResponse(f"No HttpAction routed for {path}", status_code=404)
         try:
-            principal = await services.principal_for_http(request)
+            principal = await deployment.principal_for_http(request)
         except AuthenticationError as exc:
             return JSONResponse({"code": exc.code, "message": exc.message}, status_code=401)
-        ctx = services.executor.action_ctx(principal.identity)
+        ctx = deployment.executor.action_ctx(principal.identity)
         try:
             response = await match.handler.invoke_http(ctx, request)
         except UserError as exc:
@@ -65,7 +56,7 @@ def create_site_app(services: Services) -> Starlette:
                 "".join(traceback.format_exception(exc)),
             )
             message = f"[Request ID: {request_id}] Server Error"
-            if isinstance(exc, ReactorError) or services.dev:
+            if isinstance(exc, ReactorError) or deployment.dev:
                 message += f"\nUncaught {type(exc).__name__}: {exc}"
             return PlainTextResponse(message, status_code=500)
         if not isinstance(response, Response):

@@ -22,7 +22,7 @@ from functions.paths import path_from_run_url
 from reactor.auth import AuthenticationError
 from reactor.auth.authenticator import Principal
 from reactor.engine.executor import FunctionResult
-from reactor.server.deployment import Services
+from reactor.server.deployment import Deployment
 from reactor.sync.messages import decode_ts, encode_ts
 from schema.errors import FunctionNotFound, InvalidMessage, ReactorError, ValidationError
 from schema.values import json_to_convex, to_clean_json
@@ -155,12 +155,12 @@ def not_found_response(exc: FunctionNotFound) -> Response:
 
 
 def _handler(
-    fn: Callable[[Services, Request], Awaitable[Response]],
+    fn: Callable[[Deployment, Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        services: Services = request.app.state.services
+        deployment: Deployment = request.app.state.deployment
         try:
-            return await fn(services, request)
+            return await fn(deployment, request)
         except HttpError as exc:
             log.info("HTTP %s %s: %s %s", request.method, request.url.path, exc.status, exc.message)
             return error_response(exc.status, exc.code, exc.message)
@@ -173,35 +173,29 @@ def _handler(
     return endpoint
 
 
-async def _principal(services: Services, request: Request) -> Principal:
+async def _principal(deployment: Deployment, request: Request) -> Principal:
     try:
-        return await services.principal_for_http(request)
+        return await deployment.principal_for_http(request)
     except AuthenticationError as exc:
         raise HttpError(401, "Unauthenticated", exc.message) from exc
 
 
 async def _call(
-    services: Services,
+    deployment: Deployment,
     request: Request,
     path: str,
     args: dict[str, Any],
     kind: FunctionKind | None,
     fmt: str,
 ) -> Response:
-    principal = await _principal(services, request)
-    spec = services.registry.resolve(path, kind=kind, allow_internal=principal.is_admin)
-    identity = principal.identity
-    if spec.kind is FunctionKind.QUERY:
-        result = await services.executor.run_query(spec, args, identity=identity)
-    elif spec.kind is FunctionKind.MUTATION:
-        result = await services.executor.run_mutation(spec, args, identity=identity)
-    else:
-        result = await services.run_action(spec, args, identity=identity)
+    principal = await _principal(deployment, request)
+    spec = deployment.registry.resolve(path, kind=kind, allow_internal=principal.is_admin)
+    result = await deployment.executor.run(spec, args, identity=principal.identity)
     return result_response(result, fmt)
 
 
-def _kind_route(kind: FunctionKind | None) -> Callable[[Services, Request], Awaitable[Response]]:
-    async def handle(services: Services, request: Request) -> Response:
+def _kind_route(kind: FunctionKind | None) -> Callable[[Deployment, Request], Awaitable[Response]]:
+    async def handle(deployment: Deployment, request: Request) -> Response:
         if request.method == "GET":
             params = request.query_params
             raw_args = params.get("args")
@@ -210,7 +204,7 @@ def _kind_route(kind: FunctionKind | None) -> Callable[[Services, Request], Awai
             except msgspec.DecodeError as exc:
                 raise HttpError(400, "BadRequest", f"`args` is not valid JSON: {exc}") from exc
             return await _call(
-                services,
+                deployment,
                 request,
                 _path(params.get("path")),
                 _args(args_obj),
@@ -219,7 +213,7 @@ def _kind_route(kind: FunctionKind | None) -> Callable[[Services, Request], Awai
             )
         body = await _body(request)
         return await _call(
-            services,
+            deployment,
             request,
             _path(body.get("path")),
             _args(body.get("args")),
@@ -230,21 +224,21 @@ def _kind_route(kind: FunctionKind | None) -> Callable[[Services, Request], Awai
     return handle
 
 
-async def _run(services: Services, request: Request) -> Response:
+async def _run(deployment: Deployment, request: Request) -> Response:
     body = await _body(request)
     path = path_from_run_url(request.url.path)
     fmt = _format(body.get("format"), default="clean")
-    return await _call(services, request, path, _args(body.get("args")), None, fmt)
+    return await _call(deployment, request, path, _args(body.get("args")), None, fmt)
 
 
-async def _query_ts(services: Services, request: Request) -> Response:
+async def _query_ts(deployment: Deployment, request: Request) -> Response:
     return Response(
-        _json.encode({"ts": encode_ts(services.executor.snapshot_ts())}),
+        _json.encode({"ts": encode_ts(deployment.executor.snapshot_ts())}),
         media_type="application/json",
     )
 
 
-async def _query_at_ts(services: Services, request: Request) -> Response:
+async def _query_at_ts(deployment: Deployment, request: Request) -> Response:
     body = await _body(request)
     try:
         raw_ts = body.get("ts")
@@ -253,34 +247,34 @@ async def _query_at_ts(services: Services, request: Request) -> Response:
         ts = decode_ts(raw_ts)
     except (InvalidMessage, TypeError) as exc:
         raise HttpError(400, "BadRequest", f"`ts` must be a base64 u64 timestamp: {exc}") from exc
-    if ts > services.executor.snapshot_ts():
+    if ts > deployment.executor.snapshot_ts():
         raise HttpError(400, "BadRequest", "`ts` is in the future")
-    if ts < int(await services.persistence.get_global("pruned_through") or 0):
+    if ts < int(await deployment.persistence.get_global("pruned_through") or 0):
         raise HttpError(400, "OutOfRetention", "`ts` is older than the retention window")
-    principal = await _principal(services, request)
-    spec = services.registry.resolve(
+    principal = await _principal(deployment, request)
+    spec = deployment.registry.resolve(
         _path(body.get("path")), kind=FunctionKind.QUERY, allow_internal=principal.is_admin
     )
-    result = await services.executor.run_query(
+    result = await deployment.executor.run_query(
         spec, _args(body.get("args")), ts=ts, identity=principal.identity
     )
     return result_response(result, _format(body.get("format"), default="clean"))
 
 
-async def _query_batch(services: Services, request: Request) -> Response:
+async def _query_batch(deployment: Deployment, request: Request) -> Response:
     body = await _body(request)
     queries = body.get("queries")
     if not isinstance(queries, list):
         raise HttpError(400, "BadRequest", "`queries` must be an array")
-    ts = services.executor.snapshot_ts()
-    principal = await _principal(services, request)
+    ts = deployment.executor.snapshot_ts()
+    principal = await _principal(deployment, request)
     parts = []
     for item in queries:
         if not isinstance(item, dict):
             raise HttpError(400, "BadRequest", "each query must be an object")
         fmt = _format(item.get("format"), default="clean")
         try:
-            spec = services.registry.resolve(
+            spec = deployment.registry.resolve(
                 _path(item.get("path")),
                 kind=FunctionKind.QUERY,
                 allow_internal=principal.is_admin,
@@ -288,15 +282,15 @@ async def _query_batch(services: Services, request: Request) -> Response:
         except FunctionNotFound as exc:
             parts.append(not_found_response(exc).body)
             continue
-        result = await services.executor.run_query(
+        result = await deployment.executor.run_query(
             spec, _args(item.get("args")), ts=ts, identity=principal.identity
         )
         parts.append(result_response(result, fmt).body)
     return Response(b'{"results":[' + b",".join(parts) + b"]}", media_type="application/json")
 
 
-async def _require_admin(services: Services, request: Request) -> None:
-    if not (await _principal(services, request)).is_admin:
+async def _require_admin(deployment: Deployment, request: Request) -> None:
+    if not (await _principal(deployment, request)).is_admin:
         raise HttpError(
             403,
             "BadAdminKey",
@@ -304,26 +298,26 @@ async def _require_admin(services: Services, request: Request) -> None:
         )
 
 
-async def _check_admin_key(services: Services, request: Request) -> Response:
-    await _require_admin(services, request)
+async def _check_admin_key(deployment: Deployment, request: Request) -> Response:
+    await _require_admin(deployment, request)
     return Response(
         _json.encode({"success": True, "allowedOps": ["Read", "Write"], "isReadOnly": False}),
         media_type="application/json",
     )
 
 
-async def _env(services: Services, request: Request) -> Response:
-    await _require_admin(services, request)
+async def _env(deployment: Deployment, request: Request) -> Response:
+    await _require_admin(deployment, request)
     if request.method == "POST":
         body = await _body(request)
         changes = body.get("changes")
         if not isinstance(changes, dict):
             raise HttpError(400, "BadRequest", "`changes` must be an object of name -> value|null")
         try:
-            await services.set_env(changes)
+            await deployment.set_env(changes)
         except ValidationError as exc:
             raise HttpError(400, "InvalidEnvironmentVariable", exc.message) from exc
-    return Response(_json.encode({"env": services.env.user_values}), media_type="application/json")
+    return Response(_json.encode({"env": deployment.env.user_values}), media_type="application/json")
 
 
 async def _root(request: Request) -> Response:
@@ -337,7 +331,7 @@ async def _version(request: Request) -> Response:
 
 
 async def _instance_name(request: Request) -> Response:
-    return PlainTextResponse(request.app.state.services.instance_name)
+    return PlainTextResponse(request.app.state.deployment.instance_name)
 
 
 async def _echo(request: Request) -> Response:

@@ -1,9 +1,10 @@
 """The websocket shell of the sync protocol: pumps frames between a socket and a ServerSession.
 
 Owns, per connection: the receive loop, the in-order mutation worker, the sender (outgoing
-frames in order, then the latest snapshot as a Transition, a Ping after 15 s of silence), and
-closing with the right final message and code. Protocol rules live in
-``reactor.sync.protocol``; running and caching queries in ``reactor.engine.query_cache``.
+frames in order, then the latest snapshot, as a Transition once the session allows it), the
+Ping timer, and closing with the right final message and code, or with 1011 when one of its
+tasks fails. It holds no protocol state: every rule lives in ``reactor.sync.protocol``, running
+and caching queries in ``reactor.engine.query_cache``; time comes from the deployment's runtime.
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ import asyncio
 import collections
 import contextlib
 import logging
-import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from functions.decorators import FunctionKind
 from reactor.auth import AuthenticationError, Credentials
-from reactor.engine.query_cache import outcome_of
-from reactor.server.deployment import Services
-from reactor.sync import messages
+from reactor.server.deployment import Deployment
+from reactor.server.outcomes import outcome_of
 from reactor.sync.protocol import (
     ActionRequested,
     AuthenticateRequested,
@@ -41,27 +40,29 @@ log = logging.getLogger("reactor.sync")
 
 PING_INTERVAL_S = 15.0
 MAX_QUEUED_MUTATIONS = 1000
+# What sending on a socket the peer (or we) already closed raises.
+_SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
 
 
 class SyncConnection:
     """One websocket client. Also the ``SessionSink`` that live queries deliver snapshots to."""
 
-    def __init__(self, websocket: WebSocket, services: Services) -> None:
+    def __init__(self, websocket: WebSocket, services: Deployment) -> None:
         self.websocket = websocket
         self.services = services
         self.protocol = ServerSession()
         self.identity: dict[str, Any] | None = None
         self._outbox: collections.deque[bytes] = collections.deque()
         self._snapshot: tuple[int, Mapping[int, QueryOutcome]] | None = None
-        self._static: dict[int, QueryOutcome] = {}  # queries that failed before running
-        self._awaiting: set[int] = set()  # added queries whose first result is not sent yet
-        self._min_ts = 0  # a Transition after a MutationResponse must reach its commit ts
         self._wake = asyncio.Event()
         self._mutations: asyncio.Queue[MutationRequested] = asyncio.Queue()
         self._closed = False
-        self._last_send = time.monotonic()
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._last_send_ns = services.runtime.monotonic_ns()
+        # Cancelled when the connection ends; actions are not (they run to completion).
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sender_task: asyncio.Task[None] | None = None
         self._actions: set[asyncio.Task[None]] = set()
+        self._failed: asyncio.Future[None] | None = None
         self.is_admin = False
         self._expiry: asyncio.Task[None] | None = None
 
@@ -74,25 +75,55 @@ class SyncConnection:
     # -- main loop ---------------------------------------------------------------------------
 
     async def serve(self) -> None:
+        """Run the connection until the client leaves, the protocol ends it, or a task fails.
+
+        A failed background task (sender, mutation worker, pinger, token-expiry timer, action)
+        is logged with its traceback and closes the socket with 1011, which clients answer by
+        reconnecting; an exception of the receive loop itself propagates to the ASGI server.
+        """
         await self.websocket.accept()
-        self.services.sessions.add(self)
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._sender()),
-            loop.create_task(self._mutation_worker()),
-            loop.create_task(self._pinger()),
-        ]
+        self._failed = loop.create_future()
+        self._sender_task = self._start(self._sender(), "sender")
+        self._start(self._mutation_worker(), "mutation worker")
+        self._start(self._pinger(), "pinger")
+        receiver = loop.create_task(self._receive_loop())
         try:
-            await self._receive_loop()
+            await asyncio.wait((receiver, self._failed), return_when=asyncio.FIRST_COMPLETED)
+            if not receiver.done():
+                receiver.cancel()
+                await self._close_with(None, 1011, "InternalServerError")
         finally:
             self._closed = True
-            self.services.sessions.discard(self)
-            self.services.live.remove_session(self)
-            for task in self._tasks:
+            self.services.query_cache.remove_session(self)
+            receiver.cancel()
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # Failures were logged by _task_done; cancellation at shutdown stays quiet.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work, name=f"sync {name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """Log a failed task with its traceback and end the connection (serve closes it)."""
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error(
+            "sync session %s: %s failed; closing the connection",
+            self.protocol.session_id,
+            task.get_name(),
+            exc_info=task.exception(),
+        )
+        if self._failed is not None and not self._failed.done():
+            self._failed.set_result(None)
 
     async def _receive_loop(self) -> None:
         ws = self.websocket
@@ -107,7 +138,8 @@ class SyncConnection:
             if data is None:
                 data = message.get("bytes") or b""
             try:
-                events = self.protocol.receive(data, now_ms=time.time_ns() // 1_000_000)
+                now_ms = self.services.runtime.now_ns() // 1_000_000
+                events = self.protocol.receive(data, now_ms=now_ms)
             except SessionError as exc:
                 log.warning(
                     "closing sync session %s: %s: %s", self.protocol.session_id, exc.code, exc
@@ -120,11 +152,9 @@ class SyncConnection:
 
     async def _handle(self, event: Any) -> bool:
         """Act on one protocol event; False when the connection must end."""
-        live = self.services.live
+        live = self.services.query_cache
         if isinstance(event, QueriesChanged):
             for query_id in event.removed:
-                self._static.pop(query_id, None)
-                self._awaiting.discard(query_id)
                 live.remove(self, query_id)
             for spec in event.added:
                 self._add_query(spec.query_id, spec.udf_path, spec.args, spec.journal)
@@ -137,9 +167,12 @@ class SyncConnection:
             self._mutations.put_nowait(event)
         elif isinstance(event, ActionRequested):
             # Actions run concurrently and to completion even if the socket drops.
-            task = asyncio.get_running_loop().create_task(self._run_action(event))
+            task = asyncio.get_running_loop().create_task(
+                self._run_action(event), name=f"sync action {event.request_id}"
+            )
             self._actions.add(task)
             task.add_done_callback(self._actions.discard)
+            task.add_done_callback(self._task_done)
         elif isinstance(event, AuthenticateRequested):
             return await self._authenticate(event)
         return True
@@ -147,16 +180,14 @@ class SyncConnection:
     def _add_query(
         self, query_id: int, udf_path: str, args: dict[str, Any], journal: str | None
     ) -> None:
-        self._static.pop(query_id, None)
-        self._awaiting.add(query_id)
         try:
             spec = self.services.registry.resolve(
                 udf_path, kind=FunctionKind.QUERY, allow_internal=self.is_admin
             )
         except FunctionNotFound as exc:
-            self._static[query_id] = QueryFailure(exc.message)
+            self.protocol.fail_query(query_id, QueryFailure(exc.message))
             return
-        self.services.live.add(self, query_id, spec, args, identity=self.identity, journal=journal)
+        self.services.query_cache.add(self, query_id, spec, args, identity=self.identity, journal=journal)
 
     async def _authenticate(self, event: AuthenticateRequested) -> bool:
         try:
@@ -174,7 +205,7 @@ class SyncConnection:
         self.is_admin = principal.is_admin
         self._watch_expiry(principal.expires_at)
         self.protocol.confirm_identity()
-        live = self.services.live
+        live = self.services.query_cache
         for query_id, spec in list(self.protocol.queries.items()):
             live.remove(self, query_id)
             self._add_query(query_id, spec.udf_path, spec.args, spec.journal)
@@ -190,16 +221,16 @@ class SyncConnection:
         if expires_at is None:
             return
         version = self.protocol.authenticates_received
+        runtime = self.services.runtime
 
         async def expire() -> None:
-            await asyncio.sleep(max(0.0, expires_at - time.time()))
+            await runtime.sleep(max(0.0, expires_at - runtime.now_ns() / 1e9))
             if self.protocol.authenticates_received != version or self._closed:
                 return
             frame = self.protocol.auth_error_message("TokenExpired", attempted=False)
             await self._close_with(frame, 1000, "")
 
-        self._expiry = asyncio.get_running_loop().create_task(expire())
-        self._tasks.append(self._expiry)
+        self._expiry = self._start(expire(), "token expiry")
 
     # -- mutations and actions ---------------------------------------------------------------
 
@@ -215,7 +246,7 @@ class SyncConnection:
                 frame = self.protocol.mutation_response(
                     request.request_id, QueryFailure(exc.message)
                 )
-                self._send_then_transition(frame, 0)
+                self._send_then_transition(frame)
                 continue
             session_id = self.protocol.session_id
             key = None if session_id is None else (session_id, request.request_id)
@@ -228,15 +259,13 @@ class SyncConnection:
             )
             result = await asyncio.shield(task)
             outcome = outcome_of(result)
-            frame = self.protocol.mutation_response(
-                request.request_id, outcome, ts=result.ts if result.success else None
-            )
-            self._send_then_transition(frame, result.ts)
+            frame = self.protocol.mutation_response(request.request_id, outcome, ts=result.ts)
+            self._send_then_transition(frame)
 
-    def _send_then_transition(self, frame: bytes, min_ts: int) -> None:
+    def _send_then_transition(self, frame: bytes) -> None:
+        """Queue a MutationResponse and ask for the snapshot its Transition is built from."""
         self._outbox.append(frame)
-        self._min_ts = max(self._min_ts, min_ts)
-        self.services.live.request_update(self)
+        self.services.query_cache.request_update(self)
         self._wake.set()
 
     async def _run_action(self, event: ActionRequested) -> None:
@@ -244,7 +273,7 @@ class SyncConnection:
             spec = self.services.registry.resolve(
                 event.udf_path, kind=FunctionKind.ACTION, allow_internal=self.is_admin
             )
-            result = await self.services.run_action(spec, event.args, identity=self.identity)
+            result = await self.services.executor.run_action(spec, event.args, identity=self.identity)
             outcome = outcome_of(result)
         except FunctionNotFound as exc:
             outcome = QueryFailure(exc.message)
@@ -254,55 +283,59 @@ class SyncConnection:
     # -- sending -----------------------------------------------------------------------------
 
     async def _send(self, frame: bytes) -> None:
-        self._last_send = time.monotonic()
+        self._last_send_ns = self.services.runtime.monotonic_ns()
         await self.websocket.send({"type": "websocket.send", "text": frame.decode("utf-8")})
+
+    async def _send_or_stop(self, frame: bytes) -> bool:
+        """Send one frame; False when the socket is gone (the receive loop ends the session)."""
+        try:
+            await self._send(frame)
+        except _SOCKET_GONE as exc:
+            log.debug("sync session %s: sender stopped: %s", self.protocol.session_id, exc)
+            return False
+        return True
 
     async def _pinger(self) -> None:
         """Queue a Ping whenever nothing went out for PING_INTERVAL_S (JS needs a text frame
         at least every 60 s, Rust any frame every 30 s)."""
+        runtime = self.services.runtime
         while True:
-            idle = time.monotonic() - self._last_send
-            if idle < PING_INTERVAL_S:
-                await asyncio.sleep(PING_INTERVAL_S - idle)
+            idle_s = (runtime.monotonic_ns() - self._last_send_ns) / 1e9
+            if idle_s < PING_INTERVAL_S:
+                await runtime.sleep(PING_INTERVAL_S - idle_s)
                 continue
-            self._outbox.append(messages.ping())
+            self._outbox.append(self.protocol.ping())
             self._wake.set()
-            await asyncio.sleep(PING_INTERVAL_S)
+            await runtime.sleep(PING_INTERVAL_S)
 
     async def _sender(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._outbox:
-                    await self._send(self._outbox.popleft())
-                snapshot = self._snapshot
-                if snapshot is None or snapshot[0] < self._min_ts:
-                    continue
-                ts, outcomes = snapshot
-                if self._static:
-                    outcomes = {**outcomes, **self._static}
-                if self._awaiting and not self._awaiting <= outcomes.keys():
-                    # A Transition reports the current query set and identity, so it must carry
-                    # a result for every query added (or re-added for a new identity) since:
-                    # hold this one; the live loop delivers again once they have run.
-                    continue
-                self._snapshot = None
-                self._awaiting.clear()
-                frame = self.protocol.build_transition(ts, outcomes, server_ts=time.time_ns())
-                await self._send(frame)
-        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
-            log.debug("sync sender stopped: %s", exc)
+        runtime = self.services.runtime
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox:
+                if not await self._send_or_stop(self._outbox.popleft()):
+                    return
+            snapshot = self._snapshot
+            if snapshot is None:
+                continue
+            ts, outcomes = snapshot
+            frame = self.protocol.transition_for(ts, outcomes, server_ts=runtime.now_ns())
+            if frame is None:
+                continue  # held by the session; the query cache delivers again
+            self._snapshot = None
+            if not await self._send_or_stop(frame):
+                return
 
     async def _close_with(self, final: bytes | None, code: int, reason: str) -> None:
-        for task in self._tasks[:1]:
-            task.cancel()
-        with contextlib.suppress(Exception):
+        if self._sender_task is not None:
+            self._sender_task.cancel()
+        with contextlib.suppress(*_SOCKET_GONE):
             if final is not None:
                 await self._send(final)
             await self.websocket.close(code=code, reason=reason or None)
 
 
 async def sync_endpoint(websocket: WebSocket) -> None:
-    services: Services = websocket.app.state.services
+    services: Deployment = websocket.app.state.deployment
     await SyncConnection(websocket, services).serve()

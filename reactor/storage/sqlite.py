@@ -5,7 +5,9 @@ versions at its timestamp, and a read at snapshot ``ts`` takes the newest versio
 Reads run on the caller's thread (the event loop) on their own connection; batches of commits
 are written on a worker thread with a second connection, in one SQLite transaction each
 (group commit), with ``synchronous=FULL`` so an acknowledged commit survives a crash.
-This module does not decide what conflicts (``reactor.engine.committer``).
+One process at a time holds the data directory, so the in-process write log sees every recent
+commit: ``commit`` checks conflicts against it, and the change feed is in-process (each stored
+commit is handed to the sink before ``commit`` returns).
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from functions.store import Order
-from reactor.core.persistence import Commit, IndexRow
-from schema.errors import StorageUnavailable
+from reactor.core.persistence import (
+    Commit,
+    CommitRequest,
+    CommitResult,
+    FeedSink,
+    IndexDefinitions,
+    IndexRow,
+)
+from reactor.core.write_log import WriteLog
+from schema.errors import OptimisticConcurrencyError, StorageUnavailable
+from schema.ordering import Order
 
 __all__ = ["MUTATION_RECORD_RETENTION_NS", "SqlitePersistence"]
 
@@ -113,6 +123,7 @@ class SqlitePersistence:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._feed: _InProcessFeed | None = None
         try:
             self._reader = _connect(path)
             self._reader.executescript(_SCHEMA)
@@ -148,6 +159,23 @@ class SqlitePersistence:
         # lock): a restart after a crash must not wait for them to expire.
         engine._clear_leases_sync()
         return engine
+
+    @property
+    def local_directory(self) -> Path:
+        return self.path.parent
+
+    async def prepare(self, indexes: IndexDefinitions) -> None:
+        """Nothing to create: every index lives in the one ``indexes`` table."""
+
+    def open_feed(
+        self,
+        sink: FeedSink,
+        *,
+        indexes: Callable[[str], Mapping[str, Sequence[str]]],
+        checkpoint_key: str,
+    ) -> _InProcessFeed:
+        self._feed = _InProcessFeed(sink)
+        return self._feed
 
     # -- reads (caller's thread) -------------------------------------------------------------
 
@@ -231,6 +259,22 @@ class SqlitePersistence:
 
     async def write(self, commits: Sequence[Commit]) -> None:
         await asyncio.to_thread(self._write_sync, commits)
+
+    async def commit(
+        self,
+        requests: Sequence[CommitRequest],
+        *,
+        write_log: WriteLog,
+        next_ts: Callable[[], int],
+    ) -> list[CommitResult]:
+        if self._feed is None:
+            raise RuntimeError("SqlitePersistence.commit() called before open_feed()")
+        results, accepted = check_batch(requests, write_log, next_ts)
+        if accepted:
+            await self.write([commit for _, commit in accepted])
+            for request, commit in accepted:
+                self._feed.sink.publish(request.published(commit.ts))
+        return results
 
     async def set_global(self, key: str, value: Any) -> None:
         await asyncio.to_thread(self._set_global_sync, key, value)
@@ -379,6 +423,9 @@ class SqlitePersistence:
             )
         return removed
 
+    async def aclose(self) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._closed:
             return
@@ -388,3 +435,44 @@ class SqlitePersistence:
         self._reader.close()
         if self._lock is not None:
             self._lock.close()
+
+
+def check_batch(
+    requests: Sequence[CommitRequest], write_log: WriteLog, next_ts: Callable[[], int]
+) -> tuple[list[CommitResult], list[tuple[CommitRequest, Commit]]]:
+    """The conflict check of a single-process engine: each request against the commits after
+    its snapshot in ``write_log`` and against the requests accepted before it in this batch.
+    Returns the result per request and the accepted requests with their records."""
+    batch = WriteLog()  # the accepted requests of this batch, not yet published
+    results: list[CommitResult] = []
+    accepted: list[tuple[CommitRequest, Commit]] = []
+    for request in requests:
+        conflict = write_log.find_conflict(request.read_set, request.begin_ts)
+        if conflict is None and accepted:
+            conflict = batch.find_conflict(request.read_set, 0)
+        if conflict is not None:
+            results.append(OptimisticConcurrencyError(table=conflict.table, write_ts=conflict.ts))
+            continue
+        ts = next_ts()
+        batch.append(ts, request.write_keys, request.table, request.write_prefixes)
+        commit = request.build(ts)
+        commit.mutation = request.mutation
+        accepted.append((request, commit))
+        results.append(ts)
+    return results, accepted
+
+
+class _InProcessFeed:
+    """The embedded engine's change feed: ``commit`` hands each stored commit to the sink."""
+
+    def __init__(self, sink: FeedSink) -> None:
+        self.sink = sink
+
+    def start(self) -> None:
+        pass
+
+    def poke(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass

@@ -1,7 +1,7 @@
 """Helpers for tests of apps and of Reactor itself: a real deployment on a temporary SQLite file
 (or, with ``REACTOR_TEST_STORAGE`` set to a MongoDB URL, on a fresh MongoDB database).
 
-Owns writing small app directories from source strings and starting ``Services`` on them,
+Owns writing small app directories from source strings and starting a ``Deployment`` on them,
 plus ``ManualClock``. Nothing here is a mock: the engine, committer and live queries are the
 real ones.
 """
@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from functions.decorators import FunctionKind
 from functions.loader import load_app
+from reactor.core.persistence import Persistence
 from reactor.engine.executor import FunctionResult
-from reactor.server.deployment import Services
+from reactor.server.deployment import Deployment
 from reactor.storage.sqlite import SqlitePersistence
 
-__all__ = ["STORAGE_ENV", "ManualClock", "call", "running_services", "write_app"]
+__all__ = ["STORAGE_ENV", "ManualClock", "call", "running_deployment", "write_app"]
 
 # A MongoDB URL here runs ``running_services`` on a fresh database of it instead of SQLite
 # (``make test-mongo``: the conformance suites on the MongoDB engine).
@@ -37,6 +37,9 @@ class ManualClock:
         self.ns = start_ns
 
     def now_ns(self) -> int:
+        return self.ns
+
+    def monotonic_ns(self) -> int:
         return self.ns
 
     def advance(self, seconds: float) -> None:
@@ -59,17 +62,10 @@ def write_app(directory: Path, files: Mapping[str, str]) -> Path:
     return directory
 
 
-@contextlib.asynccontextmanager
-async def running_services(app_dir: Path, data_dir: Path, **kwargs: Any) -> AsyncIterator[Services]:
+def _open_persistence(data_dir: Path, kwargs: dict[str, Any]) -> Persistence:
     base_url = os.environ.get(STORAGE_ENV)
     if not base_url:
-        services = Services(load_app(app_dir), SqlitePersistence.open(data_dir), **kwargs)
-        await services.start()
-        try:
-            yield services
-        finally:
-            await services.stop()
-        return
+        return SqlitePersistence.open(data_dir)
     from reactor.storage.mongo.engine import MongoPersistence
     from reactor.testing.mongo import drop_database_quietly, unique_database_url
 
@@ -80,19 +76,27 @@ async def running_services(app_dir: Path, data_dir: Path, **kwargs: Any) -> Asyn
         _mongo_databases.add(url)
         atexit.register(drop_database_quietly, url)
     kwargs.setdefault("blob_directory", Path(data_dir) / "blobs")
-    services = Services(load_app(app_dir), MongoPersistence.open(url), **kwargs)
-    await services.start()
+    return MongoPersistence.open(url)
+
+
+@contextlib.asynccontextmanager
+async def running_deployment(
+    app_dir: Path, data_dir: Path, **kwargs: Any
+) -> AsyncIterator[Deployment]:
+    """A started ``Deployment`` of the app in ``app_dir``, stopped on exit; its storage is a
+    SQLite file in ``data_dir`` (or a MongoDB database, see ``STORAGE_ENV``)."""
+    persistence = _open_persistence(data_dir, kwargs)
+    deployment = Deployment(load_app(app_dir), persistence, **kwargs)
+    await deployment.start()
     try:
-        yield services
+        yield deployment
     finally:
-        await services.stop()
+        await deployment.stop()
 
 
 async def call(
-    services: Services, path: str, args: Mapping[str, Any] | None = None
+    deployment: Deployment, path: str, args: Mapping[str, Any] | None = None
 ) -> FunctionResult:
-    """Run a public query or mutation by path, as the HTTP API would."""
-    spec = services.registry.resolve(path)
-    if spec.kind is FunctionKind.QUERY:
-        return await services.executor.run_query(spec, dict(args or {}))
-    return await services.executor.run_mutation(spec, dict(args or {}))
+    """Run a public function by path, as the HTTP API would."""
+    spec = deployment.registry.resolve(path)
+    return await deployment.executor.run(spec, dict(args or {}))

@@ -297,7 +297,7 @@ def test_rotate_admin_key_replaces_the_old_one(tmp_path):
     assert old != new and new.startswith("reactor-admin|")
 
     from reactor.auth.authenticator import Authenticator
-    from reactor.server.app import open_storage
+    from reactor.storage import open_storage
 
     persistence = open_storage(None, data)
     try:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reactor.server.deployment import Services
-from reactor.testing import ManualClock, call, running_services, write_app
+from reactor.server.deployment import Deployment
+from reactor.testing import ManualClock, call, running_deployment, write_app
 
 pytestmark = pytest.mark.anyio
 
@@ -52,7 +52,7 @@ def ns(text: str) -> int:
 
 
 async def settle(
-    services: Services, predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0
+    deployment: Deployment, predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0
 ) -> None:
     for _ in range(int(timeout / 0.02)):
         if await predicate():
@@ -64,45 +64,45 @@ async def settle(
 async def test_crons_fire_at_the_right_minute_without_overlap(tmp_path: Path) -> None:
     clock = ManualClock(ns("2026-03-01T09:59:10"))
     app = write_app(tmp_path / "app", APP)
-    async with running_services(app, tmp_path / "data", runtime=clock) as services:
-        runner = services.crons
+    async with running_deployment(app, tmp_path / "data", runtime=clock) as deployment:
+        runner = deployment.crons
         await runner.stop()  # drive it by hand with the manual clock
         assert await runner.tick() is not None
-        assert (await call(services, "work:jobs")).value == []
+        assert (await call(deployment, "work:jobs")).value == []
 
         clock.ns = ns("2026-03-01T10:00:00")  # the every-minute job is due; hourly is not
         await runner.tick()
-        jobs = (await call(services, "work:jobs")).value
+        jobs = (await call(deployment, "work:jobs")).value
         assert [(name, kind) for name, _, kind in jobs] == [("work:slow", jobs[0][2])]
         assert jobs[0][1] == ns("2026-03-01T10:00:00") / 1e6
 
         clock.ns = ns("2026-03-01T10:01:00")  # the previous slow run is still going: skipped
         await runner.tick()
-        assert len((await call(services, "work:jobs")).value) == 1
+        assert len((await call(deployment, "work:jobs")).value) == 1
         assert runner.skipped == 1
 
         async def slow_done() -> bool:
             return all(
-                kind == "success" for _, _, kind in (await call(services, "work:jobs")).value
+                kind == "success" for _, _, kind in (await call(deployment, "work:jobs")).value
             )
 
-        await settle(services, slow_done)
+        await settle(deployment, slow_done)
         clock.ns = ns("2026-03-01T10:30:00")  # hourly at :30, and the minute job again
         await runner.tick()
-        names = sorted(name for name, _, _ in (await call(services, "work:jobs")).value)
+        names = sorted(name for name, _, _ in (await call(deployment, "work:jobs")).value)
         assert names == ["work:slow", "work:slow", "work:tick"]
 
         async def ticked() -> bool:
-            ticks: float = (await call(services, "work:ticks")).value
+            ticks: float = (await call(deployment, "work:ticks")).value
             return ticks == 1
 
-        await settle(services, ticked)
+        await settle(deployment, ticked)
 
-        await settle(services, slow_done)
+        await settle(deployment, slow_done)
         clock.ns = ns("2026-03-01T13:45:00")  # hours later: one run, the overdue ones skipped
         skipped = runner.skipped
         await runner.tick()
-        jobs = (await call(services, "work:jobs")).value
+        jobs = (await call(deployment, "work:jobs")).value
         assert sorted(name for name, _, _ in jobs).count("work:tick") == 2
         assert runner.skipped > skipped
         nxt = runner.state["hourly tick"]["next"]
@@ -112,10 +112,10 @@ async def test_crons_fire_at_the_right_minute_without_overlap(tmp_path: Path) ->
 async def test_cron_state_survives_a_restart(tmp_path: Path) -> None:
     clock = ManualClock(ns("2026-03-01T10:10:00"))
     app = write_app(tmp_path / "app", APP)
-    async with running_services(app, tmp_path / "data", runtime=clock) as services:
-        await services.crons.stop()
-        first = dict(services.crons.state["hourly tick"])
+    async with running_deployment(app, tmp_path / "data", runtime=clock) as deployment:
+        await deployment.crons.stop()
+        first = dict(deployment.crons.state["hourly tick"])
     clock.ns = ns("2026-03-01T10:20:00")
-    async with running_services(app, tmp_path / "data", runtime=clock) as services:
-        await services.crons.stop()
-        assert services.crons.state["hourly tick"]["next"] == first["next"]
+    async with running_deployment(app, tmp_path / "data", runtime=clock) as deployment:
+        await deployment.crons.stop()
+        assert deployment.crons.state["hourly tick"]["next"] == first["next"]

@@ -4,10 +4,15 @@ read-only queries, schema flags, and index back-fill after a schema change."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from reactor.testing import call, running_services, write_app
+from reactor.server.deployment import Deployment
+from reactor.sync.protocol import QueryOutcome, QuerySuccess
+from reactor.testing import call, running_deployment, write_app
 from schema.values import loads
 
 pytestmark = pytest.mark.anyio
@@ -50,103 +55,107 @@ ITEMS = """
 
 class Sink:
     def __init__(self) -> None:
-        self.latest: dict[int, object] = {}
+        self.latest: dict[int, Any] = {}
 
-    def deliver(self, ts, outcomes):
+    def deliver(self, ts: int, outcomes: Mapping[int, QueryOutcome]) -> None:
         for query_id, outcome in outcomes.items():
-            self.latest[query_id] = loads(outcome.value_json)
+            assert isinstance(outcome, QuerySuccess), outcome
+            value_json = outcome.value_json
+            self.latest[query_id] = None if value_json is None else loads(value_json)
 
 
-async def settle(services):
+async def settle(deployment: Deployment) -> None:
     for _ in range(200):
         await asyncio.sleep(0.005)
-        if not services.live._dirty and not services.live._pending:
+        if not deployment.query_cache._dirty and not deployment.query_cache._pending:
             return
 
 
 @pytest.fixture
-async def services(tmp_path):
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
     app = write_app(tmp_path / "app", {"schema.py": SCHEMA, "items.py": ITEMS})
-    async with running_services(app, tmp_path / "data") as s:
+    async with running_deployment(app, tmp_path / "data") as s:
         yield s
 
 
-async def test_reactive_pages_grow_and_never_leave_gaps(services):
+async def test_reactive_pages_grow_and_never_leave_gaps(deployment: Deployment) -> None:
     for n in (10, 20, 30, 40, 50):
-        await call(services, "items:add", {"n": n})
-    first = (await call(services, "items:page", {"numItems": 2, "cursor": None})).value
+        await call(deployment, "items:add", {"n": n})
+    first = (await call(deployment, "items:page", {"numItems": 2, "cursor": None})).value
     assert [d["n"] for d in first["page"]] == [10.0, 20.0]
     assert first["isDone"] is False
     sink = Sink()
-    spec = services.registry.resolve("items:page")
-    services.live.add(sink, 1, spec, {"numItems": 2.0, "cursor": None})
-    services.live.add(sink, 2, spec, {"numItems": 2.0, "cursor": first["continueCursor"]})
-    await settle(services)
+    spec = deployment.registry.resolve("items:page")
+    deployment.query_cache.add(sink, 1, spec, {"numItems": 2.0, "cursor": None})
+    deployment.query_cache.add(sink, 2, spec, {"numItems": 2.0, "cursor": first["continueCursor"]})
+    await settle(deployment)
     assert [d["n"] for d in sink.latest[2]["page"]] == [30.0, 40.0]
-    await call(services, "items:add", {"n": 15})  # lands inside page 1's pinned range
-    await call(services, "items:add", {"n": 35})  # lands inside page 2's range
-    await settle(services)
+    await call(deployment, "items:add", {"n": 15})  # lands inside page 1's pinned range
+    await call(deployment, "items:add", {"n": 35})  # lands inside page 2's range
+    await settle(deployment)
     page1 = [d["n"] for d in sink.latest[1]["page"]]
     page2 = [d["n"] for d in sink.latest[2]["page"]]
     assert page1 == [10.0, 15.0, 20.0]  # grew instead of pushing 20 onto page 2
     assert page2 == [30.0, 35.0, 40.0]
     rest = (
         await call(
-            services, "items:page", {"numItems": 10, "cursor": sink.latest[2]["continueCursor"]}
+            deployment, "items:page", {"numItems": 10, "cursor": sink.latest[2]["continueCursor"]}
         )
     ).value
     assert [d["n"] for d in rest["page"]] == [50.0]
     assert rest["isDone"] is True
     done = (
-        await call(services, "items:page", {"numItems": 10, "cursor": rest["continueCursor"]})
+        await call(deployment, "items:page", {"numItems": 10, "cursor": rest["continueCursor"]})
     ).value
     assert done["page"] == [] and done["isDone"] is True
 
 
-async def test_zero_items_and_foreign_cursors(services):
-    await call(services, "items:add", {"n": 1})
-    empty = (await call(services, "items:page", {"numItems": 0, "cursor": None})).value
+async def test_zero_items_and_foreign_cursors(deployment: Deployment) -> None:
+    await call(deployment, "items:add", {"n": 1})
+    empty = (await call(deployment, "items:page", {"numItems": 0, "cursor": None})).value
     assert empty["page"] == [] and empty["isDone"] is False
     after = (
-        await call(services, "items:page", {"numItems": 5, "cursor": empty["continueCursor"]})
+        await call(deployment, "items:page", {"numItems": 5, "cursor": empty["continueCursor"]})
     ).value
     assert [d["n"] for d in after["page"]] == [1.0]
-    bad = await call(services, "items:page", {"numItems": 5, "cursor": "bm90LWEtY3Vyc29y"})
+    bad = await call(deployment, "items:page", {"numItems": 5, "cursor": "bm90LWEtY3Vyc29y"})
     assert not bad.success and "Invalid cursor" in bad.error_message
 
 
-async def test_own_writes_read_back_in_canonical_form_and_loose_tables(services):
-    result = await call(services, "items:loose")
+async def test_own_writes_read_back_in_canonical_form_and_loose_tables(
+    deployment: Deployment,
+) -> None:
+    result = await call(deployment, "items:loose")
     assert result.success, result.error_message
     assert result.value["count"] == 1.0 and isinstance(result.value["count"], float)
     assert result.value["nested"] == {"k": [2.0]}
 
 
-async def test_queries_cannot_write(services):
-    result = await call(services, "items:sneaky_write")
+async def test_queries_cannot_write(deployment: Deployment) -> None:
+    result = await call(deployment, "items:sneaky_write")
     assert not result.success
     assert "queries are read-only" in result.error_message
 
 
-async def test_an_index_added_later_is_back_filled(tmp_path):
+async def test_an_index_added_later_is_back_filled(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", {"schema.py": SCHEMA, "items.py": ITEMS})
-    async with running_services(app, tmp_path / "data") as services:
+    async with running_deployment(app, tmp_path / "data") as deployment:
         for n in (1, 2, 3):
-            await call(services, "items:add", {"n": n})
+            await call(deployment, "items:add", {"n": n})
     (app / "schema.py").write_text(
         (app / "schema.py")
         .read_text()
         .replace('.index("by_n", ["n"])', '.index("by_n", ["n"]).index("by_tag", ["tag"])')
     )
-    async with running_services(app, tmp_path / "data") as services:
-        found = await call(services, "items:by_tag", {"tag": "t"})
+    async with running_deployment(app, tmp_path / "data") as deployment:
+        found = await call(deployment, "items:by_tag", {"tag": "t"})
         assert found.success, found.error_message
         assert found.value == [1.0, 2.0, 3.0]
-        await call(services, "items:add", {"n": 4})
-        assert (await call(services, "items:by_tag", {"tag": "t"})).value == [1.0, 2.0, 3.0, 4.0]
+        await call(deployment, "items:add", {"n": 4})
+        assert (await call(deployment, "items:by_tag", {"tag": "t"})).value == [1.0, 2.0, 3.0, 4.0]
 
 
-async def test_pruning_forgets_superseded_versions_but_not_current_data(tmp_path):
+async def test_pruning_forgets_superseded_versions_but_not_current_data(tmp_path: Path) -> None:
     import sqlite3
 
     app = write_app(
@@ -165,44 +174,44 @@ async def test_pruning_forgets_superseded_versions_but_not_current_data(tmp_path
 """,
         },
     )
-    async with running_services(app, tmp_path / "data") as services:
-        keep = (await call(services, "items:add", {"n": 1})).value
-        gone = (await call(services, "items:add", {"n": 2})).value
+    async with running_deployment(app, tmp_path / "data") as deployment:
+        keep = (await call(deployment, "items:add", {"n": 1})).value
+        gone = (await call(deployment, "items:add", {"n": 2})).value
         for n in range(10, 20):
-            await call(services, "items:move", {"id": keep, "n": n})
-        await call(services, "items:drop", {"id": gone})
+            await call(deployment, "items:move", {"id": keep, "n": n})
+        await call(deployment, "items:drop", {"id": gone})
         db = tmp_path / "data" / "reactor.sqlite3"
         rows_before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM indexes").fetchone()[0]
-        services.retention_s = 0.0
-        removed = await services.prune_versions()
+        deployment.retention.retention_s = 0.0
+        removed = await deployment.retention.prune_versions()
         rows_after = sqlite3.connect(db).execute("SELECT COUNT(*) FROM indexes").fetchone()[0]
         assert removed > 0 and rows_after < rows_before
-        page = (await call(services, "items:page", {"numItems": 10, "cursor": None})).value
+        page = (await call(deployment, "items:page", {"numItems": 10, "cursor": None})).value
         assert [d["n"] for d in page["page"]] == [19.0]
-        await call(services, "items:move", {"id": keep, "n": 5})
-        assert (await services.prune_versions()) > 0
-        page = (await call(services, "items:page", {"numItems": 10, "cursor": None})).value
+        await call(deployment, "items:move", {"id": keep, "n": 5})
+        assert (await deployment.retention.prune_versions()) > 0
+        page = (await call(deployment, "items:page", {"numItems": 10, "cursor": None})).value
         assert [(d["_id"], d["n"]) for d in page["page"]] == [(keep, 5.0)]
 
 
-async def test_a_reload_back_fills_an_index_while_serving(tmp_path):
+async def test_a_reload_back_fills_an_index_while_serving(tmp_path: Path) -> None:
     from functions.loader import load_app
 
     app = write_app(tmp_path / "app", {"schema.py": SCHEMA, "items.py": ITEMS})
-    async with running_services(app, tmp_path / "data") as services:
+    async with running_deployment(app, tmp_path / "data") as deployment:
         for n in (1, 2):
-            await call(services, "items:add", {"n": n})
+            await call(deployment, "items:add", {"n": n})
         (app / "schema.py").write_text(
             (app / "schema.py")
             .read_text()
             .replace('.index("by_n", ["n"])', '.index("by_n", ["n"]).index("by_tag", ["tag"])')
         )
-        services.reload(load_app(app))
+        deployment.reload(load_app(app))
         for _ in range(100):
-            found = await call(services, "items:by_tag", {"tag": "t"})
+            found = await call(deployment, "items:by_tag", {"tag": "t"})
             if found.success and found.value == [1.0, 2.0]:
                 break
             await asyncio.sleep(0.02)
         assert found.value == [1.0, 2.0]
-        await call(services, "items:add", {"n": 3})
-        assert (await call(services, "items:by_tag", {"tag": "t"})).value == [1.0, 2.0, 3.0]
+        await call(deployment, "items:add", {"n": 3})
+        assert (await call(deployment, "items:by_tag", {"tag": "t"})).value == [1.0, 2.0, 3.0]

@@ -14,7 +14,7 @@ import pytest
 
 from functions.store import IndexRange, Order
 from reactor.server.http_actions import create_site_app
-from reactor.testing import running_services
+from reactor.testing import running_deployment
 
 pytestmark = pytest.mark.anyio
 
@@ -31,12 +31,12 @@ BOB = {
 }
 
 
-async def run(services, path, args=None, identity=None):
-    spec = services.registry.resolve(path, allow_internal=True)
+async def run(deployment, path, args=None, identity=None):
+    spec = deployment.registry.resolve(path, allow_internal=True)
     kind = spec.kind.value.lower()
     if kind == "query":
-        return await services.executor.run_query(spec, args or {}, identity=identity)
-    return await services.executor.run_mutation(spec, args or {}, identity=identity)
+        return await deployment.executor.run_query(spec, args or {}, identity=identity)
+    return await deployment.executor.run_mutation(spec, args or {}, identity=identity)
 
 
 async def eventually(check, timeout=5.0):
@@ -48,32 +48,32 @@ async def eventually(check, timeout=5.0):
 
 
 @pytest.fixture
-async def services(tmp_path):
-    async with running_services(APP, tmp_path / "data") as s:
+async def deployment(tmp_path):
+    async with running_deployment(APP, tmp_path / "data") as s:
         await s.crons.stop()
         yield s
 
 
-async def test_tasks_belong_to_the_signed_in_user_and_completion_notifies(services):
-    anonymous = await run(services, "tasks:add", {"title": "x"})
+async def test_tasks_belong_to_the_signed_in_user_and_completion_notifies(deployment):
+    anonymous = await run(deployment, "tasks:add", {"title": "x"})
     assert anonymous.error_data == {"code": "NOT_SIGNED_IN"}
-    task = (await run(services, "tasks:add", {"title": "write docs"}, ANN)).value
-    assert [t["title"] for t in (await run(services, "tasks:mine", {}, ANN)).value] == [
+    task = (await run(deployment, "tasks:add", {"title": "write docs"}, ANN)).value
+    assert [t["title"] for t in (await run(deployment, "tasks:mine", {}, ANN)).value] == [
         "write docs"
     ]
-    assert (await run(services, "tasks:mine", {}, BOB)).value == []
-    stolen = await run(services, "tasks:complete", {"id": task}, BOB)
+    assert (await run(deployment, "tasks:mine", {}, BOB)).value == []
+    stolen = await run(deployment, "tasks:complete", {"id": task}, BOB)
     assert stolen.error_data == {"code": "NOT_FOUND", "id": task}
-    assert (await run(services, "tasks:complete", {"id": task}, ANN)).success
+    assert (await run(deployment, "tasks:complete", {"id": task}, ANN)).success
 
     async def notified():
-        unread = (await run(services, "notifications:unread", {}, ANN)).value
+        unread = (await run(deployment, "notifications:unread", {}, ANN)).value
         return [n["message"] for n in unread] == ["Done: write docs"]
 
     await eventually(notified)
 
 
-async def test_purge_deletes_old_read_notifications_in_batches(services):
+async def test_purge_deletes_old_read_notifications_in_batches(deployment):
     now = 1_800_000_000_000.0
     old = now - 91 * 24 * 3600 * 1000
 
@@ -89,17 +89,17 @@ async def test_purge_deletes_old_read_notifications_in_batches(services):
             "notifications", {"owner": "ann", "message": "unread", "read": False, "at": old}
         )
 
-    await services.executor.run_system(seed)
-    first = await run(services, "notifications:purge_read", {"batch": 100, "now": now})
+    await deployment.database.run_system(seed)
+    first = await run(deployment, "notifications:purge_read", {"batch": 100, "now": now})
     assert first.value == 100  # one bounded batch; the rest is rescheduled
 
     async def purged():
         remaining = (
-            await services.executor.run_query(
-                services.registry.resolve("notifications:unread"), {}, identity=ANN
+            await deployment.executor.run_query(
+                deployment.registry.resolve("notifications:unread"), {}, identity=ANN
             )
         ).value
-        txn = services.executor._transaction(services.executor.snapshot_ts(), writable=False)
+        txn = deployment.database.begin(writable=False)
         left = [
             n async for n in txn.scan("notifications", "by_creation_time", IndexRange(), Order.ASC)
         ]
@@ -108,9 +108,9 @@ async def test_purge_deletes_old_read_notifications_in_batches(services):
     await eventually(purged)
 
 
-async def test_webhook_accepts_a_good_signature_and_rejects_a_bad_one(services):
-    await services.set_env({"WEBHOOK_SECRET": "s3cret"})
-    site = create_site_app(services)
+async def test_webhook_accepts_a_good_signature_and_rejects_a_bad_one(deployment):
+    await deployment.set_env({"WEBHOOK_SECRET": "s3cret"})
+    site = create_site_app(deployment)
     body = json.dumps({"owner": "ann", "title": "from webhook"}).encode()
     good = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     async with httpx.AsyncClient(
@@ -120,16 +120,16 @@ async def test_webhook_accepts_a_good_signature_and_rejects_a_bad_one(services):
         assert bad.status_code == 401
         ok = await http.post("/webhooks/tasks", content=body, headers={"x-signature": good})
         assert ok.status_code == 200 and "taskId" in ok.json()
-    titles = [t["title"] for t in (await run(services, "tasks:mine", {}, ANN)).value]
+    titles = [t["title"] for t in (await run(deployment, "tasks:mine", {}, ANN)).value]
     assert titles == ["from webhook"]
 
 
-async def test_attachments_through_upload_urls(services):
+async def test_attachments_through_upload_urls(deployment):
     from reactor.server.app import create_app
 
-    task = (await run(services, "tasks:add", {"title": "with file"}, ANN)).value
-    url = (await run(services, "tasks:attachment_upload_url", {}, ANN)).value
-    api = create_app(services.app, services=services)
+    task = (await run(deployment, "tasks:add", {"title": "with file"}, ANN)).value
+    url = (await run(deployment, "tasks:attachment_upload_url", {}, ANN)).value
+    api = create_app(deployment.app, deployment=deployment)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=api), base_url="http://api"
     ) as http:
@@ -139,9 +139,9 @@ async def test_attachments_through_upload_urls(services):
         )
         storage_id = uploaded.json()["storageId"]
         assert (
-            await run(services, "tasks:attach", {"id": task, "storageId": storage_id}, ANN)
+            await run(deployment, "tasks:attach", {"id": task, "storageId": storage_id}, ANN)
         ).success
-        link = (await run(services, "tasks:attachment_url", {"id": task}, ANN)).value
+        link = (await run(deployment, "tasks:attachment_url", {"id": task}, ANN)).value
         got = await http.get(link.split("127.0.0.1:3210", 1)[1])
         assert got.status_code == 200 and got.content == b"\x89PNG..."
         assert got.headers["content-type"] == "image/png"

@@ -20,11 +20,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import Message, Scope
 
-from reactor.engine.transaction import PreparedCommit, Transaction
+from reactor.engine.transaction import Transaction
 from reactor.platform.blobs import BlobStore, PendingBlob
 from reactor.platform.files import FileStorage, StorageFileNotFound, storage_secret
-from reactor.server.deployment import Services
-from reactor.testing import running_services, write_app
+from reactor.server.deployment import Deployment
+from reactor.testing import running_deployment, write_app
 from schema.errors import ReadOnlyTransactionError, ValidationError
 
 pytestmark = pytest.mark.anyio
@@ -44,22 +44,22 @@ T = TypeVar("T")
 
 
 @dataclass
-class Deployment:
-    services: Services
+class FilesDeployment:
+    deployment: Deployment
     files: FileStorage
     client: httpx.AsyncClient
     blob_dir: Path
 
     def read_txn(self) -> Transaction:
-        executor = self.services.executor
-        return executor._transaction(executor.snapshot_ts(), writable=False)
+        executor = self.deployment.executor
+        return executor.database.begin(writable=False)
 
     def write_txn(self) -> Transaction:
-        executor = self.services.executor
-        return executor._transaction(executor.snapshot_ts(), writable=True)
+        executor = self.deployment.executor
+        return executor.database.begin(writable=True)
 
     async def commit(self, txn: Transaction) -> int:
-        return await self.services.committer.commit(txn.prepare_commit())
+        return await self.deployment.committer.commit(txn.prepare_commit())
 
     async def upload(
         self, data: bytes | AsyncIterator[bytes], content_type: str | None = "image/png"
@@ -79,31 +79,25 @@ class Deployment:
 @contextlib.asynccontextmanager
 async def deployment(
     tmp_path: Path, *, name: str = "data", secret: bytes | None = None, **options: Any
-) -> AsyncIterator[Deployment]:
+) -> AsyncIterator[FilesDeployment]:
     max_bytes = options.pop("max_bytes", None)
     app_dir = write_app(tmp_path / "app", APP)
     data_dir = tmp_path / name
-    async with running_services(app_dir, data_dir) as services:
+    async with running_deployment(app_dir, data_dir) as deployment:
         blob_dir = data_dir / "blobs"
         files = FileStorage(
-            services.executor,
+            deployment.database,
             BlobStore(blob_dir, max_bytes=max_bytes),
-            secret=secret or await storage_secret(services.persistence),
+            secret=secret or await storage_secret(deployment.persistence),
             base_url=BASE,
             **options,
         )
         # What the composition root does: unlink deleted files' bytes once their commit is out.
-        publish = services.committer.on_publish
-
-        def on_publish(ts: int, prepared: PreparedCommit) -> None:
-            publish(ts, prepared)
-            files.on_commit(ts, prepared)
-
-        services.committer.on_publish = on_publish
+        deployment.publisher.subscribe(files.on_commit)
         web = Starlette(routes=files.routes())
         transport = httpx.ASGITransport(app=web)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-            yield Deployment(services, files, client, blob_dir)
+            yield FilesDeployment(deployment, files, client, blob_dir)
 
 
 def present(value: T | None) -> T:
@@ -225,7 +219,7 @@ async def test_download_urls_cannot_be_made_from_a_bare_id_or_forged(tmp_path: P
             assert response.status_code == 404
             assert response.json()["code"] == "NotFound"
         # another deployment's secret signs URLs this one rejects
-        other = FileStorage(d.services.executor, d.files.blobs, secret=b"x" * 32, base_url=BASE)
+        other = FileStorage(d.deployment.database, d.files.blobs, secret=b"x" * 32, base_url=BASE)
         assert (
             await d.client.get(present(await other.get_url(None, storage_id)))
         ).status_code == 404
@@ -295,7 +289,7 @@ async def test_forged_or_tampered_upload_url_is_refused(tmp_path: Path) -> None:
         url = d.files.generate_upload_url()
         token = url.split("token=", 1)[1]
         flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
-        other = FileStorage(d.services.executor, d.files.blobs, secret=b"y" * 32, base_url=BASE)
+        other = FileStorage(d.deployment.database, d.files.blobs, secret=b"y" * 32, base_url=BASE)
         for bad in (
             f"{BASE}/api/storage/upload?token={flipped}",
             f"{BASE}/api/storage/upload?token=garbage",
@@ -516,13 +510,13 @@ async def test_over_real_http_like_a_browser(tmp_path: Path) -> None:
     (a plain GET with no credentials), against a real uvicorn server."""
     uvicorn = pytest.importorskip("uvicorn")
     app_dir = write_app(tmp_path / "app", APP)
-    async with running_services(app_dir, tmp_path / "data") as services:
+    async with running_deployment(app_dir, tmp_path / "data") as deployment:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         files = FileStorage(
-            services.executor,
+            deployment.database,
             BlobStore(tmp_path / "data" / "blobs", max_bytes=MiB),
-            secret=await storage_secret(services.persistence),
+            secret=await storage_secret(deployment.persistence),
             base_url=f"http://127.0.0.1:{sock.getsockname()[1]}/",
         )
         config = uvicorn.Config(Starlette(routes=files.routes()), log_level="warning")

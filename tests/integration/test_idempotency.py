@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from reactor.engine.executor import FunctionResult
-from reactor.server.deployment import Services
-from reactor.testing import running_services, write_app
+from reactor.server.deployment import Deployment
+from reactor.testing import running_deployment, write_app
 
 pytestmark = pytest.mark.anyio
 
@@ -39,41 +39,41 @@ APP = {
 
 
 async def bump(
-    services: Services, session: str, request: int, delay: float = 0.0
+    deployment: Deployment, session: str, request: int, delay: float = 0.0
 ) -> FunctionResult:
-    spec = services.registry.resolve("counter:bump")
-    return await services.executor.run_mutation(
+    spec = deployment.registry.resolve("counter:bump")
+    return await deployment.executor.run_mutation(
         spec, {"delay": delay}, idempotency_key=(session, request)
     )
 
 
-async def value(services: Services) -> Any:
-    spec = services.registry.resolve("counter:value")
-    return (await services.executor.run_query(spec, {})).value
+async def value(deployment: Deployment) -> Any:
+    spec = deployment.registry.resolve("counter:value")
+    return (await deployment.executor.run_query(spec, {})).value
 
 
 async def test_resends_return_the_first_result(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", APP)
-    async with running_services(app, tmp_path / "data") as services:
-        first = await bump(services, "s1", 0)
-        again = await bump(services, "s1", 0)
+    async with running_deployment(app, tmp_path / "data") as deployment:
+        first = await bump(deployment, "s1", 0)
+        again = await bump(deployment, "s1", 0)
         assert (first.value, again.value, again.ts) == (1.0, 1.0, first.ts)
         # A resend arriving while the first run is still going waits for that very run.
         slow, resent = await asyncio.gather(
-            bump(services, "s1", 1, delay=0.05), bump(services, "s1", 1)
+            bump(deployment, "s1", 1, delay=0.05), bump(deployment, "s1", 1)
         )
         assert slow.value == resent.value == 2.0
-        assert await value(services) == 2.0
+        assert await value(deployment) == 2.0
 
 
 async def test_pipelined_requests_are_not_rerun_after_a_restart(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", APP)
-    async with running_services(app, tmp_path / "data") as services:
+    async with running_deployment(app, tmp_path / "data") as deployment:
         for request in (5, 6, 7):
-            await bump(services, "s2", request)
-        assert await value(services) == 3.0
-    async with running_services(app, tmp_path / "data") as services:
-        results = [await bump(services, "s2", request) for request in (5, 6, 7)]
+            await bump(deployment, "s2", request)
+        assert await value(deployment) == 3.0
+    async with running_deployment(app, tmp_path / "data") as deployment:
+        results = [await bump(deployment, "s2", request) for request in (5, 6, 7)]
         assert [r.value for r in results] == [1.0, 2.0, 3.0]
-        assert await value(services) == 3.0
-        assert (await bump(services, "s2", 8)).value == 4.0
+        assert await value(deployment) == 3.0
+        assert (await bump(deployment, "s2", 8)).value == 4.0

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from reactor.server.deployment import Services
+from reactor.server.deployment import Deployment
 from reactor.sync.protocol import QueryOutcome, QuerySuccess
-from reactor.testing import call, running_services, write_app
+from reactor.testing import call, running_deployment, write_app
 from schema.values import loads
 
 pytestmark = pytest.mark.anyio
@@ -90,17 +90,17 @@ def value_of(outcome: QueryOutcome) -> Any:
 
 
 @pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
     app = write_app(tmp_path / "app", APP)
-    async with running_services(app, tmp_path / "data") as s:
+    async with running_deployment(app, tmp_path / "data") as s:
         yield s
 
 
-async def settle(services: Services) -> None:
+async def settle(deployment: Deployment) -> None:
     """Wait until the live-query loop has nothing left to do."""
     for _ in range(200):
         await asyncio.sleep(0.005)
-        live = services.live
+        live = deployment.query_cache
         if not live._dirty and not live._pending:
             await asyncio.sleep(0.005)
             if not live._dirty and not live._pending:
@@ -109,98 +109,98 @@ async def settle(services: Services) -> None:
 
 
 def subscribe(
-    services: Services, sink: Sink, query_id: int, path: str, args: dict[str, Any]
+    deployment: Deployment, sink: Sink, query_id: int, path: str, args: dict[str, Any]
 ) -> None:
-    spec = services.registry.resolve(path)
-    services.live.add(sink, query_id, spec, args)
+    spec = deployment.registry.resolve(path)
+    deployment.query_cache.add(sink, query_id, spec, args)
 
 
 async def test_one_write_among_a_thousand_owners_reruns_exactly_one_query(
-    services: Services,
+    deployment: Deployment,
 ) -> None:
     sinks = [Sink() for _ in range(1000)]
     for i, sink in enumerate(sinks):
-        subscribe(services, sink, 0, "tasks:mine", {"owner": f"owner{i}"})
-    await settle(services)
-    assert len(services.live) == 1000
-    before = services.live.reruns
-    await call(services, "tasks:add", {"owner": "owner500", "n": 1})
-    await settle(services)
-    assert services.live.reruns - before == 1
+        subscribe(deployment, sink, 0, "tasks:mine", {"owner": f"owner{i}"})
+    await settle(deployment)
+    assert len(deployment.query_cache) == 1000
+    before = deployment.query_cache.reruns
+    await call(deployment, "tasks:add", {"owner": "owner500", "n": 1})
+    await settle(deployment)
+    assert deployment.query_cache.reruns - before == 1
     assert sinks[500].value(0) == [1.0]
     assert len(sinks[499].snapshots) == 1  # only the initial result
 
-    before = services.live.reruns
-    await call(services, "tasks:unrelated")
-    await settle(services)
-    assert services.live.reruns == before
+    before = deployment.query_cache.reruns
+    await call(deployment, "tasks:unrelated")
+    await settle(deployment)
+    assert deployment.query_cache.reruns == before
 
 
-async def test_identical_queries_share_one_run(services: Services) -> None:
+async def test_identical_queries_share_one_run(deployment: Deployment) -> None:
     sinks = [Sink() for _ in range(50)]
     for sink in sinks:
-        subscribe(services, sink, 7, "tasks:mine", {"owner": "shared"})
-    await settle(services)
-    assert len(services.live) == 1
-    before = services.live.reruns
-    await call(services, "tasks:add", {"owner": "shared", "n": 3})
-    await settle(services)
-    assert services.live.reruns - before == 1
+        subscribe(deployment, sink, 7, "tasks:mine", {"owner": "shared"})
+    await settle(deployment)
+    assert len(deployment.query_cache) == 1
+    before = deployment.query_cache.reruns
+    await call(deployment, "tasks:add", {"owner": "shared", "n": 3})
+    await settle(deployment)
+    assert deployment.query_cache.reruns - before == 1
     assert all(sink.value(7) == [3.0] for sink in sinks)
 
 
-async def test_phantom_insert_inside_a_scanned_range_invalidates(services: Services) -> None:
+async def test_phantom_insert_inside_a_scanned_range_invalidates(deployment: Deployment) -> None:
     sink = Sink()
-    subscribe(services, sink, 1, "tasks:between", {"owner": "a", "lo": 10, "hi": 20})
-    await settle(services)
+    subscribe(deployment, sink, 1, "tasks:between", {"owner": "a", "lo": 10, "hi": 20})
+    await settle(deployment)
     assert sink.value(1) == []
-    before = services.live.reruns
-    await call(services, "tasks:add", {"owner": "a", "n": 25})  # outside the range
-    await call(services, "tasks:add", {"owner": "b", "n": 15})  # another owner
-    await settle(services)
-    assert services.live.reruns == before
-    await call(services, "tasks:add", {"owner": "a", "n": 15})  # a phantom inside it
-    await settle(services)
-    assert services.live.reruns == before + 1
+    before = deployment.query_cache.reruns
+    await call(deployment, "tasks:add", {"owner": "a", "n": 25})  # outside the range
+    await call(deployment, "tasks:add", {"owner": "b", "n": 15})  # another owner
+    await settle(deployment)
+    assert deployment.query_cache.reruns == before
+    await call(deployment, "tasks:add", {"owner": "a", "n": 15})  # a phantom inside it
+    await settle(deployment)
+    assert deployment.query_cache.reruns == before + 1
     assert sink.value(1) == [15.0]
 
 
-async def test_take_depends_only_on_the_prefix_it_read(services: Services) -> None:
+async def test_take_depends_only_on_the_prefix_it_read(deployment: Deployment) -> None:
     for n in (1, 2, 3, 4, 5):
-        await call(services, "tasks:add", {"owner": "p", "n": n})
+        await call(deployment, "tasks:add", {"owner": "p", "n": n})
     sink = Sink()
-    subscribe(services, sink, 1, "tasks:first_k", {"owner": "p", "k": 2})
-    await settle(services)
+    subscribe(deployment, sink, 1, "tasks:first_k", {"owner": "p", "k": 2})
+    await settle(deployment)
     assert sink.value(1) == [1.0, 2.0]
-    before = services.live.reruns
-    await call(services, "tasks:add", {"owner": "p", "n": 9})  # beyond the prefix
-    await settle(services)
-    assert services.live.reruns == before
-    await call(services, "tasks:add", {"owner": "p", "n": 1.5})  # inside the prefix
-    await settle(services)
-    assert services.live.reruns == before + 1
+    before = deployment.query_cache.reruns
+    await call(deployment, "tasks:add", {"owner": "p", "n": 9})  # beyond the prefix
+    await settle(deployment)
+    assert deployment.query_cache.reruns == before
+    await call(deployment, "tasks:add", {"owner": "p", "n": 1.5})  # inside the prefix
+    await settle(deployment)
+    assert deployment.query_cache.reruns == before + 1
     assert sink.value(1) == [1.0, 1.5]
 
 
-async def test_an_update_moving_a_document_out_of_a_range_invalidates(services: Services) -> None:
-    created = await call(services, "tasks:add", {"owner": "m", "n": 12})
+async def test_an_update_moving_a_document_out_of_a_range_invalidates(deployment: Deployment) -> None:
+    created = await call(deployment, "tasks:add", {"owner": "m", "n": 12})
     sink = Sink()
-    subscribe(services, sink, 1, "tasks:between", {"owner": "m", "lo": 10, "hi": 20})
-    await settle(services)
+    subscribe(deployment, sink, 1, "tasks:between", {"owner": "m", "lo": 10, "hi": 20})
+    await settle(deployment)
     assert sink.value(1) == [12.0]
-    await call(services, "tasks:move", {"id": created.value, "n": 50})  # old key in range
-    await settle(services)
+    await call(deployment, "tasks:move", {"id": created.value, "n": 50})  # old key in range
+    await settle(deployment)
     assert sink.value(1) == []
 
 
-async def test_all_queries_of_a_session_come_at_one_timestamp(services: Services) -> None:
+async def test_all_queries_of_a_session_come_at_one_timestamp(deployment: Deployment) -> None:
     sink = Sink()
-    subscribe(services, sink, 1, "tasks:mine", {"owner": "c"})
-    subscribe(services, sink, 2, "tasks:count", {})
-    await settle(services)
+    subscribe(deployment, sink, 1, "tasks:mine", {"owner": "c"})
+    subscribe(deployment, sink, 2, "tasks:count", {})
+    await settle(deployment)
     for n in range(5):
-        await call(services, "tasks:add", {"owner": "c", "n": n})
-    await settle(services)
+        await call(deployment, "tasks:add", {"owner": "c", "n": n})
+    await settle(deployment)
     # In every snapshot, the list and the count agree: they were computed at one ts.
     last: dict[int, Any] = {}
     for _ts, outcomes in sink.snapshots:
@@ -233,15 +233,15 @@ async def test_results_are_shared_across_users_only_if_identity_was_not_read(
     )
     x = {"subject": "x", "tokenIdentifier": "i|x"}
     y = {"subject": "y", "tokenIdentifier": "i|y"}
-    async with running_services(app, tmp_path / "whodata") as services:
-        me, plain = services.registry.resolve("who:me"), services.registry.resolve("who:plain")
+    async with running_deployment(app, tmp_path / "whodata") as deployment:
+        me, plain = deployment.registry.resolve("who:me"), deployment.registry.resolve("who:plain")
         a, b, c = Sink(), Sink(), Sink()
-        services.live.add(a, 0, me, {}, identity=x)
-        services.live.add(a, 1, plain, {}, identity=x)
-        services.live.add(b, 0, me, {}, identity=y)
-        services.live.add(b, 1, plain, {}, identity=y)
-        services.live.add(c, 0, me, {})
-        await settle(services)
+        deployment.query_cache.add(a, 0, me, {}, identity=x)
+        deployment.query_cache.add(a, 1, plain, {}, identity=x)
+        deployment.query_cache.add(b, 0, me, {}, identity=y)
+        deployment.query_cache.add(b, 1, plain, {}, identity=y)
+        deployment.query_cache.add(c, 0, me, {})
+        await settle(deployment)
         assert (a.value(0), b.value(0), c.value(0)) == ("x", "y", None)
         assert a.value(1) == b.value(1) == 1.0
-        assert len(services.live) == 4  # one `plain` for everyone, one `me` per identity
+        assert len(deployment.query_cache) == 4  # one `plain` for everyone, one `me` per identity

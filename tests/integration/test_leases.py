@@ -10,7 +10,7 @@ import pytest
 
 from functions.loader import load_app
 from reactor.platform.leases import Leadership
-from reactor.server.deployment import Services
+from reactor.server.deployment import Deployment
 from reactor.storage.sqlite import SqlitePersistence
 from reactor.testing import call, write_app
 from schema.errors import StorageUnavailable
@@ -244,26 +244,28 @@ async def test_only_the_lease_holder_runs_the_scheduler(tmp_path):
     app = load_app(write_app(tmp_path / "app", APP))
     path = tmp_path / "data" / SqlitePersistence.FILE_NAME
     path.parent.mkdir()
-    first = Services(app, SqlitePersistence(path), blob_directory=tmp_path / "blobs")
-    second = Services(app, SqlitePersistence(path), blob_directory=tmp_path / "blobs")
-    first.lease_ttl_s = second.lease_ttl_s = TTL
-    stopped: list[Services] = []
+    first = Deployment(
+        app, SqlitePersistence(path), blob_directory=tmp_path / "blobs", lease_ttl_s=TTL
+    )
+    second = Deployment(
+        app, SqlitePersistence(path), blob_directory=tmp_path / "blobs", lease_ttl_s=TTL
+    )
+    stopped: list[Deployment] = []
     await first.start()
     await second.start()
     try:
-        assert first.leadership is not None and second.leadership is not None
         assert first.leadership.leading and not second.leadership.leading
-        assert first.scheduler._task is not None
-        assert second.scheduler._task is None
+        assert first.jobs._task is not None
+        assert second.jobs._task is None
         assert (await call(second, "jobs:noop")).success  # serving works without the lease
         await first.stop()
         stopped.append(first)
-        await eventually(lambda: second.scheduler._task is not None)
+        await eventually(lambda: second.jobs._task is not None)
         assert second.leadership.leading
     finally:
-        for services in (first, second):
-            if services not in stopped:
-                await services.stop()
+        for deployment in (first, second):
+            if deployment not in stopped:
+                await deployment.stop()
 
 
 class SharedSqlite(SqlitePersistence):
@@ -275,16 +277,16 @@ class SharedSqlite(SqlitePersistence):
 @pytest.mark.parametrize(("engine", "recovers"), [(SqlitePersistence, True), (SharedSqlite, False)])
 async def test_one_off_commands_recover_only_on_single_process_storage(tmp_path, engine, recovers):
     app = load_app(write_app(tmp_path / "app", APP))
-    services = Services(app, engine.open(tmp_path / "data"))
+    deployment = Deployment(app, engine.open(tmp_path / "data"))
     recovered: list[bool] = []
 
     async def recover() -> None:
         recovered.append(True)
 
-    services.scheduler.recover = recover  # type: ignore[method-assign]
-    await services.start(background=False)
+    deployment.scheduler.recover = recover  # type: ignore[method-assign]
+    await deployment.start(background=False)
     try:
         assert recovered == ([True] if recovers else [])
-        assert services.leadership is None and services.scheduler._task is None
+        assert not deployment.leadership.leading and deployment.jobs._task is None
     finally:
-        await services.stop()
+        await deployment.stop()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from reactor.server.deployment import Services
-from reactor.testing import call, running_services, write_app
+from reactor.server.deployment import Deployment
+from reactor.testing import call, running_deployment, write_app
 
 pytestmark = pytest.mark.anyio
 
@@ -89,21 +89,21 @@ APP = {
 
 
 @pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
     app = write_app(tmp_path / "app", APP)
-    async with running_services(app, tmp_path / "data") as s:
+    async with running_deployment(app, tmp_path / "data") as s:
         yield s
 
 
 async def wait_for_state(
-    services: Services,
+    deployment: Deployment,
     job_id: str,
     kinds: tuple[str, ...] = ("success", "failed", "canceled"),
     timeout: float = 5,
 ) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        job = (await call(services, "jobs:job", {"id": job_id})).value
+        job = (await call(deployment, "jobs:job", {"id": job_id})).value
         if job["state"]["kind"] in kinds:
             return job
         if asyncio.get_running_loop().time() > deadline:
@@ -111,83 +111,83 @@ async def wait_for_state(
         await asyncio.sleep(0.02)
 
 
-async def test_a_scheduled_mutation_runs_once_and_records_success(services: Services) -> None:
-    job_id = (await call(services, "jobs:schedule_bump", {"name": "a", "delay": 0})).value
-    job = await wait_for_state(services, job_id)
+async def test_a_scheduled_mutation_runs_once_and_records_success(deployment: Deployment) -> None:
+    job_id = (await call(deployment, "jobs:schedule_bump", {"name": "a", "delay": 0})).value
+    job = await wait_for_state(deployment, job_id)
     assert job["state"] == {"kind": "success"}
     assert job["name"] == "jobs:bump" and job["args"] == [{"name": "a"}]
     assert job["completedTime"] >= job["scheduledTime"]
     await asyncio.sleep(0.1)
-    assert (await call(services, "jobs:count", {"name": "a"})).value == 1.0
+    assert (await call(deployment, "jobs:count", {"name": "a"})).value == 1.0
 
 
-async def test_scheduling_is_part_of_the_mutation_transaction(services: Services) -> None:
-    result = await call(services, "jobs:schedule_by_path_then_fail", {"name": "b"})
+async def test_scheduling_is_part_of_the_mutation_transaction(deployment: Deployment) -> None:
+    result = await call(deployment, "jobs:schedule_by_path_then_fail", {"name": "b"})
     assert not result.success
     await asyncio.sleep(0.1)
-    assert (await call(services, "jobs:jobs")).value == []
-    assert (await call(services, "jobs:count", {"name": "b"})).value == 0.0
+    assert (await call(deployment, "jobs:jobs")).value == []
+    assert (await call(deployment, "jobs:count", {"name": "b"})).value == 0.0
 
 
 async def test_a_failing_scheduled_mutation_is_marked_failed_and_writes_nothing(
-    services: Services,
+    deployment: Deployment,
 ) -> None:
-    job_id = (await call(services, "jobs:schedule_failing", {"name": "c"})).value
-    job = await wait_for_state(services, job_id)
+    job_id = (await call(deployment, "jobs:schedule_failing", {"name": "c"})).value
+    job = await wait_for_state(deployment, job_id)
     assert job["state"]["kind"] == "failed"
     assert "ConvexError" in job["state"]["error"]
-    assert (await call(services, "jobs:count", {"name": "c"})).value == 0.0
+    assert (await call(deployment, "jobs:count", {"name": "c"})).value == 0.0
 
 
-async def test_cancel_before_it_runs(services: Services) -> None:
-    job_id = (await call(services, "jobs:schedule_bump", {"name": "d", "delay": 30})).value
-    pending = (await call(services, "jobs:job", {"id": job_id})).value
+async def test_cancel_before_it_runs(deployment: Deployment) -> None:
+    job_id = (await call(deployment, "jobs:schedule_bump", {"name": "d", "delay": 30})).value
+    pending = (await call(deployment, "jobs:job", {"id": job_id})).value
     assert pending["state"] == {"kind": "pending"}
-    await call(services, "jobs:cancel", {"id": job_id})
-    job = await wait_for_state(services, job_id)
+    await call(deployment, "jobs:cancel", {"id": job_id})
+    job = await wait_for_state(deployment, job_id)
     assert job["state"] == {"kind": "canceled"}
-    assert (await call(services, "jobs:count", {"name": "d"})).value == 0.0
+    assert (await call(deployment, "jobs:count", {"name": "d"})).value == 0.0
 
 
-async def test_a_delayed_job_waits_for_its_time(services: Services) -> None:
-    job_id = (await call(services, "jobs:schedule_bump", {"name": "e", "delay": 0.3})).value
+async def test_a_delayed_job_waits_for_its_time(deployment: Deployment) -> None:
+    job_id = (await call(deployment, "jobs:schedule_bump", {"name": "e", "delay": 0.3})).value
     await asyncio.sleep(0.1)
-    assert (await call(services, "jobs:job", {"id": job_id})).value["state"]["kind"] == "pending"
-    job = await wait_for_state(services, job_id)
+    assert (await call(deployment, "jobs:job", {"id": job_id})).value["state"]["kind"] == "pending"
+    job = await wait_for_state(deployment, job_id)
     assert job["state"]["kind"] == "success"
 
 
-async def test_actions_run_functions_and_schedule_immediately(services: Services) -> None:
-    spec = services.registry.resolve("jobs:act")
-    result = await services.executor.run_action(spec, {"name": "f"})
+async def test_actions_run_functions_and_schedule_immediately(deployment: Deployment) -> None:
+    spec = deployment.registry.resolve("jobs:act")
+    result = await deployment.executor.run_action(spec, {"name": "f"})
     assert result.success and result.value == 1.0
-    spec = services.registry.resolve("jobs:schedule_from_action")
-    failed = await services.executor.run_action(spec, {"name": "g"})
+    spec = deployment.registry.resolve("jobs:schedule_from_action")
+    failed = await deployment.executor.run_action(spec, {"name": "g"})
     assert not failed.success
     for _ in range(100):
-        if (await call(services, "jobs:count", {"name": "g"})).value == 1.0:
+        if (await call(deployment, "jobs:count", {"name": "g"})).value == 1.0:
             break
         await asyncio.sleep(0.02)
-    assert (await call(services, "jobs:count", {"name": "g"})).value == 1.0
-    jobs = (await call(services, "jobs:jobs")).value
+    assert (await call(deployment, "jobs:count", {"name": "g"})).value == 1.0
+    jobs = (await call(deployment, "jobs:jobs")).value
     assert [j["state"]["kind"] for j in jobs if j["name"] == "jobs:act"] == ["success"]
 
 
-async def test_system_tables_are_read_only_and_separate(services: Services) -> None:
-    sneaky = await call(services, "jobs:sneaky")
+async def test_system_tables_are_read_only_and_separate(deployment: Deployment) -> None:
+    sneaky = await call(deployment, "jobs:sneaky")
     assert not sneaky.success and "ctx.db.system.query" in sneaky.error_message
 
 
 async def test_finished_jobs_are_purged_after_the_retention(
-    services: Services, monkeypatch: pytest.MonkeyPatch
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from reactor.platform import scheduler as scheduler_module
 
-    job_id = (await call(services, "jobs:schedule_bump", {"name": "old", "delay": 0})).value
-    await wait_for_state(services, job_id)
-    pending = (await call(services, "jobs:schedule_bump", {"name": "later", "delay": 60})).value
-    assert await services.scheduler.purge_completed() == 0  # too recent
+    job_id = (await call(deployment, "jobs:schedule_bump", {"name": "old", "delay": 0})).value
+    await wait_for_state(deployment, job_id)
+    pending = (await call(deployment, "jobs:schedule_bump", {"name": "later", "delay": 60})).value
+    assert await deployment.scheduler.purge_completed() == 0  # too recent
     monkeypatch.setattr(scheduler_module, "COMPLETED_RETENTION_S", -1.0)
-    assert await services.scheduler.purge_completed() == 1
-    names = [(j["_id"], j["state"]["kind"]) for j in (await call(services, "jobs:jobs")).value]
+    assert await deployment.scheduler.purge_completed() == 1
+    names = [(j["_id"], j["state"]["kind"]) for j in (await call(deployment, "jobs:jobs")).value]
     assert names == [(pending, "pending")]

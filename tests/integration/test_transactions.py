@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reactor.server.deployment import Services
-from reactor.testing import call, running_services, write_app
+from reactor.server.deployment import Deployment
+from reactor.testing import call, running_deployment, write_app
 
 pytestmark = pytest.mark.anyio
 
@@ -92,38 +92,38 @@ APP = {
 
 
 @pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
     app = write_app(tmp_path / "app", APP)
-    async with running_services(app, tmp_path / "data") as s:
+    async with running_deployment(app, tmp_path / "data") as s:
         yield s
 
 
-async def test_write_skew_is_impossible_and_the_loser_is_retried(services: Services) -> None:
-    await call(services, "hospital:add", {"name": "alice"})
-    await call(services, "hospital:add", {"name": "bob"})
-    conflicts_before = services.committer.conflicts
+async def test_write_skew_is_impossible_and_the_loser_is_retried(deployment: Deployment) -> None:
+    await call(deployment, "hospital:add", {"name": "alice"})
+    await call(deployment, "hospital:add", {"name": "bob"})
+    conflicts_before = deployment.committer.conflicts
     first, second = await asyncio.gather(
-        call(services, "hospital:go_off_call", {"me": "alice"}),
-        call(services, "hospital:go_off_call", {"me": "bob"}),
+        call(deployment, "hospital:go_off_call", {"me": "alice"}),
+        call(deployment, "hospital:go_off_call", {"me": "bob"}),
     )
     outcomes = sorted([first.success, second.success])
     assert outcomes == [False, True], (first, second)
     loser = first if not first.success else second
     assert loser.error_data == {"code": "LAST_ONE_ON_CALL"}
     assert loser.attempts == 2  # it conflicted once, was re-run, then saw the new state
-    assert services.committer.conflicts == conflicts_before + 1
-    on_call = await call(services, "hospital:on_call")
+    assert deployment.committer.conflicts == conflicts_before + 1
+    on_call = await call(deployment, "hospital:on_call")
     assert len(on_call.value) == 1
 
 
-async def test_concurrent_transfers_conserve_the_total(services: Services) -> None:
-    await call(services, "bank:open_accounts", {"count": 8, "balance": 100})
+async def test_concurrent_transfers_conserve_the_total(deployment: Deployment) -> None:
+    await call(deployment, "bank:open_accounts", {"count": 8, "balance": 100})
     rng = random.Random(7)
     transfers = []
     for _ in range(300):
         src, dst = rng.sample(range(8), 2)
         transfers.append(
-            call(services, "bank:transfer", {"src": src, "dst": dst, "amount": rng.randint(1, 30)})
+            call(deployment, "bank:transfer", {"src": src, "dst": dst, "amount": rng.randint(1, 30)})
         )
     results = await asyncio.gather(*transfers)
     assert sum(r.success for r in results) > 0
@@ -132,34 +132,34 @@ async def test_concurrent_transfers_conserve_the_total(services: Services) -> No
             assert (
                 r.error_data == {"code": "INSUFFICIENT_FUNDS"} or "changed while" in r.error_message
             )
-    total = await call(services, "bank:total")
+    total = await call(deployment, "bank:total")
     assert total.value == 800.0
-    assert services.committer.conflicts > 0  # the contended path really ran
+    assert deployment.committer.conflicts > 0  # the contended path really ran
 
 
-async def test_a_failed_mutation_writes_nothing(services: Services) -> None:
-    result = await call(services, "bank:explode_after_write")
+async def test_a_failed_mutation_writes_nothing(deployment: Deployment) -> None:
+    result = await call(deployment, "bank:explode_after_write")
     assert not result.success
     assert "Server Error" in result.error_message
     assert "[Request ID: " in result.error_message
-    count = await call(services, "bank:count")
+    count = await call(deployment, "bank:count")
     assert count.value == 0
 
 
-async def test_mutation_retries_give_up_with_a_clear_occ_error(services: Services) -> None:
+async def test_mutation_retries_give_up_with_a_clear_occ_error(deployment: Deployment) -> None:
     from reactor.engine import executor as executor_module
 
-    await call(services, "bank:open_accounts", {"count": 2, "balance": 1000})
+    await call(deployment, "bank:open_accounts", {"count": 2, "balance": 1000})
     stop = asyncio.Event()
 
     async def hot_writer() -> None:
         while not stop.is_set():
-            await call(services, "bank:transfer", {"src": 0, "dst": 1, "amount": 1})
-            await call(services, "bank:transfer", {"src": 1, "dst": 0, "amount": 1})
+            await call(deployment, "bank:transfer", {"src": 0, "dst": 1, "amount": 1})
+            await call(deployment, "bank:transfer", {"src": 1, "dst": 0, "amount": 1})
 
     writer = asyncio.create_task(hot_writer())
     try:
-        result = await call(services, "bank:slow_touch", {"n": 0})
+        result = await call(deployment, "bank:slow_touch", {"n": 0})
     finally:
         stop.set()
         await writer
@@ -167,7 +167,7 @@ async def test_mutation_retries_give_up_with_a_clear_occ_error(services: Service
     assert result.attempts == executor_module.OCC_MAX_RETRIES + 1
     assert 'Documents read from or written to the "accounts" table changed' in result.error_message
     assert result.error_code == "OptimisticConcurrencyControlFailure"
-    total = await call(services, "bank:total")
+    total = await call(deployment, "bank:total")
     assert total.value == 2000.0
 
 
@@ -200,13 +200,13 @@ async def test_queries_and_mutations_cannot_use_the_network(tmp_path: Path) -> N
         """,
         },
     )
-    async with running_services(app, tmp_path / "netdata") as services:
+    async with running_deployment(app, tmp_path / "netdata") as deployment:
         for path in ("net:q", "net:m"):
-            result = await call(services, path)
+            result = await call(deployment, path)
             assert not result.success
             assert "Network access is not allowed" in result.error_message
-        spec = services.registry.resolve("net:a")
-        result = await services.executor.run_action(spec, {})
+        spec = deployment.registry.resolve("net:a")
+        result = await deployment.executor.run_action(spec, {})
         assert result.success and result.value == "ConnectionRefusedError"
 
 
@@ -232,12 +232,12 @@ async def test_printed_lines_reach_the_caller_as_log_lines(tmp_path: Path) -> No
         """,
         },
     )
-    async with running_services(app, tmp_path / "logdata") as services:
+    async with running_deployment(app, tmp_path / "logdata") as deployment:
         first, second = await asyncio.gather(
-            call(services, "chatty:q", {"who": "ann"}), call(services, "chatty:q", {"who": "bob"})
+            call(deployment, "chatty:q", {"who": "ann"}), call(deployment, "chatty:q", {"who": "bob"})
         )
         assert first.log_lines == ("[LOG] hello ann", "[LOG] second line")
         assert second.log_lines == ("[LOG] hello bob", "[LOG] second line")  # never mixed
-        failed = await call(services, "chatty:m")
+        failed = await call(deployment, "chatty:m")
         assert not failed.success
         assert failed.log_lines[0].endswith("(truncated)") and len(failed.log_lines[0]) < 4200

@@ -1,5 +1,5 @@
 """The MongoDB engine through the real PyMongo driver: layout and value fidelity, two servers
-(two ``Services``, each with its own client, committer and feed) on one database, write skew,
+(two ``Deployment``, each with its own client, committer and feed) on one database, write skew,
 invalidation across servers, the scheduler lease, idempotency records and configuration errors.
 
 Against the mongoeco emulator (no change streams) the feed polls the commit log
@@ -21,8 +21,9 @@ from bson.int64 import Int64 as BsonInt64
 from pymongo import MongoClient
 
 from functions.loader import load_app
-from reactor.server.app import open_storage
-from reactor.server.deployment import Services
+from reactor.core.persistence import PublishedCommit
+from reactor.server.deployment import Deployment
+from reactor.storage import open_storage
 from reactor.storage.mongo.engine import MongoPersistence, parse_mongo_url
 from reactor.testing import call, write_app
 from schema.errors import StorageUnavailable
@@ -91,18 +92,18 @@ def storage_url(mongo_url: str, mongo_is_emulator: bool) -> str:
 
 
 @contextlib.asynccontextmanager
-async def server(app_dir: Path, url: str, tmp_path: Path, name: str) -> AsyncIterator[Services]:
-    services = Services(
+async def server(app_dir: Path, url: str, tmp_path: Path, name: str) -> AsyncIterator[Deployment]:
+    deployment = Deployment(
         load_app(app_dir),
         MongoPersistence.open(url),
         instance_name=name,
         blob_directory=tmp_path / f"blobs-{name}",
     )
-    await services.start()
+    await deployment.start()
     try:
-        yield services
+        yield deployment
     finally:
-        await services.stop()
+        await deployment.stop()
 
 
 @pytest.fixture
@@ -202,8 +203,8 @@ async def test_write_skew_across_two_servers_is_impossible(
         assert await eventually(lambda: _on_call(b, 1))
 
 
-async def _on_call(services: Services, count: int) -> bool:
-    return len((await call(services, "doctors:on_call")).value) == count
+async def _on_call(deployment: Deployment, count: int) -> bool:
+    return len((await call(deployment, "doctors:on_call")).value) == count
 
 
 async def test_a_commit_on_one_server_invalidates_live_queries_on_the_other(
@@ -217,19 +218,13 @@ async def test_a_commit_on_one_server_invalidates_live_queries_on_the_other(
         first = await b.executor.run_query(spec, {})
         assert first.value == [] and first.read_set is not None
         hit: list[Any] = []
-        subscription = b.subscriptions.subscribe(
-            "watcher",  # type: ignore[arg-type]  # any hashable owner will do
-            first.read_set,
-            first.ts,
-        )
-        assert subscription is not None
-        original = b.live.on_commit
+        read_set = first.read_set
 
-        def spy(ts: int, prepared: Any) -> None:
-            hit.extend(b.subscriptions.advance(ts, prepared.write_keys))
-            original(ts, prepared)
+        def spy(commit: PublishedCommit) -> None:
+            if read_set.overlaps(commit.write_keys) is not None:
+                hit.append("watcher")
 
-        b.live.on_commit = spy  # type: ignore[method-assign]
+        b.publisher.subscribe(spy)
         unrelated = await call(a, "doctors:thing", {"n": Int64(1), "f": 1.0, "b": b"", "o": 1})
         assert unrelated.success
         assert await eventually(lambda: _published(b, unrelated.ts))
@@ -242,8 +237,8 @@ async def test_a_commit_on_one_server_invalidates_live_queries_on_the_other(
         assert made.success
 
 
-async def _published(services: Services, ts: int) -> bool:
-    return services.committer.published_ts >= ts
+async def _published(deployment: Deployment, ts: int) -> bool:
+    return deployment.committer.published_ts >= ts
 
 
 async def _hit(hit: list[Any]) -> bool:
@@ -255,7 +250,6 @@ async def test_scheduler_lease_runs_jobs_in_one_process_only(
 ) -> None:
     async with server(app_dir, storage_url, tmp_path, "a") as a:
         async with server(app_dir, storage_url, tmp_path, "b") as b:
-            assert a.leadership is not None and b.leadership is not None
             assert a.leadership.leading and not b.leadership.leading
         # a still leads after b stopped; and b's stop released nothing of a's.
         assert a.leadership.leading

@@ -32,7 +32,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -48,19 +47,26 @@ from pymongo.operations import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from functions.store import Order
 from reactor.core.determinism import runtime_io
 from reactor.core.index_keys import BY_CREATION_TIME, BY_ID, id_key
-from reactor.core.persistence import Commit, IndexRow, MutationRecord
+from reactor.core.persistence import (
+    ChangeFeed,
+    Commit,
+    CommitRequest,
+    CommitResult,
+    FeedSink,
+    IndexDefinitions,
+    IndexRow,
+)
 from reactor.core.system_tables import SYSTEM_TABLES
 from reactor.core.write_log import WriteLog
 from reactor.storage.mongo.bson_values import decode_document, encode_document
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
 from schema.ids import decode_id
+from schema.ordering import Order
 from schema.values import dumps, loads
 
 __all__ = [
-    "CommitRequest",
     "MongoPersistence",
     "decode_key_map",
     "encode_key_map",
@@ -144,19 +150,6 @@ def decode_key_map(raw: Mapping[str, Sequence[str]] | None) -> dict[str, list[by
 
 def _hex_key(field_path: str) -> str:
     return f"{KEY_FIELD}.{field_path}"
-
-
-@dataclass(slots=True)
-class CommitRequest:
-    """One transaction to commit: ``begin_ts`` is its snapshot, ``read_set`` what it read."""
-
-    begin_ts: int
-    read_set: Any
-    write_keys: dict[str, list[bytes]]
-    write_prefixes: dict[str, list[bytes]]
-    table: str | None
-    build: Callable[[int], Commit]
-    mutation: MutationRecord | None
 
 
 class _Snapshot:
@@ -258,6 +251,22 @@ class MongoPersistence:
             return await call
         except PyMongoError as exc:
             raise StorageUnavailable(f"MongoDB {what} failed: {exc}") from exc
+
+    @property
+    def local_directory(self) -> None:
+        """A networked engine keeps nothing on this machine."""
+        return None
+
+    def open_feed(
+        self,
+        sink: FeedSink,
+        *,
+        indexes: Callable[[str], Mapping[str, Sequence[str]]],
+        checkpoint_key: str,
+    ) -> ChangeFeed:
+        from reactor.storage.mongo.feed import ClusterFeed
+
+        return ClusterFeed(self, sink, index_definitions=indexes, checkpoint_key=checkpoint_key)
 
     # -- simple reads --------------------------------------------------------------------------
 
@@ -401,7 +410,7 @@ class MongoPersistence:
     # -- schema ----------------------------------------------------------------------------------
 
     @_runtime_io
-    async def prepare_tables(self, indexes: Mapping[str, Mapping[str, Sequence[str]]]) -> None:
+    async def prepare(self, indexes: IndexDefinitions) -> None:
         """Create each table's collection (with pre- and post-images for change events) and its
         MongoDB indexes: the key field of every index and, for schema indexes, the fields."""
         db = self.db
@@ -460,8 +469,12 @@ class MongoPersistence:
 
     @_runtime_io
     async def commit(
-        self, requests: Sequence[CommitRequest], now_ns: Callable[[], int]
-    ) -> list[int | OptimisticConcurrencyError]:
+        self,
+        requests: Sequence[CommitRequest],
+        *,
+        write_log: WriteLog,
+        next_ts: Callable[[], int],
+    ) -> list[CommitResult]:
         """Commit a batch in one MongoDB transaction: each request is checked against every
         commit (of any process) after its snapshot and the earlier requests of the batch.
         Returns, per request, its timestamp or the conflict that refused it."""
@@ -507,7 +520,7 @@ class MongoPersistence:
                         OptimisticConcurrencyError(table=conflict.table, write_ts=conflict.ts)
                     )
                     continue
-                ts = max(now_ns(), last + 1)
+                ts = max(next_ts(), last + 1)
                 last = ts
                 log_.append(ts, request.write_keys, request.table, request.write_prefixes)
                 commit = request.build(ts)

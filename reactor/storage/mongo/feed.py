@@ -1,15 +1,11 @@
-"""Commits and invalidation when several processes share one MongoDB database.
+"""The MongoDB engine's change feed: every commit of every process sharing the database, and
+writes of other programs, delivered in order to the process's ``FeedSink``.
 
-Owns the two halves that replace the embedded engine's in-process path:
-
-* ``ClusterCommitter``: commits batches through ``MongoPersistence.commit`` (the conflict check
-  against every process's commits happens there, inside a MongoDB transaction) and answers a
-  caller only once the feed has published its commit, so its next read sees its own write.
-* ``ClusterFeed``: the one change feed of the process. In ``change_stream`` mode it reads the
-  database's change stream through ``reactor.storage.mongo.change_stream`` (commits of every process
-  and writes of other programs); in ``poll`` mode (MongoDB emulators without change streams) it
-  tails the commit log, which carries Reactor's commits only. Either way every commit reaches
-  the write log and ``Committer.publish`` once, in order.
+In ``change_stream`` mode it reads the database's change stream through
+``reactor.storage.mongo.change_stream`` (commits of every process and writes of other
+programs); in ``poll`` mode (MongoDB emulators without change streams) it tails the commit log,
+which carries Reactor's commits only. Either way every commit reaches the sink once, in order.
+It does not decide what a published commit invalidates (``reactor.engine.feed``).
 """
 
 from __future__ import annotations
@@ -23,17 +19,13 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from reactor.core.persistence import Commit
-from reactor.core.reads import ReadSet
+from reactor.core.persistence import FeedSink, PublishedCommit
 from reactor.core.tasks import stop_task
-from reactor.core.write_log import WriteLog
-from reactor.engine.committer import Committer, _Request
-from reactor.engine.transaction import PreparedCommit
 from reactor.storage.mongo import change_stream as cs
-from reactor.storage.mongo.engine import CommitRequest, MongoPersistence, decode_key_map
-from schema.errors import OptimisticConcurrencyError, StorageUnavailable
+from reactor.storage.mongo.engine import MongoPersistence, decode_key_map
+from schema.errors import StorageUnavailable
 
-__all__ = ["ClusterCommitter", "ClusterFeed"]
+__all__ = ["ClusterFeed"]
 
 log = logging.getLogger("reactor.storage.mongo.feed")
 
@@ -41,97 +33,29 @@ HEARTBEAT_S = 20.0  # an idle feed moves to a fresh snapshot this often (MongoDB
 CHECKPOINT_S = 1.0
 
 
-def _no_records(ts: int) -> Commit:
-    raise RuntimeError("a published remote commit has no records to build")
-
-
-class ClusterCommitter(Committer):
-    """A committer over a database shared by several processes (see the module docstring)."""
-
-    engine: MongoPersistence
-
-    def __init__(self, engine: MongoPersistence, *args: Any, **kwargs: Any) -> None:
-        super().__init__(engine, *args, **kwargs)
-        self.engine = engine
-        self._awaiting: list[tuple[int, asyncio.Future[int]]] = []
-        self.feed: ClusterFeed | None = None
-
-    async def _process(self, batch: list[_Request]) -> None:
-        requests = [
-            CommitRequest(
-                r.prepared.begin_ts,
-                r.prepared.read_set,
-                r.prepared.write_keys,
-                r.prepared.write_prefixes,
-                r.prepared.table,
-                r.prepared.build,
-                r.mutation,
-            )
-            for r in batch
-        ]
-        try:
-            results = await self.engine.commit(requests, self.runtime.now_ns)
-        except StorageUnavailable as exc:
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(exc)
-            return
-        for request, result in zip(batch, results, strict=True):
-            if isinstance(result, OptimisticConcurrencyError):
-                self.conflicts += 1
-                if not request.future.done():
-                    request.future.set_exception(result)
-                continue
-            self.commits += 1
-            tables = request.prepared.build(result).tables
-            if tables:
-                self.tables.mark_persisted(tables)
-            if result <= self.published_ts and not request.future.done():
-                request.future.set_result(result)
-            else:
-                self._awaiting.append((result, request.future))
-        if self.feed is not None:
-            self.feed.poke()
-
-    def publish(self, ts: int, prepared: PreparedCommit | None) -> None:
-        super().publish(ts, prepared)
-        if self._awaiting:
-            ready = [(t, f) for t, f in self._awaiting if t <= ts]
-            self._awaiting = [(t, f) for t, f in self._awaiting if t > ts]
-            for commit_ts, future in ready:
-                if not future.done():
-                    future.set_result(commit_ts)
-
-
 class ClusterFeed:
     def __init__(
         self,
         engine: MongoPersistence,
-        committer: ClusterCommitter,
-        write_log: WriteLog,
+        sink: FeedSink,
         *,
         index_definitions: Callable[[str], Mapping[str, Sequence[str]]],
-        invalidate_all: Callable[[], None],
         checkpoint_key: str,
         poll_interval_s: float = 0.05,
     ) -> None:
         self.engine = engine
-        self.committer = committer
-        self.write_log = write_log
+        self.sink = sink
         self.index_definitions = index_definitions
-        self.invalidate_all = invalidate_all
         self.checkpoint_key = checkpoint_key
         self.poll_interval_s = poll_interval_s
         self.mode = engine.feed_mode
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_publish = time.monotonic()
-        self._reactor_ts = committer.published_ts  # poll mode: the newest commit-log entry read
+        self._reactor_ts = sink.published_ts  # poll mode: the newest commit-log entry read
         self.events = 0
 
     def start(self) -> None:
-        committer = self.committer
-        committer.feed = self
         run = self._run_stream if self.mode == "change_stream" else self._run_poll
         self._task = asyncio.get_running_loop().create_task(run(), name="feed")
 
@@ -153,35 +77,21 @@ class ClusterFeed:
         table: str | None,
         writes: list[tuple[str, str, dict[str, Any] | None]],
     ) -> int:
-        ts = max(ts, self.committer.published_ts + 1)
-        self.write_log.append(ts, write_keys, table, prefixes)
-        prepared = PreparedCommit(
-            ts,
-            ReadSet(),
-            write_keys,
-            _no_records,
-            table,
-            writes[0][1] if writes else None,
-            writes,
-            prefixes,
-        )
-        self.committer.publish(ts, prepared)
+        ts = self.sink.publish(PublishedCommit(ts, write_keys, prefixes, table, writes))
         self._last_publish = time.monotonic()
         self.events += 1
         return ts
 
     def _tick(self) -> int:
         """A new published timestamp without writes: fresh snapshots for an idle feed."""
-        ts = self.committer.published_ts + 1
-        self.committer.publish(ts, None)
+        ts = self.sink.tick()
         self._last_publish = time.monotonic()
         return ts
 
     async def _maintain(self) -> None:
         if time.monotonic() - self._last_publish > HEARTBEAT_S:
             self._tick()
-        self.write_log.trim(time.time_ns())
-        await self.engine.retire_snapshots(self.committer.published_ts)
+        await self.engine.retire_snapshots(self.sink.published_ts)
 
     # -- poll mode -------------------------------------------------------------------------------
 
@@ -213,7 +123,7 @@ class ClusterFeed:
         stored = await self.engine.get_global(self.checkpoint_key)
         consumer = cs.ChangeStreamConsumer(
             self.index_definitions,
-            last_ts=self.committer.published_ts,
+            last_ts=self.sink.published_ts,
             resume=cs.ResumePoint.from_document(stored),
             database=self.engine.database_name,
         )
@@ -237,7 +147,7 @@ class ClusterFeed:
                             saved_at = time.monotonic()
                         if event is None:
                             await self._maintain()
-                            consumer.last_ts = max(consumer.last_ts, self.committer.published_ts)
+                            consumer.last_ts = max(consumer.last_ts, self.sink.published_ts)
                         if reopen:
                             break
             except PyMongoError as exc:
@@ -263,10 +173,9 @@ class ClusterFeed:
                 ts = self._publish(item.ts, item.write_keys, item.prefixes, item.table, writes)
                 consumer.last_ts = max(consumer.last_ts, ts)
                 if item.unknown_indexes:
-                    self.invalidate_all()
+                    self.sink.invalidate_all("writes to indexes this process does not know")
             elif isinstance(item, cs.InvalidateAll):
-                log.warning("change stream: %s; re-running every live query", item.reason)
                 consumer.last_ts = max(consumer.last_ts, self._tick())
-                self.invalidate_all()
+                self.sink.invalidate_all(f"change stream: {item.reason}")
                 reopen = reopen or item.reopen
         return reopen
