@@ -7,9 +7,13 @@ bigint -> {"$bigint": "5"}, ArrayBuffer -> {"$bytes": [..]}, NaN/±Infinity/-0 -
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:  # conftest is pytest's to import; its classes serve as types only
+    from .conftest import ReactorServer, ScriptResult
 
 FATAL_MARKERS = (
     "[CONVEX FATAL ERROR]",
@@ -20,23 +24,25 @@ FATAL_MARKERS = (
 
 
 @pytest.fixture(scope="module")
-def scenarios_run(run_node, reactor_server):
+def scenarios_run(
+    run_node: Callable[..., ScriptResult], reactor_server: ReactorServer
+) -> ScriptResult:
     """All scenarios of tests/js/scenarios.mjs, run concurrently in one Node process."""
     return run_node("scenarios.mjs", reactor_server.url, timeout=100)
 
 
-def scenario(scenarios_run, name: str) -> Any:
+def scenario(scenarios_run: ScriptResult, name: str) -> Any:
     out = scenarios_run.json()
     entry = out["scenarios"][name]
     assert entry["ok"], f"scenario {name} failed: {entry['error']}\n{entry.get('stack')}"
     return entry["result"]
 
 
-def is_rejection(err: dict) -> bool:
+def is_rejection(err: dict[str, Any]) -> bool:
     return not err.get("resolved") and "message" in err
 
 
-def test_node_client_never_crashes(scenarios_run):
+def test_node_client_never_crashes(scenarios_run: ScriptResult) -> None:
     # A FatalError, a bad Transition or any protocol violation throws inside the ws message
     # handler and kills the Node process (PROTOCOL.md §5.5, §6.1, trap 1).
     assert scenarios_run.returncode == 0, scenarios_run.describe()
@@ -48,7 +54,9 @@ def test_node_client_never_crashes(scenarios_run):
     assert not failed, failed
 
 
-def test_onupdate_receives_initial_result_and_updates_from_other_clients(scenarios_run):
+def test_onupdate_receives_initial_result_and_updates_from_other_clients(
+    scenarios_run: ScriptResult,
+) -> None:
     r = scenario(scenarios_run, "subscription")
     assert r["initial"] == []
     assert r["afterHttpBodies"] == ["from http"]
@@ -60,7 +68,7 @@ def test_onupdate_receives_initial_result_and_updates_from_other_clients(scenari
     assert r["subscriptionErrors"] == []
 
 
-def test_mutation_resolves_after_own_subscription_reflects_it(scenarios_run):
+def test_mutation_resolves_after_own_subscription_reflects_it(scenarios_run: ScriptResult) -> None:
     r = scenario(scenarios_run, "readYourWrites")
     assert r["results"] == [
         {"idType": "string", "bodiesAtResolve": ["one"], "idVisibleAtResolve": True},
@@ -74,13 +82,13 @@ def test_mutation_resolves_after_own_subscription_reflects_it(scenarios_run):
     assert r["oneShot"] == ["one", "two", "three"]
 
 
-def test_concurrent_mutations_from_one_client_apply_in_order(scenarios_run):
+def test_concurrent_mutations_from_one_client_apply_in_order(scenarios_run: ScriptResult) -> None:
     r = scenario(scenarios_run, "counter")
     assert r["returned"] == [1, 2, 3, 4, 5]
     assert r["final"] == 5
 
 
-def test_convex_error_data_from_mutations_and_queries(scenarios_run):
+def test_convex_error_data_from_mutations_and_queries(scenarios_run: ScriptResult) -> None:
     r = scenario(scenarios_run, "convexErrors")
     for key in ("mutationError", "httpMutationError"):
         err = r[key]
@@ -102,7 +110,9 @@ def test_convex_error_data_from_mutations_and_queries(scenarios_run):
     assert r["stillWorksIdType"] == "string"
 
 
-def test_plain_exceptions_reach_clients_as_server_error_without_data(scenarios_run):
+def test_plain_exceptions_reach_clients_as_server_error_without_data(
+    scenarios_run: ScriptResult,
+) -> None:
     r = scenario(scenarios_run, "serverErrors")
     for key in ("queryError", "mutationError", "httpQueryError", "httpMutationError"):
         err = r[key]
@@ -113,7 +123,7 @@ def test_plain_exceptions_reach_clients_as_server_error_without_data(scenarios_r
     assert r["bodiesAfter"] == []
 
 
-def test_int64_bytes_nan_round_trip_through_args_and_results(scenarios_run):
+def test_int64_bytes_nan_round_trip_through_args_and_results(scenarios_run: ScriptResult) -> None:
     r = scenario(scenarios_run, "values")
     payload = r["payload"]
     assert payload["big"] == {"$bigint": "5"}  # sanity of the tagging itself
@@ -138,7 +148,7 @@ def test_int64_bytes_nan_round_trip_through_args_and_results(scenarios_run):
     assert r["wrongType"]["isConvexError"] is False
 
 
-def test_default_export_paths(scenarios_run):
+def test_default_export_paths(scenarios_run: ScriptResult) -> None:
     r = scenario(scenarios_run, "defaultExport")
     first = r["byReference"]
     assert first["kind"] == "default"
@@ -148,7 +158,7 @@ def test_default_export_paths(scenarios_run):
         assert r[key] == first, key
 
 
-def test_convex_http_client_query_and_mutation(scenarios_run):
+def test_convex_http_client_query_and_mutation(scenarios_run: ScriptResult) -> None:
     r = scenario(scenarios_run, "httpClient")
     assert r["before"] == []
     assert r["after"] == ["via http", "via http 2"]
@@ -160,7 +170,7 @@ def test_convex_http_client_query_and_mutation(scenarios_run):
     assert r["missing"]["isConvexError"] is False
 
 
-def test_internal_functions_are_not_callable(scenarios_run):
+def test_internal_functions_are_not_callable(scenarios_run: ScriptResult) -> None:
     r = scenario(scenarios_run, "internalFunctions")
     for key in ("wsQuery", "wsMutation", "httpQuery", "httpMutation"):
         err = r[key]
@@ -169,7 +179,9 @@ def test_internal_functions_are_not_callable(scenarios_run):
     assert r["counter"] == 0
 
 
-def test_react_use_query_rerenders_on_changes(run_node, reactor_server):
+def test_react_use_query_rerenders_on_changes(
+    run_node: Callable[..., ScriptResult], reactor_server: ReactorServer
+) -> None:
     run = run_node("react_usequery.mjs", reactor_server.url, timeout=60)
     out = run.json()
     assert run.returncode == 0
@@ -199,8 +211,11 @@ def test_react_use_query_rerenders_on_changes(run_node, reactor_server):
     ids=["resend-after-commit", "resend-during-execution"],
 )
 def test_dropped_connection_mid_mutation_applies_once(
-    run_node, reactor_server, delay, kill_after_ms
-):
+    run_node: Callable[..., ScriptResult],
+    reactor_server: ReactorServer,
+    delay: float,
+    kill_after_ms: int,
+) -> None:
     run = run_node(
         "dropped_connection.mjs",
         reactor_server.url,
