@@ -15,8 +15,12 @@ import math
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # conftest is pytest's to import; its classes serve as types only
+    from .conftest import ScriptResult, StreamingChild
 
 THIS = Path(__file__).resolve()
 
@@ -246,8 +250,9 @@ if __name__ == "__main__":
 # --- pytest side ------------------------------------------------------------------------
 
 
-def run_child(run_python, url: str, scenario: str) -> dict[str, Any]:
-    return run_python(THIS, scenario, url, timeout=40).json()
+def run_child(run_python: Callable[..., ScriptResult], url: str, scenario: str) -> dict[str, Any]:
+    result: dict[str, Any] = run_python(THIS, scenario, url, timeout=40).json()
+    return result
 
 
 def ok(result: dict[str, Any]) -> Any:
@@ -257,10 +262,13 @@ def ok(result: dict[str, Any]) -> Any:
 
 def failed(result: dict[str, Any]) -> dict[str, Any]:
     assert not result["ok"], result
-    return result["error"]
+    error: dict[str, Any] = result["error"]
+    return error
 
 
-def test_query_mutation_and_default_export(run_python, server_url):
+def test_query_mutation_and_default_export(
+    run_python: Callable[..., ScriptResult], server_url: str
+) -> None:
     r = run_child(run_python, server_url, "basic")
     assert r["before"] == []
     assert r["idType"] == "str"
@@ -276,7 +284,9 @@ def test_query_mutation_and_default_export(run_python, server_url):
     assert r["defaultExplicit"] == r["defaultBare"]
 
 
-def test_convex_error_data_and_server_errors(run_python, server_url):
+def test_convex_error_data_and_server_errors(
+    run_python: Callable[..., ScriptResult], server_url: str
+) -> None:
     r = run_child(run_python, server_url, "errors")
     err = failed(r["mutationAppError"])
     assert err["type"] == "ConvexError"
@@ -300,7 +310,9 @@ def test_convex_error_data_and_server_errors(run_python, server_url):
     assert ok(r["stillWorks"]) == 1.0
 
 
-def test_int64_bytes_nan_round_trips(run_python, server_url):
+def test_int64_bytes_nan_round_trips(
+    run_python: Callable[..., ScriptResult], server_url: str
+) -> None:
     r = run_child(run_python, server_url, "values")
     payload = r["payload"]
     assert payload["big"] == {"$int64": "5"}
@@ -324,7 +336,7 @@ def test_int64_bytes_nan_round_trips(run_python, server_url):
     assert err["isConvexError"] is False
 
 
-def test_legacy_http_client(run_python, server_url):
+def test_legacy_http_client(run_python: Callable[..., ScriptResult], server_url: str) -> None:
     r = run_child(run_python, server_url, "legacy_http")
     assert ok(r["before"]) == []
     assert isinstance(ok(r["send"]), str)
@@ -353,7 +365,9 @@ def test_legacy_http_client(run_python, server_url):
     assert ok(r["afterErrors"]) == ["legacy"]
 
 
-def test_subscription_receives_update_from_another_process(run_python, server_url, spawn):
+def test_subscription_receives_update_from_another_process(
+    run_python: Callable[..., ScriptResult], server_url: str, spawn: Callable[..., StreamingChild]
+) -> None:
     channel = unique("pysub")
     subscriber = spawn([sys.executable, str(THIS), "subscriber", server_url, channel])
     assert subscriber.next_event(20) == {"event": "initial", "value": []}
