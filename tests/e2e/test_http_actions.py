@@ -9,17 +9,20 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:  # conftest is pytest's to import; its classes serve as types only
+    from .conftest import ReactorServer
 
 SECRET = "whsec-e2e-" + uuid.uuid4().hex
 
 
 @pytest.fixture(scope="module")
-def server(server_factory: Callable[[], Any]) -> Any:
+def server(server_factory: Callable[[], ReactorServer]) -> ReactorServer:
     srv = server_factory()
     key = srv.wait_admin_key()
     response = httpx.post(
@@ -32,13 +35,13 @@ def server(server_factory: Callable[[], Any]) -> Any:
 
 
 @pytest.fixture()
-def site(server: Any) -> httpx.Client:
+def site(server: ReactorServer) -> Iterator[httpx.Client]:
     server.assert_alive()
     with httpx.Client(base_url=server.site_url, timeout=10) as client:
         yield client
 
 
-def query(server: Any, path: str, args: dict[str, Any]) -> Any:
+def query(server: ReactorServer, path: str, args: dict[str, Any]) -> Any:
     response = httpx.post(
         server.url + "/api/query", json={"path": path, "args": args, "format": "json"}
     )
@@ -51,7 +54,7 @@ def sign(body: bytes, secret: str = SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def test_exact_path_route(site):
+def test_exact_path_route(site: httpx.Client) -> None:
     response = site.get("/hello", params={"q": "x y"})
     assert response.status_code == 200
     assert response.text == "hello from an exact route"
@@ -71,7 +74,7 @@ def test_exact_path_route(site):
         ("/files/deep/exact/more", "/files/deep/"),
     ],
 )
-def test_longest_prefix_wins(site, path, route):
+def test_longest_prefix_wins(site: httpx.Client, path: str, route: str) -> None:
     response = site.get(path)
     assert response.status_code == 200, response.text
     assert response.json() == {"route": route, "path": path}
@@ -88,18 +91,18 @@ def test_longest_prefix_wins(site, path, route):
         ("PATCH", "/method"),
     ],
 )
-def test_unrouted_requests_are_404_with_text(site, method, path):
+def test_unrouted_requests_are_404_with_text(site: httpx.Client, method: str, path: str) -> None:
     response = site.request(method, path)
     assert response.status_code == 404
     assert response.text == f"No HttpAction routed for {path}"
 
 
-def test_put_and_delete_routes(site):
+def test_put_and_delete_routes(site: httpx.Client) -> None:
     assert site.put("/method").json() == {"method": "PUT"}
     assert site.delete("/method").json() == {"method": "DELETE"}
 
 
-def test_head_is_served_by_get_without_a_body(site):
+def test_head_is_served_by_get_without_a_body(site: httpx.Client) -> None:
     get = site.get("/hello")
     head = site.head("/hello")
     assert head.status_code == 200
@@ -115,7 +118,9 @@ def test_head_is_served_by_get_without_a_body(site):
     assert missing.status_code == 404 and missing.content == b""
 
 
-def test_post_runs_a_mutation_visible_through_the_http_api(server, site):
+def test_post_runs_a_mutation_visible_through_the_http_api(
+    server: ReactorServer, site: httpx.Client
+) -> None:
     channel = f"http-{uuid.uuid4().hex[:8]}"
     response = site.post("/messages", json={"channel": channel, "body": "via http action"})
     assert response.status_code == 201, response.text
@@ -128,7 +133,9 @@ def test_post_runs_a_mutation_visible_through_the_http_api(server, site):
     assert [row["_id"] for row in rows] == [created["id"]]
 
 
-def test_failing_mutation_inside_an_http_action_is_an_error_and_commits_nothing(server, site):
+def test_failing_mutation_inside_an_http_action_is_an_error_and_commits_nothing(
+    server: ReactorServer, site: httpx.Client
+) -> None:
     channel = f"http-empty-{uuid.uuid4().hex[:8]}"
     # messages:send refuses an empty body with an AppError (ConvexError data).
     response = site.post("/messages", json={"channel": channel, "body": ""})
@@ -136,7 +143,9 @@ def test_failing_mutation_inside_an_http_action_is_an_error_and_commits_nothing(
     assert query(server, "messages:bodies", {"channel": channel}) == []
 
 
-def test_signed_webhook_accepts_a_valid_signature(server, site):
+def test_signed_webhook_accepts_a_valid_signature(
+    server: ReactorServer, site: httpx.Client
+) -> None:
     channel = f"hook-{uuid.uuid4().hex[:8]}"
     body = json.dumps({"id": "evt_1", "channel": channel, "body": "paid"}).encode()
     response = site.post(
@@ -150,7 +159,9 @@ def test_signed_webhook_accepts_a_valid_signature(server, site):
 
 
 @pytest.mark.parametrize("problem", ["missing", "wrong_secret", "tampered_body", "garbage"])
-def test_signed_webhook_rejects_a_bad_signature(server, site, problem):
+def test_signed_webhook_rejects_a_bad_signature(
+    server: ReactorServer, site: httpx.Client, problem: str
+) -> None:
     channel = f"hook-bad-{uuid.uuid4().hex[:8]}"
     body = json.dumps({"id": "evt_2", "channel": channel, "body": "forged"}).encode()
     headers = {"Content-Type": "application/json"}
@@ -167,7 +178,7 @@ def test_signed_webhook_rejects_a_bad_signature(server, site, problem):
     assert query(server, "messages:bodies", {"channel": channel}) == []
 
 
-def test_webhook_secret_rotation_takes_effect(server, site):
+def test_webhook_secret_rotation_takes_effect(server: ReactorServer, site: httpx.Client) -> None:
     """The handler reads ctx.env per request: after `env set`, only the new secret works."""
     key = server.wait_admin_key()
     rotated = "whsec-rotated-" + uuid.uuid4().hex
@@ -192,7 +203,9 @@ def test_webhook_secret_rotation_takes_effect(server, site):
     assert query(server, "messages:bodies", {"channel": channel}) == ["rotated"]
 
 
-def test_crashing_handler_is_a_500_and_the_server_keeps_serving(server, site):
+def test_crashing_handler_is_a_500_and_the_server_keeps_serving(
+    server: ReactorServer, site: httpx.Client
+) -> None:
     response = site.get("/crash")
     assert response.status_code == 500
     assert "Server Error" in response.text
