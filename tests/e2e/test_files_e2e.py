@@ -11,21 +11,24 @@ import json
 import os
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import websockets
 
+if TYPE_CHECKING:  # conftest is pytest's to import; its classes serve as types only
+    from .conftest import ReactorServer
+
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(4096)
 
 
 @pytest.fixture(scope="module")
-def server(server_factory: Callable[[], Any]) -> Any:
+def server(server_factory: Callable[[], ReactorServer]) -> ReactorServer:
     return server_factory()
 
 
-def call(server: Any, kind: str, path: str, args: dict[str, Any] | None = None) -> Any:
+def call(server: ReactorServer, kind: str, path: str, args: dict[str, Any] | None = None) -> Any:
     response = httpx.post(
         f"{server.url}/api/{kind}", json={"path": path, "args": args or {}, "format": "json"}
     )
@@ -35,7 +38,9 @@ def call(server: Any, kind: str, path: str, args: dict[str, Any] | None = None) 
     return body["value"]
 
 
-def upload(server: Any, data: bytes, content_type: str | None = "image/png") -> tuple[str, str]:
+def upload(
+    server: ReactorServer, data: bytes, content_type: str | None = "image/png"
+) -> tuple[str, str]:
     upload_url = call(server, "mutation", "files:generate_upload_url")
     headers = {"Content-Type": content_type} if content_type else {}
     response = httpx.post(upload_url, content=data, headers=headers)
@@ -44,7 +49,7 @@ def upload(server: Any, data: bytes, content_type: str | None = "image/png") -> 
     return upload_url, storage_id
 
 
-def test_upload_download_reuse_and_delete(server):
+def test_upload_download_reuse_and_delete(server: ReactorServer) -> None:
     upload_url = call(server, "mutation", "files:generate_upload_url")
     assert upload_url.startswith(server.url + "/api/storage/upload?")
 
@@ -84,7 +89,7 @@ def test_upload_download_reuse_and_delete(server):
     assert call(server, "query", "files:metadata", {"id": storage_id}) is None
 
 
-def test_head_and_range_requests_on_a_download_url(server):
+def test_head_and_range_requests_on_a_download_url(server: ReactorServer) -> None:
     _, storage_id = upload(server, PNG)
     url = call(server, "query", "files:url", {"id": storage_id})
     head = httpx.head(url)
@@ -97,7 +102,7 @@ def test_head_and_range_requests_on_a_download_url(server):
     assert part.content == PNG[:8]
 
 
-def test_upload_without_content_type_and_two_distinct_files(server):
+def test_upload_without_content_type_and_two_distinct_files(server: ReactorServer) -> None:
     _, first = upload(server, b"plain bytes", content_type=None)
     _, second = upload(server, PNG)
     assert first != second
@@ -110,7 +115,7 @@ def test_upload_without_content_type_and_two_distinct_files(server):
     assert httpx.get(call(server, "query", "files:url", {"id": second})).content == PNG
 
 
-def test_forged_or_missing_upload_token_is_refused(server):
+def test_forged_or_missing_upload_token_is_refused(server: ReactorServer) -> None:
     real = call(server, "mutation", "files:generate_upload_url")
     forged = real[:-3] + ("AAA" if not real.endswith("AAA") else "BBB")
     refused = httpx.post(forged, content=b"x", headers={"Content-Type": "image/png"})
@@ -121,16 +126,17 @@ def test_forged_or_missing_upload_token_is_refused(server):
     assert httpx.post(real, content=b"y").status_code == 200
 
 
-def test_bad_download_url_is_404(server):
+def test_bad_download_url_is_404(server: ReactorServer) -> None:
     assert httpx.get(server.url + "/api/storage/not-a-signed-token").status_code == 404
 
 
-async def _recv(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+async def _recv(ws: websockets.ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return message
 
 
 @pytest.mark.anyio
-async def test_subscribed_metadata_query_sees_the_delete(server):
+async def test_subscribed_metadata_query_sees_the_delete(server: ReactorServer) -> None:
     _, storage_id = upload(server, PNG)
     async with websockets.connect(server.url.replace("http://", "ws://") + "/api/sync") as ws:
         await ws.send(
