@@ -74,7 +74,9 @@ async def backfill_indexes(
             return 0
         if entries:
             written = list(entries)
-            request = CommitRequest(ts, reads, {}, lambda commit_ts: Commit(commit_ts, [], written))
+            request = CommitRequest(
+                ts, reads, {}, lambda commit_ts, rows=written: Commit(commit_ts, [], rows)
+            )
             try:
                 await committer.commit(request)
             except OptimisticConcurrencyError:

@@ -81,5 +81,7 @@ class Database:
             except OptimisticConcurrencyError as exc:
                 if exc.write_ts is not None:
                     await self.committer.wait_published(exc.write_ts)
-                backoff = min(SYSTEM_INITIAL_BACKOFF_S * 2 ** min(attempt, 10), SYSTEM_MAX_BACKOFF_S)
+                backoff = min(
+                    SYSTEM_INITIAL_BACKOFF_S * 2 ** min(attempt, 10), SYSTEM_MAX_BACKOFF_S
+                )
                 await self.runtime.sleep(backoff * self.runtime.random())

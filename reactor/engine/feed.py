@@ -48,7 +48,9 @@ class Publisher:
     def published_ts(self) -> int:
         return self._published_ts
 
-    def subscribe(self, listener: Listener, *, invalidate_all: Callable[[], None] | None = None) -> None:
+    def subscribe(
+        self, listener: Listener, *, invalidate_all: Callable[[], None] | None = None
+    ) -> None:
         """Call ``listener`` for every commit published from now on, and ``invalidate_all``
         when the feed reports writes it cannot describe key by key."""
         self._listeners.append(listener)

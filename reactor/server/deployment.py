@@ -100,7 +100,11 @@ class Deployment:
             checkpoint_key=f"resume:{self.instance_name}",
         )
         self.committer = Committer(
-            persistence, self.write_log, self.tables, self.publisher, self.feed,
+            persistence,
+            self.write_log,
+            self.tables,
+            self.publisher,
+            self.feed,
             runtime=self.runtime,
         )
         self.database = Database(

@@ -317,7 +317,9 @@ async def _env(deployment: Deployment, request: Request) -> Response:
             await deployment.set_env(changes)
         except ValidationError as exc:
             raise HttpError(400, "InvalidEnvironmentVariable", exc.message) from exc
-    return Response(_json.encode({"env": deployment.env.user_values}), media_type="application/json")
+    return Response(
+        _json.encode({"env": deployment.env.user_values}), media_type="application/json"
+    )
 
 
 async def _root(request: Request) -> Response:

@@ -14,7 +14,8 @@ __all__ = ["open_storage"]
 
 def open_storage(storage: str | None, data_dir: str | Path) -> Persistence:
     """``None`` or ``sqlite:`` selects the embedded engine under ``data_dir``; a
-    ``mongodb://host/db?replicaSet=...`` URL the MongoDB engine (``reactor.storage.mongo.engine``)."""
+    ``mongodb://host/db?replicaSet=...`` URL the MongoDB engine
+    (``reactor.storage.mongo.engine``)."""
     if storage is None or storage in ("sqlite", "sqlite:"):
         from reactor.storage.sqlite import SqlitePersistence
 

@@ -20,7 +20,8 @@ Layout (database named by the URL's path, ``reactor`` when it has none):
 
 Snapshot reads: all reads at one published timestamp go through one MongoDB snapshot session
 (``readConcern: snapshot``); its first read is the sequence document, which says which commits
-the snapshot holds. This module does not decide what is published when (``reactor.storage.mongo.feed``).
+the snapshot holds. This module does not decide what is published when
+(``reactor.storage.mongo.feed``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from reactor.core.persistence import (
 from reactor.core.system_tables import SYSTEM_TABLES
 from reactor.core.write_log import WriteLog
 from reactor.storage.mongo.bson_values import decode_document, encode_document
+from reactor.storage.mongo.commit_log import decode_key_map, encode_key_map
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
 from schema.ids import decode_id
 from schema.ordering import Order
@@ -68,8 +70,6 @@ from schema.values import dumps, loads
 
 __all__ = [
     "MongoPersistence",
-    "decode_key_map",
-    "encode_key_map",
     "parse_mongo_url",
 ]
 
@@ -136,16 +136,6 @@ def _unlabelled_conflict(exc: PyMongoError) -> bool:
     return isinstance(exc, OperationFailure) and (
         exc.code == WRITE_CONFLICT or "write conflict" in str(exc).lower()
     )
-
-
-def encode_key_map(keys: Mapping[str, Sequence[bytes]]) -> dict[str, list[str]]:
-    """Index keys by index id, as the commit log stores them (hex strings)."""
-    return {k: [x.hex() for x in v] for k, v in keys.items()}
-
-
-def decode_key_map(raw: Mapping[str, Sequence[str]] | None) -> dict[str, list[bytes]]:
-    """The inverse of ``encode_key_map`` (a missing map is empty)."""
-    return {k: [bytes.fromhex(h) for h in v] for k, v in (raw or {}).items()}
 
 
 def _hex_key(field_path: str) -> str:

@@ -15,15 +15,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import PyMongoError
 
 from reactor.core.persistence import FeedSink, PublishedCommit
 from reactor.core.tasks import stop_task
 from reactor.storage.mongo import change_stream as cs
-from reactor.storage.mongo.engine import MongoPersistence, decode_key_map
+from reactor.storage.mongo.commit_log import decode_key_map
 from schema.errors import StorageUnavailable
+
+if TYPE_CHECKING:  # the engine imports this module when it opens its feed
+    from reactor.storage.mongo.engine import MongoPersistence
 
 __all__ = ["ClusterFeed"]
 
