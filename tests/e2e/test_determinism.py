@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 
-def call(url: str, kind: str, path: str, args: dict) -> dict:
-    return httpx.post(
+def call(url: str, kind: str, path: str, args: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.post(
         f"{url}/api/{kind}", json={"path": path, "args": [args], "format": "json"}, timeout=10
     ).json()
+    return body
 
 
-def test_async_network_access_is_refused_in_mutations_only(server_url):
+def test_async_network_access_is_refused_in_mutations_only(server_url: str) -> None:
     refused = call(server_url, "mutation", "netcheck:fetch_in_mutation", {"url": server_url + "/"})
     assert refused["status"] == "error"
     assert "Network access is not allowed in a mutation" in refused["errorMessage"]

@@ -11,7 +11,9 @@ import textwrap
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
@@ -32,11 +34,12 @@ async def hello(ctx):
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @pytest.fixture
-def dev_server(tmp_path):
+def dev_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     app = tmp_path / "app"
     app.mkdir()
     (app / "greeting.py").write_text(textwrap.dedent(GREETING.format(word="hello")))
@@ -79,7 +82,7 @@ def dev_server(tmp_path):
         log.close()
 
 
-async def test_editing_a_function_pushes_the_new_result(dev_server):
+async def test_editing_a_function_pushes_the_new_result(dev_server: tuple[int, Path]) -> None:
     port, app = dev_server
     async with websockets.connect(f"ws://127.0.0.1:{port}/api/sync") as ws:
         await ws.send(
@@ -104,9 +107,9 @@ async def test_editing_a_function_pushes_the_new_result(dev_server):
                 }
             )
         )
-        values = []
+        values: list[Any] = []
 
-        async def next_value():
+        async def next_value() -> Any:
             while True:
                 message = json.loads(await asyncio.wait_for(ws.recv(), 10))
                 for mod in message.get("modifications", []):

@@ -7,11 +7,15 @@ Mutations go through the public HTTP API exactly as the official HTTP clients se
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:  # conftest is pytest's to import; its classes serve as types only
+    from .conftest import ReactorServer, StreamingChild
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
@@ -31,7 +35,9 @@ def call(client: httpx.Client, kind: str, path: str, args: dict[str, Any]) -> An
     return body["value"]
 
 
-def test_acknowledged_mutations_survive_sigkill(server_factory):
+def test_acknowledged_mutations_survive_sigkill(
+    server_factory: Callable[[], ReactorServer],
+) -> None:
     server = server_factory()
     channel = f"durable-{uuid.uuid4().hex[:8]}"
     counter = f"durable-{uuid.uuid4().hex[:8]}"
@@ -82,7 +88,9 @@ def test_acknowledged_mutations_survive_sigkill(server_factory):
         assert newest["body"] == "after-restart"
 
 
-def test_live_js_client_survives_server_crash_and_restart(server_factory, node_bin, spawn):
+def test_live_js_client_survives_server_crash_and_restart(
+    server_factory: Callable[[], ReactorServer], node_bin: str, spawn: Callable[..., StreamingChild]
+) -> None:
     """The JS client reconnects to the restarted server (which must accept the client's
     maxObservedTimestamp: commit timestamps keep increasing across restarts, PROTOCOL.md
     trap 18), resubscribes, sees new data and can still mutate (§6.1)."""
