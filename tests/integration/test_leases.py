@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,13 +24,13 @@ S = 10**9
 
 
 @pytest.fixture
-def storage(tmp_path):
+def storage(tmp_path: Path) -> Iterator[SqlitePersistence]:
     engine = SqlitePersistence.open(tmp_path / "data")
     yield engine
     engine.close()
 
 
-async def eventually(check, timeout=1.5):
+async def eventually(check: Callable[[], bool], timeout: float = 1.5) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -58,7 +60,9 @@ class Recorder:
 # -- the storage lease -----------------------------------------------------------------------
 
 
-async def test_a_free_lease_is_taken_and_refused_to_others_until_it_expires(storage):
+async def test_a_free_lease_is_taken_and_refused_to_others_until_it_expires(
+    storage: SqlitePersistence,
+) -> None:
     now = [1_000 * S]
     storage.wall_clock_ns = lambda: now[0]
     assert await storage.acquire_lease("jobs", "a", 10) is True
@@ -70,7 +74,7 @@ async def test_a_free_lease_is_taken_and_refused_to_others_until_it_expires(stor
     assert await storage.acquire_lease("jobs", "a", 10) is False
 
 
-async def test_the_holder_renews_its_lease(storage):
+async def test_the_holder_renews_its_lease(storage: SqlitePersistence) -> None:
     now = [1_000 * S]
     storage.wall_clock_ns = lambda: now[0]
     assert await storage.acquire_lease("jobs", "a", 10)
@@ -81,7 +85,7 @@ async def test_the_holder_renews_its_lease(storage):
     assert await storage.acquire_lease("other", "b", 10) is True  # leases are independent
 
 
-async def test_only_the_holder_releases_a_lease(storage):
+async def test_only_the_holder_releases_a_lease(storage: SqlitePersistence) -> None:
     assert await storage.acquire_lease("jobs", "a", 60)
     await storage.release_lease("jobs", "b")
     assert await storage.acquire_lease("jobs", "b", 60) is False
@@ -89,7 +93,7 @@ async def test_only_the_holder_releases_a_lease(storage):
     assert await storage.acquire_lease("jobs", "b", 60) is True
 
 
-async def test_leases_are_stored_in_the_database(tmp_path):
+async def test_leases_are_stored_in_the_database(tmp_path: Path) -> None:
     path = tmp_path / "reactor.sqlite3"
     first, second = SqlitePersistence(path), SqlitePersistence(path)
     try:
@@ -101,7 +105,7 @@ async def test_leases_are_stored_in_the_database(tmp_path):
         second.close()
 
 
-async def test_reopening_the_data_directory_drops_a_dead_process_leases(tmp_path):
+async def test_reopening_the_data_directory_drops_a_dead_process_leases(tmp_path: Path) -> None:
     first = SqlitePersistence.open(tmp_path / "data")
     assert await first.acquire_lease("jobs", "a", 60)
     first.close()  # as if killed: the lease was never released, the directory lock is gone
@@ -115,7 +119,9 @@ async def test_reopening_the_data_directory_drops_a_dead_process_leases(tmp_path
 # -- leadership ------------------------------------------------------------------------------
 
 
-async def test_exactly_one_leads_and_the_other_takes_over_when_it_stops(storage):
+async def test_exactly_one_leads_and_the_other_takes_over_when_it_stops(
+    storage: SqlitePersistence,
+) -> None:
     events: list[str] = []
     a = Recorder("a", events).leadership(storage)
     b = Recorder("b", events).leadership(storage)
@@ -136,7 +142,9 @@ async def test_exactly_one_leads_and_the_other_takes_over_when_it_stops(storage)
     assert await storage.acquire_lease("jobs", "c", 60)  # stop() released it
 
 
-async def test_a_leader_that_cannot_renew_stops_before_another_takes_over(storage, monkeypatch):
+async def test_a_leader_that_cannot_renew_stops_before_another_takes_over(
+    storage: SqlitePersistence, monkeypatch: pytest.MonkeyPatch
+) -> None:
     events: list[str] = []
     a = Recorder("a", events).leadership(storage)
     b = Recorder("b", events).leadership(storage)
@@ -168,7 +176,9 @@ async def test_a_leader_that_cannot_renew_stops_before_another_takes_over(storag
         await b.stop()
 
 
-async def test_a_hung_renewal_counts_as_lost_before_the_lease_expires(storage, monkeypatch):
+async def test_a_hung_renewal_counts_as_lost_before_the_lease_expires(
+    storage: SqlitePersistence, monkeypatch: pytest.MonkeyPatch
+) -> None:
     events: list[str] = []
     a = Recorder("a", events).leadership(storage)
     acquire = storage.acquire_lease
@@ -192,7 +202,7 @@ async def test_a_hung_renewal_counts_as_lost_before_the_lease_expires(storage, m
         await a.stop()
 
 
-async def test_a_renewal_refused_means_leadership_is_lost(storage):
+async def test_a_renewal_refused_means_leadership_is_lost(storage: SqlitePersistence) -> None:
     events: list[str] = []
     a = Recorder("a", events).leadership(storage)
     await a.start()
@@ -207,7 +217,7 @@ async def test_a_renewal_refused_means_leadership_is_lost(storage):
     assert await storage.acquire_lease("jobs", "a", 60) is False  # a released nothing of theirs
 
 
-async def test_a_failing_on_gain_gives_the_lease_up(storage):
+async def test_a_failing_on_gain_gives_the_lease_up(storage: SqlitePersistence) -> None:
     events: list[str] = []
     recorder = Recorder("a", events)
 
@@ -239,7 +249,7 @@ APP = {
 }
 
 
-async def test_only_the_lease_holder_runs_the_scheduler(tmp_path):
+async def test_only_the_lease_holder_runs_the_scheduler(tmp_path: Path) -> None:
     """Two deployments on one database file (as two processes on one MongoDB would be)."""
     app = load_app(write_app(tmp_path / "app", APP))
     path = tmp_path / "data" / SqlitePersistence.FILE_NAME
@@ -275,7 +285,9 @@ class SharedSqlite(SqlitePersistence):
 
 
 @pytest.mark.parametrize(("engine", "recovers"), [(SqlitePersistence, True), (SharedSqlite, False)])
-async def test_one_off_commands_recover_only_on_single_process_storage(tmp_path, engine, recovers):
+async def test_one_off_commands_recover_only_on_single_process_storage(
+    tmp_path: Path, engine: type[SqlitePersistence], recovers: bool
+) -> None:
     app = load_app(write_app(tmp_path / "app", APP))
     deployment = Deployment(app, engine.open(tmp_path / "data"))
     recovered: list[bool] = []
