@@ -7,12 +7,17 @@ import asyncio
 import hashlib
 import hmac
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from functions.store import IndexRange, Order
+from reactor.engine.executor import FunctionResult
+from reactor.engine.transaction import Transaction
+from reactor.server.deployment import Deployment
 from reactor.server.http_actions import create_site_app
 from reactor.testing import running_deployment
 
@@ -31,7 +36,12 @@ BOB = {
 }
 
 
-async def run(deployment, path, args=None, identity=None):
+async def run(
+    deployment: Deployment,
+    path: str,
+    args: dict[str, Any] | None = None,
+    identity: dict[str, Any] | None = None,
+) -> FunctionResult:
     spec = deployment.registry.resolve(path, allow_internal=True)
     kind = spec.kind.value.lower()
     if kind == "query":
@@ -39,7 +49,7 @@ async def run(deployment, path, args=None, identity=None):
     return await deployment.executor.run_mutation(spec, args or {}, identity=identity)
 
 
-async def eventually(check, timeout=5.0):
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
     for _ in range(int(timeout / 0.02)):
         if await check():
             return
@@ -48,13 +58,15 @@ async def eventually(check, timeout=5.0):
 
 
 @pytest.fixture
-async def deployment(tmp_path):
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
     async with running_deployment(APP, tmp_path / "data") as s:
         await s.crons.stop()
         yield s
 
 
-async def test_tasks_belong_to_the_signed_in_user_and_completion_notifies(deployment):
+async def test_tasks_belong_to_the_signed_in_user_and_completion_notifies(
+    deployment: Deployment,
+) -> None:
     anonymous = await run(deployment, "tasks:add", {"title": "x"})
     assert anonymous.error_data == {"code": "NOT_SIGNED_IN"}
     task = (await run(deployment, "tasks:add", {"title": "write docs"}, ANN)).value
@@ -66,18 +78,18 @@ async def test_tasks_belong_to_the_signed_in_user_and_completion_notifies(deploy
     assert stolen.error_data == {"code": "NOT_FOUND", "id": task}
     assert (await run(deployment, "tasks:complete", {"id": task}, ANN)).success
 
-    async def notified():
+    async def notified() -> bool:
         unread = (await run(deployment, "notifications:unread", {}, ANN)).value
         return [n["message"] for n in unread] == ["Done: write docs"]
 
     await eventually(notified)
 
 
-async def test_purge_deletes_old_read_notifications_in_batches(deployment):
+async def test_purge_deletes_old_read_notifications_in_batches(deployment: Deployment) -> None:
     now = 1_800_000_000_000.0
     old = now - 91 * 24 * 3600 * 1000
 
-    async def seed(txn):
+    async def seed(txn: Transaction) -> None:
         for i in range(250):
             await txn.insert(
                 "notifications", {"owner": "ann", "message": f"{i}", "read": True, "at": old}
@@ -93,7 +105,7 @@ async def test_purge_deletes_old_read_notifications_in_batches(deployment):
     first = await run(deployment, "notifications:purge_read", {"batch": 100, "now": now})
     assert first.value == 100  # one bounded batch; the rest is rescheduled
 
-    async def purged():
+    async def purged() -> bool:
         remaining = (
             await deployment.executor.run_query(
                 deployment.registry.resolve("notifications:unread"), {}, identity=ANN
@@ -108,7 +120,9 @@ async def test_purge_deletes_old_read_notifications_in_batches(deployment):
     await eventually(purged)
 
 
-async def test_webhook_accepts_a_good_signature_and_rejects_a_bad_one(deployment):
+async def test_webhook_accepts_a_good_signature_and_rejects_a_bad_one(
+    deployment: Deployment,
+) -> None:
     await deployment.set_env({"WEBHOOK_SECRET": "s3cret"})
     site = create_site_app(deployment)
     body = json.dumps({"owner": "ann", "title": "from webhook"}).encode()
@@ -124,7 +138,7 @@ async def test_webhook_accepts_a_good_signature_and_rejects_a_bad_one(deployment
     assert titles == ["from webhook"]
 
 
-async def test_attachments_through_upload_urls(deployment):
+async def test_attachments_through_upload_urls(deployment: Deployment) -> None:
     from reactor.server.app import create_app
 
     task = (await run(deployment, "tasks:add", {"title": "with file"}, ANN)).value
