@@ -9,7 +9,7 @@ it at start and after a reload).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from reactor.core.index_keys import BY_CREATION_TIME, index_id, index_key
 from reactor.core.intervals import Interval
@@ -38,6 +38,10 @@ async def _rows(persistence: Persistence, iid: str, ts: int) -> AsyncIterator[In
         if len(rows) < PAGE:
             return
         start = rows[-1].key + b"\x00"
+
+
+def _entries_commit(entries: list[IndexEntry]) -> Callable[[int], Commit]:
+    return lambda ts: Commit(ts, [], entries)
 
 
 async def backfill_indexes(
@@ -73,10 +77,7 @@ async def backfill_indexes(
         if current == built:
             return 0
         if entries:
-            written = list(entries)
-            request = CommitRequest(
-                ts, reads, {}, lambda commit_ts, rows=written: Commit(commit_ts, [], rows)
-            )
+            request = CommitRequest(ts, reads, {}, _entries_commit(list(entries)))
             try:
                 await committer.commit(request)
             except OptimisticConcurrencyError:
