@@ -14,11 +14,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import websockets
+
+if TYPE_CHECKING:  # conftest is pytest's to import; its classes serve as types only
+    from .conftest import ReactorServer
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH_APP = Path(__file__).resolve().parent / "auth_app"
@@ -67,17 +70,17 @@ def reactor(*argv: str) -> Cli:
 
 
 @pytest.fixture(scope="module")
-def server(app_server_factory: Callable[..., Any]) -> Any:
+def server(app_server_factory: Callable[..., ReactorServer]) -> ReactorServer:
     srv = app_server_factory(AUTH_APP)
     srv.wait_admin_key()
     return srv
 
 
-def remote(server: Any) -> list[str]:
+def remote(server: ReactorServer) -> list[str]:
     return ["--url", server.url, "--admin-key", server.wait_admin_key()]
 
 
-def http_query(server: Any, path: str, args: dict[str, Any] | None = None) -> Any:
+def http_query(server: ReactorServer, path: str, args: dict[str, Any] | None = None) -> Any:
     body = httpx.post(
         server.url + "/api/query", json={"path": path, "args": args or {}, "format": "json"}
     ).json()
@@ -88,7 +91,7 @@ def http_query(server: Any, path: str, args: dict[str, Any] | None = None) -> An
 # --- run ------------------------------------------------------------------------------------
 
 
-def test_run_internal_mutation_with_the_admin_key(server):
+def test_run_internal_mutation_with_the_admin_key(server: ReactorServer) -> None:
     body = f"cli-{uuid.uuid4().hex[:6]}"
     result = reactor("run", "notes:add", json.dumps({"body": body}), *remote(server)).json()
     assert result["added"] == body
@@ -101,7 +104,7 @@ def test_run_internal_mutation_with_the_admin_key(server):
     assert secret == {"secret": "internal-only", "identity": None}
 
 
-def test_internal_mutation_is_not_public(server):
+def test_internal_mutation_is_not_public(server: ReactorServer) -> None:
     response = httpx.post(
         server.url + "/api/mutation", json={"path": "notes:add", "args": {"body": "sneaky"}}
     ).json()
@@ -110,13 +113,13 @@ def test_internal_mutation_is_not_public(server):
     assert "sneaky" not in http_query(server, "notes:bodies")
 
 
-def test_run_without_an_admin_key_is_a_clear_error(server):
+def test_run_without_an_admin_key_is_a_clear_error(server: ReactorServer) -> None:
     result = reactor("run", "notes:add", '{"body": "x"}', "--url", server.url).failed()
     assert "admin key" in result.stderr.lower()
     assert "--admin-key" in result.stderr or "REACTOR_ADMIN_KEY" in result.stderr
 
 
-def test_run_with_a_wrong_admin_key_is_a_clear_error(server):
+def test_run_with_a_wrong_admin_key_is_a_clear_error(server: ReactorServer) -> None:
     result = reactor(
         "run", "notes:add", '{"body": "x"}', "--url", server.url, "--admin-key", "wrong-key"
     ).failed()
@@ -124,7 +127,7 @@ def test_run_with_a_wrong_admin_key_is_a_clear_error(server):
     assert "x" not in http_query(server, "notes:bodies")
 
 
-def test_run_reports_function_errors_and_bad_arguments(server):
+def test_run_reports_function_errors_and_bad_arguments(server: ReactorServer) -> None:
     missing = reactor("run", "notes:nope", *remote(server)).failed()
     assert "Could not find" in missing.stderr + missing.stdout
     bad_args = reactor("run", "notes:add", '{"body": 5}', *remote(server)).failed()
@@ -157,7 +160,7 @@ async def _cli(*argv: str) -> Cli:
 
 
 @pytest.mark.anyio
-async def test_env_set_get_list_remove_and_live_queries(server):
+async def test_env_set_get_list_remove_and_live_queries(server: ReactorServer) -> None:
     name = "GREETING_" + uuid.uuid4().hex[:6].upper()
     url = server.url.replace("http://", "ws://") + "/api/sync"
     async with websockets.connect(url) as ws:
@@ -214,7 +217,7 @@ async def test_env_set_get_list_remove_and_live_queries(server):
     assert system == {"cloud": server.url, "site": server.site_url}
 
 
-def test_env_refuses_bad_names_system_names_and_missing_keys(server):
+def test_env_refuses_bad_names_system_names_and_missing_keys(server: ReactorServer) -> None:
     bad = reactor("env", "set", "1BAD", "x", *remote(server)).failed()
     assert "1BAD" in bad.stderr and "letter" in bad.stderr
     system = reactor("env", "set", "CONVEX_CLOUD_URL", "http://evil", *remote(server)).failed()
@@ -232,7 +235,9 @@ def test_env_refuses_bad_names_system_names_and_missing_keys(server):
 # --- local mode -----------------------------------------------------------------------------
 
 
-def test_local_mode_refused_while_the_server_runs_then_works_when_stopped(app_server_factory):
+def test_local_mode_refused_while_the_server_runs_then_works_when_stopped(
+    app_server_factory: Callable[..., ReactorServer],
+) -> None:
     srv = app_server_factory(AUTH_APP)
     key = srv.wait_admin_key()
     local = ["--app", str(AUTH_APP), "--data", str(srv.data_dir)]
@@ -269,7 +274,7 @@ def test_local_mode_refused_while_the_server_runs_then_works_when_stopped(app_se
     reactor("run", "whoami:secret", "--url", srv.url, "--admin-key", key).ok()
 
 
-def test_rotate_admin_key_replaces_the_old_one(tmp_path):
+def test_rotate_admin_key_replaces_the_old_one(tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -304,4 +309,4 @@ def test_rotate_admin_key_replaces_the_old_one(tmp_path):
         auth = Authenticator([], persistence)
         assert asyncio.run(auth.is_admin_key(new)) and not asyncio.run(auth.is_admin_key(old))
     finally:
-        persistence.close()
+        asyncio.run(persistence.aclose())
