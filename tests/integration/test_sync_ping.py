@@ -7,6 +7,7 @@ import json
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -19,7 +20,7 @@ from reactor.testing import write_app
 pytestmark = pytest.mark.anyio
 
 
-async def test_ping_after_silence(tmp_path, monkeypatch):
+async def test_ping_after_silence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sync_server, "PING_INTERVAL_S", 0.3)
     app_dir = write_app(
         tmp_path / "app",
