@@ -19,10 +19,10 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from client_sdk.calls import encode_args, unwrap
 from client_sdk.connection import Backoff, Connection
 from client_sdk.errors import ConnectionLost
 from client_sdk.local_state import AuthToken
-from client_sdk.messages import FunctionResult, QueryId, RequestId, SessionId, encode_args
 from client_sdk.protocol import (
     ClientProtocol,
     Event,
@@ -31,6 +31,7 @@ from client_sdk.protocol import (
     RequestLost,
 )
 from client_sdk.urls import CLIENT_HEADER, sync_url
+from reactor.sync.messages import FunctionResult, QueryId, RequestId, SessionId
 from schema.values import Value
 
 __all__ = [
@@ -79,7 +80,7 @@ class QuerySubscription:
             if self._seen != self._version:
                 self._seen = self._version
                 assert self._latest is not None
-                return self._latest.unwrap()
+                return unwrap(self._latest)
             self._changed.clear()
             await self._changed.wait()
 
@@ -301,7 +302,7 @@ class AsyncReactorClient:
             result = await future
         finally:
             self._pending.pop(request_id, None)
-        return result.unwrap()
+        return unwrap(result)
 
     def _unsubscribe(self, subscription: QuerySubscription) -> None:
         subscriptions = self._subscriptions.get(subscription.query_id)

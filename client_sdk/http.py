@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 
+from client_sdk.calls import encode_args, unwrap
 from client_sdk.errors import HttpError, ProtocolMismatch
-from client_sdk.messages import FunctionResult, encode_args
 from client_sdk.urls import CLIENT_HEADER, http_base_url
+from reactor.sync.messages import FunctionResult
 from schema.values import JsonValue, Value
 
 __all__ = ["AsyncHttpReactorClient", "HttpReactorClient", "parse_response", "request_body"]
@@ -64,15 +65,17 @@ def parse_response(response: httpx.Response, *, kind: str = "query", path: str =
     for line in body.get("logLines") or ():
         function_logger.info("[CONVEX %s(%s)] %s", _KINDS.get(kind, "?"), path, line)
     if body.get("status") == "success":
-        return FunctionResult(True, body.get("value")).unwrap()
+        return unwrap(FunctionResult(True, body.get("value")))
     if body.get("status") == "error":
         message = body.get("errorMessage")
-        FunctionResult(
-            False,
-            error_message=message if isinstance(message, str) else str(message),
-            error_data=body.get("errorData"),
-            has_error_data="errorData" in body,
-        ).unwrap()
+        unwrap(
+            FunctionResult(
+                False,
+                error_message=message if isinstance(message, str) else str(message),
+                error_data=body.get("errorData"),
+                has_error_data="errorData" in body,
+            )
+        )
     raise ProtocolMismatch(f"HTTP API answered with an invalid status: {body.get('status')!r}")
 
 

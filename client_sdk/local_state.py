@@ -16,16 +16,12 @@ query id; ``query_set_version`` increases by exactly one per ``ModifyQuerySet``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 import msgspec
 
-from client_sdk.messages import (
-    AddQuery,
-    Authenticate,
-    ModifyQuerySet,
-    QueryId,
-    RemoveQuery,
-)
+from client_sdk.calls import decode_args
+from reactor.sync.messages import Add, Authenticate, ModifyQuerySet, QueryId, Remove
 from schema.values import JsonValue
 
 __all__ = ["AuthToken", "LocalQuery", "LocalSyncState", "query_key"]
@@ -41,7 +37,7 @@ def query_key(udf_path: str, args: JsonValue) -> str:
 class AuthToken(msgspec.Struct, frozen=True):
     """``token_type`` is ``"User"`` (a JWT) or ``"Admin"`` (an admin key)."""
 
-    token_type: str
+    token_type: Literal["User", "Admin"]
     value: str
 
 
@@ -100,7 +96,7 @@ class LocalSyncState:
         query = LocalQuery(query_id, udf_path, args, key)
         self._by_id[query_id] = query
         self._by_key[key] = query_id
-        return query_id, self._modify((AddQuery(query_id, udf_path, (args,)),))
+        return query_id, self._modify((Add(query_id, udf_path, decode_args(args)),))
 
     def unsubscribe(self, query_id: QueryId) -> ModifyQuerySet | None:
         """Drop one subscriber; returns the ``Remove`` to send once the last one has gone.
@@ -115,7 +111,7 @@ class LocalSyncState:
             return None
         del self._by_id[query_id]
         del self._by_key[query.key]
-        return self._modify((RemoveQuery(query_id),))
+        return self._modify((Remove(query_id),))
 
     def has_query(self, query_id: QueryId) -> bool:
         return query_id in self._by_id
@@ -157,16 +153,18 @@ class LocalSyncState:
         if self._auth is not None:
             auth = self._authenticate(0)
             self._identity_version = 1
-        adds = tuple(AddQuery(q.query_id, q.udf_path, (q.args,), q.journal) for q in self.queries())
+        adds = tuple(
+            Add(q.query_id, q.udf_path, decode_args(q.args), q.journal) for q in self.queries()
+        )
         self._query_set_version = 1
         return auth, ModifyQuerySet(0, 1, adds)
 
     def _authenticate(self, base_version: int) -> Authenticate:
         if self._auth is None:
-            return Authenticate("None", base_version)
-        return Authenticate(self._auth.token_type, base_version, self._auth.value)
+            return Authenticate("None", None, base_version)
+        return Authenticate(self._auth.token_type, self._auth.value, base_version)
 
-    def _modify(self, modifications: tuple[AddQuery | RemoveQuery, ...]) -> ModifyQuerySet:
+    def _modify(self, modifications: tuple[Add | Remove, ...]) -> ModifyQuerySet:
         base = self._query_set_version
         self._query_set_version += 1
         return ModifyQuerySet(base, base + 1, modifications)

@@ -21,7 +21,9 @@ import msgspec
 
 from client_sdk.errors import ProtocolMismatch
 from client_sdk.local_state import AuthToken, LocalSyncState
-from client_sdk.messages import (
+from client_sdk.remote_query_set import RemoteQuerySet
+from client_sdk.request_manager import RequestManager
+from reactor.sync.messages import (
     ActionResponse,
     AuthError,
     ClientMessage,
@@ -42,11 +44,9 @@ from client_sdk.messages import (
     TransitionChunk,
     UnknownMessage,
     encode_client_message,
-    encode_ts,
     parse_server_message,
 )
-from client_sdk.remote_query_set import RemoteQuerySet
-from client_sdk.request_manager import RequestManager
+from schema.errors import InvalidMessage
 from schema.values import JsonValue
 
 __all__ = [
@@ -199,13 +199,12 @@ class ClientProtocol:
         self._remote = RemoteQuerySet()
         self._transitions_on_socket = 0
         self._reset_chunks()
-        max_ts = None if self._max_observed_ts is None else encode_ts(self._max_observed_ts)
         self._send(
             Connect(
                 self.session_id,
                 self._connection_count,
                 self._last_close_reason,
-                max_ts,
+                self._max_observed_ts,
                 client_ts_ms,
             )
         )
@@ -290,6 +289,9 @@ class ClientProtocol:
         except ProtocolMismatch as exc:
             logger.warning("Sync protocol error, reconnecting: %s", exc)
             self._reconnect(exc.close_reason)
+        except InvalidMessage as exc:  # a malformed server message
+            logger.warning("Sync protocol error, reconnecting: %s", exc)
+            self._reconnect("ProtocolError")
 
     def _handle(self, message: ServerMessage) -> None:
         if isinstance(message, Transition):
@@ -313,7 +315,7 @@ class ClientProtocol:
     def _apply_transition(self, transition: Transition) -> None:
         touched = self._remote.transition(transition)  # raises on a broken chain
         self._transitions_on_socket += 1
-        self._observe(transition.end_version.ts)
+        self._observe(Timestamp(transition.end_version.ts))
         for mod in transition.modifications:
             if isinstance(mod, (QueryUpdated, QueryFailed)):
                 self._local.save_journal(mod.query_id, mod.journal)
@@ -329,7 +331,8 @@ class ClientProtocol:
                 self._latest[query_id] = result
                 self._events.append(QueryResultChanged(query_id, result))
         # After the query results, so a resolved mutation's caller already sees its write.
-        for request_id, result in self._requests.remove_completed(transition.end_version.ts):
+        end_ts = Timestamp(transition.end_version.ts)
+        for request_id, result in self._requests.remove_completed(end_ts):
             self._events.append(RequestCompleted(request_id, result))
 
     def _apply_response(self, response: MutationResponse | ActionResponse) -> None:

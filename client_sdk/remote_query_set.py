@@ -1,6 +1,6 @@
 """What the server has told this socket: its state version and the query results it sent.
 
-Owns the remote :class:`~client_sdk.messages.StateVersion` of one websocket and the results the
+Owns the remote :class:`~reactor.sync.messages.StateVersion` of one websocket and the results the
 server has sent on it, applying each ``Transition`` only if its ``startVersion`` equals the
 version reached so far. It does not own which queries the client wants (``local_state``), when a
 mutation resolves (``request_manager``), or what survives a reconnect: a new socket gets a new
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from client_sdk.errors import ProtocolMismatch
-from client_sdk.messages import (
+from reactor.sync.messages import (
     INITIAL_VERSION,
     FunctionResult,
     QueryFailed,

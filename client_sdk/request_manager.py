@@ -21,7 +21,8 @@ from __future__ import annotations
 import enum
 import logging
 
-from client_sdk.messages import (
+from client_sdk.calls import decode_args
+from reactor.sync.messages import (
     Action,
     ActionResponse,
     FunctionResult,
@@ -74,13 +75,13 @@ class RequestManager:
 
     def add_mutation(self, udf_path: str, args: JsonValue, *, sent: bool) -> Mutation:
         """Register a mutation; returns the message to send now (if ``sent``) or on restart."""
-        message = Mutation(self._new_id(), udf_path, (args,))
+        message = Mutation(self._new_id(), udf_path, decode_args(args))
         self._requests[RequestId(message.request_id)] = _Request(message, _initial(sent))
         return message
 
     def add_action(self, udf_path: str, args: JsonValue, *, sent: bool) -> Action:
         """Register an action; returns the message to send now (if ``sent``) or on restart."""
-        message = Action(self._new_id(), udf_path, (args,))
+        message = Action(self._new_id(), udf_path, decode_args(args))
         self._requests[RequestId(message.request_id)] = _Request(message, _initial(sent))
         return message
 

@@ -1,11 +1,13 @@
-"""The Convex sync protocol's wire messages: client-message decoding and server-message encoding.
+"""The Convex sync protocol's wire messages, both directions, shared by the server and client_sdk.
 
-Owns the JSON shapes of PROTOCOL.md §4 (client → server, decoded into frozen Structs with exact
-``InvalidMessage`` errors) and §5 (server → client, encoded straight to JSON bytes), plus the
-base64 u64 timestamp codec (§3.1). It does not own per-connection state or version rules
-(``reactor.sync.protocol``), sockets (``reactor.server.sync_endpoint``) or the value model
-(``schema.values``): values arrive here already encoded as convex JSON bytes, so one result can
-be spliced into thousands of messages without being encoded again.
+Owns the JSON shapes of PROTOCOL.md §4 (client → server: frozen Structs, decoded by the server
+with exact ``InvalidMessage`` errors and encoded by the client) and §5 (server → client: encoded
+by the server straight to JSON bytes, parsed by the client into frozen Structs), the base64 u64
+timestamp codec (§3.1) and ``StateVersion``. It owns no per-connection state or version rules
+(``reactor.sync.protocol``, ``client_sdk.protocol``), no sockets and no client-facing errors, and
+imports only msgspec, the stdlib and ``schema``. Result values stay convex-encoded JSON here: the
+server splices one encoded result into thousands of frames, and the client decodes a value only
+when it hands it to a caller, so one malformed value fails one call, not the connection.
 """
 
 from __future__ import annotations
@@ -15,38 +17,59 @@ import binascii
 import functools
 import struct
 import uuid
-from collections.abc import Iterable, Sequence
-from typing import Any, Literal, TypeAlias
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, NewType, TypeAlias
 
 import msgspec
 
 from schema.errors import InvalidMessage, ValidationError
-from schema.values import json_to_convex
+from schema.values import JsonValue, convex_to_json, json_to_convex
 
 __all__ = [
+    "INITIAL_VERSION",
     "U32_MAX",
     "U64_MAX",
     "Action",
+    "ActionResponse",
     "Add",
+    "AuthError",
     "Authenticate",
     "ClientMessage",
     "Connect",
     "Event",
+    "FatalError",
+    "FunctionResult",
     "ModifyQuerySet",
     "Mutation",
+    "MutationResponse",
+    "Ping",
+    "QueryFailed",
+    "QueryId",
     "QueryModification",
+    "QueryRemoved",
+    "QueryUpdated",
     "Remove",
+    "RequestId",
+    "ServerMessage",
+    "SessionId",
+    "StateModification",
     "StateVersion",
+    "Timestamp",
     "TokenType",
+    "Transition",
+    "TransitionChunk",
+    "UnknownMessage",
     "action_response_failure",
     "action_response_success",
     "auth_error",
     "decode_client_message",
     "decode_ts",
+    "encode_client_message",
     "encode_ts",
     "fatal_error",
     "mutation_response_failure",
     "mutation_response_success",
+    "parse_server_message",
     "ping",
     "query_failed",
     "query_failed_body",
@@ -61,16 +84,240 @@ U64_MAX = (1 << 64) - 1
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 
+# The wire's identifiers. They mirror ``reactor.types``, which this module may not import.
+QueryId = NewType("QueryId", int)
+RequestId = NewType("RequestId", int)
+SessionId = NewType("SessionId", str)
+Timestamp = NewType("Timestamp", int)  # nanoseconds since the Unix epoch
+
 TokenType: TypeAlias = Literal["User", "Admin", "None"]
 
 
 # --------------------------------------------------------------------------------------------
-# Client → server messages (PROTOCOL.md §4)
+# Timestamps (PROTOCOL.md §3.1)
+# --------------------------------------------------------------------------------------------
+
+_pack_u64 = struct.Struct("<Q").pack
+
+
+def encode_ts(ts: int, /) -> str:
+    """Encode a u64 as padded standard base64 of its 8 little-endian bytes (0 → "AAAAAAAAAAA=")."""
+    return _ts_b64(ts).decode("ascii")
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _ts_b64(ts: int) -> bytes:
+    # Cached: one commit ts is encoded into the Transition of every subscribed session.
+    if type(ts) is not int or not 0 <= ts <= U64_MAX:
+        raise ValueError(f"Timestamp must be an int in the u64 range, got {ts!r}")
+    return base64.b64encode(_pack_u64(ts))
+
+
+def decode_ts(text: str, /) -> Timestamp:
+    """Decode a padded standard base64 u64 (exactly 8 bytes, little-endian).
+
+    Raises:
+        InvalidMessage: not a string, not padded standard base64, or not 8 bytes.
+    """
+    if not isinstance(text, str):
+        raise InvalidMessage(f"Invalid timestamp: expected a base64 string, got {_json_type(text)}")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidMessage(f"Invalid timestamp {text!r}: not padded standard base64") from None
+    if len(raw) != 8:
+        raise InvalidMessage(f"Invalid timestamp {text!r}: expected 8 bytes, got {len(raw)}")
+    return Timestamp(int.from_bytes(raw, "little"))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading decoded JSON objects, with errors that name the message kind and the field
+# --------------------------------------------------------------------------------------------
+
+_json_decoder = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder().encode
+_MISSING: Any = object()
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _decode_object(data: str | bytes, side: str) -> tuple[str, dict[str, Any]]:
+    """Parse one frame into (its ``type``, the object); ``side`` names the sender in errors."""
+    try:
+        obj = _json_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InvalidMessage(f"Invalid {side}message: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise InvalidMessage(
+            f"Invalid {side}message: expected a JSON object, got {_json_type(obj)}"
+        )
+    kind = obj.get("type", _MISSING)
+    if kind is _MISSING:
+        raise InvalidMessage(f"Invalid {side}message: missing field `type`")
+    if not isinstance(kind, str):
+        raise InvalidMessage(f"Invalid {side}message: unknown type {kind!r}")
+    return kind, obj
+
+
+class _Reader:
+    """Field access for one message object, raising ``InvalidMessage`` that names kind + field.
+
+    A field read with an ``opt_`` method may be missing or null; every other one is required.
+    """
+
+    __slots__ = ("kind", "obj", "prefix")
+
+    def __init__(self, kind: str, obj: dict[str, Any], prefix: str = "") -> None:
+        self.kind = kind
+        self.obj = obj
+        self.prefix = prefix
+
+    def nested(self, key: str, obj: Any) -> _Reader:
+        """A reader for the object ``obj`` found at ``key`` (an index path like ``a[0]``)."""
+        if not isinstance(obj, dict):
+            raise self.invalid(key, f"must be an object, got {_json_type(obj)}")
+        return _Reader(self.kind, obj, f"{self.prefix}{key}.")
+
+    def invalid(self, key: str, expectation: str) -> InvalidMessage:
+        return InvalidMessage(
+            f"Invalid {self.kind} message: field `{self.prefix}{key}` {expectation}"
+        )
+
+    def get(self, key: str) -> Any:
+        value = self.obj.get(key, _MISSING)
+        if value is _MISSING:
+            raise InvalidMessage(f"Invalid {self.kind} message: missing field `{self.prefix}{key}`")
+        return value
+
+    def u32(self, key: str) -> int:
+        value = self.get(key)
+        if type(value) is not int:
+            raise self.invalid(key, f"must be an integer, got {_json_type(value)}")
+        if not 0 <= value <= U32_MAX:
+            raise self.invalid(key, f"must be a u32 (0 to {U32_MAX}), got {value}")
+        return value
+
+    def opt_i64(self, key: str) -> int | None:
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        if type(value) is not int:
+            raise self.invalid(key, f"must be an integer or null, got {_json_type(value)}")
+        if not _I64_MIN <= value <= _I64_MAX:
+            raise self.invalid(key, f"must be an i64, got {value}")
+        return value
+
+    def opt_number(self, key: str) -> int | float | None:
+        value = self.obj.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise self.invalid(key, f"must be a number or null, got {_json_type(value)}")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.get(key)
+        if not isinstance(value, bool):
+            raise self.invalid(key, f"must be a boolean, got {_json_type(value)}")
+        return value
+
+    def opt_bool(self, key: str) -> bool | None:
+        value = self.obj.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise self.invalid(key, f"must be a boolean or null, got {_json_type(value)}")
+        return value
+
+    def string(self, key: str) -> str:
+        value = self.get(key)
+        if not isinstance(value, str):
+            raise self.invalid(key, f"must be a string, got {_json_type(value)}")
+        return value
+
+    def opt_string(self, key: str) -> str | None:
+        value = self.obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.invalid(key, f"must be a string or null, got {_json_type(value)}")
+        return value
+
+    def opt_object(self, key: str) -> dict[str, Any] | None:
+        value = self.obj.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise self.invalid(key, f"must be an object or null, got {_json_type(value)}")
+        return value
+
+    def array(self, key: str) -> list[Any]:
+        value = self.get(key)
+        if not isinstance(value, list):
+            raise self.invalid(key, f"must be an array, got {_json_type(value)}")
+        return value
+
+    def ts(self, key: str) -> Timestamp:
+        return self._decode_ts(key, self.string(key))
+
+    def opt_ts(self, key: str) -> Timestamp | None:
+        text = self.opt_string(key)
+        return None if text is None else self._decode_ts(key, text)
+
+    def _decode_ts(self, key: str, text: str) -> Timestamp:
+        try:
+            return decode_ts(text)
+        except InvalidMessage as exc:
+            raise self.invalid(key, f"must be a base64 u64: {exc}") from None
+
+    def log_lines(self) -> tuple[str, ...]:
+        """``logLines``: an array of strings; missing or null reads as none (as in JS)."""
+        lines = self.obj.get("logLines")
+        if lines is None:
+            return ()
+        if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+            raise self.invalid("logLines", "must be an array of strings")
+        return tuple(lines)
+
+    def args(self, key: str = "args") -> dict[str, Any]:
+        """``[obj]`` (what every client sends) or a bare ``obj``, decoded as Convex values."""
+        raw = self.get(key)
+        if isinstance(raw, list):
+            if len(raw) != 1 or not isinstance(raw[0], dict):
+                raise self.invalid(key, "must be an array holding exactly one object")
+            raw = raw[0]
+        elif not isinstance(raw, dict):
+            raise self.invalid(
+                key, f"must be an array holding exactly one object, got {_json_type(raw)}"
+            )
+        try:
+            value = json_to_convex(raw)
+        except ValidationError as exc:
+            raise self.invalid(key, f"holds an invalid Convex value: {exc}") from exc
+        if not isinstance(value, dict):
+            # A lone "$integer"/"$bytes"/"$float" key decodes to a scalar, not an object.
+            raise self.invalid(key, "must be an array holding exactly one object")
+        return value
+
+
+# --------------------------------------------------------------------------------------------
+# Client → server messages (PROTOCOL.md §4). ``args`` hold decoded Convex values on both sides:
+# the server decodes them (``decode_client_message``), the client encodes them
+# (``encode_client_message``), and the one is the other's inverse.
 # --------------------------------------------------------------------------------------------
 
 
 class Connect(msgspec.Struct, frozen=True):
-    """First message on every socket. ``session_id`` is the canonical lowercase UUID text."""
+    """First message on every socket. ``session_id`` is the canonical lowercase UUID text.
+
+    ``max_observed_timestamp`` is the largest ts the client has seen, None until it saw one.
+    """
 
     session_id: str
     connection_count: int
@@ -96,7 +343,7 @@ class Remove(msgspec.Struct, frozen=True):
 class ModifyQuerySet(msgspec.Struct, frozen=True):
     base_version: int
     new_version: int
-    modifications: list[Add | Remove]
+    modifications: tuple[Add | Remove, ...]
 
 
 class Mutation(msgspec.Struct, frozen=True):
@@ -135,103 +382,6 @@ class Event(msgspec.Struct, frozen=True):
 
 ClientMessage: TypeAlias = Connect | ModifyQuerySet | Mutation | Action | Authenticate | Event
 
-_json_decoder = msgspec.json.Decoder()
-_MISSING: Any = object()
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-class _Reader:
-    """Field access for one message object, raising ``InvalidMessage`` that names kind + field."""
-
-    __slots__ = ("kind", "obj", "prefix")
-
-    def __init__(self, kind: str, obj: dict[str, Any], prefix: str = "") -> None:
-        self.kind = kind
-        self.obj = obj
-        self.prefix = prefix
-
-    def invalid(self, key: str, expectation: str) -> InvalidMessage:
-        return InvalidMessage(
-            f"Invalid {self.kind} message: field `{self.prefix}{key}` {expectation}"
-        )
-
-    def get(self, key: str) -> Any:
-        value = self.obj.get(key, _MISSING)
-        if value is _MISSING:
-            raise InvalidMessage(f"Invalid {self.kind} message: missing field `{self.prefix}{key}`")
-        return value
-
-    def u32(self, key: str) -> int:
-        value = self.get(key)
-        if type(value) is not int:
-            raise self.invalid(key, f"must be an integer, got {_json_type(value)}")
-        if not 0 <= value <= U32_MAX:
-            raise self.invalid(key, f"must be a u32 (0 to {U32_MAX}), got {value}")
-        return value
-
-    def opt_i64(self, key: str) -> int | None:
-        value = self.obj.get(key)
-        if value is None:
-            return None
-        if type(value) is not int:
-            raise self.invalid(key, f"must be an integer or null, got {_json_type(value)}")
-        if not _I64_MIN <= value <= _I64_MAX:
-            raise self.invalid(key, f"must be an i64, got {value}")
-        return value
-
-    def string(self, key: str) -> str:
-        value = self.get(key)
-        if not isinstance(value, str):
-            raise self.invalid(key, f"must be a string, got {_json_type(value)}")
-        return value
-
-    def opt_string(self, key: str) -> str | None:
-        value = self.obj.get(key)
-        if value is not None and not isinstance(value, str):
-            raise self.invalid(key, f"must be a string or null, got {_json_type(value)}")
-        return value
-
-    def opt_object(self, key: str) -> dict[str, Any] | None:
-        value = self.obj.get(key)
-        if value is not None and not isinstance(value, dict):
-            raise self.invalid(key, f"must be an object or null, got {_json_type(value)}")
-        return value
-
-    def args(self, key: str = "args") -> dict[str, Any]:
-        """``[obj]`` (what every client sends) or a bare ``obj``, decoded as Convex values."""
-        raw = self.get(key)
-        if isinstance(raw, list):
-            if len(raw) != 1 or not isinstance(raw[0], dict):
-                raise self.invalid(key, "must be an array holding exactly one object")
-            raw = raw[0]
-        elif not isinstance(raw, dict):
-            raise self.invalid(
-                key, f"must be an array holding exactly one object, got {_json_type(raw)}"
-            )
-        try:
-            value = json_to_convex(raw)
-        except ValidationError as exc:
-            raise self.invalid(key, f"holds an invalid Convex value: {exc}") from exc
-        if not isinstance(value, dict):
-            # A lone "$integer"/"$bytes"/"$float" key decodes to a scalar, not an object.
-            raise self.invalid(key, "must be an array holding exactly one object")
-        return value
-
 
 def _decode_connect(r: _Reader) -> Connect:
     session_text = r.string("sessionId")
@@ -241,13 +391,7 @@ def _decode_connect(r: _Reader) -> Connect:
         raise r.invalid("sessionId", f"must be a UUID, got {session_text!r}") from None
     connection_count = r.u32("connectionCount")
     last_close_reason = r.opt_string("lastCloseReason")
-    max_observed_text = r.opt_string("maxObservedTimestamp")
-    max_observed: int | None = None
-    if max_observed_text is not None:
-        try:
-            max_observed = decode_ts(max_observed_text)
-        except InvalidMessage as exc:
-            raise r.invalid("maxObservedTimestamp", f"must be a base64 u64: {exc}") from None
+    max_observed = r.opt_ts("maxObservedTimestamp")
     return Connect(
         session_id,
         connection_count,
@@ -260,15 +404,9 @@ def _decode_connect(r: _Reader) -> Connect:
 def _decode_modify_query_set(r: _Reader) -> ModifyQuerySet:
     base_version = r.u32("baseVersion")
     new_version = r.u32("newVersion")
-    raw_modifications = r.get("modifications")
-    if not isinstance(raw_modifications, list):
-        raise r.invalid("modifications", f"must be an array, got {_json_type(raw_modifications)}")
     modifications: list[Add | Remove] = []
-    for i, raw in enumerate(raw_modifications):
-        prefix = f"modifications[{i}]"
-        if not isinstance(raw, dict):
-            raise r.invalid(prefix, f"must be an object, got {_json_type(raw)}")
-        m = _Reader(r.kind, raw, prefix + ".")
+    for i, raw in enumerate(r.array("modifications")):
+        m = r.nested(f"modifications[{i}]", raw)
         kind = m.get("type")
         if kind == "Add":
             modifications.append(
@@ -284,7 +422,7 @@ def _decode_modify_query_set(r: _Reader) -> ModifyQuerySet:
             modifications.append(Remove(m.u32("queryId")))
         else:
             raise m.invalid("type", f'must be "Add" or "Remove", got {kind!r}')
-    return ModifyQuerySet(base_version, new_version, modifications)
+    return ModifyQuerySet(base_version, new_version, tuple(modifications))
 
 
 def _decode_mutation(r: _Reader) -> Mutation:
@@ -315,7 +453,7 @@ def _decode_event(r: _Reader) -> Event:
     return Event(r.string("eventType"), r.obj.get("event"))
 
 
-_DECODERS: dict[str, Any] = {
+_CLIENT_DECODERS: dict[str, Callable[[_Reader], ClientMessage]] = {
     "Connect": _decode_connect,
     "ModifyQuerySet": _decode_modify_query_set,
     "Mutation": _decode_mutation,
@@ -326,7 +464,7 @@ _DECODERS: dict[str, Any] = {
 
 
 def decode_client_message(data: str | bytes, /) -> ClientMessage:
-    """Parse one text frame from a client.
+    """Parse one text frame from a client (the server's side).
 
     Unknown keys are ignored, as the real server does. Values inside ``args`` are decoded to
     Python Convex values (``schema.values.json_to_convex``).
@@ -335,76 +473,109 @@ def decode_client_message(data: str | bytes, /) -> ClientMessage:
         InvalidMessage: the frame is not JSON, not an object, has an unknown ``type``, or a
             missing or ill-typed field; the message names the message type and the field.
     """
-    try:
-        obj = _json_decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise InvalidMessage(f"Invalid message: not valid JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise InvalidMessage(f"Invalid message: expected a JSON object, got {_json_type(obj)}")
-    kind = obj.get("type", _MISSING)
-    if kind is _MISSING:
-        raise InvalidMessage("Invalid message: missing field `type`")
-    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+    kind, obj = _decode_object(data, "")
+    decoder = _CLIENT_DECODERS.get(kind)
     if decoder is None:
         raise InvalidMessage(f"Invalid message: unknown type {kind!r}")
-    message: ClientMessage = decoder(_Reader(kind, obj))
-    return message
+    return decoder(_Reader(kind, obj))
 
 
-# --------------------------------------------------------------------------------------------
-# Timestamps (PROTOCOL.md §3.1)
-# --------------------------------------------------------------------------------------------
-
-_pack_u64 = struct.Struct("<Q").pack
-
-
-def encode_ts(ts: int, /) -> str:
-    """Encode a u64 as padded standard base64 of its 8 little-endian bytes (0 → "AAAAAAAAAAA=")."""
-    return _ts_b64(ts).decode("ascii")
-
-
-@functools.lru_cache(maxsize=1024, typed=True)
-def _ts_b64(ts: int) -> bytes:
-    # Cached: one commit ts is encoded into the Transition of every subscribed session.
-    if type(ts) is not int or not 0 <= ts <= U64_MAX:
-        raise ValueError(f"Timestamp must be an int in the u64 range, got {ts!r}")
-    return base64.b64encode(_pack_u64(ts))
+def _call_json(
+    kind: str, id_key: str, request_id: int, udf_path: str, args: dict[str, Any], component: Any
+) -> dict[str, JsonValue]:
+    obj: dict[str, JsonValue] = {
+        "type": kind,
+        id_key: request_id,
+        "udfPath": udf_path,
+        "args": [convex_to_json(args)],
+    }
+    if component is not None:
+        obj["componentPath"] = component
+    return obj
 
 
-def decode_ts(text: str, /) -> int:
-    """Decode a padded standard base64 u64 (exactly 8 bytes, little-endian).
+def _client_message_json(message: ClientMessage) -> dict[str, JsonValue]:
+    if isinstance(message, ModifyQuerySet):
+        modifications: list[JsonValue] = []
+        for m in message.modifications:
+            if isinstance(m, Add):
+                add = _call_json("Add", "queryId", m.query_id, m.udf_path, m.args, m.component_path)
+                add["journal"] = m.journal
+                modifications.append(add)
+            else:
+                modifications.append({"type": "Remove", "queryId": m.query_id})
+        return {
+            "type": "ModifyQuerySet",
+            "baseVersion": message.base_version,
+            "newVersion": message.new_version,
+            "modifications": modifications,
+        }
+    if isinstance(message, (Mutation, Action)):
+        return _call_json(
+            type(message).__name__,
+            "requestId",
+            message.request_id,
+            message.udf_path,
+            message.args,
+            message.component_path,
+        )
+    if isinstance(message, Connect):
+        obj: dict[str, JsonValue] = {
+            "type": "Connect",
+            "sessionId": message.session_id,
+            "connectionCount": message.connection_count,
+            "lastCloseReason": message.last_close_reason,
+        }
+        if message.max_observed_timestamp is not None:
+            obj["maxObservedTimestamp"] = encode_ts(message.max_observed_timestamp)
+        if message.client_ts is not None:
+            obj["clientTs"] = message.client_ts
+        return obj
+    if isinstance(message, Authenticate):
+        obj = {
+            "type": "Authenticate",
+            "tokenType": message.token_type,
+            "baseVersion": message.base_version,
+        }
+        if message.value is not None:
+            obj["value"] = message.value
+        if message.acting_as is not None:
+            obj["impersonating"] = message.acting_as
+        return obj
+    return {"type": "Event", "eventType": message.event_type, "event": message.event}
+
+
+def encode_client_message(message: ClientMessage, /) -> str:
+    """Serialise a client message as the JSON text of one websocket text frame (the client's side).
+
+    ``args`` go out as ``[convex JSON object]``; optional fields that are None are left out
+    (except an ``Add``'s ``journal``, always written), so the official servers accept every frame.
 
     Raises:
-        InvalidMessage: not a string, not padded standard base64, or not 8 bytes.
+        schema.errors.ValidationError: ``args`` hold something that is not a Convex value.
     """
-    if not isinstance(text, str):
-        raise InvalidMessage(f"Invalid timestamp: expected a base64 string, got {_json_type(text)}")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidMessage(f"Invalid timestamp {text!r}: not padded standard base64") from None
-    if len(raw) != 8:
-        raise InvalidMessage(f"Invalid timestamp {text!r}: expected 8 bytes, got {len(raw)}")
-    return int.from_bytes(raw, "little")
+    return _encode(_client_message_json(message)).decode("utf-8")
 
 
 # --------------------------------------------------------------------------------------------
-# Server → client messages (PROTOCOL.md §5). Every encoder returns UTF-8 JSON text as bytes; it
-# must go out as a websocket TEXT frame (e.g. ``send_text(data.decode())``), never binary.
-# Arguments named ``*_json`` are convex-encoded JSON bytes (``schema.values.dumps``); None there
-# means JSON null.
+# Server → client messages (PROTOCOL.md §5), encoded by the server. Every encoder returns UTF-8
+# JSON text as bytes; it must go out as a websocket TEXT frame (e.g. ``send_text(data.decode())``),
+# never binary. Arguments named ``*_json`` are convex-encoded JSON bytes (``schema.values.dumps``);
+# None there means JSON null.
 # --------------------------------------------------------------------------------------------
 
 
 class StateVersion(msgspec.Struct, frozen=True):
-    """``{querySet, identity, ts}``; ``ts`` is a u64 (nanoseconds), encoded as base64 on the wire."""
+    """``{querySet, identity, ts}``; ``ts`` is a u64 (nanoseconds), base64 on the wire."""
 
     query_set: int
     identity: int
     ts: int
 
 
-_encode = msgspec.json.Encoder().encode
+INITIAL_VERSION = StateVersion(0, 0, 0)
+"""Where every socket starts: the first Transition's ``startVersion``."""
+
 _NULL = b"null"
 _EMPTY_ARRAY = b"[]"
 
@@ -652,3 +823,219 @@ _PING = b'{"type":"Ping"}'
 def ping() -> bytes:
     """``{"type":"Ping"}``: send after 15 s without other outgoing text."""
     return _PING
+
+
+# --------------------------------------------------------------------------------------------
+# Server → client messages, parsed by the client: strict where a mistake would corrupt client
+# state (versions, mutation timestamps), lenient where the official clients are (a missing
+# ``logLines`` or ``value``). Values stay convex-encoded JSON.
+# --------------------------------------------------------------------------------------------
+
+
+class FunctionResult(msgspec.Struct, frozen=True):
+    """The outcome of a query, mutation or action as the client received it, values still JSON.
+
+    Two results compare equal when they would look the same to a caller; log lines are not part
+    of a result (they are logged as they arrive). ``has_error_data`` distinguishes a ConvexError
+    whose data is ``null`` from a plain failure (PROTOCOL.md §11 trap 9).
+    """
+
+    success: bool
+    value: JsonValue = None
+    error_message: str = ""
+    error_data: JsonValue = None
+    has_error_data: bool = False
+
+
+class QueryUpdated(msgspec.Struct, frozen=True):
+    query_id: QueryId
+    value: JsonValue
+    log_lines: tuple[str, ...] = ()
+    journal: str | None = None
+
+
+class QueryFailed(msgspec.Struct, frozen=True):
+    query_id: QueryId
+    error_message: str
+    log_lines: tuple[str, ...] = ()
+    journal: str | None = None
+    error_data: JsonValue = None
+    has_error_data: bool = False
+
+
+class QueryRemoved(msgspec.Struct, frozen=True):
+    query_id: QueryId
+
+
+StateModification: TypeAlias = QueryUpdated | QueryFailed | QueryRemoved
+
+
+class Transition(msgspec.Struct, frozen=True):
+    start_version: StateVersion
+    end_version: StateVersion
+    modifications: tuple[StateModification, ...]
+    client_clock_skew: int | float | None = None
+    server_ts: int | float | None = None
+
+
+class MutationResponse(msgspec.Struct, frozen=True):
+    """``ts`` is the commit timestamp of a successful mutation and ``None`` on failure."""
+
+    request_id: RequestId
+    result: FunctionResult
+    ts: Timestamp | None = None
+    log_lines: tuple[str, ...] = ()
+
+
+class ActionResponse(msgspec.Struct, frozen=True):
+    request_id: RequestId
+    result: FunctionResult
+    log_lines: tuple[str, ...] = ()
+
+
+class AuthError(msgspec.Struct, frozen=True):
+    error: str
+    base_version: int | None = None
+    auth_update_attempted: bool | None = None
+
+
+class FatalError(msgspec.Struct, frozen=True):
+    error: str
+
+
+class Ping(msgspec.Struct, frozen=True):
+    pass
+
+
+class TransitionChunk(msgspec.Struct, frozen=True):
+    chunk: str
+    part_number: int
+    total_parts: int
+    transition_id: str
+
+
+class UnknownMessage(msgspec.Struct, frozen=True):
+    """A message whose ``type`` this client does not know; the caller logs and ignores it."""
+
+    type: str
+
+
+ServerMessage: TypeAlias = (
+    Transition
+    | MutationResponse
+    | ActionResponse
+    | AuthError
+    | FatalError
+    | Ping
+    | TransitionChunk
+    | UnknownMessage
+)
+
+
+def _parse_state_version(r: _Reader, key: str) -> StateVersion:
+    v = r.nested(key, r.get(key))
+    return StateVersion(v.u32("querySet"), v.u32("identity"), v.ts("ts"))
+
+
+def _parse_modification(r: _Reader) -> StateModification:
+    kind = r.get("type")
+    query_id = QueryId(r.u32("queryId"))
+    if kind == "QueryUpdated":
+        # JS reads a missing value as null.
+        return QueryUpdated(query_id, r.obj.get("value"), r.log_lines(), r.opt_string("journal"))
+    if kind == "QueryFailed":
+        return QueryFailed(
+            query_id,
+            r.string("errorMessage"),
+            r.log_lines(),
+            r.opt_string("journal"),
+            r.obj.get("errorData"),
+            "errorData" in r.obj,
+        )
+    if kind == "QueryRemoved":
+        return QueryRemoved(query_id)
+    raise r.invalid("type", f"must be a Transition modification type, got {kind!r}")
+
+
+def _parse_transition(r: _Reader) -> Transition:
+    start = _parse_state_version(r, "startVersion")
+    end = _parse_state_version(r, "endVersion")
+    modifications = tuple(
+        _parse_modification(r.nested(f"modifications[{i}]", raw))
+        for i, raw in enumerate(r.array("modifications"))
+    )
+    return Transition(
+        start, end, modifications, r.opt_number("clientClockSkew"), r.opt_number("serverTs")
+    )
+
+
+def _parse_result(r: _Reader) -> FunctionResult:
+    if r.boolean("success"):
+        return FunctionResult(True, r.obj.get("result"))
+    return FunctionResult(
+        False,
+        error_message=r.string("result"),
+        error_data=r.obj.get("errorData"),
+        has_error_data="errorData" in r.obj,
+    )
+
+
+def _parse_mutation_response(r: _Reader) -> MutationResponse:
+    request_id = RequestId(r.u32("requestId"))
+    result = _parse_result(r)
+    ts = r.ts("ts") if result.success else None
+    return MutationResponse(request_id, result, ts, r.log_lines())
+
+
+def _parse_action_response(r: _Reader) -> ActionResponse:
+    return ActionResponse(RequestId(r.u32("requestId")), _parse_result(r), r.log_lines())
+
+
+def _parse_auth_error(r: _Reader) -> AuthError:
+    base_version = r.obj.get("baseVersion")
+    if base_version is not None and type(base_version) is not int:
+        raise r.invalid(
+            "baseVersion", f"must be an integer or null, got {_json_type(base_version)}"
+        )
+    return AuthError(r.opt_string("error") or "", base_version, r.opt_bool("authUpdateAttempted"))
+
+
+def _parse_fatal_error(r: _Reader) -> FatalError:
+    return FatalError(r.opt_string("error") or "")
+
+
+def _parse_ping(r: _Reader) -> Ping:
+    return Ping()
+
+
+def _parse_transition_chunk(r: _Reader) -> TransitionChunk:
+    return TransitionChunk(
+        r.string("chunk"), r.u32("partNumber"), r.u32("totalParts"), r.string("transitionId")
+    )
+
+
+_SERVER_PARSERS: dict[str, Callable[[_Reader], ServerMessage]] = {
+    "Transition": _parse_transition,
+    "MutationResponse": _parse_mutation_response,
+    "ActionResponse": _parse_action_response,
+    "AuthError": _parse_auth_error,
+    "FatalError": _parse_fatal_error,
+    "Ping": _parse_ping,
+    "TransitionChunk": _parse_transition_chunk,
+}
+
+
+def parse_server_message(data: str | bytes, /) -> ServerMessage:
+    """Parse one text frame from the server (the client's side).
+
+    Unknown keys are ignored; an unknown ``type`` gives an ``UnknownMessage``.
+
+    Raises:
+        InvalidMessage: the text is not JSON, not an object, or a known message type is
+            malformed; the message names the message type and the field.
+    """
+    kind, obj = _decode_object(data, "server ")
+    parser = _SERVER_PARSERS.get(kind)
+    if parser is None:
+        return UnknownMessage(kind)
+    return parser(_Reader(kind, obj))

@@ -13,8 +13,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from client_sdk.connection import Backoff, Connection, close_reason
-from client_sdk.messages import SessionId
 from client_sdk.protocol import ClientProtocol, Event
+from reactor.sync.messages import SessionId
 
 
 class TestBackoff:

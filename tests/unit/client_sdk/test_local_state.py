@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from client_sdk.local_state import AuthToken, LocalSyncState, query_key
-from client_sdk.messages import AddQuery, Authenticate, ModifyQuerySet, QueryId, RemoveQuery
+from reactor.sync.messages import Add, Authenticate, ModifyQuerySet, QueryId, Remove
 
 
 def q(n: int) -> QueryId:
@@ -13,10 +13,10 @@ class TestSubscribe:
         state = LocalSyncState()
         query_id, message = state.subscribe("m:list", {"a": 1.0})
         assert query_id == 0
-        assert message == ModifyQuerySet(0, 1, (AddQuery(0, "m:list", ({"a": 1.0},)),))
+        assert message == ModifyQuerySet(0, 1, (Add(0, "m:list", {"a": 1.0}),))
         other_id, message = state.subscribe("m:other", {})
         assert other_id == 1
-        assert message == ModifyQuerySet(1, 2, (AddQuery(1, "m:other", ({},)),))
+        assert message == ModifyQuerySet(1, 2, (Add(1, "m:other", {}),))
         assert state.query_set_version == 2
 
     def test_identical_queries_share_an_id(self) -> None:
@@ -51,7 +51,7 @@ class TestUnsubscribe:
         state.subscribe("m:list", {})
         assert state.unsubscribe(query_id) is None
         assert state.has_query(query_id)
-        assert state.unsubscribe(query_id) == ModifyQuerySet(1, 2, (RemoveQuery(query_id),))
+        assert state.unsubscribe(query_id) == ModifyQuerySet(1, 2, (Remove(query_id),))
         assert not state.has_query(query_id)
 
     def test_unknown_and_double_unsubscribe_are_ignored(self) -> None:
@@ -68,7 +68,7 @@ class TestUnsubscribe:
         state.unsubscribe(first)
         again, message = state.subscribe("m:list", {})
         assert again == 1 != first
-        assert message == ModifyQuerySet(2, 3, (AddQuery(1, "m:list", ({},)),))
+        assert message == ModifyQuerySet(2, 3, (Add(1, "m:list", {}),))
 
 
 class TestJournals:
@@ -81,7 +81,7 @@ class TestJournals:
         auth, message = state.restart()
         assert auth is None
         assert message == ModifyQuerySet(
-            0, 1, (AddQuery(a, "m:a", ({},), "cursor-1"), AddQuery(b, "m:b", ({"x": 1.0},)))
+            0, 1, (Add(a, "m:a", {}, "cursor-1"), Add(b, "m:b", {"x": 1.0}))
         )
 
     def test_journal_can_be_cleared(self) -> None:
@@ -90,7 +90,7 @@ class TestJournals:
         state.save_journal(a, "j")
         state.save_journal(a, None)
         _, message = state.restart()
-        assert message.modifications == (AddQuery(a, "m:a", ({},), None),)
+        assert message.modifications == (Add(a, "m:a", {}, None),)
 
 
 class TestRestart:
@@ -105,7 +105,7 @@ class TestRestart:
         state.unsubscribe(b)
         assert state.query_set_version == 4
         _, message = state.restart()
-        assert [m.query_id for m in message.modifications] == [a, c]  # type: ignore[union-attr]
+        assert [m.query_id for m in message.modifications] == [a, c]
         assert state.query_set_version == 1
         # The next change chains from the restart's version.
         _, nxt = state.subscribe("m:d", {})
@@ -116,9 +116,9 @@ class TestRestart:
 class TestAuth:
     def test_set_auth_bumps_identity_version(self) -> None:
         state = LocalSyncState()
-        assert state.set_auth(AuthToken("User", "t1")) == Authenticate("User", 0, "t1")
-        assert state.set_auth(AuthToken("Admin", "k")) == Authenticate("Admin", 1, "k")
-        assert state.set_auth(None) == Authenticate("None", 2)
+        assert state.set_auth(AuthToken("User", "t1")) == Authenticate("User", "t1", 0)
+        assert state.set_auth(AuthToken("Admin", "k")) == Authenticate("Admin", "k", 1)
+        assert state.set_auth(None) == Authenticate("None", None, 2)
         assert state.identity_version == 3
         assert state.auth is None
 
@@ -127,9 +127,9 @@ class TestAuth:
         state.set_auth(AuthToken("User", "t1"))
         state.set_auth(AuthToken("User", "t2"))
         auth, _ = state.restart()
-        assert auth == Authenticate("User", 0, "t2")
+        assert auth == Authenticate("User", "t2", 0)
         assert state.identity_version == 1
-        assert state.set_auth(None) == Authenticate("None", 1)
+        assert state.set_auth(None) == Authenticate("None", None, 1)
 
     def test_restart_after_logout_sends_no_authenticate(self) -> None:
         state = LocalSyncState()

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from client_sdk.local_state import AuthToken
-from client_sdk.messages import FunctionResult, QueryId, RequestId, SessionId, encode_ts
 from client_sdk.protocol import (
     ACTION_LOST_MESSAGE,
     ClientProtocol,
@@ -20,6 +19,7 @@ from client_sdk.protocol import (
     RequestLost,
 )
 from client_sdk.request_manager import RequestStatus
+from reactor.sync.messages import FunctionResult, QueryId, RequestId, SessionId, encode_ts
 
 SESSION = SessionId("6f1c4c8e-8a52-4a8a-9c1e-2f0b9d3f7a10")
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from client_sdk.errors import ProtocolMismatch
-from client_sdk.messages import (
+from client_sdk.remote_query_set import RemoteQuerySet
+from reactor.sync.messages import (
     INITIAL_VERSION,
     FunctionResult,
     QueryFailed,
@@ -15,7 +16,6 @@ from client_sdk.messages import (
     Timestamp,
     Transition,
 )
-from client_sdk.remote_query_set import RemoteQuerySet
 
 
 def v(qs: int, identity: int, ts: int) -> StateVersion:

@@ -4,7 +4,8 @@ import logging
 
 import pytest
 
-from client_sdk.messages import (
+from client_sdk.request_manager import RequestManager, RequestStatus
+from reactor.sync.messages import (
     Action,
     ActionResponse,
     FunctionResult,
@@ -13,7 +14,6 @@ from client_sdk.messages import (
     RequestId,
     Timestamp,
 )
-from client_sdk.request_manager import RequestManager, RequestStatus
 
 OK = FunctionResult(True, 1.0)
 FAIL = FunctionResult(False, error_message="boom")
@@ -30,8 +30,8 @@ def ok_response(request_id: int, ts: int, value: object = 1.0) -> MutationRespon
 class TestIds:
     def test_shared_increasing_counter(self) -> None:
         manager = RequestManager()
-        assert manager.add_mutation("m:a", {}, sent=True) == Mutation(0, "m:a", ({},))
-        assert manager.add_action("a:b", {"x": 1.0}, sent=True) == Action(1, "a:b", ({"x": 1.0},))
+        assert manager.add_mutation("m:a", {}, sent=True) == Mutation(0, "m:a", {})
+        assert manager.add_action("a:b", {"x": 1.0}, sent=True) == Action(1, "a:b", {"x": 1.0})
         assert manager.add_mutation("m:a", {}, sent=False).request_id == 2
         assert len(manager) == 3
         assert manager.udf_path(r(1)) == "a:b"

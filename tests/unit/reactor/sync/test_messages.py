@@ -1,29 +1,51 @@
-"""Wire layer: client-message decoding (and its errors), the ts codec, server-message shapes."""
+"""The wire codec, both directions: client messages decoded (server) and encoded (client), server
+messages encoded (server) and parsed (client), the ts codec, and each direction's round trip."""
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from reactor.sync import messages
 from reactor.sync.messages import (
+    INITIAL_VERSION,
     Action,
+    ActionResponse,
     Add,
     Authenticate,
+    AuthError,
+    ClientMessage,
     Connect,
     Event,
+    FatalError,
+    FunctionResult,
     ModifyQuerySet,
     Mutation,
+    MutationResponse,
+    Ping,
+    QueryFailed,
+    QueryId,
+    QueryRemoved,
+    QueryUpdated,
     Remove,
+    RequestId,
     StateVersion,
+    Timestamp,
+    Transition,
+    TransitionChunk,
+    UnknownMessage,
     decode_client_message,
     decode_ts,
+    encode_client_message,
     encode_ts,
+    parse_server_message,
 )
-from schema.errors import InvalidMessage
+from schema.errors import InvalidMessage, ValidationError
 from schema.values import Int64, dumps, json_to_convex
 
 SESSION = "9f0c5a2e-6b7e-4a8e-9f55-0d1c2b3a4e5f"
@@ -36,6 +58,31 @@ def frame(**fields: Any) -> str:
 def parse(data: bytes) -> Any:
     assert isinstance(data, bytes)
     return json.loads(data)
+
+
+def parse_obj(obj: Any) -> Any:
+    return parse_server_message(json.dumps(obj))
+
+
+ZERO = "AAAAAAAAAAA="
+ONE = "AQAAAAAAAAA="
+
+
+def version(qs: int = 0, identity: int = 0, ts: str = ZERO) -> dict[str, Any]:
+    return {"querySet": qs, "identity": identity, "ts": ts}
+
+
+def test_importing_it_loads_no_other_part_of_reactor() -> None:
+    """client_sdk imports this module, so it must stay pure: msgspec, the stdlib, ``schema``."""
+    code = "import sys, json, reactor.sync.messages; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    loaded = set(json.loads(out.stdout))
+    assert {m for m in loaded if m.split(".")[0] == "reactor"} == {
+        "reactor",
+        "reactor.sync",
+        "reactor.sync.messages",
+    }
+    assert {m.split(".")[0] for m in loaded} & {"functions", "starlette", "sqlite3"} == set()
 
 
 # ---- timestamps ---------------------------------------------------------------------------
@@ -88,6 +135,8 @@ class TestTimestamps:
     def test_decode_rejects_non_string(self) -> None:
         with pytest.raises(InvalidMessage, match="expected a base64 string, got number"):
             decode_ts(0)  # type: ignore[arg-type]
+        with pytest.raises(InvalidMessage, match="expected a base64 string, got null"):
+            decode_ts(None)  # type: ignore[arg-type]
         with pytest.raises(InvalidMessage, match="expected a base64 string, got bytes"):
             decode_ts(b"AAAAAAAAAAA=")  # type: ignore[arg-type]
 
@@ -97,7 +146,7 @@ class TestTimestamps:
             encode_ts(True)
 
 
-# ---- client messages ----------------------------------------------------------------------
+# ---- client messages, decoded (server side) ----------------------------------------------
 
 
 class TestConnect:
@@ -236,10 +285,10 @@ class TestModifyQuerySet:
         assert message == ModifyQuerySet(
             0,
             1,
-            [
+            (
                 Add(0, "messages:list", {"channel": "general", "limit": 10.0}, None, None),
                 Remove(3),
-            ],
+            ),
         )
 
     def test_python_style_has_no_journal(self) -> None:
@@ -247,7 +296,7 @@ class TestModifyQuerySet:
             '{"type":"ModifyQuerySet","baseVersion":4,"newVersion":5,"modifications":'
             '[{"type":"Add","queryId":7,"udfPath":"messages","args":[{}]}]}'
         )
-        assert message == ModifyQuerySet(4, 5, [Add(7, "messages", {})])
+        assert message == ModifyQuerySet(4, 5, (Add(7, "messages", {}),))
 
     def test_journal_component_path_and_bare_object_args(self) -> None:
         message = decode_client_message(
@@ -267,7 +316,7 @@ class TestModifyQuerySet:
                 ],
             )
         )
-        assert message == ModifyQuerySet(1, 2, [Add(1, "a/b:c", {"n": Int64(5)}, "j1", "comp")])
+        assert message == ModifyQuerySet(1, 2, (Add(1, "a/b:c", {"n": Int64(5)}, "j1", "comp"),))
         assert isinstance(message, ModifyQuerySet)
         add = message.modifications[0]
         assert isinstance(add, Add)
@@ -277,7 +326,7 @@ class TestModifyQuerySet:
         message = decode_client_message(
             '{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":[]}'
         )
-        assert message == ModifyQuerySet(0, 1, [])
+        assert message == ModifyQuerySet(0, 1, ())
 
     @pytest.mark.parametrize(
         ("fields", "error"),
@@ -579,7 +628,118 @@ class TestEnvelope:
         assert str(info.value) == error
 
 
-# ---- server messages ----------------------------------------------------------------------
+# ---- client messages, encoded (client side) -----------------------------------------------
+
+
+class TestEncodeClientMessage:
+    def test_connect_omits_unobserved_timestamp(self) -> None:
+        text = encode_client_message(Connect(SESSION, 0, "InitialConnect", None, 17))
+        assert json.loads(text) == {
+            "type": "Connect",
+            "sessionId": SESSION,
+            "connectionCount": 0,
+            "lastCloseReason": "InitialConnect",
+            "clientTs": 17,
+        }
+
+    def test_connect_with_timestamp(self) -> None:
+        obj = json.loads(encode_client_message(Connect(SESSION, 2, "InactiveServer", 1)))
+        assert obj["maxObservedTimestamp"] == ONE
+        assert obj["connectionCount"] == 2
+        assert "clientTs" not in obj
+
+    def test_modify_query_set(self) -> None:
+        message = ModifyQuerySet(
+            0,
+            1,
+            (Add(0, "m:list", {"a": 1.0}), Add(1, "m", {}, "j", "comp"), Remove(3)),
+        )
+        assert json.loads(encode_client_message(message)) == {
+            "type": "ModifyQuerySet",
+            "baseVersion": 0,
+            "newVersion": 1,
+            "modifications": [
+                {
+                    "type": "Add",
+                    "queryId": 0,
+                    "udfPath": "m:list",
+                    "args": [{"a": 1.0}],
+                    "journal": None,
+                },
+                {
+                    "type": "Add",
+                    "queryId": 1,
+                    "udfPath": "m",
+                    "args": [{}],
+                    "journal": "j",
+                    "componentPath": "comp",
+                },
+                {"type": "Remove", "queryId": 3},
+            ],
+        }
+
+    def test_floats_keep_a_decimal_point_and_values_are_convex_encoded(self) -> None:
+        text = encode_client_message(Mutation(4, "m:send", {"n": 1.0, "i": Int64(5)}))
+        assert '"n":1.0' in text
+        assert json.loads(text) == {
+            "type": "Mutation",
+            "requestId": 4,
+            "udfPath": "m:send",
+            "args": [{"n": 1.0, "i": {"$integer": "BQAAAAAAAAA="}}],
+        }
+
+    def test_action_and_authenticate(self) -> None:
+        assert json.loads(encode_client_message(Action(1, "a:b", {}, "c"))) == {
+            "type": "Action",
+            "requestId": 1,
+            "udfPath": "a:b",
+            "args": [{}],
+            "componentPath": "c",
+        }
+        assert json.loads(encode_client_message(Authenticate("User", "jwt", 0))) == {
+            "type": "Authenticate",
+            "tokenType": "User",
+            "baseVersion": 0,
+            "value": "jwt",
+        }
+        assert json.loads(encode_client_message(Authenticate("None", None, 2))) == {
+            "type": "Authenticate",
+            "tokenType": "None",
+            "baseVersion": 2,
+        }
+
+    def test_args_that_are_not_convex_values(self) -> None:
+        with pytest.raises(ValidationError):
+            encode_client_message(Mutation(0, "m:f", {"x": object()}))
+
+    @pytest.mark.parametrize(
+        "message",
+        [
+            Connect(SESSION, 3, "InactiveServer", (1 << 64) - 1, 1795248509518),
+            Connect(SESSION, 0),
+            ModifyQuerySet(
+                4,
+                5,
+                (
+                    Add(0, "m:list", {"n": Int64(-5), "b": b"\x00\xff", "f": float("-inf")}),
+                    Add(1, "a/b:c", {"s": 'é"\n', "l": [1.0, None, True]}, "j1", "comp"),
+                    Remove(7),
+                ),
+            ),
+            ModifyQuerySet(0, 1, ()),
+            Mutation(0, "messages:send", {"body": "hi"}),
+            Action(9, "a:b", {"x": {"y": [Int64(1)]}}, "c"),
+            Authenticate("User", "jwt", 0),
+            Authenticate("Admin", "key", 1, {"subject": "u1", "issuer": "https://x"}),
+            Authenticate("None", None, 2),
+            Event("ClientConnect", {"marks": [1, 2]}),
+        ],
+    )
+    def test_round_trip_through_the_server_decoder(self, message: ClientMessage) -> None:
+        assert decode_client_message(encode_client_message(message)) == message
+
+
+# ---- server messages, encoded (server side) ----------------------------------------------
 
 
 class TestTransition:
@@ -752,3 +912,275 @@ class TestResponses:
 
     def test_ping(self) -> None:
         assert parse(messages.ping()) == {"type": "Ping"}
+
+
+# ---- server messages, parsed (client side) ------------------------------------------------
+
+
+class TestParseTransition:
+    def test_full_transition(self) -> None:
+        message = parse_obj(
+            {
+                "type": "Transition",
+                "startVersion": version(),
+                "endVersion": version(1, 0, ONE),
+                "modifications": [
+                    {
+                        "type": "QueryUpdated",
+                        "queryId": 0,
+                        "value": [1.0],
+                        "logLines": ["[LOG] x"],
+                        "journal": "j",
+                    },
+                    {
+                        "type": "QueryFailed",
+                        "queryId": 1,
+                        "errorMessage": "e",
+                        "logLines": [],
+                        "journal": None,
+                        "errorData": None,
+                    },
+                    {"type": "QueryFailed", "queryId": 2, "errorMessage": "e2", "logLines": []},
+                    {"type": "QueryRemoved", "queryId": 3},
+                ],
+                "clientClockSkew": -3,
+                "serverTs": 1795248509518000000,
+            }
+        )
+        assert message == Transition(
+            INITIAL_VERSION,
+            StateVersion(1, 0, 1),
+            (
+                QueryUpdated(QueryId(0), [1.0], ("[LOG] x",), "j"),
+                QueryFailed(QueryId(1), "e", (), None, None, True),
+                QueryFailed(QueryId(2), "e2", (), None, None, False),
+                QueryRemoved(QueryId(3)),
+            ),
+            -3,
+            1795248509518000000,
+        )
+
+    def test_lenient_optional_fields(self) -> None:
+        message = parse_obj(
+            {
+                "type": "Transition",
+                "startVersion": version(),
+                "endVersion": version(),
+                "modifications": [{"type": "QueryUpdated", "queryId": 0}],
+                "clientClockSkew": None,
+            }
+        )
+        assert isinstance(message, Transition)
+        assert message.modifications == (QueryUpdated(QueryId(0), None),)
+        assert message.client_clock_skew is None and message.server_ts is None
+
+    @pytest.mark.parametrize(
+        ("patch", "error"),
+        [
+            ({"startVersion": None}, "missing field `startVersion`"),
+            (
+                {"startVersion": {"querySet": 0, "identity": 0}},
+                "missing field `startVersion.ts`",
+            ),
+            (
+                {"startVersion": version(ts="bad")},
+                "field `startVersion.ts` must be a base64 u64: Invalid timestamp 'bad': not "
+                "padded standard base64",
+            ),
+            ({"endVersion": version(qs=-1)}, "field `endVersion.querySet` must be a u32"),
+            ({"endVersion": version(qs=1 << 32)}, "field `endVersion.querySet` must be a u32"),
+            (
+                {"endVersion": {"querySet": True, "identity": 0, "ts": ZERO}},
+                "field `endVersion.querySet` must be an integer, got boolean",
+            ),
+            ({"modifications": None}, "field `modifications` must be an array, got null"),
+            ({"modifications": [5]}, "field `modifications[0]` must be an object, got number"),
+            (
+                {"modifications": [{"type": "QueryExploded", "queryId": 0}]},
+                "field `modifications[0].type` must be a Transition modification type",
+            ),
+            (
+                {"modifications": [{"type": "QueryUpdated", "queryId": "0", "value": 1}]},
+                "field `modifications[0].queryId` must be an integer, got string",
+            ),
+            (
+                {"modifications": [{"type": "QueryUpdated", "queryId": 0, "logLines": [1]}]},
+                "field `modifications[0].logLines` must be an array of strings",
+            ),
+            (
+                {"modifications": [{"type": "QueryUpdated", "queryId": 0, "logLines": "x"}]},
+                "field `modifications[0].logLines` must be an array of strings",
+            ),
+            (
+                {"modifications": [{"type": "QueryFailed", "queryId": 0}]},
+                "missing field `modifications[0].errorMessage`",
+            ),
+            (
+                {"modifications": [{"type": "QueryUpdated", "queryId": 0, "journal": 3}]},
+                "field `modifications[0].journal` must be a string or null, got number",
+            ),
+            (
+                {"clientClockSkew": "x"},
+                "field `clientClockSkew` must be a number or null, got string",
+            ),
+        ],
+    )
+    def test_malformed(self, patch: dict[str, Any], error: str) -> None:
+        obj: dict[str, Any] = {
+            "type": "Transition",
+            "startVersion": version(),
+            "endVersion": version(),
+            "modifications": [],
+        }
+        obj.update(patch)
+        if patch.get("startVersion", 0) is None:
+            del obj["startVersion"]
+        with pytest.raises(InvalidMessage) as info:
+            parse_obj(obj)
+        assert str(info.value).startswith(f"Invalid Transition message: {error}")
+
+
+class TestParseOthers:
+    def test_mutation_success(self) -> None:
+        message = parse_obj(
+            {
+                "type": "MutationResponse",
+                "requestId": 3,
+                "success": True,
+                "result": {"a": 1.0},
+                "ts": ONE,
+                "logLines": ["l"],
+            }
+        )
+        assert message == MutationResponse(
+            RequestId(3), FunctionResult(True, {"a": 1.0}), Timestamp(1), ("l",)
+        )
+
+    def test_mutation_success_requires_ts(self) -> None:
+        with pytest.raises(
+            InvalidMessage, match="^Invalid MutationResponse message: missing field `ts`$"
+        ):
+            parse_obj({"type": "MutationResponse", "requestId": 3, "success": True, "result": 1})
+
+    def test_mutation_failure(self) -> None:
+        message = parse_obj(
+            {
+                "type": "MutationResponse",
+                "requestId": 1,
+                "success": False,
+                "result": "oops",
+                "ts": None,
+                "logLines": [],
+                "errorData": {"x": 1},
+            }
+        )
+        assert message == MutationResponse(
+            RequestId(1),
+            FunctionResult(False, error_message="oops", error_data={"x": 1}, has_error_data=True),
+        )
+
+    def test_failure_result_must_be_string(self) -> None:
+        with pytest.raises(InvalidMessage, match="field `result` must be a string, got number"):
+            parse_obj({"type": "MutationResponse", "requestId": 1, "success": False, "result": 5})
+
+    def test_success_must_be_bool(self) -> None:
+        with pytest.raises(InvalidMessage, match="field `success` must be a boolean, got number"):
+            parse_obj({"type": "ActionResponse", "requestId": 1, "success": 1, "result": 5})
+
+    def test_action_response(self) -> None:
+        assert parse_obj(
+            {"type": "ActionResponse", "requestId": 2, "success": True, "result": None}
+        ) == ActionResponse(RequestId(2), FunctionResult(True, None))
+
+    def test_small_messages(self) -> None:
+        assert parse_obj({"type": "Ping"}) == Ping()
+        assert parse_obj({"type": "FatalError", "error": "bad"}) == FatalError("bad")
+        assert parse_obj(
+            {"type": "AuthError", "error": "e", "baseVersion": 0, "authUpdateAttempted": True}
+        ) == AuthError("e", 0, True)
+        assert parse_obj({"type": "AuthError", "error": "e"}) == AuthError("e")
+        assert parse_obj(
+            {
+                "type": "TransitionChunk",
+                "chunk": "{",
+                "partNumber": 0,
+                "totalParts": 2,
+                "transitionId": "t",
+            }
+        ) == TransitionChunk("{", 0, 2, "t")
+
+    def test_unknown_type(self) -> None:
+        assert parse_obj({"type": "Hello", "x": 1}) == UnknownMessage("Hello")
+
+    @pytest.mark.parametrize(
+        ("text", "error"),
+        [
+            ("not json", "Invalid server message: not valid JSON"),
+            ("[1]", "Invalid server message: expected a JSON object, got array"),
+            ('{"x": 1}', "Invalid server message: missing field `type`"),
+            ('{"type": 3}', "Invalid server message: unknown type 3"),
+        ],
+    )
+    def test_garbage(self, text: str, error: str) -> None:
+        with pytest.raises(InvalidMessage) as info:
+            parse_server_message(text)
+        assert str(info.value).startswith(error)
+
+    def test_bytes_input(self) -> None:
+        assert parse_server_message(b'{"type":"Ping"}') == Ping()
+
+
+class TestServerRoundTrip:
+    """What the server encodes, the client parses back to the same outcome."""
+
+    def test_transition(self) -> None:
+        data = messages.transition(
+            StateVersion(1, 0, 5),
+            StateVersion(2, 1, (1 << 64) - 1),
+            [
+                messages.query_updated(0, dumps({"n": Int64(2)}), ["[LOG] hi"], "j"),
+                messages.query_failed(1, "boom"),
+                messages.query_failed(2, "ConvexError", b"null"),
+                messages.query_removed(3),
+            ],
+            client_clock_skew=-3,
+            server_ts=7,
+        )
+        assert parse_server_message(data) == Transition(
+            StateVersion(1, 0, 5),
+            StateVersion(2, 1, (1 << 64) - 1),
+            (
+                QueryUpdated(QueryId(0), {"n": {"$integer": "AgAAAAAAAAA="}}, ("[LOG] hi",), "j"),
+                QueryFailed(QueryId(1), "boom"),
+                QueryFailed(QueryId(2), "ConvexError", has_error_data=True),
+                QueryRemoved(QueryId(3)),
+            ),
+            -3,
+            7,
+        )
+
+    def test_responses(self) -> None:
+        success = messages.mutation_response_success(0, dumps("id1"), 9, ["[LOG] x"])
+        assert parse_server_message(success) == MutationResponse(
+            RequestId(0), FunctionResult(True, "id1"), Timestamp(9), ("[LOG] x",)
+        )
+        failure = messages.mutation_response_failure(1, "ConvexError", dumps({"a": 1}))
+        assert parse_server_message(failure) == MutationResponse(
+            RequestId(1),
+            FunctionResult(
+                False, error_message="ConvexError", error_data={"a": 1.0}, has_error_data=True
+            ),
+        )
+        assert parse_server_message(messages.action_response_failure(4, "nope")) == (
+            ActionResponse(RequestId(4), FunctionResult(False, error_message="nope"))
+        )
+        assert parse_server_message(messages.action_response_success(3, None)) == (
+            ActionResponse(RequestId(3), FunctionResult(True, None))
+        )
+
+    def test_small_messages(self) -> None:
+        assert parse_server_message(messages.auth_error("TokenExpired", 2, False)) == AuthError(
+            "TokenExpired", 2, False
+        )
+        assert parse_server_message(messages.fatal_error('bad "x"')) == FatalError('bad "x"')
+        assert parse_server_message(messages.ping()) == Ping()
