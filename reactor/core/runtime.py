@@ -1,7 +1,8 @@
 """Time and randomness for the runtime, behind one small interface tests can replace.
 
-Owns the wall clock (nanoseconds), sleeping and jitter. ``ManualClock`` (in ``reactor.testing``)
-drives time-based behaviour in tests. It does not own scheduling policy.
+Owns the wall clock and a monotonic one for intervals (nanoseconds), sleeping and jitter.
+``ManualClock`` (in ``reactor.testing``) drives time-based behaviour in tests. It does not own
+scheduling policy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ __all__ = ["Runtime", "SystemRuntime"]
 class Runtime(Protocol):
     def now_ns(self) -> int: ...
 
+    def monotonic_ns(self) -> int: ...
+
     async def sleep(self, seconds: float) -> None: ...
 
     def random(self) -> float: ...
@@ -25,6 +28,9 @@ class Runtime(Protocol):
 class SystemRuntime:
     def now_ns(self) -> int:
         return time.time_ns()
+
+    def monotonic_ns(self) -> int:
+        return time.monotonic_ns()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

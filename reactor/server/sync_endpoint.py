@@ -187,7 +187,9 @@ class SyncConnection:
         except FunctionNotFound as exc:
             self.protocol.fail_query(query_id, QueryFailure(exc.message))
             return
-        self.services.query_cache.add(self, query_id, spec, args, identity=self.identity, journal=journal)
+        self.services.query_cache.add(
+            self, query_id, spec, args, identity=self.identity, journal=journal
+        )
 
     async def _authenticate(self, event: AuthenticateRequested) -> bool:
         try:
@@ -273,7 +275,9 @@ class SyncConnection:
             spec = self.services.registry.resolve(
                 event.udf_path, kind=FunctionKind.ACTION, allow_internal=self.is_admin
             )
-            result = await self.services.executor.run_action(spec, event.args, identity=self.identity)
+            result = await self.services.executor.run_action(
+                spec, event.args, identity=self.identity
+            )
             outcome = outcome_of(result)
         except FunctionNotFound as exc:
             outcome = QueryFailure(exc.message)

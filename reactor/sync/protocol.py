@@ -1,11 +1,12 @@
 """Sans-I/O state of one sync websocket connection: versions, query set, and Transitions.
 
-Owns ``ServerSession`` (PROTOCOL.md §4.2, §5.1, §6.1, §7, §10): the received query-set and
-identity versions and their rules, the set of subscribed queries, which results the client
-already holds (for de-duplication), and the chain of StateVersions the Transitions report. It
-does no I/O, owns no clock and runs no functions: callers feed it text frames and times, run
-the queries and mutations it asks for, and send the bytes it returns as websocket text frames.
-Wire shapes live in ``reactor.sync.messages``.
+Owns ``ServerSession`` (PROTOCOL.md §4.2, §5.1, §6.1, §7, §10) and with it every protocol rule:
+the received query-set and identity versions, the set of subscribed queries, which results the
+client already holds (for de-duplication), the chain of StateVersions the Transitions report,
+and when a Transition may go out (which queries it must wait for, the commit ts it must reach).
+It does no I/O, owns no clock and runs no functions: callers feed it text frames, times and
+query snapshots, run the queries and mutations it asks for, and send the bytes it returns as
+websocket text frames. Wire shapes live in ``reactor.sync.messages``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, ClassVar, TypeAlias
 import msgspec
 
 from reactor.sync import messages
-from reactor.sync.messages import StateVersion, TokenType
+from reactor.sync.messages import INITIAL_VERSION, StateVersion, TokenType
 from schema.errors import InvalidMessage, SyncProtocolError, VersionMismatch
 
 __all__ = [
@@ -102,7 +103,7 @@ class InternalSessionError(SessionError):
 
 
 class QuerySetInconsistent(InternalSessionError):
-    """``newVersion <= baseVersion``, a duplicate ``Add`` query id, or a ``Remove`` of an unknown id.
+    """``newVersion <= baseVersion``, a duplicate ``Add`` id, or a ``Remove`` of an unknown id.
 
     Convex (``state.rs``) fails these with plain ``anyhow`` errors, hence internal.
     """
@@ -217,9 +218,10 @@ class Connected(msgspec.Struct, frozen=True):
 class QueriesChanged(msgspec.Struct, frozen=True):
     """A ``ModifyQuerySet`` was applied (``added`` and ``removed`` may both be empty).
 
-    The caller must run every query in ``added`` and then call ``build_transition`` with their
-    outcomes (plus any others that changed) and send the result; clients expect a Transition
-    after every ModifyQuerySet, including the empty one JS sends on open.
+    The caller must start running every query in ``added`` (or, for one that cannot run, call
+    ``ServerSession.fail_query``), stop running the ``removed`` ones, and pass the next snapshot
+    of outcomes to ``ServerSession.transition_for`` and send what it returns; clients expect a
+    Transition after every ModifyQuerySet, including the empty one JS sends on open.
     """
 
     added: list[QuerySpec]
@@ -229,7 +231,8 @@ class QueriesChanged(msgspec.Struct, frozen=True):
 
 class MutationRequested(msgspec.Struct, frozen=True):
     """Run the mutation (serially per connection; de-dupe on (session_id, request_id)), then send
-    ``ServerSession.mutation_response(...)`` followed by a Transition with ts >= the commit ts."""
+    ``ServerSession.mutation_response(...)`` followed by the Transition ``transition_for`` gives
+    for a snapshot at or after the commit ts."""
 
     request_id: int
     udf_path: str
@@ -250,7 +253,7 @@ class AuthenticateRequested(msgspec.Struct, frozen=True):
     """Validate the token (``value`` is None for ``token_type="None"``, a logout).
 
     On success the caller must call ``ServerSession.confirm_identity()``, re-run every query
-    under the new identity and send ``build_transition(...)``. On failure it must send
+    under the new identity and send what ``transition_for(...)`` returns. On failure it must send
     ``ServerSession.auth_error_message(error, attempted=True)`` and close the socket (no code,
     as for BadRequest). Never answer a bad token with FatalError: it kills JS clients.
     """
@@ -264,8 +267,6 @@ class AuthenticateRequested(msgspec.Struct, frozen=True):
 SessionEvent: TypeAlias = (
     Connected | QueriesChanged | MutationRequested | ActionRequested | AuthenticateRequested
 )
-
-_INITIAL_VERSION = StateVersion(0, 0, 0)
 
 
 class ServerSession:
@@ -281,6 +282,12 @@ class ServerSession:
     * The client holds a result for exactly the query ids in ``_last_sent``. Queries added
       since the last Transition are "new" until an outcome is sent for them; removed ids the
       client holds a result for get a ``QueryRemoved`` in the next Transition.
+    * A Transition reports the current query set and identity, so ``transition_for`` holds it
+      until the snapshot carries an outcome for every query in ``_awaiting`` (added, or re-run
+      for a new identity, since its last outcome went out) and reaches ``_min_ts`` (the
+      largest ts of a mutation response sent): clients resolve a mutation only on a Transition
+      at or after its commit ts. Queries in ``_unresolved`` could not run at all; their failure
+      goes into every Transition until they are removed or re-resolved.
 
     After ``receive`` raises a ``SessionError`` the session is unusable: send its
     ``final_message`` (if any), close, and drop the session.
@@ -296,12 +303,15 @@ class ServerSession:
         self.query_set_version = 0
         self.identity_version = 0
         self.authenticates_received = 0
-        self.sent_version = _INITIAL_VERSION
+        self.sent_version = INITIAL_VERSION
         self.queries: dict[int, QuerySpec] = {}
         self._new: set[int] = set()
         self._removed: set[int] = set()
         self._last_sent: dict[int, QueryOutcome] = {}
         self._transition_owed = False
+        self._awaiting: set[int] = set()
+        self._unresolved: dict[int, QueryFailure] = {}
+        self._min_ts = 0
 
     # ---- state the server reads ---------------------------------------------------------
 
@@ -404,11 +414,15 @@ class ServerSession:
                 )
                 queries[query_id] = spec
                 self._new.add(query_id)
+                self._awaiting.add(query_id)
+                self._unresolved.pop(query_id, None)
                 added.append(spec)
             else:
                 if queries.pop(query_id, None) is None:
                     raise QuerySetInconsistent(f"Nonexistent query id: {query_id}")
                 self._new.discard(query_id)
+                self._awaiting.discard(query_id)
+                self._unresolved.pop(query_id, None)
                 if query_id in self._last_sent:
                     self._removed.add(query_id)
                 removed.append(query_id)
@@ -433,9 +447,11 @@ class ServerSession:
         """Record that the oldest unconfirmed Authenticate was validated and is now in force.
 
         The next Transition reports the bumped ``endVersion.identity``, which is how clients
-        learn their token was accepted. The caller must then re-run every query in ``queries``
-        under the new identity and call ``build_transition`` with the outcomes (unchanged
-        results are still de-duplicated).
+        learn their token was accepted, so ``transition_for`` now waits for an outcome of every
+        query in ``queries`` and forgets the ones ``fail_query`` recorded. The caller must then
+        resolve every query in ``queries`` again under the new identity (``fail_query`` for each
+        that cannot run), re-run the others and pass the next snapshot to ``transition_for``
+        (unchanged results are still de-duplicated).
 
         Raises:
             RuntimeError: there is no unconfirmed Authenticate.
@@ -444,8 +460,53 @@ class ServerSession:
             raise RuntimeError("confirm_identity() called without an unconfirmed Authenticate")
         self.identity_version += 1
         self._transition_owed = True
+        self._awaiting.update(self.queries)
+        self._unresolved.clear()
+
+    def fail_query(self, query_id: int, failure: QueryFailure) -> None:
+        """Record that a subscribed query cannot run at all (e.g. its function does not exist).
+
+        Every Transition from ``transition_for`` then carries ``failure`` for it (de-duplicated
+        like any outcome) until the query is removed, re-added, or the identity changes. Ids not
+        in ``queries`` are ignored, as ``build_transition`` ignores stale outcomes. Next: pass
+        the next snapshot to ``transition_for``; the query cache never delivers this query.
+        """
+        if query_id in self.queries:
+            self._unresolved[query_id] = failure
 
     # ---- output -------------------------------------------------------------------------
+
+    def transition_for(
+        self,
+        ts: int,
+        outcomes: Mapping[int, QueryOutcome],
+        *,
+        server_ts: int | None = None,
+    ) -> bytes | None:
+        """Decide whether a snapshot of query outcomes makes a Transition now, and encode it.
+
+        A snapshot is held (None is returned) while its ``ts`` is below the commit ts of a
+        mutation response already sent, or while it lacks an outcome for a query added (or
+        re-run for a new identity) since that query's last outcome went out. Otherwise the
+        outcomes recorded by ``fail_query`` are merged in and ``build_transition`` encodes it.
+
+        Args:
+            ts: the snapshot timestamp (ns) all ``outcomes`` are valid at.
+            outcomes: query id → outcome, as the query cache delivered them.
+            server_ts: optional ``serverTs`` (ns) to include.
+
+        Returns:
+            The Transition to send as a text frame (in order with every other frame), or None:
+            keep waiting, and call ``transition_for`` again with the next snapshot (or with this
+            one after the query set changed). A held snapshot may simply be superseded.
+        """
+        if ts < self._min_ts:
+            return None
+        if self._unresolved:
+            outcomes = {**outcomes, **self._unresolved}
+        if self._awaiting and not self._awaiting <= outcomes.keys():
+            return None
+        return self.build_transition(ts, outcomes, server_ts=server_ts)
 
     def build_transition(
         self,
@@ -461,7 +522,8 @@ class ServerSession:
         ``outcomes`` (always, even if equal to an older result) and for existing queries whose
         outcome's ``fingerprint`` differs from the last one sent. Queries without an entry in
         ``outcomes`` are left as they are (new ones stay pending); outcomes for ids not in the
-        query set are ignored (stale results for removed queries).
+        query set are ignored (stale results for removed queries). None of the waiting rules
+        of ``transition_for`` (which is what a server calls) apply here.
 
         Args:
             ts: the snapshot timestamp (ns) the outcomes were computed at. It must never go
@@ -487,6 +549,7 @@ class ServerSession:
                 del last_sent[query_id]
             self._removed.clear()
         if outcomes:
+            self._awaiting.difference_update(outcomes)
             queries, new = self.queries, self._new
             for query_id, outcome in outcomes.items():
                 if query_id not in queries:
@@ -526,17 +589,21 @@ class ServerSession:
             request_id: the mutation's ``requestId``.
             outcome: ``QuerySuccess`` (its ``value_json`` is the result) or ``QueryFailure``
                 (``error_data_json`` only for ConvexError). ``journal`` is not used.
-            ts: the commit timestamp; required on success, ignored on failure.
+            ts: the commit timestamp; required on success. A failure sends no ts, but one given
+                (the snapshot it ran at) still bounds the next Transition.
 
         Returns:
-            The frame to send. The caller must then send a Transition whose ts is >= ``ts``
-            (``needs_transition`` turns True), even for failures: Rust/Python clients wait for
-            one before resolving a ConvexError.
+            The frame to send. The caller must then ask for a fresh snapshot and send what
+            ``transition_for`` returns (``needs_transition`` turns True): it holds every
+            snapshot below ``ts``. A Transition is owed even for failures: Rust/Python clients
+            wait for one before resolving a ConvexError.
 
         Raises:
             ValueError: a success without ``ts``.
         """
         self._transition_owed = True
+        if ts is not None and ts > self._min_ts:
+            self._min_ts = ts
         if isinstance(outcome, QuerySuccess):
             if ts is None:
                 raise ValueError("A successful MutationResponse needs the commit ts")

@@ -46,7 +46,9 @@ def connect(session: ServerSession, **extra: Any) -> list[Any]:
     return session.receive(json.dumps(fields), now_ms=extra.pop("now_ms", None))
 
 
-def add(query_id: int, udf_path: str = "messages:list", args: Any = None, **extra: Any) -> dict:
+def add(
+    query_id: int, udf_path: str = "messages:list", args: Any = None, **extra: Any
+) -> dict[str, Any]:
     return {
         "type": "Add",
         "queryId": query_id,
@@ -56,11 +58,11 @@ def add(query_id: int, udf_path: str = "messages:list", args: Any = None, **extr
     }
 
 
-def remove(query_id: int) -> dict:
+def remove(query_id: int) -> dict[str, Any]:
     return {"type": "Remove", "queryId": query_id}
 
 
-def modify(session: ServerSession, *modifications: dict) -> list[Any]:
+def modify(session: ServerSession, *modifications: dict[str, Any]) -> list[Any]:
     base = session.query_set_version
     return send(
         session,
@@ -77,19 +79,23 @@ def authenticate(session: ServerSession, base_version: int, token: str = "jwt") 
     )
 
 
-def version(query_set: int, identity: int, ts: int) -> dict:
+def version(query_set: int, identity: int, ts: int) -> dict[str, Any]:
     return {"querySet": query_set, "identity": identity, "ts": encode_ts(ts)}
 
 
-def transition(session: ServerSession, ts: int, outcomes: dict | None = None, **kw: Any) -> dict:
+def transition(
+    session: ServerSession, ts: int, outcomes: dict[int, Any] | None = None, **kw: Any
+) -> dict[str, Any]:
     data = session.build_transition(ts, outcomes or {}, **kw)
     assert isinstance(data, bytes)
-    parsed = json.loads(data)
+    parsed: dict[str, Any] = json.loads(data)
     assert parsed["type"] == "Transition"
     return parsed
 
 
-def updated(query_id: int, value: Any, log_lines: list[str] | None = None, journal: Any = None):
+def updated(
+    query_id: int, value: Any, log_lines: list[str] | None = None, journal: Any = None
+) -> dict[str, Any]:
     return {
         "type": "QueryUpdated",
         "queryId": query_id,
@@ -705,3 +711,122 @@ class TestReconnect:
         parsed = transition(second, 60, {0: ok(1), 1: ok(2)})
         assert parsed["startVersion"] == version(0, 0, 0)
         assert [m["queryId"] for m in parsed["modifications"]] == [0, 1]
+
+
+def ready(session: ServerSession, ts: int, outcomes: dict[int, Any] | None = None) -> Any:
+    """The parsed Transition ``transition_for`` releases for a snapshot, or None if held."""
+    data = session.transition_for(ts, outcomes or {})
+    return None if data is None else json.loads(data)
+
+
+class TestWhenATransitionMayGoOut:
+    """transition_for: the session, not the socket shell, decides when a snapshot is sent."""
+
+    def test_snapshot_without_pending_queries_goes_out(self) -> None:
+        session = ServerSession()
+        modify(session)  # JS's empty ModifyQuerySet on open
+        parsed = ready(session, 5)
+        assert parsed is not None and parsed["endVersion"] == version(1, 0, 5)
+
+    def test_held_until_every_added_query_has_an_outcome(self) -> None:
+        session = ServerSession()
+        modify(session, add(0), add(1))
+        assert ready(session, 5, {0: ok("a")}) is None
+        assert session.sent_version == StateVersion(0, 0, 0)
+        parsed = ready(session, 6, {0: ok("a"), 1: ok("b")})
+        assert parsed is not None
+        assert parsed["modifications"] == [updated(0, "a"), updated(1, "b")]
+        # Nothing is awaited any more: later snapshots go out (deduplicated) at once.
+        assert ready(session, 7, {0: ok("a")}) is not None
+
+    def test_removing_an_awaited_query_releases_the_snapshot(self) -> None:
+        session = ServerSession()
+        modify(session, add(0), add(1))
+        assert ready(session, 5, {0: ok("a")}) is None
+        modify(session, remove(1))
+        parsed = ready(session, 5, {0: ok("a")})
+        assert parsed is not None
+        assert parsed["endVersion"] == version(2, 0, 5)
+        assert parsed["modifications"] == [updated(0, "a")]
+
+    def test_held_below_the_commit_ts_of_a_mutation_response(self) -> None:
+        session = ServerSession()
+        session.mutation_response(0, ok("id"), ts=100)
+        assert ready(session, 99) is None
+        parsed = ready(session, 100)
+        assert parsed is not None and parsed["endVersion"]["ts"] == encode_ts(100)
+        # The floor never goes down: an older mutation's ts does not lower it.
+        session.mutation_response(1, ok("id2"), ts=50)
+        assert ready(session, 99) is None
+
+    def test_a_failed_mutation_bounds_by_the_ts_it_ran_at(self) -> None:
+        session = ServerSession()
+        session.mutation_response(0, QueryFailure("boom"), ts=40)
+        assert ready(session, 39) is None
+        assert ready(session, 40) is not None
+        unresolved = ServerSession()
+        unresolved.mutation_response(0, QueryFailure("Could not find function"))
+        assert ready(unresolved, 0) is not None
+
+    def test_a_query_that_cannot_run_is_reported_in_every_transition(self) -> None:
+        session = ServerSession()
+        modify(session, add(0, "nope:missing"), add(1))
+        session.fail_query(0, QueryFailure("Could not find public function for 'nope:missing'."))
+        # The failed query counts as answered; query 1 is still awaited.
+        assert ready(session, 5) is None
+        parsed = ready(session, 6, {1: ok("b")})
+        assert parsed is not None
+        assert [(m["type"], m["queryId"]) for m in parsed["modifications"]] == [
+            ("QueryFailed", 0),
+            ("QueryUpdated", 1),
+        ]
+        # Merged again later, but the client already holds it: not resent.
+        parsed = ready(session, 7, {1: ok("c")})
+        assert parsed is not None and parsed["modifications"] == [updated(1, "c")]
+
+    def test_removing_or_re_adding_forgets_a_failure(self) -> None:
+        session = ServerSession()
+        modify(session, add(0, "nope:missing"))
+        session.fail_query(0, QueryFailure("missing"))
+        assert ready(session, 5) is not None
+        modify(session, remove(0))
+        parsed = ready(session, 6)
+        assert parsed is not None
+        assert parsed["modifications"] == [{"type": "QueryRemoved", "queryId": 0}]
+        modify(session, add(0, "nope:missing"))
+        # Re-added: awaited again, and the old failure is no longer merged in.
+        assert ready(session, 7) is None
+
+    def test_fail_query_ignores_unknown_ids(self) -> None:
+        session = ServerSession()
+        session.fail_query(3, QueryFailure("missing"))
+        parsed = ready(session, 1)
+        assert parsed is not None and parsed["modifications"] == []
+
+    def test_new_identity_waits_for_every_query_again(self) -> None:
+        session = ServerSession()
+        modify(session, add(0), add(1, "admin:only"))
+        session.fail_query(1, QueryFailure("Could not find public function"))
+        assert ready(session, 5, {0: ok("anon")}) is not None
+        authenticate(session, 0)
+        session.confirm_identity()
+        # Every query re-runs under the new identity; the old failure is forgotten (the
+        # caller resolves it again, e.g. an admin may now see an internal function).
+        assert ready(session, 6, {0: ok("anon")}) is None
+        parsed = ready(session, 7, {0: ok("anon"), 1: ok("secret")})
+        assert parsed is not None
+        assert parsed["endVersion"] == version(1, 1, 7)
+        # Query 0's result did not change: deduplicated; query 1's changed.
+        assert parsed["modifications"] == [updated(1, "secret")]
+
+    def test_build_transition_alone_applies_no_waiting_rule(self) -> None:
+        session = ServerSession()
+        modify(session, add(0))
+        session.mutation_response(0, ok("id"), ts=10)
+        assert transition(session, 3)["endVersion"] == version(1, 0, 3)
+        assert session.pending_query_ids == frozenset({0})
+
+    def test_server_ts_is_passed_through(self) -> None:
+        session = ServerSession()
+        data = session.transition_for(1, {}, server_ts=1795248509518000000)
+        assert data is not None and json.loads(data)["serverTs"] == 1795248509518000000
