@@ -188,7 +188,7 @@ async def test_bad_arguments_send_nothing(fake_server: Any) -> None:
 
 async def test_mutation_resent_after_drop_with_same_ids(fake_server: Any) -> None:
     """The scripted reconnect: drop after a Mutation arrives, before answering it."""
-    dropped = []
+    dropped: list[dict[str, Any]] = []
 
     async def drop_first_mutation(conn: Any, message: dict[str, Any]) -> bool:
         if message["type"] == "Mutation" and not dropped:
@@ -277,7 +277,7 @@ async def test_action_in_flight_fails_on_drop(fake_server: Any) -> None:
 
 
 async def test_start_version_mismatch_reconnects(fake_server: Any) -> None:
-    sent_bad = []
+    sent_bad: list[Any] = []
 
     async def bad_transition(conn: Any, message: dict[str, Any]) -> bool:
         if message["type"] == "Mutation" and not sent_bad:
@@ -356,7 +356,7 @@ async def test_calls_made_while_disconnected_wait_for_the_socket(fake_server: An
 
 async def test_close_fails_pending_and_ends_iterators(fake_server: Any) -> None:
     async def never_answer(conn: Any, message: dict[str, Any]) -> bool:
-        return message["type"] == "Mutation"
+        return bool(message["type"] == "Mutation")
 
     fake_server.intercept = never_answer
     client = fast_client(fake_server)
@@ -379,7 +379,7 @@ async def test_close_fails_pending_and_ends_iterators(fake_server: Any) -> None:
 
 async def test_query_on_closing_client_raises_connection_lost(fake_server: Any) -> None:
     async def silent(conn: Any, message: dict[str, Any]) -> bool:
-        return message["type"] == "ModifyQuerySet"
+        return bool(message["type"] == "ModifyQuerySet")
 
     fake_server.intercept = silent
     client = fast_client(fake_server)
