@@ -2,8 +2,9 @@
 
 Exports the websocket clients (:class:`AsyncReactorClient`, and :class:`ReactorClient`, its
 blocking facade), their subscription iterators, the HTTP clients, ``Int64`` for int64 arguments,
-and the errors callers catch. It depends only on ``schema`` and third-party libraries, never on
-the server packages ``reactor`` or ``functions``.
+and the errors callers catch. It depends only on ``schema``, the pure wire codec
+``reactor.sync.messages`` (shared with the server) and third-party libraries, never on the rest
+of ``reactor`` or on ``functions``.
 """
 
 from __future__ import annotations
