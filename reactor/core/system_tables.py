@@ -22,7 +22,7 @@ def is_system_table(name: str) -> bool:
 FIRST_USER_TABLE_NUMBER = 10_001
 # System tables have fixed numbers below the user range (ids encode them).
 SYSTEM_TABLES = {"_scheduled_functions": 1, "_storage": 2}
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_NAME = re.compile(r"\A[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 
 
 class TableRegistry:

@@ -4,7 +4,6 @@ pruning): cancel it and wait until it has really finished."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 __all__ = ["stop_task"]
@@ -14,5 +13,10 @@ async def stop_task(task: asyncio.Task[Any] | None) -> None:
     if task is None:
         return
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    try:
         await task
+    except asyncio.CancelledError:
+        # The task's own cancellation ends here; one aimed at the caller goes on.
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

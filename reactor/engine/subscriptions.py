@@ -21,11 +21,12 @@ T = TypeVar("T", bound=Hashable)
 
 
 class Subscription(Generic[T]):
-    __slots__ = ("intervals", "owner")
+    __slots__ = ("active", "intervals", "owner")
 
     def __init__(self, owner: T, intervals: list[tuple[str, Interval]]) -> None:
         self.owner = owner
         self.intervals = intervals
+        self.active = True  # until unsubscribed or fired
 
 
 class SubscriptionManager(Generic[T]):
@@ -57,8 +58,9 @@ class SubscriptionManager(Generic[T]):
         return subscription
 
     def unsubscribe(self, subscription: Subscription[T]) -> None:
-        if not subscription.intervals and subscription.owner is None:
-            return
+        if not subscription.active:
+            return  # already unsubscribed (or fired)
+        subscription.active = False
         for index_id, interval in subscription.intervals:
             index_map = self._maps.get(index_id)
             if index_map is not None:

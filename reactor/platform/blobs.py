@@ -29,7 +29,7 @@ __all__ = ["BlobNotFound", "BlobReader", "BlobStore", "BlobTooLarge", "PendingBl
 READ_CHUNK = 64 * 1024
 _FLUSH_AT = 1024 * 1024  # bytes buffered before a write to disk
 _TMP = ".tmp"
-_KEY = re.compile(r"^[A-Za-z0-9_-]{2,128}$")
+_KEY = re.compile(r"\A[A-Za-z0-9_-]{2,128}\Z")
 
 
 @dataclass(slots=True)

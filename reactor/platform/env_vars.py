@@ -19,7 +19,7 @@ MAX_NAME_LEN = 256
 MAX_VALUE_BYTES = 8 * 1024
 MAX_VARS = 512
 MAX_TOTAL_BYTES = 512 * 1024
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_NAME = re.compile(r"\A[A-Za-z][A-Za-z0-9_]*\Z")
 SYSTEM_NAMES = ("CONVEX_CLOUD_URL", "CONVEX_SITE_URL")
 
 

@@ -40,11 +40,6 @@ class TestCheckName:
         with pytest.raises(ValidationError, match=r"Invalid table name .*start with a letter"):
             TableRegistry.check_name(name)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the name pattern ends in `$`, which also matches before a trailing newline "
-        "(re.match); `\\Z` or re.fullmatch would refuse it",
-    )
     def test_a_trailing_newline_is_refused(self) -> None:
         with pytest.raises(ValidationError, match="Invalid table name"):
             TableRegistry.check_name("messages\n")

@@ -81,11 +81,6 @@ async def test_an_error_raised_while_stopping_propagates() -> None:
         await stop_task(task)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stop_task suppresses every CancelledError from `await task`, including one aimed "
-    "at the caller: a caller cancelled while the task's cleanup runs returns normally",
-)
 @pytest.mark.anyio
 async def test_cancelling_the_caller_while_it_waits_is_not_swallowed() -> None:
     started = asyncio.Event()

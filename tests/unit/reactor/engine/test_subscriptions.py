@@ -153,11 +153,6 @@ class TestUnsubscribe:
         assert manager.advance(1, {"t.by_n": [b"b"]}) == []
         assert manager.advance(2, {"t.by_n": [b"y"]}) == ["q"]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="unsubscribe is meant to be idempotent (it returns early for a cleared "
-        "subscription) but only when the owner is None; any other owner is counted down again",
-    )
     def test_unsubscribing_twice_counts_once(self, manager: SubscriptionManager[str]) -> None:
         subscription = manager.subscribe("q", _reads(("t.by_n", Interval(b"a", b"c"))), 0)
         manager.subscribe("r", _reads(("t.by_n", Interval(b"a", b"c"))), 0)
