@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pymongo.errors import PyMongoError
 
@@ -25,10 +25,7 @@ from reactor.storage.mongo import change_stream as cs
 from reactor.storage.mongo.commit_log import decode_key_map
 from schema.errors import StorageUnavailable
 
-if TYPE_CHECKING:  # the engine imports this module when it opens its feed
-    from reactor.storage.mongo.engine import MongoPersistence
-
-__all__ = ["ClusterFeed"]
+__all__ = ["ClusterFeed", "FeedSource"]
 
 log = logging.getLogger("reactor.storage.mongo.feed")
 
@@ -36,10 +33,30 @@ HEARTBEAT_S = 20.0  # an idle feed moves to a fresh snapshot this often (MongoDB
 CHECKPOINT_S = 1.0
 
 
+class FeedSource(Protocol):
+    """What the feed reads from the engine (``MongoPersistence``, which opens the feed)."""
+
+    database_name: str
+    feed_mode: str
+
+    @property
+    def db(self) -> Any: ...
+
+    async def operation_time(self) -> Any: ...
+
+    async def commits_after(self, ts: int, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    async def retire_snapshots(self, published_ts: int) -> None: ...
+
+    async def get_global(self, key: str) -> Any: ...
+
+    async def set_global(self, key: str, value: Any) -> None: ...
+
+
 class ClusterFeed:
     def __init__(
         self,
-        engine: MongoPersistence,
+        engine: FeedSource,
         sink: FeedSink,
         *,
         index_definitions: Callable[[str], Mapping[str, Sequence[str]]],
