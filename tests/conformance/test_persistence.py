@@ -463,7 +463,6 @@ async def test_reads_at_any_earlier_timestamp_see_the_versions_then(
 
 
 async def test_max_ts_is_the_newest_commit_stored(persistence: Persistence) -> None:
-    skip_on(persistence, mongo="max_ts() is the sequence read at open; writes do not advance it")
     assert persistence.max_ts() == 0
     (t1,) = await store(persistence, commit(10, insert(note(1.0, n=Int64(1)))))
     assert persistence.max_ts() == t1

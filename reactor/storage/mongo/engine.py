@@ -456,6 +456,7 @@ class MongoPersistence:
 
         if commits:
             await self._transaction("write", apply)
+            self._max_ts = max(self._max_ts, *(commit.ts for commit in commits))
 
     @_runtime_io
     async def commit(
@@ -468,8 +469,10 @@ class MongoPersistence:
         """Commit a batch in one MongoDB transaction: each request is checked against every
         commit (of any process) after its snapshot and the earlier requests of the batch.
         Returns, per request, its timestamp or the conflict that refused it."""
+        sequence = 0  # the sequence as the successful attempt left it
 
         async def attempt(session: AsyncClientSession) -> list[int | OptimisticConcurrencyError]:
+            nonlocal sequence
             db = self.db
             # Taking the sequence document first makes concurrent committers conflict at once.
             seq = await db[META].find_one_and_update(
@@ -531,9 +534,12 @@ class MongoPersistence:
             await db[META].update_one(
                 {"_id": SEQ}, {"$set": {"ts": BsonInt64(last)}}, session=session
             )
+            sequence = last
             return results
 
-        return await self._transaction("commit", attempt)
+        results = await self._transaction("commit", attempt)
+        self._max_ts = max(self._max_ts, sequence)
+        return results
 
     async def _transaction(
         self, what: str, body: Callable[[AsyncClientSession], Awaitable[_T]]
