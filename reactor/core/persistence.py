@@ -182,8 +182,8 @@ class Persistence(Protocol):
         """Check each request against every commit after its snapshot (the earlier requests of
         the batch included), give the accepted ones increasing timestamps from ``next_ts`` (or
         later ones) and store them durably, atomically. A single-process engine checks the
-        in-process ``write_log`` (it holds every recent commit) and hands each stored commit to
-        its feed before returning; an engine shared by several processes checks its own commit
+        in-process ``write_log`` (it holds every recent commit: it must be the write log the
+        feed's sink appends to) and hands each stored commit to its feed before returning; an engine shared by several processes checks its own commit
         log, and its feed reports the commits later.
 
         Raises:

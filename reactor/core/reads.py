@@ -54,6 +54,9 @@ class ReadSet:
             for interval in intervals.intervals:
                 yield index_id, interval
 
+    def is_empty(self) -> bool:
+        return not self._by_index
+
     def interval_count(self) -> int:
         return sum(len(s) for s in self._by_index.values())
 

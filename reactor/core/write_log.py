@@ -100,6 +100,8 @@ class WriteLog:
         self, read_set: ReadSet, after_ts: int, upto_ts: int | None = None
     ) -> Conflict | None:
         """The first commit in ``(after_ts, upto_ts]`` writing a key inside ``read_set``."""
+        if read_set.is_empty():
+            return None  # nothing read: nothing can conflict, however old the snapshot
         if after_ts < self.purged_through:
             return Conflict(self.purged_through, None, None, None)
         if not self._ts or self._ts[-1] <= after_ts:
