@@ -58,9 +58,12 @@ def test_purged_windows_are_reported_as_conflicts() -> None:
     log = WriteLog(max_entries=4)
     for n in range(1, 10):
         log.append(n, {"t.i": [bytes([n])]}, "t", {})
-    conflict = log.find_conflict(ReadSet(), 1)
+    read_set = ReadSet()
+    read_set.add("t.i", Interval(b"\xff", None))  # a range no commit wrote into
+    conflict = log.find_conflict(read_set, 1)
     assert conflict is not None and conflict.index_id is None
-    assert log.find_conflict(ReadSet(), 9) is None
+    assert log.find_conflict(read_set, 9) is None
+    assert log.find_conflict(ReadSet(), 1) is None  # nothing read: nothing to be unsure of
 
 
 def test_a_failed_commit_is_forgotten_but_older_writes_of_its_keys_are_not() -> None:
