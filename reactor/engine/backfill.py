@@ -56,7 +56,8 @@ async def backfill_indexes(
         built: dict[str, list[str]] = await persistence.get_global(BUILT_INDEXES) or {}
         ts = committer.published_ts
         reads = ReadSet()
-        entries: list[IndexEntry] = []
+        # (index, key) -> entry: a key retired and re-added in this commit is written once.
+        entries: dict[tuple[str, bytes], IndexEntry] = {}
         current: dict[str, list[str]] = {}
         for table, definition in schema.tables.items():
             for name, fields in definition.indexes.items():
@@ -68,16 +69,16 @@ async def backfill_indexes(
                 everything = Interval(b"", None)
                 reads.add(iid, everything)
                 async for row in _rows(persistence, iid, ts):
-                    entries.append(IndexEntry(iid, row.key, row.document_id, None))
+                    entries[iid, row.key] = IndexEntry(iid, row.key, row.document_id, None)
                 by_time = index_id(table, BY_CREATION_TIME)
                 reads.add(by_time, everything)
                 async for row in _rows(persistence, by_time, ts):
                     key = index_key(loads(row.value), tuple(fields))
-                    entries.append(IndexEntry(iid, key, row.document_id, row.value))
+                    entries[iid, key] = IndexEntry(iid, key, row.document_id, row.value)
         if current == built:
             return 0
         if entries:
-            request = CommitRequest(ts, reads, {}, _entries_commit(list(entries)))
+            request = CommitRequest(ts, reads, {}, _entries_commit(list(entries.values())))
             try:
                 await committer.commit(request)
             except OptimisticConcurrencyError:

@@ -182,14 +182,6 @@ async def test_a_concurrent_write_makes_it_start_over(parts: Parts) -> None:
     assert await parts.by_n() == [1.0, 2.0, 3.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: backfill_indexes retires the index's existing entries and re-adds them in the "
-    "same commit at the same (index_id, key, ts); SQLite's primary key refuses the commit "
-    "(StorageUnavailable), so an index that already has entries written by transactions "
-    "under the new schema (writes between ServedApp.swap and the back-fill, e.g. during a "
-    "reactor dev reload) can never be built",
-)
 async def test_entries_already_written_under_the_new_schema_are_kept(parts: Parts) -> None:
     await parts.insert({"n": 1.0, "m": 0.0})
     parts.serve(WITH_BY_N)  # a reload: the new schema is served before the back-fill runs
