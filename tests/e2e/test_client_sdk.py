@@ -7,12 +7,16 @@ import asyncio
 import contextlib
 import threading
 import uuid
+from typing import TYPE_CHECKING
 
 import pytest
 
 from client_sdk import AsyncReactorClient, HttpReactorClient, ReactorClient
 from schema.errors import FunctionFailed
 from schema.values import Int64
+
+if TYPE_CHECKING:  # conftest is pytest's to import; its classes serve as types only
+    from .conftest import ReactorServer
 
 pytestmark = pytest.mark.anyio
 
@@ -30,11 +34,11 @@ class Proxy:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
 
-    async def _handle(self, reader, writer) -> None:
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self.writers |= {writer, up_writer}
 
-        async def pump(src, dst):
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(Exception):
                 while data := await src.read(65536):
                     dst.write(data)
@@ -56,7 +60,7 @@ class Proxy:
             self.server.close()
 
 
-async def test_async_client_calls_and_subscription_updates(server_url):
+async def test_async_client_calls_and_subscription_updates(server_url: str) -> None:
     channel = f"sdk-{uuid.uuid4().hex[:8]}"
     async with AsyncReactorClient(server_url) as client, AsyncReactorClient(server_url) as other:
         subscription = client.subscribe("messages:bodies", {"channel": channel})
@@ -69,7 +73,7 @@ async def test_async_client_calls_and_subscription_updates(server_url):
         await subscription.aclose()
 
 
-async def test_async_client_errors_and_values(server_url):
+async def test_async_client_errors_and_values(server_url: str) -> None:
     async with AsyncReactorClient(server_url) as client:
         with pytest.raises(FunctionFailed) as info:
             await client.mutation("errors:mutation_app_error", {"channel": "x"})
@@ -84,13 +88,13 @@ async def test_async_client_errors_and_values(server_url):
             await client.query("errors:secret")
 
 
-def test_sync_client_and_http_client(server_url):
+def test_sync_client_and_http_client(server_url: str) -> None:
     name = f"sync-{uuid.uuid4().hex[:8]}"
     with ReactorClient(server_url) as client:
         values = client.subscribe("counter:get", {"name": name})
         assert next(values) == 0.0
 
-        def bump():
+        def bump() -> None:
             with HttpReactorClient(server_url) as http:
                 http.mutation("counter:increment", {"name": name})
 
@@ -102,7 +106,9 @@ def test_sync_client_and_http_client(server_url):
         assert client.query("counter:get", {"name": name}) == 1.0
 
 
-async def test_reconnect_resubscribes_and_never_double_applies(reactor_server):
+async def test_reconnect_resubscribes_and_never_double_applies(
+    reactor_server: ReactorServer,
+) -> None:
     proxy = Proxy(reactor_server.port)
     await proxy.start()
     name = f"drop-{uuid.uuid4().hex[:8]}"
