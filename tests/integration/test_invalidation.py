@@ -182,7 +182,9 @@ async def test_take_depends_only_on_the_prefix_it_read(deployment: Deployment) -
     assert sink.value(1) == [1.0, 1.5]
 
 
-async def test_an_update_moving_a_document_out_of_a_range_invalidates(deployment: Deployment) -> None:
+async def test_an_update_moving_a_document_out_of_a_range_invalidates(
+    deployment: Deployment,
+) -> None:
     created = await call(deployment, "tasks:add", {"owner": "m", "n": 12})
     sink = Sink()
     subscribe(deployment, sink, 1, "tasks:between", {"owner": "m", "lo": 10, "hi": 20})

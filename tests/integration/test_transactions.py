@@ -123,7 +123,9 @@ async def test_concurrent_transfers_conserve_the_total(deployment: Deployment) -
     for _ in range(300):
         src, dst = rng.sample(range(8), 2)
         transfers.append(
-            call(deployment, "bank:transfer", {"src": src, "dst": dst, "amount": rng.randint(1, 30)})
+            call(
+                deployment, "bank:transfer", {"src": src, "dst": dst, "amount": rng.randint(1, 30)}
+            )
         )
     results = await asyncio.gather(*transfers)
     assert sum(r.success for r in results) > 0
@@ -234,7 +236,8 @@ async def test_printed_lines_reach_the_caller_as_log_lines(tmp_path: Path) -> No
     )
     async with running_deployment(app, tmp_path / "logdata") as deployment:
         first, second = await asyncio.gather(
-            call(deployment, "chatty:q", {"who": "ann"}), call(deployment, "chatty:q", {"who": "bob"})
+            call(deployment, "chatty:q", {"who": "ann"}),
+            call(deployment, "chatty:q", {"who": "bob"}),
         )
         assert first.log_lines == ("[LOG] hello ann", "[LOG] second line")
         assert second.log_lines == ("[LOG] hello bob", "[LOG] second line")  # never mixed
