@@ -183,8 +183,9 @@ class Persistence(Protocol):
         the batch included), give the accepted ones increasing timestamps from ``next_ts`` (or
         later ones) and store them durably, atomically. A single-process engine checks the
         in-process ``write_log`` (it holds every recent commit: it must be the write log the
-        feed's sink appends to) and hands each stored commit to its feed before returning; an engine shared by several processes checks its own commit
-        log, and its feed reports the commits later.
+        feed's sink appends to) and hands each stored commit to its feed before returning;
+        an engine shared by several processes checks its own commit log, and its feed reports
+        the commits later.
 
         Raises:
             StorageUnavailable: nothing was stored.

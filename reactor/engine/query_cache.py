@@ -128,7 +128,7 @@ class LiveQueries:
         await stop_task(self._task)
         self._task = None
 
-    # -- called by the change feed's publisher -------------------------------------------------------------
+    # -- called by the change feed's publisher ------------------------------------------------
 
     def on_commit(self, commit: PublishedCommit) -> None:
         for entry in self.subscriptions.advance(commit.ts, commit.write_keys):
