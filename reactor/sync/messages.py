@@ -84,7 +84,7 @@ U64_MAX = (1 << 64) - 1
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 
-# The wire's identifiers. They mirror ``reactor.types``, which this module may not import.
+# The wire's identifiers, typed for the client's state; the server passes plain ints.
 QueryId = NewType("QueryId", int)
 RequestId = NewType("RequestId", int)
 SessionId = NewType("SessionId", str)
