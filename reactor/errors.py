@@ -1,57 +1,52 @@
-"""The public home of Reactor's whole error tree; a leaf that loads nothing heavy.
+"""The public home of Reactor's whole error tree: a leaf that loads nothing heavy.
 
-The runtime's own errors are defined here (so raising one never imports a server, a driver or
-the auth stack); the rest are re-exported from where their layer defines them:
+The runtime's own errors are defined here, so raising one never imports a server, a driver or
+the auth stack; the rest are re-exported from the layer that defines them.
 
-ReactorError                                    schema.errors
-├── ValidationError (path)
-│   ├── ArgumentValidationError
-│   ├── ReturnValidationError
-│   └── DocumentValidationError (+SchemaError)  schema.tables
-├── SchemaError
-├── FunctionError
-│   ├── FunctionNotFound
-│   │   └── InvalidFunctionPath (+ValueError)   functions.errors
-│   ├── FunctionDefinitionError                 functions.errors
-│   ├── ModuleLoadError                         functions.errors
-│   ├── QueryNotUnique                          functions.errors
-│   └── UserError = functions.AppError          (data reaches clients)
-├── TransactionError
-│   ├── OptimisticConcurrencyError              (retried, then reported)
-│   ├── ReadOnlyTransactionError
-│   ├── DocumentNotFound
-│   ├── InvalidCursor
-│   └── TransactionLimitExceeded
-├── StorageError
-│   ├── StorageUnavailable
-│   └── StorageConflict
-├── SyncProtocolError
-│   ├── InvalidMessage, VersionMismatch
-│   └── SessionError                            reactor.sync.protocol (final message, close code)
-│       ├── MalformedClientMessage, QuerySetVersionMismatch
-│       └── InternalSessionError: QuerySetInconsistent, IdentityVersionMismatch
-├── ConnectionLost, FunctionFailed              (client side)
-├── ProtocolMismatch, HttpError                 client_sdk.errors
-├── AuthenticationError; AuthConfigError (a SchemaError)     reactor.auth
-├── NetworkNotAllowed (a FunctionError)          reactor.core.determinism
-└── StorageFileNotFound, BlobTooLarge            reactor.platform.files, reactor.platform.blobs
+    ReactorError                                    schema.errors
+    ├── ValidationError (path)
+    │   ├── ArgumentValidationError
+    │   ├── ReturnValidationError
+    │   └── DocumentValidationError (+SchemaError)  schema.tables
+    ├── SchemaError
+    │   └── AuthConfigError                         here
+    ├── FunctionError
+    │   ├── FunctionNotFound
+    │   │   └── InvalidFunctionPath (+ValueError)   functions.errors
+    │   ├── FunctionDefinitionError                 functions.errors
+    │   ├── ModuleLoadError                         functions.errors
+    │   ├── QueryNotUnique                          functions.errors
+    │   ├── NetworkNotAllowed                       here
+    │   └── UserError = functions.AppError          (data reaches clients)
+    ├── TransactionError
+    │   ├── OptimisticConcurrencyError              (retried, then reported)
+    │   ├── ReadOnlyTransactionError
+    │   ├── DocumentNotFound
+    │   ├── InvalidCursor
+    │   └── TransactionLimitExceeded
+    ├── StorageError
+    │   └── StorageUnavailable
+    ├── SyncProtocolError
+    │   ├── InvalidMessage, VersionMismatch
+    │   └── SessionError                            here (close code; the final frame is
+    │       │                                       reactor.sync.protocol.final_message)
+    │       ├── MalformedClientMessage, QuerySetVersionMismatch
+    │       └── InternalSessionError: QuerySetInconsistent, IdentityVersionMismatch
+    ├── AuthenticationError                         here
+    ├── BlobTooLarge, BlobNotFound, StorageFileNotFound   here
+    ├── ConnectionLost, FunctionFailed              (client side)
+    └── ProtocolMismatch, HttpError                 client_sdk.errors
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from functions.errors import (
     FunctionDefinitionError,
     InvalidFunctionPath,
     ModuleLoadError,
     QueryNotUnique,
-)
-from reactor.sync.protocol import (
-    IdentityVersionMismatch,
-    InternalSessionError,
-    MalformedClientMessage,
-    QuerySetInconsistent,
-    QuerySetVersionMismatch,
-    SessionError,
 )
 from schema.errors import (
     ArgumentValidationError,
@@ -179,3 +174,67 @@ class StorageFileNotFound(ReactorError):
     """``ctx.storage.delete`` of a storage id that does not exist (any more)."""
 
     code = "StorageIdNotFound"
+
+
+class SessionError(SyncProtocolError):
+    """The client broke the protocol; the connection is over and the session must be dropped.
+
+    The caller must send ``reactor.sync.protocol.final_message(exc)`` as a text frame when it
+    is not None, then close the
+    socket with ``close_code`` / ``close_reason``. ``close_code`` None means "a Close frame with
+    no status code" (clients see 1005), which is what Convex does for BadRequest-class errors. A
+    frame without a code cannot carry a reason; where the transport cannot send a codeless close
+    (ASGI's ``websocket.close`` always has a code), close with 1000 and no reason: JS has
+    already terminated on the FatalError, and Rust/Python reconnect after any close.
+    """
+
+    code = "SessionError"
+    close_code: ClassVar[int | None] = None
+    close_reason: ClassVar[str] = ""
+    sends_fatal_error: ClassVar[bool] = True
+
+
+class MalformedClientMessage(SessionError, InvalidMessage):
+    """A frame that is not a valid client message (BadRequest): FatalError, then codeless close.
+
+    This only happens with a buggy or foreign client; the official ones never send one.
+    """
+
+    code = "InvalidMessage"
+
+
+class QuerySetVersionMismatch(SessionError, VersionMismatch):
+    """``ModifyQuerySet.baseVersion`` is not the last ``newVersion`` received.
+
+    Convex tags this BadRequest ``BaseVersionMismatch``: FatalError, then codeless close.
+    """
+
+    code = "BaseVersionMismatch"
+
+
+class InternalSessionError(SessionError):
+    """An inconsistency Convex reports as an untagged (internal) error.
+
+    No final message is sent; the socket closes with 1011 and reason ``InternalServerError``,
+    which every client answers by reconnecting with backoff and replaying its state from
+    version 0. This is the safe choice because a FatalError would kill a Node JS client.
+    """
+
+    code = "InternalServerError"
+    close_code = 1011
+    close_reason = "InternalServerError"
+    sends_fatal_error = False
+
+
+class QuerySetInconsistent(InternalSessionError):
+    """``newVersion <= baseVersion``, a duplicate ``Add`` id, or a ``Remove`` of an unknown id.
+
+    Convex (``state.rs``) fails these with plain ``anyhow`` errors, hence internal.
+    """
+
+
+class IdentityVersionMismatch(InternalSessionError, VersionMismatch):
+    """``Authenticate.baseVersion`` is not the number of Authenticates already received.
+
+    Convex (``state.rs`` ``modify_identity``) fails this with an untagged error, hence internal.
+    """

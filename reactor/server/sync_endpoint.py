@@ -31,6 +31,7 @@ from reactor.sync.protocol import (
     QueryOutcome,
     ServerSession,
     SessionError,
+    final_message,
 )
 from schema.errors import FunctionNotFound
 
@@ -144,7 +145,7 @@ class SyncConnection:
                 log.warning(
                     "closing sync session %s: %s: %s", self.protocol.session_id, exc.code, exc
                 )
-                await self._close_with(exc.final_message, exc.close_code or 1000, exc.close_reason)
+                await self._close_with(final_message(exc), exc.close_code or 1000, exc.close_reason)
                 return
             for event in events:
                 if not await self._handle(event):

@@ -13,13 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 
+from reactor.errors import (
+    IdentityVersionMismatch,
+    InternalSessionError,
+    MalformedClientMessage,
+    QuerySetInconsistent,
+    QuerySetVersionMismatch,
+    SessionError,
+)
 from reactor.sync import messages
 from reactor.sync.messages import INITIAL_VERSION, StateVersion, TokenType
-from schema.errors import InvalidMessage, SyncProtocolError, VersionMismatch
+from schema.errors import InvalidMessage
 
 __all__ = [
     "ActionRequested",
@@ -39,81 +47,19 @@ __all__ = [
     "ServerSession",
     "SessionError",
     "SessionEvent",
+    "final_message",
 ]
 
 
 # --------------------------------------------------------------------------------------------
-# Errors: each says what the server must send last and how to close (PROTOCOL.md §2 "Real
-# server close behaviour").
+# Errors (defined in ``reactor.errors``): each says what the server must send last and how to
+# close (PROTOCOL.md §2 "Real server close behaviour").
 # --------------------------------------------------------------------------------------------
 
 
-class SessionError(SyncProtocolError):
-    """The client broke the protocol; the connection is over and the session must be dropped.
-
-    The caller must send ``final_message`` as a text frame when it is not None, then close the
-    socket with ``close_code`` / ``close_reason``. ``close_code`` None means "a Close frame with
-    no status code" (clients see 1005), which is what Convex does for BadRequest-class errors. A
-    frame without a code cannot carry a reason; where the transport cannot send a codeless close
-    (ASGI's ``websocket.close`` always has a code), close with 1000 and no reason: JS has
-    already terminated on the FatalError, and Rust/Python reconnect after any close.
-    """
-
-    code = "SessionError"
-    close_code: ClassVar[int | None] = None
-    close_reason: ClassVar[str] = ""
-    sends_fatal_error: ClassVar[bool] = True
-
-    @property
-    def final_message(self) -> bytes | None:
-        """The ``FatalError`` frame to send before closing, or None to just close."""
-        return messages.fatal_error(self.message) if self.sends_fatal_error else None
-
-
-class MalformedClientMessage(SessionError, InvalidMessage):
-    """A frame that is not a valid client message (BadRequest): FatalError, then codeless close.
-
-    This only happens with a buggy or foreign client; the official ones never send one.
-    """
-
-    code = "InvalidMessage"
-
-
-class QuerySetVersionMismatch(SessionError, VersionMismatch):
-    """``ModifyQuerySet.baseVersion`` is not the last ``newVersion`` received.
-
-    Convex tags this BadRequest ``BaseVersionMismatch``: FatalError, then codeless close.
-    """
-
-    code = "BaseVersionMismatch"
-
-
-class InternalSessionError(SessionError):
-    """An inconsistency Convex reports as an untagged (internal) error.
-
-    No final message is sent; the socket closes with 1011 and reason ``InternalServerError``,
-    which every client answers by reconnecting with backoff and replaying its state from
-    version 0. This is the safe choice because a FatalError would kill a Node JS client.
-    """
-
-    code = "InternalServerError"
-    close_code = 1011
-    close_reason = "InternalServerError"
-    sends_fatal_error = False
-
-
-class QuerySetInconsistent(InternalSessionError):
-    """``newVersion <= baseVersion``, a duplicate ``Add`` id, or a ``Remove`` of an unknown id.
-
-    Convex (``state.rs``) fails these with plain ``anyhow`` errors, hence internal.
-    """
-
-
-class IdentityVersionMismatch(InternalSessionError, VersionMismatch):
-    """``Authenticate.baseVersion`` is not the number of Authenticates already received.
-
-    Convex (``state.rs`` ``modify_identity``) fails this with an untagged error, hence internal.
-    """
+def final_message(error: SessionError) -> bytes | None:
+    """The ``FatalError`` frame to send before closing for ``error``, or None to just close."""
+    return messages.fatal_error(error.message) if error.sends_fatal_error else None
 
 
 # --------------------------------------------------------------------------------------------

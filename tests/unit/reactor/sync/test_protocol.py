@@ -24,6 +24,7 @@ from reactor.sync.protocol import (
     QuerySuccess,
     ServerSession,
     SessionError,
+    final_message,
 )
 from schema.errors import InvalidMessage, SyncProtocolError, VersionMismatch
 from schema.values import Int64, dumps
@@ -438,8 +439,9 @@ class TestVersions:
         assert exc.code == "BaseVersionMismatch"
         assert exc.close_code is None
         assert exc.close_reason == ""
-        assert exc.final_message is not None
-        assert json.loads(exc.final_message) == {
+        frame = final_message(exc)
+        assert frame is not None
+        assert json.loads(frame) == {
             "type": "FatalError",
             "error": "Base version 0 passed up doesn't match the current version 1",
         }
@@ -486,7 +488,7 @@ class TestVersions:
         assert exc.code == "InternalServerError"
         assert exc.close_code == 1011
         assert exc.close_reason == "InternalServerError"
-        assert exc.final_message is None
+        assert final_message(exc) is None
 
 
 class TestMalformed:
@@ -515,8 +517,9 @@ class TestMalformed:
         assert exc.code == "InvalidMessage"
         assert str(exc) == error
         assert exc.close_code is None
-        assert exc.final_message is not None
-        assert json.loads(exc.final_message) == {"type": "FatalError", "error": error}
+        frame = final_message(exc)
+        assert frame is not None
+        assert json.loads(frame) == {"type": "FatalError", "error": error}
 
 
 class TestRequests:
