@@ -48,9 +48,9 @@ _SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
 class SyncConnection:
     """One websocket client. Also the ``SessionSink`` that live queries deliver snapshots to."""
 
-    def __init__(self, websocket: WebSocket, services: Deployment) -> None:
+    def __init__(self, websocket: WebSocket, deployment: Deployment) -> None:
         self.websocket = websocket
-        self.services = services
+        self.deployment = deployment
         self.protocol = ServerSession()
         self.identity: dict[str, Any] | None = None
         self._outbox: collections.deque[bytes] = collections.deque()
@@ -58,7 +58,7 @@ class SyncConnection:
         self._wake = asyncio.Event()
         self._mutations: asyncio.Queue[MutationRequested] = asyncio.Queue()
         self._closed = False
-        self._last_send_ns = services.runtime.monotonic_ns()
+        self._last_send_ns = deployment.runtime.monotonic_ns()
         # Cancelled when the connection ends; actions are not (they run to completion).
         self._tasks: set[asyncio.Task[None]] = set()
         self._sender_task: asyncio.Task[None] | None = None
@@ -96,7 +96,7 @@ class SyncConnection:
                 await self._close_with(None, 1011, "InternalServerError")
         finally:
             self._closed = True
-            self.services.query_cache.remove_session(self)
+            self.deployment.query_cache.remove_session(self)
             receiver.cancel()
             tasks = list(self._tasks)
             for task in tasks:
@@ -139,7 +139,7 @@ class SyncConnection:
             if data is None:
                 data = message.get("bytes") or b""
             try:
-                now_ms = self.services.runtime.now_ns() // 1_000_000
+                now_ms = self.deployment.runtime.now_ns() // 1_000_000
                 events = self.protocol.receive(data, now_ms=now_ms)
             except SessionError as exc:
                 log.warning(
@@ -153,7 +153,7 @@ class SyncConnection:
 
     async def _handle(self, event: Any) -> bool:
         """Act on one protocol event; False when the connection must end."""
-        live = self.services.query_cache
+        live = self.deployment.query_cache
         if isinstance(event, QueriesChanged):
             for query_id in event.removed:
                 live.remove(self, query_id)
@@ -182,13 +182,13 @@ class SyncConnection:
         self, query_id: int, udf_path: str, args: dict[str, Any], journal: str | None
     ) -> None:
         try:
-            spec = self.services.registry.resolve(
+            spec = self.deployment.registry.resolve(
                 udf_path, kind=FunctionKind.QUERY, allow_internal=self.is_admin
             )
         except FunctionNotFound as exc:
             self.protocol.fail_query(query_id, QueryFailure(exc.message))
             return
-        self.services.query_cache.add(
+        self.deployment.query_cache.add(
             self, query_id, spec, args, identity=self.identity, journal=journal
         )
 
@@ -197,7 +197,7 @@ class SyncConnection:
             credentials = Credentials.from_authenticate(
                 event.token_type, event.value, event.acting_as
             )
-            principal = await self.services.auth.authenticate(credentials)
+            principal = await self.deployment.auth.authenticate(credentials)
         except AuthenticationError as exc:
             # Never a FatalError here: it kills JS clients (PROTOCOL.md §7).
             log.info("session %s: AuthError: %s", self.protocol.session_id, exc.message)
@@ -208,7 +208,7 @@ class SyncConnection:
         self.is_admin = principal.is_admin
         self._watch_expiry(principal.expires_at)
         self.protocol.confirm_identity()
-        live = self.services.query_cache
+        live = self.deployment.query_cache
         for query_id, spec in list(self.protocol.queries.items()):
             live.remove(self, query_id)
             self._add_query(query_id, spec.udf_path, spec.args, spec.journal)
@@ -224,7 +224,7 @@ class SyncConnection:
         if expires_at is None:
             return
         version = self.protocol.authenticates_received
-        runtime = self.services.runtime
+        runtime = self.deployment.runtime
 
         async def expire() -> None:
             await runtime.sleep(max(0.0, expires_at - runtime.now_ns() / 1e9))
@@ -238,11 +238,11 @@ class SyncConnection:
     # -- mutations and actions ---------------------------------------------------------------
 
     async def _mutation_worker(self) -> None:
-        services = self.services
+        deployment = self.deployment
         while True:
             request = await self._mutations.get()
             try:
-                spec = services.registry.resolve(
+                spec = deployment.registry.resolve(
                     request.udf_path, kind=FunctionKind.MUTATION, allow_internal=self.is_admin
                 )
             except FunctionNotFound as exc:
@@ -256,7 +256,7 @@ class SyncConnection:
             # Shielded: a dropped socket must not abandon a mutation half-way; a resend with the
             # same (session, request) id waits for this very execution.
             task = asyncio.ensure_future(
-                services.executor.run_mutation(
+                deployment.executor.run_mutation(
                     spec, request.args, identity=self.identity, idempotency_key=key
                 )
             )
@@ -268,15 +268,15 @@ class SyncConnection:
     def _send_then_transition(self, frame: bytes) -> None:
         """Queue a MutationResponse and ask for the snapshot its Transition is built from."""
         self._outbox.append(frame)
-        self.services.query_cache.request_update(self)
+        self.deployment.query_cache.request_update(self)
         self._wake.set()
 
     async def _run_action(self, event: ActionRequested) -> None:
         try:
-            spec = self.services.registry.resolve(
+            spec = self.deployment.registry.resolve(
                 event.udf_path, kind=FunctionKind.ACTION, allow_internal=self.is_admin
             )
-            result = await self.services.executor.run_action(
+            result = await self.deployment.executor.run_action(
                 spec, event.args, identity=self.identity
             )
             outcome = outcome_of(result)
@@ -288,7 +288,7 @@ class SyncConnection:
     # -- sending -----------------------------------------------------------------------------
 
     async def _send(self, frame: bytes) -> None:
-        self._last_send_ns = self.services.runtime.monotonic_ns()
+        self._last_send_ns = self.deployment.runtime.monotonic_ns()
         await self.websocket.send({"type": "websocket.send", "text": frame.decode("utf-8")})
 
     async def _send_or_stop(self, frame: bytes) -> bool:
@@ -303,7 +303,7 @@ class SyncConnection:
     async def _pinger(self) -> None:
         """Queue a Ping whenever nothing went out for PING_INTERVAL_S (JS needs a text frame
         at least every 60 s, Rust any frame every 30 s)."""
-        runtime = self.services.runtime
+        runtime = self.deployment.runtime
         while True:
             idle_s = (runtime.monotonic_ns() - self._last_send_ns) / 1e9
             if idle_s < PING_INTERVAL_S:
@@ -314,7 +314,7 @@ class SyncConnection:
             await runtime.sleep(PING_INTERVAL_S)
 
     async def _sender(self) -> None:
-        runtime = self.services.runtime
+        runtime = self.deployment.runtime
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -342,5 +342,5 @@ class SyncConnection:
 
 
 async def sync_endpoint(websocket: WebSocket) -> None:
-    services: Deployment = websocket.app.state.deployment
-    await SyncConnection(websocket, services).serve()
+    deployment: Deployment = websocket.app.state.deployment
+    await SyncConnection(websocket, deployment).serve()
