@@ -1,10 +1,11 @@
 """Runs one registered function: builds its context, validates, and turns outcomes into results.
 
-Owns: the snapshot a query or mutation reads at, the OCC retry loop of mutations (jittered
+Owns: the dispatch by function kind (``run``), the OCC retry loop of mutations (jittered
 backoff, then a clear final error), mutation idempotency by (session, request) id, and the
 error mapping (``AppError`` data reaches clients; any other exception becomes
-``[Request ID: …] Server Error`` with the full traceback logged). It does not own caching or
-subscriptions (``reactor.engine.query_cache``) or transports.
+``[Request ID: …] Server Error`` with the full traceback logged). It does not own snapshots and
+transactions (``reactor.engine.database``), caching or subscriptions
+(``reactor.engine.query_cache``) or transports.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import secrets
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from functions.context import ActionCtx, Auth, MutationCtx, QueryCtx, Scheduler
 from functions.database import DatabaseReader, DatabaseWriter
@@ -45,7 +46,6 @@ log = logging.getLogger("reactor.engine.executor")
 
 OCC_MAX_RETRIES = 4
 MAX_CALL_DEPTH = 8
-T = TypeVar("T")
 
 
 class TransactionHooks(Protocol):
