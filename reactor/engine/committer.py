@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from reactor.core.persistence import ChangeFeed, CommitRequest, MutationRecord, Persistence
 from reactor.core.runtime import Runtime
 from reactor.core.system_tables import TableRegistry
-from reactor.core.tasks import stop_task
+from reactor.core.tasks import start_task, stop_task
 from reactor.core.write_log import WriteLog
 from reactor.engine.feed import Publisher
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
@@ -65,7 +65,7 @@ class Committer:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="committer")
+            self._task = start_task(self._run(), name="committer")
 
     async def stop(self) -> None:
         await stop_task(self._task)

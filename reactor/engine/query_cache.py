@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from functions.decorators import FunctionKind, FunctionSpec, query
 from functions.registry import Registry
 from reactor.core.persistence import PublishedCommit
-from reactor.core.tasks import stop_task
+from reactor.core.tasks import start_task, stop_task
 from reactor.engine.executor import Executor, FunctionResult
 from reactor.engine.subscriptions import Subscription, SubscriptionManager
 from schema.errors import FunctionNotFound
@@ -122,7 +122,7 @@ class LiveQueries:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-queries")
+            self._task = start_task(self._run(), name="live-queries")
 
     async def stop(self) -> None:
         await stop_task(self._task)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.crons import CronJob, Crons, due_runs, find_crons
-from reactor.core.tasks import stop_task
+from reactor.core.tasks import start_task, stop_task
 from reactor.engine.database import Database
 from reactor.engine.transaction import Transaction
 from reactor.platform.scheduler import TABLE, Scheduler
@@ -58,7 +58,7 @@ class CronRunner:
     async def start(self) -> None:
         await self.load()
         if self.crons and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="crons")
+            self._task = start_task(self._run(), name="crons")
 
     async def stop(self) -> None:
         await stop_task(self._task)

@@ -41,6 +41,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from reactor.core.persistence import MutationRecord, Persistence, PublishedCommit
+from reactor.core.tasks import start_task, stop_task
 from reactor.engine.database import Database
 from reactor.engine.transaction import Transaction
 from reactor.errors import StorageFileNotFound
@@ -344,16 +345,11 @@ class FileStorage:
                 await asyncio.sleep(interval_s)
 
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(loop(), name="file-sweeper")
+            self._sweeper = start_task(loop(), name="file-sweeper")
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            try:
-                await self._sweeper
-            except asyncio.CancelledError:
-                pass
-            self._sweeper = None
+        await stop_task(self._sweeper)
+        self._sweeper = None
 
     # -- HTTP --------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from reactor.core.tasks import stop_task
+from reactor.core.tasks import start_task, stop_task
 from reactor.engine.database import Database
 from reactor.platform.scheduler import Scheduler
 
@@ -39,7 +39,7 @@ class Retention:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="retention")
+            self._task = start_task(self._run(), name="retention")
 
     async def stop(self) -> None:
         await stop_task(self._task)

@@ -9,7 +9,6 @@ transports (HTTP routes, the websocket endpoint) receive one and never build par
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ from reactor.auth.authenticator import Authenticator, Principal, load_providers
 from reactor.core.persistence import Persistence
 from reactor.core.runtime import Runtime, SystemRuntime
 from reactor.core.system_tables import TableRegistry
+from reactor.core.tasks import start_task
 from reactor.core.write_log import WriteLog
 from reactor.engine.backfill import backfill_indexes
 from reactor.engine.committer import Committer
@@ -262,7 +262,7 @@ class Deployment:
         self._number_tables(app)
         self.query_cache.rebind(app.registry)
         self._reload_crons(app)
-        asyncio.get_running_loop().create_task(self._reload_schema_and_auth(app))
+        start_task(self._reload_schema_and_auth(app), name="reload schema and auth")
         try:
             self.http_router = load_http_router(app)
         except Exception:
@@ -296,4 +296,4 @@ class Deployment:
             if self.leadership.leading:
                 await self.crons.start()
 
-        asyncio.get_running_loop().create_task(restart())
+        start_task(restart(), name="reload crons")

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from pymongo.errors import PyMongoError
 
 from reactor.core.persistence import FeedSink, PublishedCommit
-from reactor.core.tasks import stop_task
+from reactor.core.tasks import start_task, stop_task
 from reactor.storage.mongo import change_stream as cs
 from reactor.storage.mongo.commit_log import decode_key_map
 from schema.errors import StorageUnavailable
@@ -77,7 +77,7 @@ class ClusterFeed:
 
     def start(self) -> None:
         run = self._run_stream if self.mode == "change_stream" else self._run_poll
-        self._task = asyncio.get_running_loop().create_task(run(), name="feed")
+        self._task = start_task(run(), name="feed")
 
     async def stop(self) -> None:
         await stop_task(self._task)

@@ -1,4 +1,4 @@
-"""stop_task: cancel a background task and wait until it has really finished."""
+"""start_task and stop_task: background tasks whose failures are logged, stopped for good."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from reactor.core.tasks import stop_task
+from reactor.core.tasks import start_task, stop_task
 
 
 async def _forever(started: asyncio.Event, cleaned_up: list[str]) -> None:
@@ -105,3 +105,39 @@ async def test_cancelling_the_caller_while_it_waits_is_not_swallowed() -> None:
     await asyncio.wait([stopper])
 
     assert stopper.cancelled()
+
+
+@pytest.mark.anyio
+async def test_a_failing_background_task_is_logged_when_it_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def boom() -> None:
+        raise ValueError("broken loop")
+
+    with caplog.at_level("ERROR", logger="reactor.tasks"):
+        task = start_task(boom(), name="doomed")
+        with pytest.raises(ValueError):
+            await task
+        await asyncio.sleep(0)  # done callbacks run on the next loop iteration
+    [record] = [r for r in caplog.records if r.name == "reactor.tasks"]
+    assert "'doomed' failed" in record.getMessage()
+    assert record.exc_info is not None and str(record.exc_info[1]) == "broken loop"
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_or_finished_background_task_logs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    async def done() -> int:
+        return 7
+
+    with caplog.at_level("DEBUG", logger="reactor.tasks"):
+        assert await start_task(done(), name="done") == 7
+        task = start_task(forever(), name="forever")
+        await asyncio.sleep(0)
+        await stop_task(task)
+        await asyncio.sleep(0)
+    assert [r for r in caplog.records if r.name == "reactor.tasks"] == []
