@@ -8,8 +8,8 @@
 
 ``run`` and ``env`` talk to a running server (``--url``, admin key from ``--admin-key`` or
 ``REACTOR_ADMIN_KEY``) or, without ``--url``, open the local data directory directly (refused
-while a server holds it). Owns argument parsing, logging and running uvicorn; everything else
-is built by ``reactor.server.app``.
+while a server holds it). Owns argument parsing, logging and running uvicorn; the deployment
+is a ``reactor.server.deployment.Deployment`` and the ASGI apps come from ``reactor.server.app``.
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     import uvicorn
 
     from functions.loader import load_app
+    from reactor.core.tasks import start_task
     from reactor.server.app import create_app
     from reactor.server.deployment import Deployment
     from reactor.server.http_actions import create_site_app
@@ -190,9 +191,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     )
 
     async def run() -> None:
-        watcher = (
-            asyncio.get_running_loop().create_task(_watch(deployment, directory)) if dev else None
-        )
+        watcher = start_task(_watch(deployment, directory), name="reload watcher") if dev else None
         log.info(
             "Reactor serving %s on %s (HTTP actions: %s; %d functions; storage: %s)",
             directory,
