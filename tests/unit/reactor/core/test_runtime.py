@@ -42,3 +42,18 @@ async def test_sleep_yields_to_other_tasks() -> None:
 
     assert ran == ["other"]
     await task
+
+
+@pytest.mark.anyio
+async def test_timeout_bounds_a_block_on_the_real_clock() -> None:
+    runtime = SystemRuntime()
+
+    with pytest.raises(TimeoutError):
+        async with runtime.timeout(0.001):
+            await asyncio.Event().wait()
+
+    event = asyncio.Event()
+    asyncio.get_running_loop().call_soon(event.set)
+    async with runtime.timeout(None):
+        await event.wait()
+    assert event.is_set()

@@ -134,7 +134,7 @@ class TestCommit:
     ) -> None:
         first = await commit(parts, request(0, "a"))
         second = await commit(parts, request(first, "b"))  # the clock did not move
-        parts.clock.advance(2)
+        await parts.clock.advance(2)
         third = await commit(parts, request(second, "c"))
         assert (first, second, third) == (NOW, NOW + 1, NOW + 2_000_000_000)
 
@@ -205,11 +205,11 @@ class TestConflicts:
 
 
 class TestNextTs:
-    def test_it_strictly_increases_under_a_stopped_clock(self, tmp_path: Path) -> None:
+    async def test_it_strictly_increases_under_a_stopped_clock(self, tmp_path: Path) -> None:
         parts = build(tmp_path, ManualClock(NOW))
         try:
             assert [parts.committer.next_ts() for _ in range(3)] == [NOW, NOW + 1, NOW + 2]
-            parts.clock.advance(1)
+            await parts.clock.advance(1)
             assert parts.committer.next_ts() == NOW + 1_000_000_000
         finally:
             parts.persistence.close()
@@ -230,7 +230,7 @@ class TestNextTs:
         first = build(tmp_path, clock)
         first.committer.start()
         try:
-            clock.advance(10)
+            await clock.advance(10)
             last = await commit(first, request(0, "a"))
         finally:
             await first.committer.stop()

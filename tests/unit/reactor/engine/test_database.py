@@ -2,7 +2,7 @@
 ``run_system`` committing the runtime's own bookkeeping through conflicts.
 
 Real parts on a SQLite file in ``tmp_path`` (wired as ``Deployment`` wires them), with a
-``ManualClock``: the retry backoff then sleeps no real time.
+``ManualClock(autojump=True)``: the retry backoff then sleeps no real time.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Parts:
 
 @pytest.fixture
 async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
-    clock = ManualClock(NOW)
+    clock = ManualClock(NOW, autojump=True)  # retry backoffs pass at once
     persistence = SqlitePersistence.open(tmp_path / "data")
     write_log = WriteLog()
     tables = TableRegistry(persistence.table_numbers())
@@ -106,7 +106,7 @@ class TestBegin:
             await txn.insert("items", {"n": 1.0})
 
     async def test_creation_times_come_from_the_runtime_clock(self, parts: Parts) -> None:
-        parts.clock.advance(3)
+        await parts.clock.advance(3)
         assert parts.database.now_ms() == (NOW + 3_000_000_000) / 1e6
         doc_id = await insert(parts.database, {"n": 1.0})
         doc = await parts.database.begin(writable=False).get(doc_id)

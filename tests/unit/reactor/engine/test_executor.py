@@ -4,7 +4,8 @@ retry loop's attempt count.
 
 Conflicts are made deterministic by a hook the app's mutation awaits between its read and its
 write: the test commits a write of the same document there. The deployment runs on a
-``ManualClock``, so the retry backoff sleeps no real time.
+``ManualClock(autojump=True)``, so the retry backoff sleeps no real time, and without its
+background work (which would spin on that clock).
 """
 
 from __future__ import annotations
@@ -99,7 +100,10 @@ Hook = Callable[[], Awaitable[None]]
 @pytest.fixture
 async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
     app = write_app(tmp_path / "app", APP)
-    async with running_deployment(app, tmp_path / "data", runtime=ManualClock()) as running:
+    clock = ManualClock(autojump=True)
+    async with running_deployment(
+        app, tmp_path / "data", runtime=clock, background=False
+    ) as running:
         yield running
 
 

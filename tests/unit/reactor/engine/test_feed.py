@@ -111,11 +111,11 @@ class TestPublish:
         assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
         assert publisher.published_ts == NOW + 1
 
-    def test_publishing_trims_the_write_log_by_the_runtime_clock(self) -> None:
+    async def test_publishing_trims_the_write_log_by_the_runtime_clock(self) -> None:
         publisher, clock = make_publisher()
         publisher.publish(commit_at(NOW + 1))
         assert len(publisher.write_log) == 1
-        clock.advance(3600)
+        await clock.advance(3600)
         publisher.publish(commit_at(clock.ns, b"j"))
         assert len(publisher.write_log) == 1  # only the new commit is left
         assert publisher.write_log.purged_through == NOW + 1

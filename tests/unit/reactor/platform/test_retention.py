@@ -77,7 +77,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
 async def test_nothing_inside_the_retention_window_is_pruned(running: Running) -> None:
     doc_id, first = await running.mutate("items:add", {"n": 1})
     await running.mutate("items:set", {"id": doc_id, "n": 2})
-    running.clock.advance(RETENTION_S - 1)
+    await running.clock.advance(RETENTION_S - 1)
     assert await running.deployment.retention.prune_versions() == 0
     assert await running.value_at(doc_id, first) is not None  # the old version is readable
 
@@ -88,12 +88,12 @@ async def test_a_superseded_version_goes_once_the_window_has_passed(running: Run
     _, second = await running.mutate("items:set", {"id": doc_id, "n": 2})
     assert (first, second) == (NOW, NOW + 1)
 
-    running.clock.advance(RETENTION_S)  # the cutoff reaches the insert, not yet the patch
+    await running.clock.advance(RETENTION_S)  # the cutoff reaches the insert, not yet the patch
     assert await retention.prune_versions() == 0
     assert await running.value_at(doc_id, first) is not None
     assert await running.deployment.persistence.get_global(PRUNED_THROUGH) == NOW
 
-    running.clock.advance(1)
+    await running.clock.advance(1)
     assert await retention.prune_versions() > 0
     assert await running.value_at(doc_id, first) is None  # superseded at or before the cutoff
     current = await running.value_at(doc_id, running.deployment.publisher.published_ts)
@@ -103,7 +103,7 @@ async def test_a_superseded_version_goes_once_the_window_has_passed(running: Run
 
 async def test_the_cutoff_never_passes_the_published_snapshot(running: Running) -> None:
     doc_id, first = await running.mutate("items:add", {"n": 1})
-    running.clock.advance(10 * RETENTION_S)
+    await running.clock.advance(10 * RETENTION_S)
     assert await running.deployment.retention.prune_versions() == 0
     assert await running.deployment.persistence.get_global(PRUNED_THROUGH) == first
     assert await running.value_at(doc_id, first) is not None  # the newest version stays
@@ -112,10 +112,10 @@ async def test_the_cutoff_never_passes_the_published_snapshot(running: Running) 
 async def test_pruning_again_without_progress_does_nothing(running: Running) -> None:
     doc_id, _ = await running.mutate("items:add", {"n": 1})
     await running.mutate("items:remove", {"id": doc_id})
-    running.clock.advance(RETENTION_S + 1)
+    await running.clock.advance(RETENTION_S + 1)
     assert await running.deployment.retention.prune_versions() > 0
     pruned_through = await running.deployment.persistence.get_global(PRUNED_THROUGH)
-    running.clock.advance(RETENTION_S)
+    await running.clock.advance(RETENTION_S)
     assert await running.deployment.retention.prune_versions() == 0
     assert await running.deployment.persistence.get_global(PRUNED_THROUGH) == pruned_through
 
