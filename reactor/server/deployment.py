@@ -142,6 +142,7 @@ class Deployment:
             on_gain=self._start_jobs,
             on_lose=self._stop_jobs,
             ttl_s=lease_ttl_s,
+            runtime=self.runtime,
         )
         self.auth = Authenticator(load_providers(app), persistence)
         self.http_router: HttpRouter | None = load_http_router(app)

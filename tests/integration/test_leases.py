@@ -1,5 +1,8 @@
 """Leases on the real SQLite engine, and leadership over them: one holder at a time, renewal,
-expiry, release, and a leader that cannot renew stopping before its lease can expire."""
+expiry, release, and a leader that cannot renew stopping before its lease can expire.
+
+Leadership runs on a ``ManualClock`` that is also the engine's lease clock: the test moves time
+one renewal period at a time and polls (in real time) only for SQLite's answers."""
 
 from __future__ import annotations
 
@@ -14,12 +17,13 @@ from functions.loader import load_app
 from reactor.platform.leases import Leadership
 from reactor.server.deployment import Deployment
 from reactor.storage.sqlite import SqlitePersistence
-from reactor.testing import call, write_app
+from reactor.testing import ManualClock, call, write_app
 from schema.errors import StorageUnavailable
 
 pytestmark = pytest.mark.anyio
 
-TTL = 0.3
+TTL = 3.0  # on the manual clock: renew every second, count the lease lost 2 s after a renewal
+RENEW = TTL / 3
 S = 10**9
 
 
@@ -30,12 +34,42 @@ def storage(tmp_path: Path) -> Iterator[SqlitePersistence]:
     engine.close()
 
 
+@pytest.fixture
+def clock(storage: SqlitePersistence) -> ManualClock:
+    clock = ManualClock()
+    storage.wall_clock_ns = clock.now_ns  # leases expire by the same clock
+    return clock
+
+
 async def eventually(check: Callable[[], bool], timeout: float = 1.5) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError("never happened")
         await asyncio.sleep(0.01)
+
+
+def record_attempts(storage: SqlitePersistence, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The holder of every ``acquire_lease`` call on ``storage`` as it finishes, however."""
+    finished: list[str] = []
+    acquire = storage.acquire_lease
+
+    async def recording(name: str, holder: str, ttl_s: float) -> bool:
+        try:
+            return await acquire(name, holder, ttl_s)
+        finally:
+            finished.append(holder)
+
+    monkeypatch.setattr(storage, "acquire_lease", recording)
+    return finished
+
+
+async def next_renewal(clock: ManualClock, finished: list[str], *holders: str) -> None:
+    """Advance the clock by one renewal period, then wait until each of ``holders`` has finished
+    the attempt it makes then (SQLite answers from a thread)."""
+    before = {holder: finished.count(holder) for holder in holders}
+    await clock.advance(RENEW)
+    await eventually(lambda: all(finished.count(h) > n for h, n in before.items()))
 
 
 class Recorder:
@@ -51,9 +85,15 @@ class Recorder:
     async def on_lose(self) -> None:
         self.events.append(f"{self.name} lose")
 
-    def leadership(self, storage: SqlitePersistence, ttl_s: float = TTL) -> Leadership:
+    def leadership(self, storage: SqlitePersistence, clock: ManualClock) -> Leadership:
         return Leadership(
-            storage, "jobs", self.name, on_gain=self.on_gain, on_lose=self.on_lose, ttl_s=ttl_s
+            storage,
+            "jobs",
+            self.name,
+            on_gain=self.on_gain,
+            on_lose=self.on_lose,
+            ttl_s=TTL,
+            runtime=clock,
         )
 
 
@@ -120,20 +160,23 @@ async def test_reopening_the_data_directory_drops_a_dead_process_leases(tmp_path
 
 
 async def test_exactly_one_leads_and_the_other_takes_over_when_it_stops(
-    storage: SqlitePersistence,
+    storage: SqlitePersistence, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    finished = record_attempts(storage, monkeypatch)
     events: list[str] = []
-    a = Recorder("a", events).leadership(storage)
-    b = Recorder("b", events).leadership(storage)
+    a = Recorder("a", events).leadership(storage, clock)
+    b = Recorder("b", events).leadership(storage, clock)
     await a.start()
     await b.start()
     try:
         assert (a.leading, b.leading) == (True, False)  # decided before start() returned
-        await asyncio.sleep(TTL)  # several renewals: a keeps it, b keeps being refused
-        assert (a.leading, b.leading) == (True, False)
+        for _ in range(4):  # past the ttl: a keeps renewing it, b keeps being refused
+            await next_renewal(clock, finished, "a", "b")
+            assert (a.leading, b.leading) == (True, False)
         await a.stop()
         assert not a.leading
-        await eventually(lambda: b.leading)
+        await next_renewal(clock, finished, "b")
+        assert b.leading
         assert events == ["a gain", "a lose", "b gain"]
     finally:
         await a.stop()
@@ -143,11 +186,11 @@ async def test_exactly_one_leads_and_the_other_takes_over_when_it_stops(
 
 
 async def test_a_leader_that_cannot_renew_stops_before_another_takes_over(
-    storage: SqlitePersistence, monkeypatch: pytest.MonkeyPatch
+    storage: SqlitePersistence, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events: list[str] = []
-    a = Recorder("a", events).leadership(storage)
-    b = Recorder("b", events).leadership(storage)
+    a = Recorder("a", events).leadership(storage, clock)
+    b = Recorder("b", events).leadership(storage, clock)
     acquire = storage.acquire_lease
     outage: set[str] = set()
 
@@ -157,19 +200,23 @@ async def test_a_leader_that_cannot_renew_stops_before_another_takes_over(
         return await acquire(name, holder, ttl_s)
 
     monkeypatch.setattr(storage, "acquire_lease", flaky)
-    await a.start()
+    finished = record_attempts(storage, monkeypatch)
+    await a.start()  # a's lease, taken at +0 s, expires at +3 s
     await b.start()
     try:
         assert a.leading
         outage.add("a")
-        lost_by = time.monotonic() + TTL / 3 + 0.05
-        await eventually(lambda: not a.leading)
-        assert time.monotonic() < lost_by + 0.1  # at its very next renewal
+        await next_renewal(clock, finished, "a", "b")  # +1 s
+        assert not a.leading  # at its very next renewal
+        assert events == ["a gain", "a lose"]
         # a's lease still stands in the database (it was never released): b waits it out.
-        await eventually(lambda: b.leading)
+        await next_renewal(clock, finished, "a", "b")  # +2 s
+        assert not b.leading
+        await next_renewal(clock, finished, "a", "b")  # +3 s: expired
+        assert b.leading
         assert events == ["a gain", "a lose", "b gain"]
         outage.clear()
-        await asyncio.sleep(TTL / 2)
+        await next_renewal(clock, finished, "a", "b")
         assert (a.leading, b.leading) == (False, True)  # a retries, but b holds it now
     finally:
         await a.stop()
@@ -177,40 +224,48 @@ async def test_a_leader_that_cannot_renew_stops_before_another_takes_over(
 
 
 async def test_a_hung_renewal_counts_as_lost_before_the_lease_expires(
-    storage: SqlitePersistence, monkeypatch: pytest.MonkeyPatch
+    storage: SqlitePersistence, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events: list[str] = []
-    a = Recorder("a", events).leadership(storage)
+    a = Recorder("a", events).leadership(storage, clock)
     acquire = storage.acquire_lease
-    hang = asyncio.Event()
+    hang, hung = asyncio.Event(), asyncio.Event()
 
     async def hanging(name: str, holder: str, ttl_s: float) -> bool:
         if hang.is_set():
-            await asyncio.sleep(60)
+            hung.set()
+            await asyncio.Event().wait()  # never answers
         return await acquire(name, holder, ttl_s)
 
     monkeypatch.setattr(storage, "acquire_lease", hanging)
-    await a.start()
+    await a.start()  # renewed at +0 s: its lease expires at +3 s
     try:
-        renewed = time.monotonic()
         hang.set()
-        await eventually(lambda: not a.leading)
-        # Counted lost by 2/3 of the ttl after the last renewal, well before the lease expires.
-        assert time.monotonic() - renewed < TTL
+        await clock.advance(RENEW)
+        assert hung.is_set() and a.leading  # the renewal at +1 s hangs
+        await clock.advance(RENEW - 0.001)
+        assert a.leading
+        # Counted lost 2/3 of the ttl after the last renewal, a third before the lease expires.
+        await clock.advance(0.001)
+        assert not a.leading
         assert events == ["a gain", "a lose"]
     finally:
         await a.stop()
 
 
-async def test_a_renewal_refused_means_leadership_is_lost(storage: SqlitePersistence) -> None:
+async def test_a_renewal_refused_means_leadership_is_lost(
+    storage: SqlitePersistence, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finished = record_attempts(storage, monkeypatch)
     events: list[str] = []
-    a = Recorder("a", events).leadership(storage)
+    a = Recorder("a", events).leadership(storage, clock)
     await a.start()
     try:
         # Someone took the lease behind a's back (say, a's clock ran slow).
         await storage.release_lease("jobs", "a")
         assert await storage.acquire_lease("jobs", "intruder", 60)
-        await eventually(lambda: not a.leading)
+        await next_renewal(clock, finished, "a")
+        assert not a.leading
         assert events == ["a gain", "a lose"]
     finally:
         await a.stop()
@@ -254,12 +309,21 @@ async def test_only_the_lease_holder_runs_the_scheduler(tmp_path: Path) -> None:
     app = load_app(write_app(tmp_path / "app", APP))
     path = tmp_path / "data" / SqlitePersistence.FILE_NAME
     path.parent.mkdir()
-    first = Deployment(
-        app, SqlitePersistence(path), blob_directory=tmp_path / "blobs", lease_ttl_s=TTL
-    )
-    second = Deployment(
-        app, SqlitePersistence(path), blob_directory=tmp_path / "blobs", lease_ttl_s=TTL
-    )
+    clock = ManualClock()
+    deployments = []
+    for _ in range(2):
+        persistence = SqlitePersistence(path)
+        persistence.wall_clock_ns = clock.now_ns
+        deployments.append(
+            Deployment(
+                app,
+                persistence,
+                runtime=clock,
+                blob_directory=tmp_path / "blobs",
+                lease_ttl_s=TTL,
+            )
+        )
+    first, second = deployments
     stopped: list[Deployment] = []
     await first.start()
     await second.start()
@@ -270,6 +334,7 @@ async def test_only_the_lease_holder_runs_the_scheduler(tmp_path: Path) -> None:
         assert (await call(second, "jobs:noop")).success  # serving works without the lease
         await first.stop()
         stopped.append(first)
+        await clock.advance(RENEW)  # second's next attempt
         await eventually(lambda: second.jobs._task is not None)
         assert second.leadership.leading
     finally:

@@ -1,10 +1,9 @@
 """Leadership over an in-memory lease: gaining, keeping, losing and giving up leadership.
 
-``Leadership`` times itself with the real clock (``time.monotonic`` and ``asyncio.sleep``), not
-an injected runtime, so a ``ManualClock`` cannot drive it. These tests use a TTL of zero, which
-makes every wait zero-length (renew every ``ttl/3``, a renewal deadline of ``2*ttl/3``): the
-renewal loop then runs one attempt per turn of the event loop and nothing sleeps. Real-time
-behaviour on SQLite is covered by ``tests/integration/test_leases.py``.
+``Leadership`` runs on a ``ManualClock``: with a TTL of 9 s it renews at +3 s, +6 s, ... and a
+renewal still pending 6 s after the start of the last successful one counts as lost, exactly
+when the test advances the clock there; nothing sleeps. Leadership over the SQLite engine's
+lease is covered by ``tests/integration/test_leases.py``.
 """
 
 from __future__ import annotations
@@ -16,11 +15,15 @@ from typing import cast
 import pytest
 
 from reactor.core.persistence import Persistence
+from reactor.core.runtime import SystemRuntime
 from reactor.platform.leases import DEFAULT_TTL_S, Leadership
+from reactor.testing import ManualClock
 
 pytestmark = pytest.mark.anyio
 
-LONG_TTL = 3600.0  # the renewal task sleeps for 20 minutes: only the first attempt happens
+TTL = 9.0
+RENEW = TTL / 3  # the renewal period
+VALID = TTL * 2 / 3  # how long after a successful renewal began the leader counts itself leader
 
 
 class FakeLeases:
@@ -80,54 +83,56 @@ def events() -> Events:
     return Events()
 
 
-def _leadership(leases: FakeLeases, events: Events, ttl_s: float = LONG_TTL) -> Leadership:
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def leadership(leases: FakeLeases, events: Events, clock: ManualClock) -> Leadership:
     return Leadership(
         cast(Persistence, leases),
         "jobs",
         "me",
         on_gain=events.on_gain,
         on_lose=events.on_lose,
-        ttl_s=ttl_s,
+        ttl_s=TTL,
+        runtime=clock,
     )
 
 
-async def _turns(n: int = 5) -> None:
-    for _ in range(n):
-        await asyncio.sleep(0)
-
-
-def test_renewal_is_every_third_of_the_ttl(leases: FakeLeases, events: Events) -> None:
-    leadership = _leadership(leases, events, ttl_s=9.0)
-
+def test_renewal_is_every_third_of_the_ttl(leadership: Leadership) -> None:
+    assert leadership.ttl_s == TTL
     assert leadership.renew_every_s == 3.0
-    assert _leadership(leases, events).ttl_s == LONG_TTL
-    assert (
-        Leadership(
-            cast(Persistence, leases), "n", "h", on_gain=events.on_gain, on_lose=events.on_lose
-        ).ttl_s
-        == DEFAULT_TTL_S
+
+
+def test_by_default_it_has_the_default_ttl_on_the_real_clock(
+    leases: FakeLeases, events: Events
+) -> None:
+    leadership = Leadership(
+        cast(Persistence, leases), "n", "h", on_gain=events.on_gain, on_lose=events.on_lose
     )
+
+    assert leadership.ttl_s == DEFAULT_TTL_S
+    assert isinstance(leadership.runtime, SystemRuntime)
 
 
 class TestStart:
     async def test_a_free_lease_is_taken_before_start_returns(
-        self, leases: FakeLeases, events: Events
+        self, leadership: Leadership, leases: FakeLeases, events: Events
     ) -> None:
-        leadership = _leadership(leases, events)
-
         await leadership.start()
         try:
             assert leadership.leading
             assert events.log == ["gain"]
-            assert leases.acquired == [("jobs", "me", LONG_TTL)]
+            assert leases.acquired == [("jobs", "me", TTL)]
         finally:
             await leadership.stop()
 
     async def test_a_lease_held_by_another_process_is_not_taken(
-        self, leases: FakeLeases, events: Events
+        self, leadership: Leadership, leases: FakeLeases, events: Events
     ) -> None:
         leases.holder = "other"
-        leadership = _leadership(leases, events)
 
         await leadership.start()
         try:
@@ -137,10 +142,9 @@ class TestStart:
             await leadership.stop()
 
     async def test_a_failing_storage_means_not_leading(
-        self, leases: FakeLeases, events: Events
+        self, leadership: Leadership, leases: FakeLeases, events: Events
     ) -> None:
         leases.acquire_error = ConnectionError("database down")
-        leadership = _leadership(leases, events)
 
         await leadership.start()
         try:
@@ -150,10 +154,13 @@ class TestStart:
             await leadership.stop()
 
     async def test_if_starting_the_work_fails_leadership_is_given_up(
-        self, leases: FakeLeases, events: Events, caplog: pytest.LogCaptureFixture
+        self,
+        leadership: Leadership,
+        leases: FakeLeases,
+        events: Events,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         events.gain_error = RuntimeError("scheduler would not start")
-        leadership = _leadership(leases, events)
 
         with caplog.at_level(logging.ERROR, logger="reactor.platform.leases"):
             await leadership.start()
@@ -169,9 +176,8 @@ class TestStart:
 
 class TestStop:
     async def test_stopping_a_leader_ends_its_work_and_releases_the_lease(
-        self, leases: FakeLeases, events: Events
+        self, leadership: Leadership, leases: FakeLeases, events: Events
     ) -> None:
-        leadership = _leadership(leases, events)
         await leadership.start()
 
         await leadership.stop()
@@ -182,10 +188,9 @@ class TestStop:
         assert leases.holder is None
 
     async def test_stopping_a_follower_releases_without_ending_work(
-        self, leases: FakeLeases, events: Events
+        self, leadership: Leadership, leases: FakeLeases, events: Events
     ) -> None:
         leases.holder = "other"
-        leadership = _leadership(leases, events)
         await leadership.start()
 
         await leadership.stop()
@@ -195,9 +200,8 @@ class TestStop:
         assert leases.holder == "other"
 
     async def test_a_failed_release_is_logged_not_raised(
-        self, leases: FakeLeases, events: Events, caplog: pytest.LogCaptureFixture
+        self, leadership: Leadership, leases: FakeLeases, caplog: pytest.LogCaptureFixture
     ) -> None:
-        leadership = _leadership(leases, events)
         await leadership.start()
         leases.release_error = ConnectionError("database down")
 
@@ -208,9 +212,12 @@ class TestStop:
         assert "could not release the 'jobs' lease" in caplog.text
 
     async def test_a_failing_on_lose_still_ends_leadership(
-        self, leases: FakeLeases, events: Events, caplog: pytest.LogCaptureFixture
+        self,
+        leadership: Leadership,
+        leases: FakeLeases,
+        events: Events,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
-        leadership = _leadership(leases, events)
         await leadership.start()
         events.lose_error = RuntimeError("stuck")
 
@@ -221,58 +228,64 @@ class TestStop:
         assert leases.released == [("jobs", "me")]
         assert "stopping work after losing the 'jobs' lease failed" in caplog.text
 
-    async def test_no_attempt_is_made_after_stop(self, leases: FakeLeases, events: Events) -> None:
-        leadership = _leadership(leases, events, ttl_s=0.0)
+    async def test_no_attempt_is_made_after_stop(
+        self, leadership: Leadership, leases: FakeLeases, clock: ManualClock
+    ) -> None:
         await leadership.start()
         await leadership.stop()
-        attempts = len(leases.acquired)
 
-        await _turns()
+        await clock.advance(10 * TTL)
 
-        assert len(leases.acquired) == attempts
+        assert len(leases.acquired) == 1
+        assert clock.deadlines() == []
 
 
 class TestRenewal:
-    async def test_a_leader_keeps_renewing_and_stays_leader(
-        self, leases: FakeLeases, events: Events
+    async def test_a_leader_renews_every_third_of_the_ttl_and_stays_leader(
+        self, leadership: Leadership, leases: FakeLeases, events: Events, clock: ManualClock
     ) -> None:
-        leadership = _leadership(leases, events, ttl_s=0.0)
         await leadership.start()
         try:
-            await _turns()
+            await clock.advance(RENEW - 0.001)
+            assert len(leases.acquired) == 1
 
-            assert len(leases.acquired) > 2
+            await clock.advance(0.001)
+            assert len(leases.acquired) == 2
+
+            await clock.advance(3 * RENEW)
+            assert len(leases.acquired) == 5
             assert leadership.leading
             assert events.log == ["gain"]
         finally:
             await leadership.stop()
 
     async def test_a_follower_takes_the_lease_once_it_is_free(
-        self, leases: FakeLeases, events: Events
+        self, leadership: Leadership, leases: FakeLeases, events: Events, clock: ManualClock
     ) -> None:
         leases.holder = "other"
-        leadership = _leadership(leases, events, ttl_s=0.0)
         await leadership.start()
         try:
-            await _turns()
+            await clock.advance(RENEW)
+            assert len(leases.acquired) == 2
             assert not leadership.leading
 
             leases.holder = None
-            await _turns()
+            await clock.advance(RENEW - 0.001)
+            assert not leadership.leading  # it tries again only at its next renewal time
 
+            await clock.advance(0.001)
             assert leadership.leading
             assert events.log == ["gain"]
         finally:
             await leadership.stop()
 
     async def test_a_leader_whose_lease_was_taken_stops_its_work(
-        self, leases: FakeLeases, events: Events
+        self, leadership: Leadership, leases: FakeLeases, events: Events, clock: ManualClock
     ) -> None:
-        leadership = _leadership(leases, events, ttl_s=0.0)
         await leadership.start()
         try:
             leases.holder = "other"
-            await _turns()
+            await clock.advance(RENEW)
 
             assert not leadership.leading
             assert events.log == ["gain", "lose"]
@@ -281,14 +294,18 @@ class TestRenewal:
         assert events.log == ["gain", "lose"]
 
     async def test_a_leader_whose_renewal_fails_stops_its_work(
-        self, leases: FakeLeases, events: Events, caplog: pytest.LogCaptureFixture
+        self,
+        leadership: Leadership,
+        leases: FakeLeases,
+        events: Events,
+        clock: ManualClock,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
-        leadership = _leadership(leases, events, ttl_s=0.0)
         await leadership.start()
         try:
             leases.acquire_error = ConnectionError("database down")
             with caplog.at_level(logging.INFO, logger="reactor.platform.leases"):
-                await _turns()
+                await clock.advance(RENEW)
 
             assert not leadership.leading
             assert events.log == ["gain", "lose"]
@@ -297,14 +314,23 @@ class TestRenewal:
             await leadership.stop()
 
     async def test_a_renewal_still_pending_at_its_deadline_counts_as_lost(
-        self, leases: FakeLeases, events: Events, caplog: pytest.LogCaptureFixture
+        self,
+        leadership: Leadership,
+        leases: FakeLeases,
+        events: Events,
+        clock: ManualClock,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
-        leadership = _leadership(leases, events, ttl_s=0.0)
-        await leadership.start()
+        await leadership.start()  # renewed at +0: leader until +6 s
         gate = leases.gate = asyncio.Event()  # the storage stops answering
         try:
             with caplog.at_level(logging.INFO, logger="reactor.platform.leases"):
-                await _turns()
+                await clock.advance(RENEW)  # the renewal at +3 s hangs
+                assert len(leases.acquired) == 2
+                await clock.advance(VALID - RENEW - 0.001)
+                assert leadership.leading
+
+                await clock.advance(0.001)  # +6 s, a third of the ttl before the lease expires
 
             assert not leadership.leading
             assert events.log == ["gain", "lose"]

@@ -178,6 +178,7 @@ class TestConstruction:
             assert d.retention.database is database
             assert d.retention.scheduler is d.scheduler
             assert d.leadership.persistence is persistence
+            assert d.leadership.runtime is clock
             assert d.auth.persistence is persistence
 
             assert d.app is d.served.app
