@@ -294,9 +294,10 @@ class JobWorker:
                 timeout = 1.0
             if timeout is None:
                 await self._wake.wait()
-            else:
+            else:  # on the runtime's clock, as due-ness is (``database.now_ms``)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), min(timeout, 60.0))
+                    async with self.database.runtime.timeout(min(timeout, 60.0)):
+                        await self._wake.wait()
 
     def _job_done(self, job_id: str, _task: object = None) -> None:
         self._running.pop(job_id, None)

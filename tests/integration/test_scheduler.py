@@ -1,17 +1,18 @@
 """Scheduled functions on the real engine: transactional scheduling, exactly-once mutations,
-actions, cancel, failures, and the _scheduled_functions system table."""
+actions, cancel, failures, and the _scheduled_functions system table. A delayed job runs on a
+``ManualClock``, so waiting for its time takes no real time."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reactor.server.deployment import Deployment
-from reactor.testing import call, running_deployment, write_app
+from reactor.testing import ManualClock, call, running_deployment, write_app
 
 pytestmark = pytest.mark.anyio
 
@@ -149,12 +150,30 @@ async def test_cancel_before_it_runs(deployment: Deployment) -> None:
     assert (await call(deployment, "jobs:count", {"name": "d"})).value == 0.0
 
 
-async def test_a_delayed_job_waits_for_its_time(deployment: Deployment) -> None:
-    job_id = (await call(deployment, "jobs:schedule_bump", {"name": "e", "delay": 0.3})).value
-    await asyncio.sleep(0.1)
-    assert (await call(deployment, "jobs:job", {"id": job_id})).value["state"]["kind"] == "pending"
-    job = await wait_for_state(deployment, job_id)
-    assert job["state"]["kind"] == "success"
+async def eventually(check: Callable[[], bool], timeout: float = 5) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("never happened")
+
+
+async def test_a_delayed_job_waits_for_its_time(tmp_path: Path) -> None:
+    clock = ManualClock()
+    app = write_app(tmp_path / "app", APP)
+    async with running_deployment(app, tmp_path / "data", runtime=clock) as deployment:
+        job_id = (await call(deployment, "jobs:schedule_bump", {"name": "e", "delay": 7})).value
+        due_ns = clock.ns + 7 * 10**9
+        await eventually(lambda: due_ns in clock.deadlines())  # the worker waits for it
+
+        await clock.advance(6.999)
+        job = (await call(deployment, "jobs:job", {"id": job_id})).value
+        assert job["state"]["kind"] == "pending"
+
+        await clock.advance(0.001)
+        job = await wait_for_state(deployment, job_id)
+        assert job["state"]["kind"] == "success"
+        assert job["completedTime"] == job["scheduledTime"] == due_ns / 1e6
 
 
 async def test_actions_run_functions_and_schedule_immediately(deployment: Deployment) -> None:
