@@ -43,11 +43,12 @@ class ManualClock:
 
     ``ManualClock(autojump=True)`` keeps the clock's first behaviour, for code that only pauses
     (the retry backoffs of a test forcing conflicts): ``sleep(s)`` moves the clock forward by
-    ``s`` at once and returns without yielding. A background loop that sleeps spins on such a
-    clock, so run a ``Deployment`` on one with ``start(background=False)``.
+    ``s`` at once (expiring the timeouts it passes) and returns without yielding. A background
+    loop that sleeps spins on such a clock, so run a ``Deployment`` on one with
+    ``start(background=False)``.
 
     Assigning ``ns`` sets the time without waking anyone (setting the scene, or a clock that
-    goes back).
+    goes back); the next ``advance`` wakes whoever it left overdue.
     """
 
     SETTLE_TURNS = 20  # event-loop turns ``advance`` yields before moving time and after waking
