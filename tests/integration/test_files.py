@@ -288,7 +288,10 @@ async def test_forged_or_tampered_upload_url_is_refused(tmp_path: Path) -> None:
     async with deployment(tmp_path) as d:
         url = d.files.generate_upload_url()
         token = url.split("token=", 1)[1]
-        flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+        # Change the signature's first character: every bit of it counts (the last base64
+        # character of a signature carries unused padding bits, so changing it may not).
+        payload, _, signature = token.rpartition(".")
+        flipped = f"{payload}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
         other = FileStorage(d.deployment.database, d.files.blobs, secret=b"y" * 32, base_url=BASE)
         for bad in (
             f"{BASE}/api/storage/upload?token={flipped}",
