@@ -63,7 +63,8 @@ class SyncConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sender_task: asyncio.Task[None] | None = None
         self._actions: set[asyncio.Task[None]] = set()
-        self._failed: asyncio.Future[None] | None = None
+        self._serving: asyncio.Task[Any] | None = None  # the task running serve()
+        self._failed = False
         self.is_admin = False
         self._expiry: asyncio.Task[None] | None = None
 
@@ -83,31 +84,29 @@ class SyncConnection:
         reconnecting; an exception of the receive loop itself propagates to the ASGI server.
         """
         await self.websocket.accept()
-        loop = asyncio.get_running_loop()
-        self._failed = loop.create_future()
-        self._sender_task = self._start(self._sender(), "sender")
-        self._start(self._mutation_worker(), "mutation worker")
-        self._start(self._pinger(), "pinger")
-        receiver = loop.create_task(self._receive_loop())
+        # The receive loop runs in this task; a failed background task cancels it (one task
+        # and no extra future per connection: 10,000 idle sockets stay cheap).
+        self._serving = asyncio.current_task()
+        self._sender_task = self._start(self._sender(), "sync sender")
+        self._start(self._mutation_worker(), "sync mutation worker")
+        self._start(self._pinger(), "sync pinger")
         try:
-            await asyncio.wait((receiver, self._failed), return_when=asyncio.FIRST_COMPLETED)
-            if not receiver.done():
-                receiver.cancel()
-                await self._close_with(None, 1011, "InternalServerError")
+            await self._receive_loop()
+        except asyncio.CancelledError:
+            if not self._failed or self._serving is None or self._serving.uncancel() > 0:
+                raise  # a cancellation from outside (shutdown) goes on
+            await self._close_with(None, 1011, "InternalServerError")
         finally:
             self._closed = True
             self.deployment.query_cache.remove_session(self)
-            receiver.cancel()
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
             # Failures were logged by _task_done; cancellation at shutdown stays quiet.
             await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(asyncio.CancelledError):
-                await receiver
 
     def _start(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(work, name=f"sync {name}")
+        task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -123,8 +122,9 @@ class SyncConnection:
             task.get_name(),
             exc_info=task.exception(),
         )
-        if self._failed is not None and not self._failed.done():
-            self._failed.set_result(None)
+        if not self._failed and not self._closed and self._serving is not None:
+            self._failed = True
+            self._serving.cancel()
 
     async def _receive_loop(self) -> None:
         ws = self.websocket
@@ -233,7 +233,7 @@ class SyncConnection:
             frame = self.protocol.auth_error_message("TokenExpired", attempted=False)
             await self._close_with(frame, 1000, "")
 
-        self._expiry = self._start(expire(), "token expiry")
+        self._expiry = self._start(expire(), "sync token expiry")
 
     # -- mutations and actions ---------------------------------------------------------------
 
