@@ -26,7 +26,7 @@ from reactor.storage.sqlite import SqlitePersistence
 
 __all__ = ["STORAGE_ENV", "ManualClock", "call", "running_deployment", "write_app"]
 
-# A MongoDB URL here runs ``running_services`` on a fresh database of it instead of SQLite
+# A MongoDB URL here runs ``running_deployment`` on a fresh database of it instead of SQLite
 # (``make test-mongo``: the conformance suites on the MongoDB engine).
 STORAGE_ENV = "REACTOR_TEST_STORAGE"
 _mongo_databases: set[str] = set()

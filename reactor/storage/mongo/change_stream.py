@@ -44,7 +44,7 @@ Events
 ------
 
 * ``Commit``: the write keys and prefixes of one MongoDB transaction (or one standalone
-  write), shaped as ``PreparedCommit.write_keys``/``write_prefixes``, for
+  write), shaped as ``CommitRequest.write_keys``/``write_prefixes``, for
   ``WriteLog.append(ts, write_keys, table, prefixes)`` and ``SubscriptionManager.advance``.
   Old keys come from the pre-image, new ones from the post-image (or ``fullDocument``).
   **When an image is unknown** (an update or delete without pre-image, an update without
