@@ -284,7 +284,8 @@ class LiveQueries:
         result = await self.executor.run_query(
             entry.spec, entry.args, identity=entry.identity, ts=ts, journal=entry.journal
         )
-        if result.journal is not None:
+        pinned = result.journal is not None and result.journal != entry.journal
+        if pinned:
             entry.journal = result.journal
         entry.identity_read = result.identity_read
         if result.identity_read:
@@ -304,3 +305,32 @@ class LiveQueries:
         if entry.subscription is None:
             self._dirty.add(entry)  # a commit after ts already changed what it read
             self._wake.set()
+        if pinned:
+            self._rekey(entry)
+
+    def _rekey(self, entry: Entry) -> None:
+        """The run pinned a new journal: file the entry under it. Only subscribers that echo
+        that journal join the page from now on; one without a journal gets a fresh first page."""
+        if self._entries.get(entry.key) is entry:
+            del self._entries[entry.key]
+        if self._shared.get(entry.key[:3]) is entry:
+            del self._shared[entry.key[:3]]
+        path, args_key, _, identity_key = entry.key
+        entry.key = (path, args_key, entry.journal, identity_key)
+        if entry.key not in self._entries:
+            self._entries[entry.key] = entry
+            self._shared.setdefault(entry.key[:3], entry)
+            return
+        # Another entry already holds this very page: its subscribers move there.
+        for session, query_ids in list(entry.subscribers.items()):
+            for query_id in list(query_ids):
+                identity = self._identities.get((session, query_id))
+                self.remove(session, query_id)
+                self.add(
+                    session,
+                    query_id,
+                    entry.spec,
+                    entry.args,
+                    identity=identity,
+                    journal=entry.journal,
+                )

@@ -56,12 +56,14 @@ ITEMS = """
 class Sink:
     def __init__(self) -> None:
         self.latest: dict[int, Any] = {}
+        self.journals: dict[int, str | None] = {}
 
     def deliver(self, ts: int, outcomes: Mapping[int, QueryOutcome]) -> None:
         for query_id, outcome in outcomes.items():
             assert isinstance(outcome, QuerySuccess), outcome
             value_json = outcome.value_json
             self.latest[query_id] = None if value_json is None else loads(value_json)
+            self.journals[query_id] = outcome.journal
 
 
 async def settle(deployment: Deployment) -> None:
@@ -108,6 +110,61 @@ async def test_reactive_pages_grow_and_never_leave_gaps(deployment: Deployment) 
         await call(deployment, "items:page", {"numItems": 10, "cursor": rest["continueCursor"]})
     ).value
     assert done["page"] == [] and done["isDone"] is True
+
+
+async def test_a_new_subscriber_without_a_journal_gets_a_fresh_first_page(
+    deployment: Deployment,
+) -> None:
+    for n in (100, 200, 300, 400):
+        await call(deployment, "items:add", {"n": n})
+    spec = deployment.registry.resolve("items:page")
+    args = {"numItems": 3.0, "cursor": None}
+    first = Sink()
+    deployment.query_cache.add(first, 1, spec, args)
+    await settle(deployment)
+    assert [d["n"] for d in first.latest[1]["page"]] == [100.0, 200.0, 300.0]
+    pinned = first.journals[1]
+    assert pinned is not None
+    for n in (1, 2, 3, 4, 5, 6):  # all inside the first page's pinned range
+        await call(deployment, "items:add", {"n": n})
+    await settle(deployment)
+    assert len(first.latest[1]["page"]) == 9  # the live page grew
+    fresh, same_journal = Sink(), Sink()
+    deployment.query_cache.add(fresh, 1, spec, args)
+    deployment.query_cache.add(same_journal, 1, spec, args, journal=pinned)
+    await settle(deployment)
+    assert [d["n"] for d in fresh.latest[1]["page"]] == [1.0, 2.0, 3.0]
+    assert same_journal.latest[1] == first.latest[1]  # sharing a journal shares the page
+    sessions = deployment.query_cache._sessions
+    assert sessions[same_journal][1] is sessions[first][1]
+    http = (await call(deployment, "items:page", {"numItems": 3, "cursor": None})).value
+    assert http["page"] == fresh.latest[1]["page"]
+    await call(deployment, "items:add", {"n": 0.5})  # both pages grow, each in its own range
+    await settle(deployment)
+    assert [d["n"] for d in fresh.latest[1]["page"]] == [0.5, 1.0, 2.0, 3.0]
+    assert len(first.latest[1]["page"]) == len(same_journal.latest[1]["page"]) == 10
+
+
+async def test_fresh_first_pages_that_pin_the_same_end_merge(deployment: Deployment) -> None:
+    for n in (10, 20, 30):
+        await call(deployment, "items:add", {"n": n})
+    spec = deployment.registry.resolve("items:page")
+    args = {"numItems": 2.0, "cursor": None}
+    early, late = Sink(), Sink()
+    deployment.query_cache.add(early, 1, spec, args)
+    await settle(deployment)
+    deployment.query_cache.add(late, 1, spec, args)  # nothing changed: the same page, same end
+    await settle(deployment)
+    assert late.journals[1] == early.journals[1] is not None
+    assert len(deployment.query_cache) == 1
+    assert deployment.query_cache._sessions[late][1] is deployment.query_cache._sessions[early][1]
+    await call(deployment, "items:add", {"n": 15})
+    await settle(deployment)
+    assert [d["n"] for d in late.latest[1]["page"]] == [10.0, 15.0, 20.0]
+    assert late.latest[1] == early.latest[1]
+    deployment.query_cache.remove(early, 1)
+    deployment.query_cache.remove(late, 1)
+    assert len(deployment.query_cache) == 0
 
 
 async def test_zero_items_and_foreign_cursors(deployment: Deployment) -> None:
