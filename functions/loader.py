@@ -8,7 +8,9 @@ route HTTP (it only remembers ``crons.py``/``http.py`` and can import them on de
 
 Rules: files and directories starting with ``_`` or ``.`` are not scanned for functions (they
 stay importable by siblings, e.g. ``from ._lib import helper``); ``schema.py`` provides
-``schema = define_schema(...)``; ``crons.py`` and ``http.py`` at the top level are special. A
+``schema = define_schema(...)``; ``crons.py`` and ``http.py`` at the top level are special.
+``x.py`` beside a directory ``x/`` is allowed, as in Convex (``x:fn`` and ``x/y:fn``): the file
+is the module ``x`` and the directory's modules are its submodules (``from .x.y import fn``). A
 function imported into another module (``from .tasks import add``) is filed only under the
 module that defines it. Modules compile from source on every load (no ``.pyc`` files), so an
 edit is always seen by the next load.
@@ -80,18 +82,46 @@ class App:
         return module
 
 
-class _SourceLoader(importlib.abc.Loader):
-    """Executes a module from its source file; ``path`` None is an empty package."""
+class _FileModule(ModuleType):
+    """A module file ``x.py`` that has a directory ``x/`` beside it.
 
-    def __init__(self, path: Path | None) -> None:
+    Its ``__path__`` is that directory, so ``from .x.roles import y`` finds ``x/roles.py`` while
+    ``from .x import z`` reads ``x.py``; its ``__package__`` stays the parent's, so relative
+    imports inside ``x.py`` resolve as for any other module file. Importing a submodule does not
+    replace an attribute of the same name that ``x.py`` defines (``x:roles`` and ``x/roles:fn``
+    are different functions).
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        existing = self.__dict__.get(name)
+        if (
+            isinstance(value, ModuleType)
+            and value.__name__ == f"{self.__name__}.{name}"
+            and existing is not None
+            and not isinstance(existing, ModuleType)
+        ):
+            return
+        super().__setattr__(name, value)
+
+
+class _SourceLoader(importlib.abc.Loader):
+    """Executes a module from its source file; ``path`` None is an empty package.
+
+    ``directory`` is the same-named directory beside a module file, if any (see `_FileModule`).
+    """
+
+    def __init__(self, path: Path | None, directory: Path | None = None) -> None:
         self.path = path
+        self.directory = directory
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return None
+        return None if self.directory is None else _FileModule(spec.name)
 
     def exec_module(self, module: ModuleType) -> None:
         if self.path is None:
             return
+        if self.directory is not None:
+            module.__path__ = [str(self.directory)]
         code = compile(self.path.read_bytes(), str(self.path), "exec", dont_inherit=True)
         exec(code, module.__dict__)
 
@@ -117,8 +147,9 @@ class _AppFinder(importlib.abc.MetaPathFinder):
         base = directory.joinpath(*parts)
         file = base.parent / f"{base.name}.py"
         if parts and file.is_file():
+            beside = base if base.is_dir() else None
             return importlib.util.spec_from_file_location(
-                fullname, file, loader=_SourceLoader(file)
+                fullname, file, loader=_SourceLoader(file, beside)
             )
         if base.is_dir():
             init = base / "__init__.py"
@@ -177,12 +208,13 @@ def _discover(directory: Path) -> dict[str, Path]:
                         file=str(file),
                     )
             found[relative.as_posix()] = file
-    for module_path in found:
-        if any(other.startswith(module_path + "/") for other in found):
+    for module_path, file in found.items():
+        init = file.with_suffix("") / "__init__.py"
+        if init.is_file():
             raise ModuleLoadError(
-                f"{module_path}.py and the directory {module_path}/ cannot both hold modules: "
-                "Python cannot import both under one name; rename one of them",
-                file=str(found[module_path]),
+                f"{module_path}.py and {_relative(init, directory)} both define the module "
+                f"{module_path!r}; keep one of them",
+                file=str(file),
             )
     return found
 

@@ -210,9 +210,9 @@ class TestErrors:
         with pytest.raises(ModuleLoadError, match="'v1.2' may only contain"):
             load_app(tmp_path)
 
-    def test_module_and_directory_of_one_name(self, tmp_path: Path) -> None:
-        write(tmp_path, {"admin.py": QUERY_A, "admin/users.py": QUERY_A})
-        with pytest.raises(ModuleLoadError, match="admin.py and the directory admin/"):
+    def test_module_file_and_dunder_init_of_one_name(self, tmp_path: Path) -> None:
+        write(tmp_path, {"admin.py": QUERY_A, "admin/__init__.py": "", "admin/users.py": ""})
+        with pytest.raises(ModuleLoadError, match="admin.py and admin/__init__.py both define"):
             load_app(tmp_path)
 
     def test_duplicate_paths(self, tmp_path: Path) -> None:
@@ -276,3 +276,80 @@ def test_http_actions_in_modules_are_filed_but_not_resolvable(tmp_path: Path) ->
     assert "hooks:hook" in app.registry
     with pytest.raises(FunctionNotFound):
         app.registry.resolve("hooks:hook")
+
+
+class TestModuleBesideDirectory:
+    """``permissions.py`` beside ``permissions/``, as Convex apps have them."""
+
+    def app(self, tmp_path: Path) -> App:
+        return load_app(
+            write(
+                tmp_path,
+                {
+                    "permissions.py": """\
+                        from functions import query
+                        from ._lib import LIB
+                        from .permissions.grants import GRANTS
+
+                        LEVEL = "file"
+
+                        @query
+                        async def check(ctx):
+                            return [LEVEL, LIB, GRANTS]
+
+                        @query
+                        async def roles(ctx):
+                            return "the file's roles"
+                    """,
+                    "permissions/roles.py": """\
+                        from functions import query
+                        from ..permissions import LEVEL
+                        from .grants import GRANTS
+
+                        ROLES = "roles"
+
+                        @query
+                        async def list(ctx):
+                            return [LEVEL, GRANTS]
+                    """,
+                    "permissions/grants.py": 'GRANTS = "grants"\n',
+                    "_lib.py": 'LIB = "lib"\n',
+                    "tasks.py": """\
+                        from functions import query
+                        from .permissions import LEVEL, check
+                        from .permissions.roles import ROLES
+                        from .permissions import grants
+
+                        @query
+                        async def uses(ctx):
+                            return [LEVEL, ROLES, grants.GRANTS]
+                    """,
+                },
+            )
+        )
+
+    def test_both_load_under_their_convex_paths(self, tmp_path: Path) -> None:
+        app = self.app(tmp_path)
+        assert app.registry.paths() == [
+            "permissions/roles:list",
+            "permissions:check",
+            "permissions:roles",
+            "tasks:uses",
+        ]
+        assert app.modules["permissions"].__name__ == f"{app.package}.permissions"
+        assert app.modules["permissions/roles"].__name__ == f"{app.package}.permissions.roles"
+
+    def test_relative_imports_in_both_directions(self, tmp_path: Path) -> None:
+        app = self.app(tmp_path)
+        tasks, file = app.modules["tasks"], app.modules["permissions"]
+        roles = app.modules["permissions/roles"]
+        assert tasks.LEVEL == "file" and tasks.ROLES == "roles" and tasks.grants.GRANTS == "grants"
+        assert tasks.check is file.check
+        assert roles.LEVEL == "file" and roles.GRANTS == "grants"
+        assert file.LIB == "lib" and file.GRANTS == "grants" and file.__package__ == app.package
+
+    def test_a_submodule_does_not_replace_a_function_of_its_name(self, tmp_path: Path) -> None:
+        app = self.app(tmp_path)
+        spec = app.registry.resolve("permissions:roles")
+        assert app.modules["permissions"].roles is spec
+        assert sys.modules[f"{app.package}.permissions.roles"] is app.modules["permissions/roles"]
