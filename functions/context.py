@@ -73,9 +73,13 @@ class Auth:
 
 
 class QueryCtx:
-    """What a query handler gets: read-only ``db`` and ``auth``."""
+    """What a query handler gets: read-only ``db`` and ``auth``.
 
-    __slots__ = ("auth", "db", "env", "storage")
+    ``await ctx.run_query(reference, args)`` (supplied by the runtime) runs another query inside
+    this query's transaction.
+    """
+
+    __slots__ = ("auth", "db", "env", "run_query", "storage")
 
     def __init__(
         self,
@@ -84,11 +88,13 @@ class QueryCtx:
         *,
         env: Mapping[str, str] | None = None,
         storage: Any = None,
+        run_query: RunFunction | None = None,
     ) -> None:
         self.db = db
         self.auth = auth if auth is not None else Auth(None)
         self.env: Mapping[str, str] = env if env is not None else {}
         self.storage = storage
+        self.run_query = run_query or _unavailable("run_query")
 
     @classmethod
     def for_store(
@@ -103,9 +109,15 @@ class QueryCtx:
 
 
 class MutationCtx:
-    """What a mutation handler gets: read-write ``db``, ``auth`` and ``scheduler``."""
+    """What a mutation handler gets: read-write ``db``, ``auth`` and ``scheduler``.
 
-    __slots__ = ("auth", "db", "env", "scheduler", "storage")
+    ``ctx.run_query``/``ctx.run_mutation`` (supplied by the runtime) run another function inside
+    this mutation's transaction: it sees this mutation's writes and its own writes commit with
+    them; if a nested mutation raises, its writes are rolled back before the error reaches the
+    caller.
+    """
+
+    __slots__ = ("auth", "db", "env", "run_mutation", "run_query", "scheduler", "storage")
 
     def __init__(
         self,
@@ -115,12 +127,16 @@ class MutationCtx:
         *,
         env: Mapping[str, str] | None = None,
         storage: Any = None,
+        run_query: RunFunction | None = None,
+        run_mutation: RunFunction | None = None,
     ) -> None:
         self.db = db
         self.auth = auth if auth is not None else Auth(None)
         self.scheduler = scheduler
         self.env: Mapping[str, str] = env if env is not None else {}
         self.storage = storage
+        self.run_query = run_query or _unavailable("run_query")
+        self.run_mutation = run_mutation or _unavailable("run_mutation")
 
     @classmethod
     def for_store(

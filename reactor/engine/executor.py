@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from functions.context import ActionCtx, Auth, MutationCtx, QueryCtx, Scheduler
+from functions.context import ActionCtx, Auth, MutationCtx, QueryCtx, RunFunction, Scheduler
 from functions.database import DatabaseReader, DatabaseWriter
 from functions.decorators import FunctionKind, FunctionSpec
 from functions.paths import reference_path
@@ -188,7 +188,7 @@ class Executor:
         ts = self.snapshot_ts() if ts is None else ts
         txn = self.database.begin(ts, writable=False, journal=journal)
         auth = Auth(dict(identity) if identity is not None else None)
-        ctx = QueryCtx(DatabaseReader(txn), auth, env=self.env, storage=self._storage(txn))
+        ctx = self._query_ctx(txn, auth, depth=0)
         with capture() as logs:
             try:
                 with deterministic("query"):
@@ -304,10 +304,7 @@ class Executor:
         ts = self.snapshot_ts()
         txn = self.database.begin(ts, writable=True)
         auth = Auth(dict(identity) if identity is not None else None)
-        scheduler = self._scheduler_for(txn)
-        ctx = MutationCtx(
-            DatabaseWriter(txn), auth, scheduler, env=self.env, storage=self._storage(txn)
-        )
+        ctx = self._mutation_ctx(txn, auth, depth=0)
         if hooks is not None:
             await hooks.before(txn)  # JobGone propagates: nothing to commit
         with capture() as logs:
@@ -352,6 +349,64 @@ class Executor:
             failure = self._failure(spec, exc)
             failure.ts = ts
             return failure
+
+    # -- contexts and nested calls in one transaction -----------------------------------------
+
+    def _query_ctx(self, txn: Transaction, auth: Auth, *, depth: int) -> QueryCtx:
+        run_query, _ = self._nested_calls(txn, auth, depth)
+        return QueryCtx(
+            DatabaseReader(txn),
+            auth,
+            env=self.env,
+            storage=self._storage(txn),
+            run_query=run_query,
+        )
+
+    def _mutation_ctx(self, txn: Transaction, auth: Auth, *, depth: int) -> MutationCtx:
+        run_query, run_mutation = self._nested_calls(txn, auth, depth)
+        return MutationCtx(
+            DatabaseWriter(txn),
+            auth,
+            self._scheduler_for(txn),
+            env=self.env,
+            storage=self._storage(txn),
+            run_query=run_query,
+            run_mutation=run_mutation,
+        )
+
+    def _nested_calls(
+        self, txn: Transaction, auth: Auth, depth: int
+    ) -> tuple[RunFunction, RunFunction]:
+        """``ctx.run_query``/``ctx.run_mutation`` of a query or mutation: the called function runs
+        in the caller's transaction (it sees the caller's writes; its reads join the caller's
+        read set, so a conflict re-runs the whole outer mutation; its writes commit with the
+        caller's). Arguments and the result are validated; internal functions may be called;
+        errors reach the caller unchanged, and a nested mutation that raises has its own writes
+        rolled back first. ``auth`` is shared: a nested call reading the identity counts as the
+        caller reading it."""
+
+        def resolve(reference: Any, kind: FunctionKind) -> FunctionSpec:
+            if depth >= MAX_CALL_DEPTH:
+                raise FunctionError(f"Function calls are nested more than {MAX_CALL_DEPTH} deep")
+            return self.registry.resolve(reference_path(reference), kind=kind, allow_internal=True)
+
+        async def run_query(reference: Any, args: Mapping[str, Any] | None = None) -> Any:
+            spec = resolve(reference, FunctionKind.QUERY)
+            return await spec.invoke(self._query_ctx(txn, auth, depth=depth + 1), dict(args or {}))
+
+        async def run_mutation(reference: Any, args: Mapping[str, Any] | None = None) -> Any:
+            if not txn.writable:
+                raise FunctionError("ctx.run_mutation is not available in a query")
+            spec = resolve(reference, FunctionKind.MUTATION)
+            ctx = self._mutation_ctx(txn, auth, depth=depth + 1)
+            savepoint = txn.savepoint()
+            try:
+                return await spec.invoke(ctx, dict(args or {}))
+            except BaseException:
+                txn.rollback_to(savepoint)
+                raise
+
+        return run_query, run_mutation
 
     # -- actions ---------------------------------------------------------------------------
 

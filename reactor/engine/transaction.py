@@ -555,6 +555,17 @@ class Transaction:
         table, current = await self._existing(id, "delete")
         self._record(table, id, current, None)
 
+    # -- savepoints (nested mutations) ------------------------------------------------------
+
+    def savepoint(self) -> dict[str, _Write]:
+        """The pending writes as they are now, for ``rollback_to``: a nested mutation
+        (``ctx.run_mutation``) that raises leaves none of its own writes behind."""
+        return {doc_id: _Write(w.table, w.old, w.new) for doc_id, w in self._writes.items()}
+
+    def rollback_to(self, savepoint: dict[str, _Write]) -> None:
+        """Drop every write made since ``savepoint`` was taken (reads stay in the read set)."""
+        self._writes = dict(savepoint)
+
     # -- commit ------------------------------------------------------------------------------
 
     @property
