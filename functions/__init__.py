@@ -61,6 +61,7 @@ from functions.database import (  # noqa: E402
     QueryInitializer,
     QueryJournal,
     QueryStream,
+    pagination_opts_validator,
 )
 from functions.decorators import (  # noqa: E402
     ArgsValidators,
@@ -179,6 +180,7 @@ __all__ = [
     "module_path_problem",
     "mutation",
     "package_name",
+    "pagination_opts_validator",
     "path_from_run_url",
     "query",
     "reference_path",

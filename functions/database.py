@@ -24,6 +24,7 @@ from functions.store import (
     PaginationOptions,
 )
 from schema.errors import ReadOnlyTransactionError, ValidationError
+from schema.validators import ObjectV, v
 from schema.values import check_value
 
 __all__ = [
@@ -36,12 +37,26 @@ __all__ = [
     "QueryInitializer",
     "QueryJournal",
     "QueryStream",
+    "pagination_opts_validator",
 ]
 
 DEFAULT_INDEX = "by_creation_time"
 MAX_PAGE_SIZE = 32_000
 _NO: Any = object()
-_PAGINATION_KEYS = {"numItems", "cursor", "endCursor", "maximumRowsRead", "maximumBytesRead", "id"}
+
+# Convex's ``paginationOptsValidator``: the argument validator of a paginated query's
+# ``paginationOpts``. ``id`` is the cache-busting number ``usePaginatedQuery`` sends.
+pagination_opts_validator: ObjectV = v.object(
+    {
+        "numItems": v.number(),
+        "cursor": v.union(v.string(), v.null()),
+        "endCursor": v.optional(v.union(v.string(), v.null())),
+        "id": v.optional(v.number()),
+        "maximumRowsRead": v.optional(v.number()),
+        "maximumBytesRead": v.optional(v.number()),
+    }
+)
+_PAGINATION_KEYS = set(pagination_opts_validator.fields)
 
 
 @dataclass(slots=True)

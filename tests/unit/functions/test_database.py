@@ -22,6 +22,7 @@ from functions import (
     QueryCtx,
     QueryJournal,
     QueryNotUnique,
+    pagination_opts_validator,
 )
 from functions.store import Bound
 from schema.errors import ReadOnlyTransactionError, SchemaError, ValidationError
@@ -420,6 +421,29 @@ class TestPaginate:
         options = {"numItems": 1, "cursor": None, "id": 3.0, "maximumBytesRead": 10}
         page = await DatabaseReader(store).query("tasks").paginate(options)
         assert len(page["page"]) == 1
+
+    async def test_pagination_opts_validator_is_convexs(self) -> None:
+        # convex-js src/server/pagination.ts ``paginationOptsValidator``, field for field
+        optional_number = {"fieldType": {"type": "number"}, "optional": True}
+        string_or_null = {"type": "union", "value": [{"type": "string"}, {"type": "null"}]}
+        assert pagination_opts_validator.to_json() == {
+            "type": "object",
+            "value": {
+                "numItems": {"fieldType": {"type": "number"}, "optional": False},
+                "cursor": {"fieldType": string_or_null, "optional": False},
+                "endCursor": {"fieldType": string_or_null, "optional": True},
+                "id": optional_number,
+                "maximumRowsRead": optional_number,
+                "maximumBytesRead": optional_number,
+            },
+        }
+        with pytest.raises(ValidationError, match="extra field .bogus."):
+            pagination_opts_validator.validate({"numItems": 1, "cursor": None, "bogus": 1})
+        store, _, _ = await seeded(3)
+        sent = {"numItems": 2, "cursor": None, "endCursor": None, "id": 7, "maximumRowsRead": 50}
+        options = pagination_opts_validator.validate(sent)
+        page = await DatabaseReader(store).query("tasks").paginate(options)
+        assert len(page["page"]) == 2
 
     async def test_options_and_keywords_together_are_rejected(self) -> None:
         store, _, _ = await seeded(1)
