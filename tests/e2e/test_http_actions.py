@@ -211,3 +211,66 @@ def test_crashing_handler_is_a_500_and_the_server_keeps_serving(
     assert "Server Error" in response.text
     assert site.get("/hello").status_code == 200
     server.assert_alive()
+
+
+# A JWT in form (three base64url parts) that no provider of this app (it has none) accepts.
+UNKNOWN_ISSUER_JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+    "eyJpc3MiOiJodHRwczovL25vYm9keS5leGFtcGxlIiwic3ViIjoieCJ9."
+    "c2lnbmF0dXJl"
+)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer cron-secret-5f2a9c",  # a Bearer value that is not a JWT
+        "Basic " + "dXNlcjpwYXNz",  # another scheme
+        "Token abc",
+        "a",  # shorter than any scheme
+        f"Bearer {UNKNOWN_ISSUER_JWT}",  # a JWT, but not one of a configured provider
+        "Convex not-the-admin-key",  # a wrong admin key
+    ],
+)
+def test_a_foreign_authorization_header_reaches_the_handler(
+    site: httpx.Client, header: str
+) -> None:
+    """As in Convex: not refused with 401; the handler reads the header, and reading the
+    identity raises the authentication error."""
+    response = site.get("/auth/echo", headers={"Authorization": header})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["authorization"] == header
+    assert body["identity"] is None
+    assert body["error"] is not None and body["error"].startswith("AuthenticationError: ")
+
+
+def test_without_an_authorization_header_the_identity_is_none(site: httpx.Client) -> None:
+    body = site.get("/auth/echo").json()
+    assert body == {"authorization": None, "identity": None, "error": None}
+    assert site.get("/auth/identity").json() == {"identity": None}
+
+
+def test_reading_the_identity_of_a_foreign_header_uncaught_is_a_500(site: httpx.Client) -> None:
+    response = site.get("/auth/identity", headers={"Authorization": "Bearer not-a-jwt"})
+    assert response.status_code == 500
+    assert "Server Error" in response.text
+    assert "AuthenticationError" in response.text
+
+
+def test_the_api_routes_still_refuse_a_foreign_header(server: ReactorServer) -> None:
+    response = httpx.post(
+        server.url + "/api/query",
+        json={"path": "messages:bodies", "args": {"channel": "x"}, "format": "json"},
+        headers={"Authorization": "Bearer not-a-jwt"},
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "Unauthenticated"
+
+
+def test_the_admin_key_on_an_http_action_is_an_admin_without_a_user(
+    server: ReactorServer, site: httpx.Client
+) -> None:
+    key = server.wait_admin_key()
+    body = site.get("/auth/echo", headers={"Authorization": f"Convex {key}"}).json()
+    assert body == {"authorization": f"Convex {key}", "identity": None, "error": None}

@@ -2,7 +2,8 @@
 
 Routes: an exact path, two nested path prefixes (the longest wins) plus an exact path inside a
 prefix, a POST that writes through ``ctx.run_mutation``, a signed webhook (HMAC-SHA256 of the
-raw body with the ``WEBHOOK_SECRET`` environment variable), and a handler that crashes.
+raw body with the ``WEBHOOK_SECRET`` environment variable), a handler that crashes, and one
+that echoes its ``Authorization`` header with the identity (or the error) ``ctx.auth`` gives.
 """
 
 import hashlib
@@ -77,6 +78,28 @@ async def echo_method(ctx, request):
     )
 
 
+@http_action
+async def echo_auth(ctx, request):
+    """A cron-secret style check: the handler, not Reactor, decides about the header."""
+    try:
+        identity = await ctx.auth.get_user_identity()
+        error = None
+    except Exception as exc:
+        identity, error = None, f"{type(exc).__name__}: {exc}"
+    return JSONResponse(
+        {
+            "authorization": request.headers.get("authorization"),
+            "identity": identity,
+            "error": error,
+        }
+    )
+
+
+@http_action
+async def read_identity(ctx, request):
+    return JSONResponse({"identity": await ctx.auth.get_user_identity()})
+
+
 http = http_router()
 http.route(path="/hello", method="GET", handler=hello)
 http.route(path_prefix="/files/", method="GET", handler=files_prefix)
@@ -87,3 +110,5 @@ http.route(path="/webhook", method="POST", handler=webhook)
 http.route(path="/crash", method="GET", handler=crash)
 http.route(path="/method", method="PUT", handler=echo_method)
 http.route(path="/method", method="DELETE", handler=echo_method)
+http.route(path="/auth/echo", method="GET", handler=echo_auth)
+http.route(path="/auth/identity", method="GET", handler=read_identity)
