@@ -1,6 +1,6 @@
 """A live task board: every owner's list updates in every subscribed client."""
 
-from functions import AppError, mutation, query
+from functions import AppError, mutation, pagination_opts_validator, query
 from schema import v
 
 
@@ -16,11 +16,10 @@ async def open_count(ctx, owner):
     return len(await q.filter(lambda f: f.eq(f.field("done"), False)).collect())
 
 
-@query(args={"numItems": v.float64(), "cursor": v.union(v.string(), v.null())})
-async def page(ctx, numItems, cursor):
-    return (
-        await ctx.db.query("tasks").order("desc").paginate({"numItems": numItems, "cursor": cursor})
-    )
+@query(args={"paginationOpts": pagination_opts_validator})
+async def page(ctx, paginationOpts):
+    # Newest first; usePaginatedQuery(api.tasks.page, {}, {initialNumItems: 10}) can call it.
+    return await ctx.db.query("tasks").order("desc").paginate(paginationOpts)
 
 
 @mutation(args={"title": v.string(), "owner": v.string()})

@@ -8,6 +8,7 @@ bigint -> {"$bigint": "5"}, ArrayBuffer -> {"$bytes": [..]}, NaN/±Infinity/-0 -
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -21,6 +22,7 @@ FATAL_MARKERS = (
     "UNCAUGHT EXCEPTION",
     "UNHANDLED REJECTION",
 )
+TASKBOARD = Path(__file__).resolve().parents[2] / "examples" / "taskboard"
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +198,31 @@ def test_react_use_query_rerenders_on_changes(
     lengths = [len(r["bodies"]) for r in out["renders"] if r["bodies"] is not None]
     assert lengths == sorted(lengths), out["renders"]
     assert out["renders"][0] == {"bodies": None, "count": None}  # loading state first
+
+
+def test_react_use_paginated_query_across_tabs_with_different_journals(
+    run_node_on: Callable[..., ScriptResult], app_server_factory: Callable[..., ReactorServer]
+) -> None:
+    server = app_server_factory(TASKBOARD)
+    run = run_node_on(server, "react_paginated.mjs", server.url, timeout=60)
+    out = run.json()
+    for marker in FATAL_MARKERS:
+        assert marker not in run.stderr, run.describe()
+    assert out["consoleErrors"] == [] and out["tabB"]["consoleErrors"] == []
+    assert out["firstPage"] == {"status": "CanLoadMore", "titles": ["t5", "t4"]}
+    # Three tasks added at the top land inside tab A's first page, which grows.
+    assert out["grown"]["titles"] == ["n3", "n2", "n1", "t5", "t4", "t3", "t2"]
+    # A reloaded tab sends the same arguments without a journal: a fresh first page of 2,
+    # not tab A's grown one; its loadMore continues right after it.
+    assert out["tabB"]["firstPage"] == {"status": "CanLoadMore", "titles": ["n3", "n2"]}
+    assert out["tabB"]["afterLoadMore"] == {
+        "status": "CanLoadMore",
+        "titles": ["n3", "n2", "n1", "t5"],
+    }
+    # Tab A kept its pages while B came and went, and its loadMore reaches the end.
+    assert out["afterTabB"]["titles"] == out["grown"]["titles"]
+    assert out["exhausted"]["titles"] == ["n3", "n2", "n1", "t5", "t4", "t3", "t2", "t1"]
+    assert out["exhausted"]["status"] == "Exhausted"
 
 
 @pytest.mark.parametrize(
