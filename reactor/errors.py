@@ -9,6 +9,7 @@ the auth stack; the rest are re-exported from the layer that defines them.
     │   ├── ReturnValidationError
     │   └── DocumentValidationError (+SchemaError)  schema.tables
     ├── SchemaError
+    │   ├── SchemaDriftError
     │   └── AuthConfigError                         here
     ├── FunctionError
     │   ├── FunctionNotFound
@@ -61,6 +62,7 @@ from schema.errors import (
     ReactorError,
     ReadOnlyTransactionError,
     ReturnValidationError,
+    SchemaDriftError,
     SchemaError,
     StorageError,
     StorageUnavailable,
@@ -102,6 +104,7 @@ __all__ = [
     "ReactorError",
     "ReadOnlyTransactionError",
     "ReturnValidationError",
+    "SchemaDriftError",
     "SchemaError",
     "SessionError",
     "StorageError",

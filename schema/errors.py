@@ -10,6 +10,7 @@ reaches a client: the executor and the sync server do that.
     │   ├── ArgumentValidationError
     │   └── ReturnValidationError
     ├── SchemaError
+    │   └── SchemaDriftError            (stored documents break a new schema: table, id, path)
     ├── FunctionError
     │   ├── FunctionNotFound
     │   └── UserError                   (data reaches clients unredacted: ConvexError)
@@ -45,6 +46,7 @@ __all__ = [
     "ReactorError",
     "ReadOnlyTransactionError",
     "ReturnValidationError",
+    "SchemaDriftError",
     "SchemaError",
     "StorageError",
     "StorageUnavailable",
@@ -100,6 +102,21 @@ class SchemaError(ReactorError):
     """A bad schema, table or index definition, or a document that breaks the schema."""
 
     code = "SchemaError"
+
+
+class SchemaDriftError(SchemaError):
+    """Documents already stored do not match the schema being deployed (Convex's push check).
+
+    ``table``, ``document_id`` and ``path`` (``"$.owner"``) name the first document at fault.
+    """
+
+    code = "SchemaValidationFailed"
+
+    def __init__(self, message: str, *, table: str, document_id: str, path: str) -> None:
+        super().__init__(message)
+        self.table = table
+        self.document_id = document_id
+        self.path = path
 
 
 class FunctionError(ReactorError):

@@ -31,6 +31,7 @@ from reactor.engine.database import Database
 from reactor.engine.executor import Executor
 from reactor.engine.feed import Publisher
 from reactor.engine.query_cache import Entry, LiveQueries
+from reactor.engine.schema_check import check_stored_documents
 from reactor.engine.served_app import ServedApp
 from reactor.engine.subscriptions import SubscriptionManager
 from reactor.engine.transaction import SYSTEM_INDEXES
@@ -202,6 +203,7 @@ class Deployment:
         if new_admin_key is not None and self._on_admin_key is not None:
             self._on_admin_key(new_admin_key)  # at once: a failed start must not lose it
         await self.persistence.prepare(self.table_indexes())
+        await self.check_schema()
         await self.files.start()
         self.feed.start()
         self.committer.start()
@@ -214,6 +216,19 @@ class Deployment:
         elif self.persistence.single_process:
             # No other process can be running these jobs: the ones left inProgress were cut off.
             await self.scheduler.recover()
+
+    async def check_schema(self, app: App | None = None) -> None:
+        """Refuse a schema that stored documents break, as Convex's push does: check the
+        documents of every table whose validator changed since the last successful check (of
+        the served app, or of ``app`` before a reload swaps it in). Off with
+        ``define_schema(..., schema_validation=False)``.
+
+        Raises:
+            SchemaDriftError: names the table, a document id and the path at fault.
+        """
+        schema = (app or self.app).schema
+        ts = self.publisher.published_ts
+        await check_stored_documents(self.persistence, schema, ts, self.tables.table_of_id)
 
     async def stop(self) -> None:
         await self.retention.stop()

@@ -51,6 +51,10 @@ def test_codes_are_stable_camel_case_tags() -> None:
         (errors.BlobTooLarge(10), "FileTooLarge"),
         (errors.QuerySetVersionMismatch("base"), "BaseVersionMismatch"),
         (errors.IdentityVersionMismatch("base"), "InternalServerError"),
+        (
+            errors.SchemaDriftError("x", table="t", document_id="i", path="$"),
+            "SchemaValidationFailed",
+        ),
     ],
 )
 def test_runtime_errors_carry_their_codes(error: ReactorError, code: str) -> None:
@@ -66,3 +70,18 @@ def test_structured_attributes() -> None:
     assert errors.InternalSessionError("x").close_code == 1011
     assert not errors.InternalSessionError.sends_fatal_error
     assert errors.MalformedClientMessage("x").close_code is None
+
+
+def test_schema_drift_is_a_schema_error_with_its_place() -> None:
+    """Raised by ``reactor.engine.schema_check``, defined in ``schema.errors``; public here."""
+    from reactor.engine import schema_check
+
+    assert errors.SchemaDriftError is schema_check.SchemaDriftError
+    error = errors.SchemaDriftError("bad", table="tasks", document_id="abc", path="$.owner")
+    assert isinstance(error, errors.SchemaError)
+    assert (error.table, error.document_id, error.path, str(error)) == (
+        "tasks",
+        "abc",
+        "$.owner",
+        "bad",
+    )
