@@ -1,6 +1,6 @@
 """The ``reactor`` command line.
 
-    reactor serve APP [--port 3210 --http-port PORT+1 --data .reactor ...]
+    reactor serve APP [--port 3210 --http-port 3211 --data .reactor ...]
     reactor dev APP                      # the same, reloading functions when files change
     reactor run PATH '{"json": "args"}'  # any function, with the admin key
     reactor env set|get|list|remove ...  # deployment environment variables
@@ -42,12 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("app", help="the app directory (schema.py and function modules)")
         cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         cmd.add_argument("--port", type=int, help="API and websocket port (default 3210)")
-        cmd.add_argument(
-            "--http-port",
-            type=int,
-            help="HTTP actions port, bound only when the app has http.py routes "
-            "(default: --port + 1, i.e. 3211; 0: off)",
-        )
+        cmd.add_argument("--http-port", type=int, help="HTTP actions port (default 3211; 0: off)")
         cmd.add_argument("--data", help="data directory of the embedded engine (default .reactor)")
         cmd.add_argument("--storage", help="storage URL (default: embedded SQLite)")
         cmd.add_argument("--public-url", help="origin clients reach the API at (for file URLs)")
@@ -86,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _watch(deployment: Any, directory: Path, interval_s: float = 0.5) -> None:
-    from reactor.server.deployment import load_app_with_env
+    from functions.loader import load_app
 
     def snapshot() -> dict[Path, float]:
         return {p: p.stat().st_mtime for p in directory.rglob("*.py") if p.is_file()}
@@ -102,7 +97,7 @@ async def _watch(deployment: Any, directory: Path, interval_s: float = 0.5) -> N
             continue
         seen = current
         try:
-            app = load_app_with_env(directory, deployment.env)
+            app = load_app(directory)
         except Exception as exc:  # keep serving the old functions until the files are fixed
             log.error("reload failed, still serving the previous functions: %s", exc)
             continue
@@ -130,29 +125,13 @@ def _announce_admin_key(key: str, key_file: Path | None) -> None:
         )
 
 
-def _stored_env(storage: str | None, data: Path, system_env: dict[str, str]) -> Any:
-    """The deployment's stored environment variables, read before its app is loaded (module
-    code and ``auth_config.py`` read them through ``functions.env``), over a short-lived
-    connection of its own: the deployment's storage belongs to the server's event loop."""
-    from reactor.server.deployment import stored_env
-    from reactor.storage import open_storage
-
-    async def read() -> Any:
-        persistence = open_storage(storage, data)
-        try:
-            return await stored_env(persistence, system_env)
-        finally:
-            await persistence.aclose()
-
-    return asyncio.run(read())
-
-
 def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     import uvicorn
 
+    from functions.loader import load_app
     from reactor.core.tasks import start_task
     from reactor.server.app import create_app
-    from reactor.server.deployment import Deployment, load_app_with_env
+    from reactor.server.deployment import Deployment
     from reactor.server.http_actions import create_site_app
     from reactor.server.settings import SettingsError, load_settings
     from reactor.storage import open_storage
@@ -178,13 +157,11 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
         print(f"reactor: app directory {args.app!r} does not exist", file=sys.stderr)
         return 2
     try:
-        env = _stored_env(settings.storage, Path(settings.data), settings.system_env)
-        app = load_app_with_env(directory, env)
+        app = load_app(directory)
         persistence = open_storage(settings.storage, settings.data)
         deployment = Deployment(
             app,
             persistence,
-            env=env,
             dev=dev,
             public_url=settings.origin,
             max_upload_bytes=settings.max_upload_bytes,
@@ -214,16 +191,11 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
         )
 
     server = uvicorn.Server(config(application, settings.port, "on"))
-    servers = [server]
-
-    def http_actions_state() -> str:
-        if settings.site_origin is None:
-            return "off"
-        if deployment.http_router is not None:
-            return settings.site_origin
-        if dev:
-            return f"none yet: {settings.site_origin} once http.py has routes"
-        return "none: no http.py routes"
+    site = (
+        uvicorn.Server(config(create_site_app(deployment), settings.http_port, "off"))
+        if settings.http_port
+        else None
+    )
 
     async def run() -> None:
         # Before serving: the lifespan's start would check too, but fail inside uvicorn.
@@ -233,39 +205,23 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
             "Reactor serving %s on %s (HTTP actions: %s; %d functions; storage: %s)",
             directory,
             settings.origin,
-            http_actions_state(),
+            settings.site_origin or "off",
             len(app.registry),
             settings.storage or settings.data.resolve(),
         )
 
-        async def serve(this: uvicorn.Server) -> None:
+        async def serve(this: uvicorn.Server, other: uvicorn.Server | None) -> None:
             # uvicorn's signal handlers reach only one of two servers: whichever stops first
             # stops the other.
             try:
                 await this.serve()
             finally:
-                for other in servers:
+                if other is not None:
                     other.should_exit = True
 
-        async def serve_site() -> None:
-            # The HTTP-actions port is bound only while the app has routes: at start, or (with
-            # `reactor dev`) once a reload brings an http.py with routes.
-            late = deployment.http_router is None
-            while deployment.http_router is None:
-                if not dev or server.should_exit:
-                    return
-                await asyncio.sleep(0.25)
-            site = uvicorn.Server(config(create_site_app(deployment), settings.http_port, "off"))
-            servers.append(site)
-            if server.should_exit:
-                return
-            if late:
-                log.info("http.py has routes now: HTTP actions served on %s", settings.site_origin)
-            await serve(site)
-
-        tasks = [serve(server)]
-        if settings.http_port:
-            tasks.append(serve_site())
+        tasks = [serve(server, site)]
+        if site is not None:
+            tasks.append(serve(site, server))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -318,24 +274,17 @@ def _remote(args: argparse.Namespace, method: str, route: str, body: Any = None)
 
 
 async def _local(args: argparse.Namespace, work: Any) -> Any:
-    from reactor.server.deployment import Deployment, load_app_with_env, stored_env
+    from functions.loader import load_app
+    from reactor.server.deployment import Deployment
     from reactor.server.settings import load_settings
     from reactor.storage import open_storage
 
-    persistence = open_storage(None, args.data)
-    system_env = load_settings().system_env
-    try:
-        env = await stored_env(persistence, system_env)
-        deployment = Deployment(
-            load_app_with_env(Path(args.app).resolve(), env),
-            persistence,
-            env=env,
-            system_env=system_env,
-            on_admin_key=lambda key: _announce_admin_key(key, None),
-        )
-    except BaseException:
-        await persistence.aclose()
-        raise
+    deployment = Deployment(
+        load_app(Path(args.app).resolve()),
+        open_storage(None, args.data),
+        system_env=load_settings().system_env,
+        on_admin_key=lambda key: _announce_admin_key(key, None),
+    )
     await deployment.start(background=False)
     try:
         return await work(deployment)
