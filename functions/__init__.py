@@ -78,6 +78,7 @@ from functions.decorators import (  # noqa: E402
     mutation,
     query,
 )
+from functions.deployment_env import env  # noqa: E402
 from functions.errors import (  # noqa: E402
     AppError,
     FunctionDefinitionError,
@@ -169,6 +170,7 @@ __all__ = [
     "check_function_name",
     "check_module_path",
     "compile_filter",
+    "env",
     "filter_builder",
     "function_name_problem",
     "http_action",

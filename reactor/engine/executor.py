@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from functions import deployment_env
 from functions.context import ActionCtx, Auth, MutationCtx, QueryCtx, RunFunction, Scheduler
 from functions.database import DatabaseReader, DatabaseWriter
 from functions.decorators import FunctionKind, FunctionSpec
@@ -191,7 +192,7 @@ class Executor:
         ctx = self._query_ctx(txn, auth, depth=0)
         with capture() as logs:
             try:
-                with deterministic("query"):
+                with deterministic("query"), deployment_env.using(self.env):
                     value = await spec.invoke(ctx, dict(args))
                 result = self._success(value)
             except Exception as exc:
@@ -309,7 +310,7 @@ class Executor:
             await hooks.before(txn)  # JobGone propagates: nothing to commit
         with capture() as logs:
             try:
-                with deterministic("mutation"):
+                with deterministic("mutation"), deployment_env.using(self.env):
                     value = await spec.invoke(ctx, dict(args))
                 result = self._success(value)
                 if hooks is not None:
@@ -422,7 +423,8 @@ class Executor:
         ctx = self.action_ctx(identity, depth=depth)
         with capture() as logs:
             try:
-                value = await spec.invoke(ctx, dict(args))
+                with deployment_env.using(self.env):
+                    value = await spec.invoke(ctx, dict(args))
                 result = self._success(value)
             except Exception as exc:
                 result = self._failure(spec, exc)

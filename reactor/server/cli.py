@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _watch(deployment: Any, directory: Path, interval_s: float = 0.5) -> None:
-    from functions.loader import load_app
+    from reactor.server.deployment import load_app_with_env
 
     def snapshot() -> dict[Path, float]:
         return {p: p.stat().st_mtime for p in directory.rglob("*.py") if p.is_file()}
@@ -97,7 +97,7 @@ async def _watch(deployment: Any, directory: Path, interval_s: float = 0.5) -> N
             continue
         seen = current
         try:
-            app = load_app(directory)
+            app = load_app_with_env(directory, deployment.env)
         except Exception as exc:  # keep serving the old functions until the files are fixed
             log.error("reload failed, still serving the previous functions: %s", exc)
             continue
@@ -125,13 +125,29 @@ def _announce_admin_key(key: str, key_file: Path | None) -> None:
         )
 
 
+def _stored_env(storage: str | None, data: Path, system_env: dict[str, str]) -> Any:
+    """The deployment's stored environment variables, read before its app is loaded (module
+    code and ``auth_config.py`` read them through ``functions.env``), over a short-lived
+    connection of its own: the deployment's storage belongs to the server's event loop."""
+    from reactor.server.deployment import stored_env
+    from reactor.storage import open_storage
+
+    async def read() -> Any:
+        persistence = open_storage(storage, data)
+        try:
+            return await stored_env(persistence, system_env)
+        finally:
+            await persistence.aclose()
+
+    return asyncio.run(read())
+
+
 def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     import uvicorn
 
-    from functions.loader import load_app
     from reactor.core.tasks import start_task
     from reactor.server.app import create_app
-    from reactor.server.deployment import Deployment
+    from reactor.server.deployment import Deployment, load_app_with_env
     from reactor.server.http_actions import create_site_app
     from reactor.server.settings import SettingsError, load_settings
     from reactor.storage import open_storage
@@ -157,11 +173,13 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
         print(f"reactor: app directory {args.app!r} does not exist", file=sys.stderr)
         return 2
     try:
-        app = load_app(directory)
+        env = _stored_env(settings.storage, Path(settings.data), settings.system_env)
+        app = load_app_with_env(directory, env)
         persistence = open_storage(settings.storage, settings.data)
         deployment = Deployment(
             app,
             persistence,
+            env=env,
             dev=dev,
             public_url=settings.origin,
             max_upload_bytes=settings.max_upload_bytes,
@@ -274,17 +292,24 @@ def _remote(args: argparse.Namespace, method: str, route: str, body: Any = None)
 
 
 async def _local(args: argparse.Namespace, work: Any) -> Any:
-    from functions.loader import load_app
-    from reactor.server.deployment import Deployment
+    from reactor.server.deployment import Deployment, load_app_with_env, stored_env
     from reactor.server.settings import load_settings
     from reactor.storage import open_storage
 
-    deployment = Deployment(
-        load_app(Path(args.app).resolve()),
-        open_storage(None, args.data),
-        system_env=load_settings().system_env,
-        on_admin_key=lambda key: _announce_admin_key(key, None),
-    )
+    persistence = open_storage(None, args.data)
+    system_env = load_settings().system_env
+    try:
+        env = await stored_env(persistence, system_env)
+        deployment = Deployment(
+            load_app_with_env(Path(args.app).resolve(), env),
+            persistence,
+            env=env,
+            system_env=system_env,
+            on_admin_key=lambda key: _announce_admin_key(key, None),
+        )
+    except BaseException:
+        await persistence.aclose()
+        raise
     await deployment.start(background=False)
     try:
         return await work(deployment)

@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from functions import deployment_env
 from functions.http_router import HttpRouter, load_http_router
-from functions.loader import App
+from functions.loader import App, load_app
 from functions.registry import Registry
 from reactor.auth import parse_authorization
 from reactor.auth.authenticator import Authenticator, Principal, load_providers
@@ -44,13 +45,29 @@ from reactor.platform.retention import RETENTION_S, Retention
 from reactor.platform.scheduler import JobWorker, Scheduler
 from reactor.server.outcomes import outcome_of
 
-__all__ = ["SCHEDULER_LEASE", "Deployment"]
+__all__ = ["SCHEDULER_LEASE", "Deployment", "load_app_with_env", "stored_env"]
 
 log = logging.getLogger("reactor.server.deployment")
 
 # The lease whose holder runs the scheduler and crons for every process sharing the database.
 SCHEDULER_LEASE = "scheduler"
 ENV_GLOBAL = "env"
+
+
+async def stored_env(
+    persistence: Persistence, system_env: Mapping[str, str] | None = None
+) -> EnvironmentVariables:
+    """The deployment's stored environment variables (plus the system ones), read before the
+    app is loaded so that its module-level code sees them (``load_app_with_env``)."""
+    stored = await persistence.get_global(ENV_GLOBAL) or {}
+    return EnvironmentVariables(stored, system=dict(system_env or {}))
+
+
+def load_app_with_env(directory: str | Path, env: Mapping[str, str]) -> App:
+    """``load_app(directory)`` with ``functions.env`` reading ``env`` while the modules run
+    (Convex evaluates ``auth.config.ts`` and module code with the deployment's variables)."""
+    with deployment_env.using(env):
+        return load_app(directory)
 
 
 def _blob_directory(persistence: Persistence, given: str | Path | None) -> Path:
@@ -72,6 +89,7 @@ class Deployment:
         dev: bool = False,
         instance_name: str | None = None,
         system_env: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
         public_url: str = "http://127.0.0.1:3210",
         blob_directory: str | Path | None = None,
         max_upload_bytes: int | None = 1 << 30,
@@ -86,7 +104,12 @@ class Deployment:
         self.served = ServedApp(app)
         self._system_env = dict(system_env or {})
         self._on_admin_key = on_admin_key
-        self.env = EnvironmentVariables({}, system=self._system_env)  # read in start()
+        # The stored variables the app was loaded with (``stored_env``); re-read in start().
+        self.env = EnvironmentVariables(
+            {k: v for k, v in (env or {}).items() if k not in self._system_env},
+            system=self._system_env,
+        )
+
 
         # Storage, the change feed and the committer.
         self.tables = TableRegistry(persistence.table_numbers())
@@ -134,7 +157,8 @@ class Deployment:
 
         # Background work: scheduled jobs and crons (under the lease), retention.
         self.jobs = JobWorker(self.scheduler, self.executor)
-        self.crons = CronRunner(self.scheduler, load_crons(app))
+        with deployment_env.using(self.env):
+            self.crons = CronRunner(self.scheduler, load_crons(app))
         self.retention = Retention(self.database, self.scheduler, retention_s=retention_s)
         self.leadership = Leadership(
             persistence,
@@ -145,8 +169,9 @@ class Deployment:
             ttl_s=lease_ttl_s,
             runtime=self.runtime,
         )
-        self.auth = Authenticator(load_providers(app), persistence)
-        self.http_router: HttpRouter | None = load_http_router(app)
+        with deployment_env.using(self.env):
+            self.auth = Authenticator(load_providers(app), persistence)
+            self.http_router: HttpRouter | None = load_http_router(app)
 
         self.publisher.subscribe(
             self.query_cache.on_commit, invalidate_all=self.query_cache.invalidate_all
@@ -258,12 +283,34 @@ class Deployment:
         self.env = EnvironmentVariables(stored, system=self._system_env)
 
     async def set_env(self, changes: dict[str, str | None]) -> EnvironmentVariables:
-        """Change environment variables durably; live queries re-run under the new values."""
+        """Change environment variables durably; live queries re-run under the new values.
+
+        Like Convex re-evaluating its config, the app's code is re-loaded from its directory
+        with the new values in force (``functions.env`` in module code, ``auth_config.py``,
+        ``http.py``, ``crons.py``) and swapped in as ``reload`` does; if that load fails, the
+        previous code keeps serving and the error is logged.
+        """
         updated = self.env.with_changes(changes)
         await self.persistence.set_global(ENV_GLOBAL, updated.user_values)
         self.env = updated
         self.query_cache.invalidate_all()
+        self._reload_for_env()
         return updated
+
+    def _reload_for_env(self) -> None:
+        directory = self.app.directory
+        if not directory.is_dir():
+            return  # not served from an app directory: nothing to re-load
+        try:
+            app = load_app_with_env(directory, self.env)
+        except Exception:
+            log.exception(
+                "re-loading %s under the new environment variables failed; keeping the "
+                "previous code",
+                directory,
+            )
+            return
+        self.reload(app)
 
     # -- reloading (reactor dev) -------------------------------------------------------------
 
@@ -280,7 +327,8 @@ class Deployment:
         self._reload_crons(app)
         start_task(self._reload_schema_and_auth(app), name="reload schema and auth")
         try:
-            self.http_router = load_http_router(app)
+            with deployment_env.using(self.env):
+                self.http_router = load_http_router(app)
         except Exception:
             log.exception("http.py failed to load; keeping the previous HTTP routes")
         log.info("reloaded %d functions from %s", len(app.registry), app.directory)
@@ -292,7 +340,8 @@ class Deployment:
         except Exception:
             log.exception("back-filling indexes after a reload failed")
         try:
-            authenticator = Authenticator(load_providers(app), self.persistence)
+            with deployment_env.using(self.env):
+                authenticator = Authenticator(load_providers(app), self.persistence)
         except Exception:
             log.exception("auth_config.py failed to load; keeping the previous providers")
             return
@@ -301,7 +350,8 @@ class Deployment:
 
     def _reload_crons(self, app: App) -> None:
         try:
-            crons = load_crons(app)
+            with deployment_env.using(self.env):
+                crons = load_crons(app)
         except Exception:
             log.exception("crons.py failed to load; keeping the previous cron jobs")
             return

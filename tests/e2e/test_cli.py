@@ -310,3 +310,39 @@ def test_rotate_admin_key_replaces_the_old_one(tmp_path: Path) -> None:
         assert asyncio.run(auth.is_admin_key(new)) and not asyncio.run(auth.is_admin_key(old))
     finally:
         asyncio.run(persistence.aclose())
+
+
+ENV_APP = {
+    "settings.py": """
+        from functions import env, query
+
+        GREETING = env.get("GREETING", "unset")  # module-level code, run when the app loads
+
+        @query
+        async def greeting(ctx):
+            return GREETING
+    """,
+}
+
+
+def test_module_code_reads_the_variables_set_with_reactor_env(
+    app_server_factory: Callable[..., ReactorServer], tmp_path: Path
+) -> None:
+    from reactor.testing import write_app
+
+    app = write_app(tmp_path / "env_app", ENV_APP)
+    srv = app_server_factory(app)
+    key = srv.wait_admin_key()
+    assert http_query(srv, "settings:greeting") == "unset"
+
+    # Set offline: the server reads the stored variables before it loads the app.
+    srv.stop()
+    local = ["--app", str(app), "--data", str(srv.data_dir)]
+    reactor("env", "set", "GREETING", "set offline", *local).ok()
+    srv.start()
+    assert http_query(srv, "settings:greeting") == "set offline"
+
+    # Set on the running server: it re-loads the app under the new values.
+    reactor("env", "set", "GREETING", "set live", "--url", srv.url, "--admin-key", key).ok()
+    assert http_query(srv, "settings:greeting") == "set live"
+    assert "GREETING" not in os.environ
