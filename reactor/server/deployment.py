@@ -110,7 +110,6 @@ class Deployment:
             system=self._system_env,
         )
 
-
         # Storage, the change feed and the committer.
         self.tables = TableRegistry(persistence.table_numbers())
         self._number_tables(app)
