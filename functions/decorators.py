@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeAlias, overload
 
+from functions import deployment_env
 from functions.paths import function_name_problem
 from schema.validators import ResolveIdTable, Validator, validate_args, validate_returns
 
@@ -148,10 +149,13 @@ class FunctionSpec:
         return result
 
     async def invoke_http(self, ctx: Any, request: Any) -> Any:
-        """Run an HTTP action: ``await handler(ctx, request)``; returns its response."""
+        """Run an HTTP action: ``await handler(ctx, request)``; returns its response.
+
+        ``functions.env`` reads ``ctx.env`` (the deployment's variables) while it runs."""
         if self.kind is not FunctionKind.HTTP_ACTION:
             raise TypeError(f"{self._display_name()} is a {self.kind.value}, not an HTTP action")
-        return await self.handler(ctx, request)
+        with deployment_env.using(getattr(ctx, "env", None) or {}):
+            return await self.handler(ctx, request)
 
     def __call__(self, ctx: Any, /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         if self.kind is FunctionKind.HTTP_ACTION:

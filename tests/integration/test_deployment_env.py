@@ -9,10 +9,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from functions import env
 from reactor.server.deployment import Deployment
+from reactor.server.http_actions import create_site_app
 from reactor.testing import call, running_deployment, write_app
 
 pytestmark = pytest.mark.anyio
@@ -32,6 +34,20 @@ APP = {
         @query
         async def live(ctx):
             return env.get("REACTOR_TEST_GREETING")
+    """,
+    "http.py": """
+        from starlette.responses import JSONResponse
+
+        from functions import env, http_action
+        from functions.http_router import http_router
+
+        @http_action
+        async def show(ctx, request):
+            return JSONResponse({"now": env.get("REACTOR_TEST_GREETING")})
+
+        http = http_router()
+        # A route whose path comes from a deployment variable, as in Convex's http.ts.
+        http.route(path="/" + env.get("REACTOR_TEST_ROUTE", "default"), method="GET", handler=show)
     """,
     "auth_config.py": """
         from functions import env
@@ -110,3 +126,17 @@ async def test_a_failed_reload_keeps_the_previous_code(
         assert await value(deployment, "config:greeting") == "first"  # the old code serves
         assert "keeping the previous code" in caplog.text
         assert await value(deployment, "config:live") == "second"  # reads the new values
+
+
+async def test_http_py_routes_and_http_actions_read_the_variables(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", APP)
+    async with running_deployment(app, tmp_path / "data") as deployment:
+        await deployment.set_env({"REACTOR_TEST_ROUTE": "custom", "REACTOR_TEST_GREETING": "hi"})
+        site = create_site_app(deployment)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=site), base_url="http://site"
+        ) as http:
+            assert (await http.get("/default")).status_code == 404
+            response = await http.get("/custom")
+            assert response.status_code == 200, response.text
+            assert response.json() == {"now": "hi"}
