@@ -1,4 +1,5 @@
 PY ?= .venv/bin/python
+# `make run PORT=4000`: the API on PORT, HTTP actions (if the app has http.py routes) on PORT+1
 PORT ?= 3210
 
 .PHONY: install run dev test test-mongo check bench

@@ -1,6 +1,6 @@
 """The ``reactor`` command line.
 
-    reactor serve APP [--port 3210 --http-port 3211 --data .reactor ...]
+    reactor serve APP [--port 3210 --http-port PORT+1 --data .reactor ...]
     reactor dev APP                      # the same, reloading functions when files change
     reactor run PATH '{"json": "args"}'  # any function, with the admin key
     reactor env set|get|list|remove ...  # deployment environment variables
@@ -42,7 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("app", help="the app directory (schema.py and function modules)")
         cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         cmd.add_argument("--port", type=int, help="API and websocket port (default 3210)")
-        cmd.add_argument("--http-port", type=int, help="HTTP actions port (default 3211; 0: off)")
+        cmd.add_argument(
+            "--http-port",
+            type=int,
+            help="HTTP actions port, bound only when the app has http.py routes "
+            "(default: --port + 1, i.e. 3211; 0: off)",
+        )
         cmd.add_argument("--data", help="data directory of the embedded engine (default .reactor)")
         cmd.add_argument("--storage", help="storage URL (default: embedded SQLite)")
         cmd.add_argument("--public-url", help="origin clients reach the API at (for file URLs)")
@@ -209,11 +214,16 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
         )
 
     server = uvicorn.Server(config(application, settings.port, "on"))
-    site = (
-        uvicorn.Server(config(create_site_app(deployment), settings.http_port, "off"))
-        if settings.http_port
-        else None
-    )
+    servers = [server]
+
+    def http_actions_state() -> str:
+        if settings.site_origin is None:
+            return "off"
+        if deployment.http_router is not None:
+            return settings.site_origin
+        if dev:
+            return f"none yet: {settings.site_origin} once http.py has routes"
+        return "none: no http.py routes"
 
     async def run() -> None:
         # Before serving: the lifespan's start would check too, but fail inside uvicorn.
@@ -223,23 +233,39 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
             "Reactor serving %s on %s (HTTP actions: %s; %d functions; storage: %s)",
             directory,
             settings.origin,
-            settings.site_origin or "off",
+            http_actions_state(),
             len(app.registry),
             settings.storage or settings.data.resolve(),
         )
 
-        async def serve(this: uvicorn.Server, other: uvicorn.Server | None) -> None:
+        async def serve(this: uvicorn.Server) -> None:
             # uvicorn's signal handlers reach only one of two servers: whichever stops first
             # stops the other.
             try:
                 await this.serve()
             finally:
-                if other is not None:
+                for other in servers:
                     other.should_exit = True
 
-        tasks = [serve(server, site)]
-        if site is not None:
-            tasks.append(serve(site, server))
+        async def serve_site() -> None:
+            # The HTTP-actions port is bound only while the app has routes: at start, or (with
+            # `reactor dev`) once a reload brings an http.py with routes.
+            late = deployment.http_router is None
+            while deployment.http_router is None:
+                if not dev or server.should_exit:
+                    return
+                await asyncio.sleep(0.25)
+            site = uvicorn.Server(config(create_site_app(deployment), settings.http_port, "off"))
+            servers.append(site)
+            if server.should_exit:
+                return
+            if late:
+                log.info("http.py has routes now: HTTP actions served on %s", settings.site_origin)
+            await serve(site)
+
+        tasks = [serve(server)]
+        if settings.http_port:
+            tasks.append(serve_site())
         try:
             await asyncio.gather(*tasks)
         finally:

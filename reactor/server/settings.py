@@ -2,6 +2,11 @@
 
 Values come from command-line flags, else ``REACTOR_*`` environment variables, else defaults.
 A bad value stops the server before it opens anything, with a message naming the setting.
+
+Two ports: ``port`` (3210) serves the API and the websocket; ``http_port`` serves the app's
+HTTP actions and defaults to ``port + 1`` (3211 with the default port), so servers started with
+different ``--port`` values do not collide; an explicit ``http_port`` wins and ``0`` turns
+HTTP actions off.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ServerSettings", "SettingsError", "load_settings"]
@@ -24,13 +29,40 @@ class ServerSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(3210, ge=1, le=65535)
-    http_port: int = Field(3211, ge=0, le=65535, description="HTTP actions; 0 disables")
+    http_port: int = Field(
+        3211, ge=0, le=65535, description="HTTP actions; default port + 1; 0 disables"
+    )
     data: Path = Path(".reactor")
     storage: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     public_url: str | None = None
     max_upload_bytes: int | None = Field(1 << 30, ge=0)
     admin_key_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _http_port_follows_port(cls, data: Any) -> Any:
+        """Without an explicit ``http_port``, it is ``port + 1`` (flags and environment merged)."""
+        if not isinstance(data, dict) or data.get("http_port") is not None:
+            return data
+        try:
+            port = int(data.get("port", 3210))
+        except (TypeError, ValueError):
+            return data  # the port's own check reports it
+        if not 1 <= port <= 65535:
+            return data  # likewise
+        if port == 65535:
+            raise ValueError(
+                f"http_port: defaults to port + 1 = {port + 1}, beyond 65535: "
+                "give --http-port (0: off)"
+            )
+        return {**data, "http_port": port + 1}
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> ServerSettings:
+        if self.http_port == self.port:
+            raise ValueError(f"http_port: {self.http_port} is also the API port; give another")
+        return self
 
     @field_validator("public_url")
     @classmethod

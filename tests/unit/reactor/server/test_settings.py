@@ -133,3 +133,45 @@ class TestUrls:
             "CONVEX_CLOUD_URL": "http://localhost:9000",
             "CONVEX_SITE_URL": "http://127.0.0.1:3211",
         }
+
+
+class TestHttpPort:
+    def test_it_follows_the_port_flag(self) -> None:
+        assert load_settings(port=4000).http_port == 4001
+        assert load_settings(port=4000).site_origin == "http://127.0.0.1:4001"
+
+    def test_it_follows_the_port_variable(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("REACTOR_PORT", "4100")
+
+        assert load_settings().http_port == 4101
+
+    def test_the_port_flag_beats_the_port_variable_for_it_too(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("REACTOR_PORT", "4100")
+
+        assert load_settings(port=5000).http_port == 5001
+
+    def test_an_explicit_http_port_wins(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert load_settings(port=4000, http_port=9000).http_port == 9000
+        monkeypatch.setenv("REACTOR_HTTP_PORT", "9100")
+        assert load_settings(port=4000).http_port == 9100
+
+    def test_zero_turns_it_off_whatever_the_port(self) -> None:
+        settings = load_settings(port=4000, http_port=0)
+
+        assert settings.http_port == 0
+        assert settings.site_origin is None
+
+    def test_it_must_differ_from_the_port(self) -> None:
+        with pytest.raises(SettingsError, match=r"http_port: 4000 is also the API port"):
+            load_settings(port=4000, http_port=4000)
+
+    def test_the_highest_port_needs_an_explicit_http_port(self) -> None:
+        with pytest.raises(SettingsError, match=r"http_port: defaults to port \+ 1 = 65536"):
+            load_settings(port=65535)
+        assert load_settings(port=65535, http_port=0).site_origin is None
+
+    def test_a_bad_port_is_reported_as_the_port(self) -> None:
+        with pytest.raises(SettingsError, match=r"^invalid server configuration: port: "):
+            load_settings(port="x")
