@@ -7,21 +7,24 @@ HEAD through GET without a body), the handler's context (an action context: each
 ``ctx.run_*`` is its own transaction) and turning failures into responses. There is no
 automatic CORS here, as in Convex: handlers set their own headers and route OPTIONS.
 
-The ``Authorization`` header, as in Convex's local backend (``http_any_method`` with
-``TryExtractIdentity``; since convex-backend #35841 ``getUserIdentity`` rethrows the failure):
+The ``Authorization`` header. A request is never refused for it (as in Convex's local backend,
+``http_any_method`` with ``TryExtractIdentity``): the handler runs and can read the header.
 
-* No header: the handler runs anonymously; ``ctx.auth.get_user_identity()`` is None.
+* No header, or a header that is not a credential of this deployment (any scheme other than
+  ``Bearer`` and ``Convex``, or a ``Bearer`` value that is not a JWT, such as
+  ``Bearer <CRON_SECRET>``): the handler runs anonymously and
+  ``ctx.auth.get_user_identity()`` is None, so an app's own webhook or cron secret scheme
+  works unchanged.
 * ``Bearer <valid JWT>`` of a configured provider: it returns the user's identity, and
   ``ctx.run_query``/``run_mutation``/``run_action`` run as that user.
 * ``Convex <admin key>[:<identity>]`` (or ``?adminKey=`` without a header): the admin, acting as
   that user if one is given, as on the API routes.
-* Anything else: a ``Bearer`` value that is not a JWT (``Bearer <CRON_SECRET>``), an invalid or
-  expired JWT, a JWT no provider accepts, another scheme (``Basic ...``), a wrong admin key. The
-  request is *not* refused: the handler runs and reads the header itself. Only if it calls
-  ``ctx.auth.get_user_identity()`` does that raise the authentication error (the message the
-  API routes would answer with 401), which, uncaught, is a 500 like any other handler failure.
-  Functions it calls through ``ctx.run_*`` run with no identity (Convex passes its "unknown"
-  identity, whose queries and mutations see null; a nested action there would rethrow too).
+* A credential that fails: an invalid or expired JWT, a JWT no provider accepts, a wrong admin
+  key. The handler still runs, but ``ctx.auth.get_user_identity()`` raises the authentication
+  error (the message the API routes would answer with 401; since convex-backend #35841 Convex's
+  ``getUserIdentity`` rethrows it too), which, uncaught, is a 500 like any other handler
+  failure: a user whose token expired must not be served as anonymous without the handler
+  knowing. Functions it calls through ``ctx.run_*`` run with no identity.
 
 The API routes (``/api/query`` etc., ``reactor.server.http_api``) still answer 401 to such a
 header.
@@ -30,6 +33,7 @@ header.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import traceback
 from typing import Any
@@ -58,14 +62,18 @@ def create_site_app(deployment: Deployment) -> Starlette:
         match = None if router is None else router.lookup(request.method, path)
         if match is None:
             return PlainTextResponse(f"No HttpAction routed for {path}", status_code=404)
-        try:
-            principal = await deployment.principal_for_http(request)
-        except AuthenticationError as exc:
-            # Not Convex auth, or failed: the handler still runs (see the module docstring).
-            ctx = deployment.executor.action_ctx(None)
-            ctx.auth = _FailedAuth(exc)
+        header = request.headers.get("authorization")
+        if header is not None and not _is_credential(header):
+            ctx = deployment.executor.action_ctx(None)  # the app's own scheme: its business
         else:
-            ctx = deployment.executor.action_ctx(principal.identity)
+            try:
+                principal = await deployment.principal_for_http(request)
+            except AuthenticationError as exc:
+                # A credential that failed: the handler still runs (see the module docstring).
+                ctx = deployment.executor.action_ctx(None)
+                ctx.auth = _FailedAuth(exc)
+            else:
+                ctx = deployment.executor.action_ctx(principal.identity)
         try:
             response = await match.handler.invoke_http(ctx, request)
         except UserError as exc:
@@ -96,6 +104,18 @@ def create_site_app(deployment: Deployment) -> Starlette:
         return response
 
     return Starlette(routes=[Route("/{path:path}", dispatch, methods=_METHODS)])
+
+
+_JWT = re.compile(r"\A[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\Z")
+
+
+def _is_credential(header: str) -> bool:
+    """Whether an ``Authorization`` header is meant for this deployment: an admin key
+    (``Convex ...``) or a JWT (``Bearer`` and three base64url parts)."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() == "convex":
+        return True
+    return scheme.lower() == "bearer" and _JWT.match(value.strip()) is not None
 
 
 class _FailedAuth(Auth):

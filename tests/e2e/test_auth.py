@@ -779,9 +779,7 @@ def test_http_action_with_a_bad_jwt_runs_and_reading_the_identity_raises(
 @pytest.mark.parametrize("header", ["Bearer cron-secret-123", "Basic dXNlcjpwYXNz"])
 def test_http_action_with_a_foreign_header_reads_it(auth: AuthSetup, header: str) -> None:
     body = _echo_auth(auth, header)
-    assert body["authorization"] == header
-    assert body["identity"] is None and body["viaRunQuery"] is None
-    assert body["error"].startswith("AuthenticationError: ")
+    assert body == {"authorization": header, "identity": None, "error": None, "viaRunQuery": None}
 
 
 def test_http_action_without_a_header_is_anonymous(auth: AuthSetup) -> None:

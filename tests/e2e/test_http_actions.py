@@ -228,15 +228,30 @@ UNKNOWN_ISSUER_JWT = (
         "Basic " + "dXNlcjpwYXNz",  # another scheme
         "Token abc",
         "a",  # shorter than any scheme
+    ],
+)
+def test_a_foreign_authorization_header_reaches_the_handler_anonymously(
+    site: httpx.Client, header: str
+) -> None:
+    """Not a credential of this deployment (a webhook's or cron's own secret): not refused,
+    the handler reads the header, and the identity is None."""
+    response = site.get("/auth/echo", headers={"Authorization": header})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"authorization": header, "identity": None, "error": None}
+    identity = site.get("/auth/identity", headers={"Authorization": header})
+    assert identity.status_code == 200 and identity.json() == {"identity": None}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
         f"Bearer {UNKNOWN_ISSUER_JWT}",  # a JWT, but not one of a configured provider
         "Convex not-the-admin-key",  # a wrong admin key
     ],
 )
-def test_a_foreign_authorization_header_reaches_the_handler(
+def test_a_failing_credential_reaches_the_handler_and_reading_the_identity_raises(
     site: httpx.Client, header: str
 ) -> None:
-    """As in Convex: not refused with 401; the handler reads the header, and reading the
-    identity raises the authentication error."""
     response = site.get("/auth/echo", headers={"Authorization": header})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -251,8 +266,10 @@ def test_without_an_authorization_header_the_identity_is_none(site: httpx.Client
     assert site.get("/auth/identity").json() == {"identity": None}
 
 
-def test_reading_the_identity_of_a_foreign_header_uncaught_is_a_500(site: httpx.Client) -> None:
-    response = site.get("/auth/identity", headers={"Authorization": "Bearer not-a-jwt"})
+def test_reading_the_identity_of_a_failing_credential_uncaught_is_a_500(
+    site: httpx.Client,
+) -> None:
+    response = site.get("/auth/identity", headers={"Authorization": f"Bearer {UNKNOWN_ISSUER_JWT}"})
     assert response.status_code == 500
     assert "Server Error" in response.text
     assert "AuthenticationError" in response.text
