@@ -264,10 +264,21 @@ class LiveQueries:
         """The query read ``ctx.auth``: subscribers with another identity get their own entry."""
         if self._shared.get(entry.key[:3]) is entry:
             del self._shared[entry.key[:3]]
+        own = entry.identity_key
+        self._resubscribe(entry, stays=lambda identity: _identity_key(identity) == own)
+
+    def _resubscribe(
+        self,
+        entry: Entry,
+        *,
+        stays: Callable[[dict[str, Any] | None], bool] | None = None,
+    ) -> None:
+        """Move ``entry``'s subscribers (all, or those whose identity ``stays`` rejects) to the
+        entry ``add`` gives them now for the same query, args and journal."""
         for session, query_ids in list(entry.subscribers.items()):
             for query_id in list(query_ids):
                 identity = self._identities.get((session, query_id))
-                if _identity_key(identity) == entry.identity_key:
+                if stays is not None and stays(identity):
                     continue
                 self.remove(session, query_id)
                 self.add(
@@ -322,15 +333,4 @@ class LiveQueries:
             self._shared.setdefault(entry.key[:3], entry)
             return
         # Another entry already holds this very page: its subscribers move there.
-        for session, query_ids in list(entry.subscribers.items()):
-            for query_id in list(query_ids):
-                identity = self._identities.get((session, query_id))
-                self.remove(session, query_id)
-                self.add(
-                    session,
-                    query_id,
-                    entry.spec,
-                    entry.args,
-                    identity=identity,
-                    journal=entry.journal,
-                )
+        self._resubscribe(entry)
