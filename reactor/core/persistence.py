@@ -103,7 +103,8 @@ class PublishedCommit:
 class CommitRequest:
     """One transaction to commit: it read ``read_set`` at snapshot ``begin_ts`` and wrote
     ``write_keys`` (old and new keys of every index, with their element-boundary prefixes);
-    ``build(ts)`` makes its storage records once a timestamp is assigned."""
+    ``build(ts)`` makes its storage records once a timestamp is assigned, declaring ``tables``
+    (the tables this commit is the first to use, with their numbers)."""
 
     begin_ts: int
     read_set: ReadSet
@@ -113,6 +114,7 @@ class CommitRequest:
     writes: list[Write] = field(default_factory=list)
     write_prefixes: dict[str, list[bytes]] = field(default_factory=dict)
     mutation: MutationRecord | None = None
+    tables: dict[str, int] = field(default_factory=dict)
 
     def published(self, ts: int) -> PublishedCommit:
         return PublishedCommit(ts, self.write_keys, self.write_prefixes, self.table, self.writes)

@@ -126,8 +126,7 @@ class Committer:
                 continue
             self.commits += 1
             self._last_assigned = max(self._last_assigned, result)
-            tables = pending.request.build(result).tables
-            if tables:
-                self.tables.mark_persisted(tables)
+            if pending.request.tables:
+                self.tables.mark_persisted(pending.request.tables)
             self.publisher.when_published(result, pending.future)
         self.feed.poke()

@@ -613,7 +613,14 @@ class Transaction:
             return Commit(ts, documents, entries, new_tables)
 
         return CommitRequest(
-            self.ts, self.read_set(), write_keys, build, first_table, summary, write_prefixes
+            self.ts,
+            self.read_set(),
+            write_keys,
+            build,
+            first_table,
+            summary,
+            write_prefixes,
+            tables=new_tables,
         )
 
 

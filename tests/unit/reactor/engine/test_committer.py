@@ -110,7 +110,14 @@ def request(
     def build_commit(ts: int) -> Commit:
         return Commit(ts, [DocumentLogEntry(doc_id, "tasks", value, None)], [], dict(tables or {}))
 
-    return CommitRequest(begin_ts, read_set, {INDEX: [doc_id.encode()]}, build_commit, "tasks")
+    return CommitRequest(
+        begin_ts,
+        read_set,
+        {INDEX: [doc_id.encode()]},
+        build_commit,
+        "tasks",
+        tables=dict(tables or {}),
+    )
 
 
 async def commit(parts: Parts, req: CommitRequest) -> int:
