@@ -318,18 +318,16 @@ def _remote(args: argparse.Namespace, method: str, route: str, body: Any = None)
 
 
 async def _local(args: argparse.Namespace, work: Any) -> Any:
-    from reactor.server.deployment import Deployment, load_app_with_env, stored_env
+    from reactor.server.deployment import Deployment
     from reactor.server.settings import load_settings
     from reactor.storage import open_storage
 
     persistence = open_storage(None, args.data)
     system_env = load_settings().system_env
     try:
-        env = await stored_env(persistence, system_env)
-        deployment = Deployment(
-            load_app_with_env(Path(args.app).resolve(), env),
+        deployment = await Deployment.from_directory(
+            Path(args.app).resolve(),
             persistence,
-            env=env,
             system_env=system_env,
             on_admin_key=lambda key: _announce_admin_key(key, None),
         )

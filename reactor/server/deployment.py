@@ -179,6 +179,16 @@ class Deployment:
         self.publisher.subscribe(self.files.on_commit)
         self._background = False
 
+    @classmethod
+    async def from_directory(
+        cls, directory: str | Path, persistence: Persistence, **options: Any
+    ) -> Deployment:
+        """The deployment of the app in ``directory``, loaded with the stored environment
+        variables in force (``stored_env``, ``load_app_with_env``); ``options`` are the
+        constructor's."""
+        env = await stored_env(persistence, options.get("system_env"))
+        return cls(load_app_with_env(directory, env), persistence, env=env, **options)
+
     # -- what transports read ----------------------------------------------------------------
 
     @property
@@ -278,8 +288,7 @@ class Deployment:
 
     async def reload_env(self) -> None:
         """Read the stored environment variables (another process may have set them)."""
-        stored = await self.persistence.get_global(ENV_GLOBAL) or {}
-        self.env = EnvironmentVariables(stored, system=self._system_env)
+        self.env = await stored_env(self.persistence, self._system_env)
 
     async def set_env(self, changes: dict[str, str | None]) -> EnvironmentVariables:
         """Change environment variables durably; live queries re-run under the new values.

@@ -20,7 +20,7 @@ from typing import Any
 
 from reactor.core.persistence import Persistence
 from reactor.engine.executor import FunctionResult
-from reactor.server.deployment import Deployment, load_app_with_env, stored_env
+from reactor.server.deployment import Deployment
 from reactor.storage.sqlite import SqlitePersistence
 
 __all__ = ["STORAGE_ENV", "ManualClock", "call", "running_deployment", "write_app"]
@@ -194,8 +194,7 @@ async def running_deployment(
     SQLite file in ``data_dir`` (or a MongoDB database, see ``STORAGE_ENV``).
     ``background=False`` starts no scheduler, crons or maintenance (``Deployment.start``)."""
     persistence = _open_persistence(data_dir, kwargs)
-    env = await stored_env(persistence, kwargs.get("system_env"))
-    deployment = Deployment(load_app_with_env(app_dir, env), persistence, env=env, **kwargs)
+    deployment = await Deployment.from_directory(app_dir, persistence, **kwargs)
     await deployment.start(background=background)
     try:
         yield deployment
