@@ -22,6 +22,7 @@ from functions.paths import path_from_run_url
 from reactor.auth import AuthenticationError
 from reactor.auth.authenticator import Principal
 from reactor.engine.executor import FunctionResult
+from reactor.platform.retention import PRUNED_THROUGH
 from reactor.server.deployment import Deployment
 from reactor.sync.messages import decode_ts, encode_ts
 from schema.errors import FunctionNotFound, InvalidMessage, ReactorError, ValidationError
@@ -249,7 +250,7 @@ async def _query_at_ts(deployment: Deployment, request: Request) -> Response:
         raise HttpError(400, "BadRequest", f"`ts` must be a base64 u64 timestamp: {exc}") from exc
     if ts > deployment.executor.snapshot_ts():
         raise HttpError(400, "BadRequest", "`ts` is in the future")
-    if ts < int(await deployment.persistence.get_global("pruned_through") or 0):
+    if ts < int(await deployment.persistence.get_global(PRUNED_THROUGH) or 0):
         raise HttpError(400, "OutOfRetention", "`ts` is older than the retention window")
     principal = await _principal(deployment, request)
     spec = deployment.registry.resolve(
