@@ -30,7 +30,8 @@ PACKAGE_RULES: Mapping[str, tuple[str, ...]] = {
 }
 
 # Inside reactor/: the part a module belongs to -> the parts it may import (itself included).
-# core <- storage <- engine <- platform <- server <- testing; sync and auth import only core;
+# core <- storage <- engine <- platform <- runners <- server <- testing; sync and auth import
+# only core;
 # errors.py is the leaf every part may import; so is the package itself (``__version__``).
 REACTOR_RULES: Mapping[str, frozenset[str]] = {
     "errors": frozenset({"errors"}),
@@ -40,11 +41,23 @@ REACTOR_RULES: Mapping[str, frozenset[str]] = {
     "storage": frozenset({"errors", "core", "storage"}),
     "engine": frozenset({"errors", "core", "engine"}),
     "platform": frozenset({"errors", "core", "engine", "platform"}),
+    "runners": frozenset({"errors", "core", "storage", "engine", "platform", "runners"}),
     "server": frozenset(
-        {"errors", "core", "sync", "auth", "storage", "engine", "platform", "server"}
+        {"errors", "core", "sync", "auth", "storage", "engine", "platform", "runners", "server"}
     ),
     "testing": frozenset(
-        {"errors", "core", "sync", "auth", "storage", "engine", "platform", "server", "testing"}
+        {
+            "errors",
+            "core",
+            "sync",
+            "auth",
+            "storage",
+            "engine",
+            "platform",
+            "runners",
+            "server",
+            "testing",
+        }
     ),
     "__init__": frozenset({"__init__"}),
     "__main__": frozenset({"server"}),

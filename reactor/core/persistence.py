@@ -165,6 +165,12 @@ class Persistence(Protocol):
     """A storage engine: the records above, stored durably, read at a snapshot timestamp."""
 
     @property
+    def reader_url(self) -> str:
+        """Where another process opens this engine for reading (``open_reader``): a function
+        runner's own connection."""
+        ...
+
+    @property
     def local_directory(self) -> Path | None:
         """The data directory on this machine (file storage keeps its bytes beside it), or
         None for a networked engine."""

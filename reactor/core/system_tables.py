@@ -30,6 +30,28 @@ class TableRegistry:
         self._by_name: dict[str, int] = {**(numbers or {}), **SYSTEM_TABLES}
         self._by_number = {n: name for name, n in self._by_name.items()}
         self._unpersisted: dict[str, int] = {}
+        self.generation = 0  # grows with every table added: runners re-read ``numbers()``
+
+    def numbers(self) -> dict[str, int]:
+        """Every table known here (stored or not yet), by name."""
+        return dict(self._by_name)
+
+    def claim(self, name: str, number: int) -> bool:
+        """Adopt ``number`` for ``name`` (allocated by a function runner from an older copy of
+        this registry); False when either is already taken otherwise."""
+        known = self._by_name.get(name)
+        if known is not None:
+            return known == number
+        if number in self._by_number:
+            return False
+        self._add(name, number)
+        return True
+
+    def _add(self, name: str, number: int) -> None:
+        self._by_name[name] = number
+        self._by_number[number] = name
+        self._unpersisted[name] = number
+        self.generation += 1
 
     @staticmethod
     def check_name(name: str) -> None:
@@ -43,9 +65,7 @@ class TableRegistry:
         number = self._by_name.get(name)
         if number is None:
             number = max(max(self._by_number), FIRST_USER_TABLE_NUMBER - 1) + 1
-            self._by_name[name] = number
-            self._by_number[number] = name
-            self._unpersisted[name] = number
+            self._add(name, number)
         return number
 
     def name_for(self, number: int) -> str | None:

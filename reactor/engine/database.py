@@ -1,6 +1,9 @@
 """The database as the runtime sees it: transactions at published snapshots, and the runtime's
 own transactions committed until they succeed.
 
+A function runner builds one without a committer: it only opens transactions at the
+timestamps the server gives it.
+
 Owns which snapshot a new transaction reads at (the newest published commit), building
 ``Transaction`` with the served schema, and ``run_system`` (bookkeeping of the scheduler, file
 storage and back-fills, which must never be lost to a conflict). It does not run app functions
@@ -32,7 +35,7 @@ class Database:
     def __init__(
         self,
         persistence: Persistence,
-        committer: Committer,
+        committer: Committer | None,
         tables: TableRegistry,
         served: ServedApp,
         *,
@@ -44,9 +47,14 @@ class Database:
         self.served = served
         self.runtime = runtime
 
+    def server_committer(self) -> Committer:
+        if self.committer is None:
+            raise RuntimeError("A function runner has no committer: ask the server")
+        return self.committer
+
     def snapshot_ts(self) -> int:
         """The newest published timestamp: a snapshot that holds every acknowledged commit."""
-        return self.committer.published_ts
+        return self.server_committer().published_ts
 
     def now_ms(self) -> float:
         return self.runtime.now_ns() / 1e6
@@ -68,6 +76,7 @@ class Database:
     async def run_system(self, body: Callable[[Transaction], Awaitable[T]]) -> T:
         """Run ``body`` in a writable transaction and commit it, re-running it on conflicts
         until it commits (the runtime's bookkeeping must not be lost)."""
+        committer = self.server_committer()
         attempt = 0
         while True:
             attempt += 1
@@ -76,11 +85,11 @@ class Database:
             if not txn.has_writes:
                 return value
             try:
-                await self.committer.commit(txn.prepare_commit())
+                await committer.commit(txn.prepare_commit())
                 return value
             except OptimisticConcurrencyError as exc:
                 if exc.write_ts is not None:
-                    await self.committer.wait_published(exc.write_ts)
+                    await committer.wait_published(exc.write_ts)
                 backoff = min(
                     SYSTEM_INITIAL_BACKOFF_S * 2 ** min(attempt, 10), SYSTEM_MAX_BACKOFF_S
                 )

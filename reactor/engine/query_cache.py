@@ -19,8 +19,10 @@ from typing import Any, Protocol
 from functions.decorators import FunctionKind, FunctionSpec, query
 from functions.registry import Registry
 from reactor.core.persistence import PublishedCommit
+from reactor.core.reads import ReadSet
 from reactor.core.tasks import start_task, stop_task
 from reactor.engine.executor import Executor, FunctionResult
+from reactor.engine.invocation import describe_failure
 from reactor.engine.subscriptions import Subscription, SubscriptionManager
 from schema.errors import FunctionNotFound
 from schema.values import dumps
@@ -111,6 +113,9 @@ class LiveQueries:
         self._sessions: dict[SessionSink, dict[int, Entry]] = {}
         self._dirty: set[Entry] = set()
         self._pending: set[SessionSink] = set()
+        self._running: set[Entry] = set()
+        self._again: set[Entry] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.reruns = 0
@@ -127,6 +132,8 @@ class LiveQueries:
     async def stop(self) -> None:
         await stop_task(self._task)
         self._task = None
+        for task in list(self._tasks):
+            await stop_task(task)
 
     # -- called by the change feed's publisher ------------------------------------------------
 
@@ -221,6 +228,7 @@ class LiveQueries:
             self.subscriptions.unsubscribe(entry.subscription)
             entry.subscription = None
         self._dirty.discard(entry)
+        self._again.discard(entry)
 
     # -- the update loop ---------------------------------------------------------------------
 
@@ -229,36 +237,48 @@ class LiveQueries:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await self._update()
+                self._update()
             except Exception:
                 log.exception("live query update failed")
 
-    async def _update(self) -> None:
-        while self._dirty or self._pending:
-            # No await between reading ts and taking the dirty set: every commit at or below
-            # ts has already marked its entries dirty, so all other entries are valid at ts.
-            ts = self.executor.snapshot_ts()
-            dirty, self._dirty = self._dirty, set()
-            requested, self._pending = self._pending, set()
-            # Sessions that asked (a mutation's author waiting for its Transition, a new
-            # subscription) go first; subscribers of re-run queries follow.
-            sessions = dict.fromkeys(requested)
-            for entry in dirty:
-                if not entry.subscribers:
-                    continue
-                await self._execute(entry, ts)
-                sessions.update(dict.fromkeys(entry.subscribers))
-            for session in sessions:
-                entries = self._sessions.get(session, {})
-                outcomes = {
-                    query_id: entry.outcome
-                    for query_id, entry in entries.items()
-                    if entry.outcome is not None and entry.ts <= ts
-                }
-                try:
-                    session.deliver(ts, outcomes)
-                except Exception:
-                    log.exception("delivering a snapshot failed")
+    def _update(self) -> None:
+        """Start a run of every invalid entry, then deliver to the sessions that asked or whose
+        queries changed, once none of their queries is still running.
+
+        Runs go concurrently (bounded by the function runners), so a slow query delays only its
+        own subscribers. No await here: every commit at or below the snapshot read has already
+        marked its entries dirty, so every entry neither dirty nor running is valid at it.
+        """
+        ts = self.executor.snapshot_ts()
+        dirty, self._dirty = self._dirty, set()
+        for entry in dirty:
+            if not entry.subscribers:
+                continue
+            if entry in self._running:
+                self._again.add(entry)  # invalidated while running: run again when it ends
+                continue
+            self._running.add(entry)
+            task = asyncio.get_running_loop().create_task(self._execute(entry, ts))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        requested, self._pending = self._pending, set()
+        # Sessions that asked (a mutation's author waiting for its Transition, a new
+        # subscription) and subscribers of re-run queries get a snapshot at ts.
+        for session in requested:
+            entries = self._sessions.get(session)
+            if not entries:
+                continue
+            if any(
+                entry in self._running or entry in self._dirty or entry.outcome is None
+                for entry in entries.values()
+            ):
+                self._pending.add(session)  # delivered when its last query settles
+                continue
+            outcomes = {query_id: entry.outcome for query_id, entry in entries.items()}
+            try:
+                session.deliver(ts, outcomes)
+            except Exception:
+                log.exception("delivering a snapshot failed")
 
     def _split(self, entry: Entry) -> None:
         """The query read ``ctx.auth``: subscribers with another identity get their own entry."""
@@ -292,9 +312,25 @@ class LiveQueries:
 
     async def _execute(self, entry: Entry, ts: int) -> None:
         self.reruns += 1
-        result = await self.executor.run_query(
-            entry.spec, entry.args, identity=entry.identity, ts=ts, journal=entry.journal
-        )
+        try:
+            result = await self.executor.run_query(
+                entry.spec, entry.args, identity=entry.identity, ts=ts, journal=entry.journal
+            )
+            self._settle(entry, result, ts)
+        except Exception as exc:  # the runner itself failed: the query reports it
+            self._settle(entry, describe_failure(entry.spec.path or "?", exc, dev=False), ts)
+        finally:
+            self._running.discard(entry)
+            if entry in self._again:
+                self._again.discard(entry)
+                if entry.subscription is not None:
+                    self.subscriptions.unsubscribe(entry.subscription)
+                    entry.subscription = None
+                self._dirty.add(entry)
+            self._pending.update(entry.subscribers)
+            self._wake.set()
+
+    def _settle(self, entry: Entry, result: FunctionResult, ts: int) -> None:
         pinned = result.journal is not None and result.journal != entry.journal
         if pinned:
             entry.journal = result.journal
@@ -309,13 +345,12 @@ class LiveQueries:
         entry.ts = ts
         if not entry.subscribers:
             return
-        assert result.read_set is not None
         if entry.subscription is not None:
             self.subscriptions.unsubscribe(entry.subscription)
-        entry.subscription = self.subscriptions.subscribe(entry, result.read_set, ts)
+        read_set = result.read_set if result.read_set is not None else ReadSet()
+        entry.subscription = self.subscriptions.subscribe(entry, read_set, ts)
         if entry.subscription is None:
             self._dirty.add(entry)  # a commit after ts already changed what it read
-            self._wake.set()
         if pinned:
             self._rekey(entry)
 

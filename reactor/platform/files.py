@@ -118,6 +118,7 @@ class FileStorage:
         self.download_max_age_s = download_max_age_s
         self._clock = clock or (lambda: database.runtime.now_ns() / 1e9)
         self._signers: tuple[URLSafeTimedSerializer, Signer] | None = None
+        self._secret_hex: str | None = None
         if secret is not None:
             self._use_secret(secret)
         self._in_flight: set[str] = set()
@@ -125,7 +126,13 @@ class FileStorage:
         self._publishing: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
+    @property
+    def secret_hex(self) -> str | None:
+        """The URL-signing secret (hex) once known: function runners sign URLs with it too."""
+        return self._secret_hex
+
     def _use_secret(self, secret: bytes) -> None:
+        self._secret_hex = secret.hex()
         clock_fn = self._clock
 
         class _Signer(TimestampSigner):
@@ -214,12 +221,12 @@ class FileStorage:
                     if upload_id is None
                     else MutationRecord(_UPLOAD_SESSION + upload_id, 0, dumps(storage_id))
                 )
-                await database.committer.commit(txn.prepare_commit(), record)
+                await database.server_committer().commit(txn.prepare_commit(), record)
                 return storage_id
             except OptimisticConcurrencyError as exc:
                 # Nothing was written: re-run under a new id (publish moves the file again).
                 if exc.write_ts is not None:
-                    await database.committer.wait_published(exc.write_ts)
+                    await database.server_committer().wait_published(exc.write_ts)
                 backoff = min(0.001 * 2 ** min(attempt, 10), 1.0)
                 await database.runtime.sleep(backoff * database.runtime.random())
             except StorageUnavailable:

@@ -20,7 +20,7 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from functions.decorators import FunctionKind, FunctionSpec
@@ -34,7 +34,7 @@ from reactor.engine.transaction import Transaction
 from schema.errors import FunctionNotFound, ValidationError
 from schema.values import check_value
 
-__all__ = ["TABLE", "JobGone", "JobWorker", "Scheduler"]
+__all__ = ["TABLE", "JobGone", "JobHooks", "JobWorker", "Scheduler"]
 
 log = logging.getLogger("reactor.platform.scheduler")
 
@@ -137,23 +137,25 @@ class _Handle:
             await self._scheduler.database.run_system(cancel_in)
 
 
-class _JobHooks:
-    """Inside a scheduled mutation's transaction: pending → (inProgress, staged) → success."""
+class JobHooks:
+    """Inside a scheduled mutation's transaction: pending → (inProgress, staged) → success.
+    Runs where the mutation runs (a function runner); ``now_ms`` dates the completion."""
 
-    def __init__(self, job_id: str, database: Database) -> None:
+    def __init__(self, job_id: str, now_ms: Callable[[], float]) -> None:
         self.job_id = job_id
-        self.database = database
+        self.now_ms = now_ms
 
-    async def before(self, txn: Transaction) -> None:
+    async def before(self, txn: Transaction) -> bool:
         job = await txn.get(self.job_id)
         if job is None or job["state"]["kind"] != "pending":
-            raise JobGone(self.job_id)
+            return False
         await txn.system_patch(self.job_id, {"state": {"kind": "inProgress"}})
+        return True
 
     async def after(self, txn: Transaction) -> None:
         await txn.system_patch(
             self.job_id,
-            {"state": {"kind": "success"}, "completedTime": self.database.now_ms()},
+            {"state": {"kind": "success"}, "completedTime": self.now_ms()},
         )
 
 
@@ -323,9 +325,9 @@ class JobWorker:
     async def _execute_mutation(
         self, job_id: str, spec: FunctionSpec, args: dict[str, Any]
     ) -> None:
-        result = await self.executor.run_mutation(
-            spec, args, hooks=_JobHooks(job_id, self.database), max_retries=1_000_000
-        )
+        result = await self.executor.run_mutation(spec, args, job_id=job_id, max_retries=1_000_000)
+        if result.job_gone:
+            return
         if not result.success:
             await self._finish(job_id, result.error_message)
 

@@ -54,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--max-upload-bytes", type=int, help="file upload size limit")
         cmd.add_argument("--admin-key-file", help="where to write the admin key at first start")
         cmd.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+        cmd.add_argument(
+            "--query-runners", type=int, help="processes running queries and mutations"
+        )
+        cmd.add_argument(
+            "--action-runners", type=int, help="processes running actions and HTTP actions"
+        )
+        cmd.add_argument(
+            "--function-timeout", type=float, help="seconds a query or mutation may run (1)"
+        )
+        cmd.add_argument("--action-timeout", type=float, help="seconds an action may run (600)")
+        cmd.add_argument(
+            "--runner-memory-mb", type=int, help="memory cap of one runner process (1024; 0: none)"
+        )
 
     def remote(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--url", help="a running server, e.g. http://127.0.0.1:3210")
@@ -86,8 +99,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _watch(deployment: Any, directory: Path, interval_s: float = 0.5) -> None:
-    from reactor.server.deployment import load_app_with_env
-
     def snapshot() -> dict[Path, float]:
         return {p: p.stat().st_mtime for p in directory.rglob("*.py") if p.is_file()}
 
@@ -101,17 +112,7 @@ async def _watch(deployment: Any, directory: Path, interval_s: float = 0.5) -> N
         if current == seen:
             continue
         seen = current
-        try:
-            app = load_app_with_env(directory, deployment.env)
-        except Exception as exc:  # keep serving the old functions until the files are fixed
-            log.error("reload failed, still serving the previous functions: %s", exc)
-            continue
-        try:  # as Convex refuses a push whose schema the stored documents break
-            await deployment.check_schema(app)
-        except SchemaDriftError as exc:
-            log.error("reload refused, still serving the previous functions: %s", exc)
-            continue
-        deployment.reload(app)
+        await deployment.reload_from_directory("files changed")
 
 
 def _announce_admin_key(key: str, key_file: Path | None) -> None:
@@ -151,6 +152,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     import uvicorn
 
     from reactor.core.tasks import start_task
+    from reactor.runners.pool import RunnerSetup, probe_app
     from reactor.server.app import create_app
     from reactor.server.deployment import Deployment, load_app_with_env
     from reactor.server.http_actions import create_site_app
@@ -168,6 +170,11 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
             max_upload_bytes=args.max_upload_bytes,
             admin_key_file=args.admin_key_file,
             log_level=args.log_level,
+            query_runners=args.query_runners,
+            action_runners=args.action_runners,
+            function_timeout_s=args.function_timeout,
+            action_timeout_s=args.action_timeout,
+            runner_memory_mb=args.runner_memory_mb,
         )
     except SettingsError as exc:
         print(f"reactor: {exc}", file=sys.stderr)
@@ -179,6 +186,10 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
         return 2
     try:
         env = _stored_env(settings.storage, Path(settings.data), settings.system_env)
+        runners = settings.runner_settings()
+        # The app's module code runs in a runner first: if it fails or hangs, the server
+        # reports it instead of running it.
+        asyncio.run(probe_app(RunnerSetup.probing(directory, env), runners))
         app = load_app_with_env(directory, env)
         persistence = open_storage(settings.storage, settings.data)
         deployment = Deployment(
@@ -194,6 +205,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
                 None if persistence.local_directory is not None else Path(settings.data) / "blobs"
             ),
             on_admin_key=lambda key: _announce_admin_key(key, settings.admin_key_file),
+            runners=runners,
         )
     except Exception as exc:
         print(f"reactor: cannot start: {exc}", file=sys.stderr)

@@ -31,7 +31,9 @@ from reactor.engine.committer import Committer
 from reactor.engine.database import Database
 from reactor.engine.executor import Executor
 from reactor.engine.feed import Publisher
+from reactor.engine.invocation import Invoker
 from reactor.engine.query_cache import Entry, LiveQueries
+from reactor.engine.runner import FunctionRunner, InlineRunner
 from reactor.engine.schema_check import check_stored_documents
 from reactor.engine.served_app import ServedApp
 from reactor.engine.subscriptions import SubscriptionManager
@@ -42,7 +44,8 @@ from reactor.platform.env_vars import EnvironmentVariables
 from reactor.platform.files import FileStorage
 from reactor.platform.leases import DEFAULT_TTL_S, Leadership
 from reactor.platform.retention import RETENTION_S, Retention
-from reactor.platform.scheduler import JobWorker, Scheduler
+from reactor.platform.scheduler import JobHooks, JobWorker, Scheduler
+from reactor.runners.pool import RunnerPools, RunnerSettings, RunnerSetup
 from reactor.server.outcomes import outcome_of
 
 __all__ = ["SCHEDULER_LEASE", "Deployment", "load_app_with_env", "stored_env"]
@@ -96,6 +99,7 @@ class Deployment:
         lease_ttl_s: float = DEFAULT_TTL_S,
         retention_s: float = RETENTION_S,
         on_admin_key: Callable[[str], None] | None = None,
+        runners: RunnerSettings | None = None,
     ) -> None:
         self.persistence = persistence
         self.runtime = runtime or SystemRuntime()
@@ -141,10 +145,41 @@ class Deployment:
         )
         self.files = FileStorage(self.database, self.blobs, base_url=public_url)
 
-        # Running functions, and the query cache of live queries.
+        # Running functions (on the runners, or here), and the query cache of live queries.
+        self.invoker = Invoker(
+            registry=lambda: self.served.registry,
+            begin=lambda ts, writable, journal: self.database.begin(
+                ts, writable=writable, journal=journal
+            ),
+            env=lambda: self.env,
+            scheduler=self.scheduler.handle,
+            storage=self.files.handle,
+            job_hooks=lambda job_id: JobHooks(job_id, self.database.now_ms),
+            http_router=lambda: self.http_router,
+            dev=dev,
+        )
+        # Served deployments run app code in runner processes; without ``runners`` (tests,
+        # embedding) it runs here, in this process and event loop.
+        self.pools: RunnerPools | None = None
+        self.runner: FunctionRunner = InlineRunner(self.invoker)
+        if runners is not None:
+            self.pools = RunnerPools(
+                RunnerSetup(
+                    directory=app.directory,
+                    storage=persistence.reader_url,
+                    env=lambda: self.env,
+                    tables=self.tables,
+                    dev=dev,
+                    blob_directory=str(self.blobs.directory),
+                    secret=lambda: self.files.secret_hex,
+                    base_url=lambda: self.files.base_url,
+                ),
+                runners,
+            )
+            self.runner = self.pools
         self.executor = Executor(
             self.database,
-            env=lambda: self.env,
+            self.runner,
             scheduler=self.scheduler.handle,
             storage=self.files.handle,
             dev=dev,
@@ -242,6 +277,8 @@ class Deployment:
         self.feed.start()
         self.committer.start()
         await backfill_indexes(self.persistence, self.committer, self.served.schema)
+        if self.pools is not None:
+            await self.pools.start()  # AppLoadFailed: the app does not load in a runner
         self.query_cache.start()
         self._background = background
         if background:
@@ -271,6 +308,8 @@ class Deployment:
             await self.leadership.stop()
         await self._stop_jobs()  # already stopped by the leadership; a cron reload may race it
         await self.query_cache.stop()
+        if self.pools is not None:
+            await self.pools.stop()
         await self.feed.stop()
         await self.committer.stop()
         await self.auth.aclose()
@@ -302,23 +341,9 @@ class Deployment:
         await self.persistence.set_global(ENV_GLOBAL, updated.user_values)
         self.env = updated
         self.query_cache.invalidate_all()
-        self._reload_for_env()
+        if self.app.directory.is_dir():  # else not served from an app directory
+            await self.reload_from_directory("the environment variables changed")
         return updated
-
-    def _reload_for_env(self) -> None:
-        directory = self.app.directory
-        if not directory.is_dir():
-            return  # not served from an app directory: nothing to re-load
-        try:
-            app = load_app_with_env(directory, self.env)
-        except Exception:
-            log.exception(
-                "re-loading %s under the new environment variables failed; keeping the "
-                "previous code",
-                directory,
-            )
-            return
-        self.reload(app)
 
     # -- reloading (reactor dev) -------------------------------------------------------------
 
@@ -327,8 +352,50 @@ class Deployment:
             for table in app.schema.tables:
                 self.tables.number_for(table)
 
+    async def reload_from_directory(self, reason: str) -> bool:
+        """Load the app's code again, with the current environment variables, and serve it.
+
+        With function runners, a throwaway runner loads it first, so module code that fails
+        or hangs never runs in the server; a schema the stored documents break is refused as
+        at start. On any failure the previous code keeps serving (the error is logged) and
+        this returns False.
+        """
+        directory = self.app.directory
+        try:
+            if self.pools is not None:
+                await self.pools.probe()
+            app = load_app_with_env(directory, self.env)
+            await self.check_schema(app)
+        except Exception as exc:
+            log.error(
+                "%s: reloading %s failed, still serving the previous code: %s",
+                reason,
+                directory,
+                exc,
+            )
+            return False
+        if self.pools is not None:
+            if not await self.pools.reload():
+                return False
+            self._swap(app)
+        else:
+            self.reload(app)
+        return True
+
     def reload(self, app: App) -> None:
-        """Swap in freshly loaded functions and re-run every live query under them."""
+        """Swap in freshly loaded functions and re-run every live query under them (on runners
+        started on the new code, once they have loaded it)."""
+        if self.pools is not None:
+            start_task(self._reload_runners(app), name="reload runners")
+            return
+        self._swap(app)
+
+    async def _reload_runners(self, app: App) -> None:
+        assert self.pools is not None
+        if await self.pools.reload():
+            self._swap(app)
+
+    def _swap(self, app: App) -> None:
         self.served.swap(app)
         self._number_tables(app)
         self.query_cache.rebind(app.registry)

@@ -32,25 +32,18 @@ header.
 
 from __future__ import annotations
 
-import logging
 import re
-import secrets
-import traceback
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from functions.context import Auth, UserIdentity
 from reactor.auth import AuthenticationError
+from reactor.engine.invocation import HttpCall
 from reactor.server.deployment import Deployment
-from schema.errors import ReactorError, UserError
 
 __all__ = ["create_site_app"]
-
-log = logging.getLogger("reactor.server.http_actions")
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
@@ -62,45 +55,35 @@ def create_site_app(deployment: Deployment) -> Starlette:
         match = None if router is None else router.lookup(request.method, path)
         if match is None:
             return PlainTextResponse(f"No HttpAction routed for {path}", status_code=404)
+        identity = None
+        auth_error = None
         header = request.headers.get("authorization")
-        if header is not None and not _is_credential(header):
-            ctx = deployment.executor.action_ctx(None)  # the app's own scheme: its business
-        else:
+        if header is None or _is_credential(header):  # else the app's own scheme: its business
             try:
-                principal = await deployment.principal_for_http(request)
+                identity = (await deployment.principal_for_http(request)).identity
             except AuthenticationError as exc:
                 # A credential that failed: the handler still runs (see the module docstring).
-                ctx = deployment.executor.action_ctx(None)
-                ctx.auth = _FailedAuth(exc)
-            else:
-                ctx = deployment.executor.action_ctx(principal.identity)
-        try:
-            response = await match.handler.invoke_http(ctx, request)
-        except UserError as exc:
-            return JSONResponse({"code": "ConvexError", "data": _plain(exc.data)}, status_code=400)
-        except Exception as exc:
-            request_id = secrets.token_hex(8)
-            log.error(
-                "[Request ID: %s] HTTP action %s %s failed:\n%s",
-                request_id,
-                request.method,
-                path,
-                "".join(traceback.format_exception(exc)),
-            )
-            message = f"[Request ID: {request_id}] Server Error"
-            if isinstance(exc, ReactorError) or deployment.dev:
-                message += f"\nUncaught {type(exc).__name__}: {exc}"
-            return PlainTextResponse(message, status_code=500)
-        if not isinstance(response, Response):
-            log.error("HTTP action %s returned %r, not a Response", match.route, response)
-            return PlainTextResponse(
-                f"HTTP action for {match.route} returned {type(response).__name__}, "
-                "not a starlette Response",
-                status_code=500,
-            )
-        if match.drop_body:
-            response.body = b""
-            response.headers.setdefault("content-length", "0")
+                auth_error = (exc.message, exc.reason)
+        server = request.scope.get("server") or ("127.0.0.1", 0)
+        call = HttpCall(
+            request.method,
+            path,
+            request.scope.get("query_string", b""),
+            list(request.scope.get("headers", [])),
+            await request.body(),
+            request.url.scheme,
+            (str(server[0]), int(server[1] or 0)),
+        )
+        reply = await deployment.runner.http_action(
+            call,
+            identity=None if identity is None else dict(identity),
+            auth_error=auth_error,
+            services=deployment.executor.services,
+        )
+        if reply.failure is not None:
+            return PlainTextResponse(reply.failure.error_message, status_code=500)
+        response = Response(reply.body, status_code=reply.status)
+        response.raw_headers = list(reply.headers)
         return response
 
     return Starlette(routes=[Route("/{path:path}", dispatch, methods=_METHODS)])
@@ -116,24 +99,3 @@ def _is_credential(header: str) -> bool:
     if scheme.lower() == "convex":
         return True
     return scheme.lower() == "bearer" and _JWT.match(value.strip()) is not None
-
-
-class _FailedAuth(Auth):
-    """``ctx.auth`` of a request whose ``Authorization`` header did not authenticate: reading
-    the identity raises why (Convex's ``Identity::Unknown(Some(error))``)."""
-
-    __slots__ = ("_error",)
-
-    def __init__(self, error: AuthenticationError) -> None:
-        super().__init__(None)
-        self._error = error
-
-    async def get_user_identity(self) -> UserIdentity | None:
-        self.was_read = True
-        raise AuthenticationError(self._error.message, reason=self._error.reason)
-
-
-def _plain(value: Any) -> Any:
-    from schema.values import to_clean_json
-
-    return to_clean_json(value)

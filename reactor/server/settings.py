@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reactor.runners.pool import RunnerSettings
+
 __all__ = ["ServerSettings", "SettingsError", "load_settings"]
 
 
@@ -38,6 +40,12 @@ class ServerSettings(BaseSettings):
     public_url: str | None = None
     max_upload_bytes: int | None = Field(1 << 30, ge=0)
     admin_key_file: Path | None = None
+    # Function runners (DESIGN.md "Function runners"): pool sizes default from the CPU count.
+    query_runners: int | None = Field(None, ge=1, le=256)
+    action_runners: int | None = Field(None, ge=1, le=256)
+    function_timeout_s: float = Field(1.0, gt=0, le=3600)
+    action_timeout_s: float = Field(600.0, gt=0, le=86400)
+    runner_memory_mb: int = Field(1024, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -78,6 +86,15 @@ class ServerSettings(BaseSettings):
     @property
     def site_origin(self) -> str | None:
         return f"http://{self.host}:{self.http_port}" if self.http_port else None
+
+    def runner_settings(self) -> RunnerSettings:
+        return RunnerSettings.for_machine(
+            query_runners=self.query_runners,
+            action_runners=self.action_runners,
+            function_timeout_s=self.function_timeout_s,
+            action_timeout_s=self.action_timeout_s,
+            memory_mb=self.runner_memory_mb,
+        )
 
     @property
     def system_env(self) -> dict[str, str]:

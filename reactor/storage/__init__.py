@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reactor.core.persistence import Persistence
 
-__all__ = ["open_storage"]
+__all__ = ["open_reader", "open_storage"]
 
 
 def open_storage(storage: str | None, data_dir: str | Path) -> Persistence:
@@ -36,3 +36,17 @@ def open_storage(storage: str | None, data_dir: str | Path) -> Persistence:
         f"Unsupported storage {storage!r}: use the embedded engine (default), a sqlite:DIR URL "
         "or a mongodb:// URL"
     )
+
+
+def open_reader(url: str) -> Persistence:
+    """The engine at ``url`` (a ``Persistence.reader_url``) opened for reading alone, from
+    another process than the server's: a function runner's own connection."""
+    if url.startswith("sqlite:"):
+        from reactor.storage.sqlite import SqlitePersistence
+
+        return SqlitePersistence.open_reader(url.removeprefix("sqlite:"))
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from reactor.storage.mongo.engine import MongoPersistence
+
+        return MongoPersistence.open(url)
+    raise ValueError(f"Unsupported storage URL for a reader: {url!r}")

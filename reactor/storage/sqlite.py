@@ -160,9 +160,37 @@ class SqlitePersistence:
         engine._clear_leases_sync()
         return engine
 
+    @classmethod
+    def open_reader(cls, directory: str | Path) -> SqlitePersistence:
+        """The engine in ``directory`` for reading alone, beside the process holding it (a
+        function runner's connection): read-only, no lock. Reads at a published timestamp
+        see every commit at or below it (MVCC), whoever wrote it."""
+        path = Path(directory) / cls.FILE_NAME
+        engine = cls.__new__(cls)
+        engine.path = path
+        engine._feed = None
+        try:
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute("PRAGMA cache_size=-65536")
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"Cannot open SQLite database {path}: {exc}") from exc
+        engine._reader = engine._writer = conn
+        engine._write_lock = threading.Lock()
+        engine._closed = False
+        engine._lock = None
+        engine.wall_clock_ns = time.time_ns
+        return engine
+
     @property
     def local_directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def reader_url(self) -> str:
+        return f"sqlite:{self.path.parent}"
 
     async def prepare(self, indexes: IndexDefinitions) -> None:
         """Nothing to create: every index lives in the one ``indexes`` table."""

@@ -243,6 +243,10 @@ class MongoPersistence:
             raise StorageUnavailable(f"MongoDB {what} failed: {exc}") from exc
 
     @property
+    def reader_url(self) -> str:
+        return self.url
+
+    @property
     def local_directory(self) -> None:
         """A networked engine keeps nothing on this machine."""
         return None

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from reactor.engine.executor import Executor, FunctionResult
+from reactor.engine.invocation import Invoker
+from reactor.engine.runner import InlineRunner
 from reactor.server.deployment import Deployment
 from reactor.testing import ManualClock, call, running_deployment, write_app
 
@@ -201,7 +203,15 @@ class TestErrors:
         assert "secret detail" in record.getMessage()  # the traceback, for the operator
 
     async def test_dev_mode_shows_the_server_error(self, deployment: Deployment) -> None:
-        dev = Executor(deployment.database, env=lambda: deployment.env, dev=True)
+        invoker = Invoker(
+            registry=lambda: deployment.registry,
+            begin=lambda ts, writable, journal: deployment.database.begin(
+                ts, writable=writable, journal=journal
+            ),
+            env=lambda: deployment.env,
+            dev=True,
+        )
+        dev = Executor(deployment.database, InlineRunner(invoker), dev=True)
         result = await dev.run(deployment.registry.resolve("errors:server_error"), {})
         assert result.error_message.startswith("[Request ID: ")
         assert "Uncaught RuntimeError: secret detail" in result.error_message

@@ -1,0 +1,1 @@
+"""Function runners: the worker processes app code runs in (``pool``, ``worker``, ``wire``)."""

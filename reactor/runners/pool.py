@@ -1,0 +1,592 @@
+"""The function-runner pools: app code runs in worker processes, never in the server.
+
+Owns starting runner processes (``reactor.runners.worker``) and replacing them, handing each
+call to a free runner, the deadline of every call (enforced from outside: a runner past it is
+killed), and answering the calls back an action's ``ctx`` makes. Queries and mutations share
+one pool (one call per runner at a time); actions and HTTP actions another (several per
+runner), so long actions never starve short functions. A call whose runner dies, for whatever
+reason, fails alone with a clear error; the pool starts a fresh runner in its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reactor.core.system_tables import TableRegistry
+from reactor.core.tasks import start_task
+from reactor.engine.invocation import (
+    ActionServices,
+    FunctionResult,
+    HttpCall,
+    HttpReply,
+    describe_failure,
+)
+from reactor.runners import wire
+from schema.errors import FunctionError, ReactorError, UserError
+from schema.values import dumps, loads
+
+__all__ = ["AppLoadFailed", "RunnerPools", "RunnerSettings", "RunnerSetup", "probe_app"]
+
+log = logging.getLogger("reactor.runners")
+
+FUNCTION_TIMEOUT = "FunctionTimeout"
+RUNNER_CRASHED = "RunnerCrashed"
+
+
+class AppLoadFailed(FunctionError):
+    """A function runner could not load the app (an import error, or it took too long)."""
+
+    code = "AppLoadFailed"
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    """Pool sizes and limits (``reactor serve --query-runners N ...``)."""
+
+    query_runners: int
+    action_runners: int
+    function_timeout_s: float = 1.0  # a query or mutation (Convex: 1 s)
+    action_timeout_s: float = 600.0  # an action or HTTP action (Convex: 10 min)
+    memory_mb: int = 1024  # address space of one runner; 0: no cap
+    actions_per_runner: int = 8  # actions one action runner runs at once
+    load_timeout_s: float = 60.0  # loading the app in a runner
+
+    @classmethod
+    def for_machine(cls, **overrides: Any) -> RunnerSettings:
+        """Defaults from the CPU count: one query runner per core, half as many action
+        runners (at least one each); ``overrides`` win."""
+        cores = os.cpu_count() or 1
+        values: dict[str, Any] = {
+            "query_runners": max(1, cores),
+            "action_runners": max(1, cores // 2),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass(slots=True)
+class RunnerSetup:
+    """What every runner of a deployment loads and reads (read again at each start)."""
+
+    directory: Path
+    storage: str
+    env: Callable[[], Mapping[str, str]]
+    tables: TableRegistry
+    dev: bool
+    blob_directory: str | None
+    secret: Callable[[], str | None]
+    base_url: Callable[[], str]
+
+    @classmethod
+    def probing(cls, directory: Path, env: Mapping[str, str]) -> RunnerSetup:
+        """The setup of a runner that only loads the app (``probe_app``)."""
+        return cls(
+            directory, "", lambda: env, TableRegistry(), False, None, lambda: None, lambda: ""
+        )
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "it stopped answering"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class _Runner:
+    """One runner process and the calls it is running."""
+
+    def __init__(
+        self, setup: RunnerSetup, settings: RunnerSettings, kind: str, *, probe: bool = False
+    ) -> None:
+        self.setup = setup
+        self.settings = settings
+        self.kind = kind
+        self.probe = probe  # only load the app (no data to read: it may not exist yet)
+        self.process: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.calls: dict[int, asyncio.Future[wire.Done | wire.HttpDone]] = {}
+        self.services: dict[int, ActionServices] = {}
+        self.tables_generation = -1
+        self.alive = False
+        self.exited: asyncio.Future[str] | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._rpc_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def load(self) -> int:
+        return len(self.calls)
+
+    async def start(self) -> None:
+        """Spawn the process and wait until it has loaded the app.
+
+        Raises:
+            AppLoadFailed: the app failed to load or took longer than ``load_timeout_s``.
+        """
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        env.setdefault("MALLOC_ARENA_MAX", "2")  # keeps the address-space cap meaningful
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "reactor.runners.worker",
+                str(child.fileno()),
+                pass_fds=(child.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+                env=env,
+            )
+        finally:
+            child.close()
+        reader, self.writer = await asyncio.open_connection(sock=parent)
+        setup = self.setup
+        wire.write_frame(
+            self.writer,
+            wire.Init(
+                str(setup.directory),
+                "" if self.probe else setup.storage,
+                dict(setup.env()),
+                setup.dev,
+                self.settings.memory_mb,
+                setup.blob_directory,
+                setup.secret(),
+                setup.base_url(),
+            ),
+        )
+        try:
+            async with asyncio.timeout(self.settings.load_timeout_s):
+                first = await wire.read_from_runner(reader)
+        except TimeoutError:
+            self.kill()
+            raise AppLoadFailed(
+                f"Loading the app in {setup.directory} took longer than "
+                f"{self.settings.load_timeout_s:g} s (a module's top-level code never returned?)"
+            ) from None
+        if isinstance(first, wire.LoadFailed):
+            self.kill()
+            raise AppLoadFailed(f"The app in {setup.directory} failed to load: {first.message}")
+        if not isinstance(first, wire.Ready):
+            self.kill()
+            code = await self.process.wait()
+            raise AppLoadFailed(
+                f"The function runner exited while loading the app in {setup.directory} "
+                f"({_exit_reason(code)})"
+            )
+        self.alive = True
+        self.exited = asyncio.get_running_loop().create_future()
+        self._reader_task = start_task(self._read(reader), name=f"{self.kind} runner {first.pid}")
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                message = await wire.read_from_runner(reader)
+                if message is None:
+                    break
+                if isinstance(message, wire.Rpc):
+                    task = asyncio.get_running_loop().create_task(self._answer(message))
+                    self._rpc_tasks.add(task)
+                    task.add_done_callback(self._rpc_tasks.discard)
+                elif isinstance(message, (wire.Done, wire.HttpDone)):
+                    future = self.calls.get(message.id)
+                    if future is not None and not future.done():
+                        future.set_result(message)
+        except Exception:
+            log.exception("reading from a function runner failed")
+        finally:
+            self.kill()
+            code = None if self.process is None else await self.process.wait()
+            reason = _exit_reason(code)
+            if self.exited is not None and not self.exited.done():
+                self.exited.set_result(reason)
+
+    async def _answer(self, rpc: wire.Rpc) -> None:
+        services = self.services.get(rpc.call_id)
+        try:
+            if services is None:
+                raise FunctionError("the call this request belongs to has ended")
+            value = await _serve_rpc(services, rpc)
+            reply = wire.Reply(rpc.id, dumps(value))
+        except UserError as exc:
+            reply = wire.Reply(rpc.id, error=exc.message, error_data=dumps(exc.data))
+        except ReactorError as exc:
+            reply = wire.Reply(rpc.id, error=exc.message)
+        except Exception as exc:
+            failure = describe_failure(rpc.op, exc, dev=self.setup.dev)
+            reply = wire.Reply(rpc.id, error=failure.error_message)
+        if self.alive and self.writer is not None:
+            wire.write_frame(self.writer, reply)
+
+    async def call(
+        self, message: wire.Call, services: ActionServices | None, timeout_s: float
+    ) -> wire.Done | wire.HttpDone | str:
+        """Send ``message`` and wait for its outcome: the outcome, or why there is none
+        (``"timeout"``, or the runner's exit reason)."""
+        assert self.writer is not None and self.exited is not None
+        if self.tables_generation != self.setup.tables.generation:
+            self.tables_generation = self.setup.tables.generation
+            message.tables = self.setup.tables.numbers()
+        future: asyncio.Future[wire.Done | wire.HttpDone] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.calls[message.id] = future
+        if services is not None:
+            self.services[message.id] = services
+        try:
+            wire.write_frame(self.writer, message)
+            done, _ = await asyncio.wait(
+                (future, self.exited), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if future in done:
+                return future.result()
+            if self.exited in done:
+                return self.exited.result()
+            self.kill()
+            return "timeout"
+        finally:
+            del self.calls[message.id]
+            self.services.pop(message.id, None)
+
+    def kill(self) -> None:
+        self.alive = False
+        if self.process is not None and self.process.returncode is None:
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
+
+    async def stop(self) -> None:
+        self.kill()
+        if self._reader_task is not None:
+            await asyncio.gather(self._reader_task, return_exceptions=True)
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def _serve_rpc(services: ActionServices, rpc: wire.Rpc) -> Any:
+    args = loads(rpc.args)
+    identity = None if rpc.identity is None else loads(rpc.identity)
+    op = rpc.op
+    if op in ("query", "mutation"):
+        path, call_args = args
+        run = services.run_query if op == "query" else services.run_mutation
+        result = await run(path, call_args, identity)
+        if result.success:
+            return loads(result.value_json)
+        if result.error_data_json is not None:
+            raise UserError(loads(result.error_data_json), result.error_message)
+        raise FunctionError(result.error_message)
+    scope, _, name = op.partition(".")
+    if scope == "scheduler" and name in ("run_after", "run_at", "cancel"):
+        return await getattr(services.scheduler(), name)(*args)
+    storage_ops = ("generate_upload_url", "get_url", "get_metadata", "delete", "store", "get")
+    if scope == "storage" and name in storage_ops:
+        storage = services.storage()
+        if storage is None:
+            raise FunctionError("ctx.storage is not available in this deployment")
+        return await getattr(storage, name)(*args)
+    raise FunctionError(f"Unknown runner request {op!r}")
+
+
+class _Pool:
+    """``size`` runners of one kind, each running up to ``per_runner`` calls at once."""
+
+    def __init__(
+        self,
+        setup: RunnerSetup,
+        settings: RunnerSettings,
+        *,
+        kind: str,
+        size: int,
+        per_runner: int,
+        timeout_s: float,
+    ) -> None:
+        self.setup = setup
+        self.settings = settings
+        self.kind = kind
+        self.size = size
+        self.per_runner = per_runner
+        self.timeout_s = timeout_s
+        self.runners: list[_Runner] = []
+        self._slots: asyncio.Queue[_Runner] = asyncio.Queue()
+        self._replacing: set[asyncio.Task[None]] = set()
+        self.closed = False
+        self.restarts = 0
+
+    async def start(self) -> None:
+        runners = [_Runner(self.setup, self.settings, self.kind) for _ in range(self.size)]
+        results = await asyncio.gather(*(r.start() for r in runners), return_exceptions=True)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            for runner in runners:
+                await runner.stop()
+            raise failure
+        for runner in runners:
+            self._add(runner)
+
+    def _add(self, runner: _Runner) -> None:
+        self.runners.append(runner)
+        for _ in range(self.per_runner):
+            self._slots.put_nowait(runner)
+
+    def _replace(self, runner: _Runner) -> None:
+        if runner not in self.runners:
+            return
+        self.runners.remove(runner)
+        self.restarts += 1
+        if self.closed:
+            return
+
+        async def replace() -> None:
+            await runner.stop()
+            delay = 0.05
+            while not self.closed:
+                fresh = _Runner(self.setup, self.settings, self.kind)
+                try:
+                    await fresh.start()
+                except Exception:
+                    log.exception("starting a %s runner failed; retrying", self.kind)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                if self.closed:
+                    await fresh.stop()
+                    return
+                self._add(fresh)
+                return
+
+        task = asyncio.get_running_loop().create_task(replace())
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def run(
+        self, message: wire.Call, services: ActionServices | None, label: str
+    ) -> wire.Done | wire.HttpDone | FunctionResult:
+        """Run ``message`` on a free runner: its outcome, or a failed result saying why
+        there is none (deadline passed, runner died)."""
+        while True:
+            runner = await self._slots.get()
+            if runner.alive:
+                break
+        outcome = await runner.call(message, services, self.timeout_s)
+        if runner.alive:
+            self._slots.put_nowait(runner)
+        else:
+            self._replace(runner)
+        if not isinstance(outcome, str):
+            return outcome
+        if outcome == "timeout":
+            log.warning("%s timed out after %g s; its runner was replaced", label, self.timeout_s)
+            return FunctionResult(
+                False,
+                error_message=(
+                    f"Function execution timed out (maximum duration: {self.timeout_s:g}s)"
+                ),
+                error_code=FUNCTION_TIMEOUT,
+            )
+        log.error("the function runner running %s exited (%s); replaced", label, outcome)
+        effect = (
+            "nothing it wrote was committed"
+            if message.kind in ("query", "mutation")
+            else "it may have done part of its work"
+        )
+        return FunctionResult(
+            False,
+            error_message=(
+                f"The function runner exited unexpectedly ({outcome}) while running {label}; "
+                f"{effect}"
+            ),
+            error_code=RUNNER_CRASHED,
+        )
+
+    async def stop(self) -> None:
+        self.closed = True
+        for task in list(self._replacing):
+            task.cancel()
+        await asyncio.gather(*self._replacing, return_exceptions=True)
+        await asyncio.gather(*(runner.stop() for runner in self.runners))
+        self.runners.clear()
+
+    async def retire(self) -> None:
+        """Stop taking calls; stop each runner once the calls it is running have ended."""
+        self.closed = True
+        deadline = asyncio.get_running_loop().time() + self.timeout_s + 1.0
+        while any(r.load for r in self.runners) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await self.stop()
+
+
+class RunnerPools:
+    """The ``FunctionRunner`` of a served deployment: a pool for queries and mutations, one
+    for actions and HTTP actions."""
+
+    def __init__(self, setup: RunnerSetup, settings: RunnerSettings) -> None:
+        self.setup = setup
+        self.settings = settings
+        self._ids = itertools.count(1)
+        self.queries = self._pool("query")
+        self.actions = self._pool("action")
+
+    def _pool(self, kind: str) -> _Pool:
+        s = self.settings
+        if kind == "query":
+            return _Pool(
+                self.setup,
+                s,
+                kind=kind,
+                size=s.query_runners,
+                per_runner=1,
+                timeout_s=s.function_timeout_s,
+            )
+        return _Pool(
+            self.setup,
+            s,
+            kind=kind,
+            size=s.action_runners,
+            per_runner=s.actions_per_runner,
+            timeout_s=s.action_timeout_s,
+        )
+
+    async def start(self) -> None:
+        """Start both pools once the app has loaded in one runner.
+
+        Raises:
+            AppLoadFailed: the app does not load (or hangs) in a runner.
+        """
+        await asyncio.gather(self.queries.start(), self.actions.start())
+
+    async def stop(self) -> None:
+        await asyncio.gather(self.queries.stop(), self.actions.stop())
+
+    async def probe(self) -> None:
+        """Load the app as it is now in a runner of its own, then stop it: module code that
+        fails or hangs is found there, never in the server.
+
+        Raises:
+            AppLoadFailed: why the app does not load.
+        """
+        await probe_app(self.setup, self.settings)
+
+    async def reload(self) -> bool:
+        """Start runners on the app as it is now (code and environment); once they have
+        loaded it they take every new call and the old ones finish theirs. False when the app
+        does not load: the previous runners keep serving."""
+        queries, actions = self._pool("query"), self._pool("action")
+        try:
+            await asyncio.gather(queries.start(), actions.start())
+        except Exception as exc:
+            await asyncio.gather(queries.stop(), actions.stop())
+            log.error("%s; the previous code keeps serving", exc)
+            return False
+        old = (self.queries, self.actions)
+        self.queries, self.actions = queries, actions
+        for pool in old:
+            start_task(pool.retire(), name="retire runners")
+        return True
+
+    @property
+    def restarts(self) -> int:
+        return self.queries.restarts + self.actions.restarts
+
+    # -- FunctionRunner ----------------------------------------------------------------------
+
+    async def query(
+        self,
+        path: str,
+        args: dict[str, Any],
+        *,
+        identity: dict[str, Any] | None,
+        ts: int,
+        journal: str | None,
+    ) -> FunctionResult:
+        message = wire.Call(
+            next(self._ids), "query", path, dumps(args), _identity(identity), ts, journal
+        )
+        return self._result(await self.queries.run(message, None, path), ts)
+
+    async def mutation(
+        self,
+        path: str,
+        args: dict[str, Any],
+        *,
+        identity: dict[str, Any] | None,
+        ts: int,
+        job_id: str | None,
+    ) -> FunctionResult:
+        message = wire.Call(
+            next(self._ids), "mutation", path, dumps(args), _identity(identity), ts, None, job_id
+        )
+        return self._result(await self.queries.run(message, None, path), ts)
+
+    async def action(
+        self,
+        path: str,
+        args: dict[str, Any],
+        *,
+        identity: dict[str, Any] | None,
+        services: ActionServices,
+    ) -> FunctionResult:
+        message = wire.Call(next(self._ids), "action", path, dumps(args), _identity(identity))
+        return self._result(await self.actions.run(message, services, path), 0)
+
+    async def http_action(
+        self,
+        call: HttpCall,
+        *,
+        identity: dict[str, Any] | None,
+        auth_error: tuple[str, str] | None,
+        services: ActionServices,
+    ) -> HttpReply:
+        message = wire.Call(
+            next(self._ids),
+            "http",
+            "",
+            b"",
+            _identity(identity),
+            http=wire.http_call(call),
+            auth_error=auth_error,
+        )
+        outcome = await self.actions.run(message, services, f"HTTP action {call.path}")
+        if isinstance(outcome, FunctionResult):
+            return HttpReply(500, failure=outcome)
+        if isinstance(outcome, wire.Done):  # cannot happen: the runner answers in kind
+            return HttpReply(500, failure=wire.decode_result(outcome, 0))
+        return wire.http_reply(outcome, 0)
+
+    @staticmethod
+    def _result(outcome: wire.Done | wire.HttpDone | FunctionResult, ts: int) -> FunctionResult:
+        if isinstance(outcome, FunctionResult):
+            outcome.ts = ts
+            return outcome
+        if isinstance(outcome, wire.HttpDone):  # cannot happen: the runner answers in kind
+            return FunctionResult(False, error_message="The runner answered out of kind")
+        return wire.decode_result(outcome, ts)
+
+
+def _identity(identity: dict[str, Any] | None) -> bytes | None:
+    return None if identity is None else dumps(identity)
+
+
+async def probe_app(setup: RunnerSetup, settings: RunnerSettings) -> None:
+    """Load the app of ``setup`` in a throwaway runner (``RunnerPools.probe``).
+
+    Raises:
+        AppLoadFailed: why the app does not load (the error, or that it took too long).
+    """
+    runner = _Runner(setup, settings, "probe", probe=True)
+    try:
+        await runner.start()
+    finally:
+        await runner.stop()

@@ -1,0 +1,335 @@
+"""A function runner process: loads the app, then runs the calls the server sends it.
+
+Started by ``reactor.runners.pool`` as ``python -m reactor.runners.worker FD`` with one end of
+a socket pair; the first frame it reads is its ``Init``. It reads the database itself, at the
+snapshot each call names (its own read connection to SQLite, or its own MongoDB client), and
+answers with the result, the read set and, for a mutation, the prepared commit; the server
+commits. An action's ``ctx.run_query``/``run_mutation``, ``ctx.scheduler`` and ``ctx.storage``
+are calls back to the server over the same socket. The process is disposable: the server kills
+it past a deadline and starts another, so nothing here cleans up after app code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import os
+import resource
+import socket
+import sys
+import traceback
+from collections.abc import AsyncIterable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from functions import deployment_env
+from functions.context import Scheduler
+from functions.http_router import HttpRouter, load_http_router
+from functions.loader import App, load_app
+from functions.paths import reference_path
+from reactor.core.determinism import loop_factory
+from reactor.core.persistence import Persistence
+from reactor.core.runtime import SystemRuntime
+from reactor.core.system_tables import TableRegistry
+from reactor.engine.database import Database
+from reactor.engine.invocation import OUT_OF_MEMORY, FunctionResult, Invoker
+from reactor.engine.served_app import ServedApp
+from reactor.engine.transaction import Transaction
+from reactor.platform.blobs import BlobStore
+from reactor.platform.files import FileStorage
+from reactor.platform.scheduler import JobHooks, Scheduler as JobScheduler
+from reactor.runners import wire
+from reactor.storage import open_reader
+from schema.errors import FunctionError, UserError
+from schema.values import dumps, loads
+
+__all__ = ["main"]
+
+
+class _Remote:
+    """The server, seen from this runner: ``Rpc`` frames out, ``Reply`` frames back."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[wire.Reply]] = {}
+
+    async def call(
+        self, call_id: int, op: str, args: Any, identity: Mapping[str, Any] | None = None
+    ) -> Any:
+        rpc_id = next(self._ids)
+        future: asyncio.Future[wire.Reply] = asyncio.get_running_loop().create_future()
+        self._waiting[rpc_id] = future
+        identity_json = None if identity is None else dumps(dict(identity))
+        wire.write_frame(self._writer, wire.Rpc(rpc_id, call_id, op, dumps(args), identity_json))
+        try:
+            reply = await future
+        finally:
+            self._waiting.pop(rpc_id, None)
+        if reply.error is not None:
+            if reply.error_data is not None:
+                raise UserError(loads(reply.error_data), reply.error)
+            raise FunctionError(reply.error)
+        return loads(reply.value)
+
+    def answer(self, reply: wire.Reply) -> None:
+        future = self._waiting.get(reply.id)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+
+class _RemoteServices:
+    """``ActionServices`` of the action of call ``call_id``: each one a call to the server."""
+
+    def __init__(self, remote: _Remote, call_id: int) -> None:
+        self._remote = remote
+        self._call_id = call_id
+
+    async def _run(
+        self, op: str, path: str, args: dict[str, Any], identity: dict[str, Any] | None
+    ) -> FunctionResult:
+        try:
+            value = await self._remote.call(self._call_id, op, [path, args], identity)
+        except UserError as exc:
+            return FunctionResult(
+                False,
+                error_message=exc.message,
+                error_data_json=dumps(exc.data),
+                error_data=exc.data,
+            )
+        except FunctionError as exc:
+            return FunctionResult(False, error_message=exc.message)
+        return FunctionResult(True, value=value)
+
+    async def run_query(
+        self, path: str, args: dict[str, Any], identity: dict[str, Any] | None
+    ) -> FunctionResult:
+        return await self._run("query", path, args, identity)
+
+    async def run_mutation(
+        self, path: str, args: dict[str, Any], identity: dict[str, Any] | None
+    ) -> FunctionResult:
+        return await self._run("mutation", path, args, identity)
+
+    def scheduler(self) -> Scheduler:
+        return _RemoteScheduler(self._remote, self._call_id)
+
+    def storage(self) -> Any:
+        return _RemoteStorage(self._remote, self._call_id)
+
+
+class _RemoteScheduler:
+    """An action's ``ctx.scheduler``: each call commits in the server at once."""
+
+    def __init__(self, remote: _Remote, call_id: int) -> None:
+        self._call = functools.partial(remote.call, call_id)
+
+    async def run_after(
+        self, delay_s: float, reference: Any, args: Mapping[str, Any] | None = None, /
+    ) -> str:
+        path = reference_path(reference)
+        return str(await self._call("scheduler.run_after", [delay_s, path, args]))
+
+    async def run_at(
+        self, timestamp_ms: Any, reference: Any, args: Mapping[str, Any] | None = None, /
+    ) -> str:
+        if hasattr(timestamp_ms, "timestamp"):  # a datetime
+            timestamp_ms = timestamp_ms.timestamp() * 1000.0
+        path = reference_path(reference)
+        return str(await self._call("scheduler.run_at", [timestamp_ms, path, args]))
+
+    async def cancel(self, job_id: str, /) -> None:
+        await self._call("scheduler.cancel", [job_id])
+
+
+class _RemoteStorage:
+    """An action's ``ctx.storage``: each call served by the server's file storage."""
+
+    def __init__(self, remote: _Remote, call_id: int) -> None:
+        self._call = functools.partial(remote.call, call_id)
+
+    async def generate_upload_url(self) -> str:
+        return str(await self._call("storage.generate_upload_url", []))
+
+    async def get_url(self, storage_id: str) -> str | None:
+        value = await self._call("storage.get_url", [storage_id])
+        return None if value is None else str(value)
+
+    async def get_metadata(self, storage_id: str) -> dict[str, Any] | None:
+        value = await self._call("storage.get_metadata", [storage_id])
+        return None if value is None else dict(value)
+
+    async def delete(self, storage_id: str) -> None:
+        await self._call("storage.delete", [storage_id])
+
+    async def store(
+        self,
+        data: AsyncIterable[bytes] | Iterable[bytes] | bytes,
+        content_type: str | None = None,
+    ) -> str:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            content = bytes(data)
+        elif isinstance(data, AsyncIterable):
+            content = b"".join([bytes(chunk) async for chunk in data])
+        else:
+            content = b"".join(bytes(chunk) for chunk in data)
+        return str(await self._call("storage.store", [content, content_type]))
+
+    async def get(self, storage_id: str) -> bytes | None:
+        value = await self._call("storage.get", [storage_id])
+        return None if value is None else bytes(value)
+
+
+class _NoData:
+    """The storage of a probe runner: it runs no call, so it never reads."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("a probe runner has no data")
+
+
+class Worker:
+    def __init__(self, init: wire.Init, writer: asyncio.StreamWriter) -> None:
+        self.init = init
+        self.writer = writer
+        self.remote = _Remote(writer)
+        self.env: dict[str, str] = dict(init.env)
+        self.tables: dict[str, int] = {}
+        app = _load(init.directory, self.env)
+        self.served = ServedApp(app)
+        with deployment_env.using(self.env):
+            self.router: HttpRouter | None = load_http_router(app)
+        # A probe (``init.storage`` empty) only loads the app: it runs no call.
+        self.persistence = (
+            open_reader(init.storage) if init.storage else cast(Persistence, _NoData())
+        )
+        self.runtime = SystemRuntime()
+        self.database = Database(
+            self.persistence, None, TableRegistry(), self.served, runtime=self.runtime
+        )
+        scheduler = JobScheduler(self.database, self.served)
+        files = None
+        if init.blob_directory is not None and init.secret is not None:
+            files = FileStorage(
+                self.database,
+                BlobStore(Path(init.blob_directory)),
+                base_url=init.base_url,
+                secret=bytes.fromhex(init.secret),
+            )
+        self.invoker = Invoker(
+            registry=lambda: self.served.registry,
+            begin=self._begin,
+            env=lambda: self.env,
+            scheduler=scheduler.handle,
+            storage=None if files is None else files.handle,
+            job_hooks=lambda job_id: JobHooks(job_id, self.database.now_ms),
+            http_router=lambda: self.router,
+            dev=init.dev,
+        )
+
+    def _begin(self, ts: int, writable: bool, journal: str | None) -> Transaction:
+        # A fresh registry per transaction: tables a failed mutation numbered do not linger.
+        self.database.tables = TableRegistry(self.tables)
+        return self.database.begin(ts, writable=writable, journal=journal)
+
+    async def handle(self, call: wire.Call) -> None:
+        if call.tables is not None:
+            self.tables = call.tables
+        if call.env is not None:
+            self.env = call.env
+        args = loads(call.args) if call.args else {}
+        identity = None if call.identity is None else loads(call.identity)
+        message: Any
+        if call.kind == "query":
+            result = await self.invoker.query(
+                call.path, args, identity=identity, ts=call.ts, journal=call.journal
+            )
+            message = wire.encode_result(call.id, result)
+        elif call.kind == "mutation":
+            result = await self.invoker.mutation(
+                call.path, args, identity=identity, ts=call.ts, job_id=call.job_id
+            )
+            message = wire.encode_result(call.id, result)
+        elif call.kind == "action":
+            result = await self.invoker.action(
+                call.path, args, identity=identity, services=_RemoteServices(self.remote, call.id)
+            )
+            message = wire.encode_result(call.id, result)
+        else:
+            assert call.http is not None
+            reply = await self.invoker.http_action(
+                wire.decode_http_call(call.http),
+                identity=identity,
+                auth_error=call.auth_error,
+                services=_RemoteServices(self.remote, call.id),
+            )
+            encoded = None if reply.failure is None else wire.encode_result(call.id, reply.failure)
+            result = reply.failure or FunctionResult(True)
+            message = wire.HttpDone(call.id, reply.status, reply.headers, reply.body, encoded)
+        try:
+            wire.write_frame(self.writer, message)
+        except Exception as exc:  # the outcome could not be encoded: report that instead
+            failure = FunctionResult(
+                False, error_message=f"The function's outcome could not be sent: {exc}"
+            )
+            wire.write_frame(self.writer, wire.encode_result(call.id, failure))
+        await self.writer.drain()
+        if result.error_code == OUT_OF_MEMORY:
+            os._exit(0)  # after a MemoryError this process is not to be trusted: replaced
+
+
+async def _handle(worker: Worker, call: wire.Call) -> None:
+    try:
+        await worker.handle(call)
+    except BaseException as exc:  # a fault of this runner itself, not of the app's code
+        text = "".join(traceback.format_exception(exc))
+        print(f"function runner failed on call {call.id}: {text}", file=sys.stderr)
+        os._exit(70)  # the server fails the call and replaces this runner
+
+
+def _load(directory: str, env: dict[str, str]) -> App:
+    with deployment_env.using(env):
+        return load_app(directory)
+
+
+async def _serve(fd: int) -> None:
+    sock = socket.socket(fileno=fd)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    first = await wire.read_to_runner(reader)
+    if not isinstance(first, wire.Init):
+        return
+    if first.memory_mb:
+        limit = first.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        worker = Worker(first, writer)
+    except BaseException as exc:
+        text = "".join(traceback.format_exception_only(exc)).strip()
+        wire.write_frame(writer, wire.LoadFailed(text.encode("utf-8", "replace").decode()))
+        await writer.drain()
+        return
+    wire.write_frame(writer, wire.Ready(os.getpid(), len(worker.served.registry)))
+    await writer.drain()
+    tasks: set[asyncio.Task[None]] = set()
+    while True:
+        message = await wire.read_to_runner(reader)
+        if message is None:
+            return  # the server went away
+        if isinstance(message, wire.Reply):
+            worker.remote.answer(message)
+        elif isinstance(message, wire.Call):
+            task = asyncio.get_running_loop().create_task(_handle(worker, message))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    fd = int(argv[0])
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(_serve(fd))
+    os._exit(0)  # do not wait for threads app code may have left behind
+
+
+if __name__ == "__main__":
+    main()
