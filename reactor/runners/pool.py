@@ -25,6 +25,7 @@ from typing import Any
 from reactor.core.system_tables import TableRegistry
 from reactor.core.tasks import start_task
 from reactor.engine.invocation import (
+    OUT_OF_MEMORY,
     ActionServices,
     FunctionResult,
     HttpCall,
@@ -381,6 +382,8 @@ class _Pool:
             if runner.alive:
                 break
         outcome = await runner.call(message, services, self.timeout_s)
+        if isinstance(outcome, wire.Done) and outcome.error_code == OUT_OF_MEMORY:
+            runner.kill()  # it exits anyway: a process past a MemoryError is not trusted
         if runner.alive:
             self._slots.put_nowait(runner)
         else:

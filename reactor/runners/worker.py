@@ -12,10 +12,12 @@ it past a deadline and starts another, so nothing here cleans up after app code.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import itertools
 import os
 import resource
+import signal
 import socket
 import sys
 import traceback
@@ -45,6 +47,8 @@ from schema.errors import FunctionError, UserError
 from schema.values import dumps, loads
 
 __all__ = ["main"]
+
+_PR_SET_PDEATHSIG = 1
 
 
 class _Remote:
@@ -323,9 +327,23 @@ async def _serve(fd: int) -> None:
             task.add_done_callback(tasks.discard)
 
 
+def _die_with_parent() -> None:
+    """Have the kernel kill this process when the server dies (Linux): a runner stuck in a
+    loop would otherwise outlive it, never reading the closed socket."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the closed socket still ends an idle runner
+    if os.getppid() != parent:  # the server died before the request took effect
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     fd = int(argv[0])
+    _die_with_parent()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(_serve(fd))
     os._exit(0)  # do not wait for threads app code may have left behind

@@ -47,8 +47,10 @@ class ReactorServer:
         log_path: Path,
         app_dir: Path = APP_DIR,
         extra_env: dict[str, str] | None = None,
+        flags: tuple[str, ...] = (),
     ) -> None:
         self.app_dir = app_dir
+        self.flags = flags
         self.extra_env = dict(extra_env or {})
         self.data_dir = data_dir
         self.log_path = log_path
@@ -111,6 +113,7 @@ class ReactorServer:
             str(self.site_port),
             "--admin-key-file",
             str(self.admin_key_file),
+            *self.flags,
         ]
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.extra_env)
         with open(self.log_path, "ab") as log:
