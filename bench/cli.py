@@ -18,7 +18,13 @@ from bench.mongo import run_mongo
 from bench.sections import SECTIONS, Scale
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ["limits", "push", "bank", "fanout"]  # limits first: measured on a quiet machine
+ORDER = [
+    "limits",
+    "push",
+    "bank",
+    "fanout",
+    "isolation",
+]  # limits first: measured on a quiet machine
 SECTION_TIMEOUT_S = 180.0  # a hard stop; a healthy section takes well under a minute
 
 
@@ -378,6 +384,25 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         )
         rtt_w = (fan.get("mutation_rtt_ms") or {}).get("max")
         out.append(("fanout", "writer's own mutation round trip", _fmt(rtt_w, "ms", 0), "", "", ""))
+    iso = results.get("isolation")
+    if iso:
+        for key, label in (
+            ("quiet_ms", "bystander mutation→push, quiet server"),
+            ("runaway_query_ms", "… while 2 clients call a query looping forever"),
+            ("cpu_action_ms", "… while a 10 s CPU-bound action runs"),
+            ("http_query_ms", "one trivial query over HTTP, end to end"),
+        ):
+            figures = iso.get(key) or {}
+            out.append(
+                (
+                    "isolation",
+                    f"{label} p50 / p99",
+                    f"{_fmt(figures.get('p50'), 'ms', 2)} / {_fmt(figures.get('p99'), 'ms', 2)}",
+                    "",
+                    "",
+                    "",
+                )
+            )
     return out
 
 

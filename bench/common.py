@@ -92,6 +92,27 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process and of its children (running or reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    total = sum(int(f) for f in fields[11:15]) / CLK_TCK
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            child = (entry / "stat").read_text()
+        except OSError:
+            continue
+        rest = child[child.rindex(")") + 2 :].split()
+        if int(rest[1]) == pid:
+            total += (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return total
+
+
 def machine_facts() -> dict[str, Any]:
     import platform
     import sqlite3
@@ -333,7 +354,8 @@ class Server:
         return rss_bytes(self.pid)
 
     def cpu(self) -> float | None:
-        return cpu_seconds(self.pid)
+        """CPU of the server and of its function runners (live, and exited ones)."""
+        return tree_cpu_seconds(self.pid)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

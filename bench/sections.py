@@ -1,4 +1,4 @@
-"""The four benchmark sections. Each returns a dict of figures (JSON-ready).
+"""The benchmark sections. Each returns a dict of figures (JSON-ready).
 
 Every section starts its own server on a fresh temporary SQLite directory, drives it from
 ``bench.worker`` processes and stops everything it started, whatever happens.
@@ -23,6 +23,7 @@ from bench.common import (
     stop_all,
     summary_ms,
 )
+from bench.isolation import run_isolation
 
 
 @dataclass(frozen=True)
@@ -569,6 +570,7 @@ SECTIONS = {
     "push": run_push,
     "bank": run_bank,
     "fanout": run_fanout,
+    "isolation": run_isolation,
 }
 
 __all__ = ["SECTIONS", "Scale", "percentile"]

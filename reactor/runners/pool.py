@@ -44,6 +44,10 @@ FUNCTION_TIMEOUT = "FunctionTimeout"
 RUNNER_CRASHED = "RunnerCrashed"
 
 
+class _PoolClosed(Exception):
+    """The pool a call waited on was retired (a reload) or stopped: take the current one."""
+
+
 class AppLoadFailed(FunctionError):
     """A function runner could not load the app (an import error, or it took too long)."""
 
@@ -321,7 +325,8 @@ class _Pool:
         self.per_runner = per_runner
         self.timeout_s = timeout_s
         self.runners: list[_Runner] = []
-        self._slots: asyncio.Queue[_Runner] = asyncio.Queue()
+        self._slots: asyncio.Queue[_Runner | None] = asyncio.Queue()  # None: "look again"
+        self._waiting = 0
         self._replacing: set[asyncio.Task[None]] = set()
         self.closed = False
         self.restarts = 0
@@ -378,8 +383,14 @@ class _Pool:
         """Run ``message`` on a free runner: its outcome, or a failed result saying why
         there is none (deadline passed, runner died)."""
         while True:
-            runner = await self._slots.get()
-            if runner.alive:
+            if self.closed:
+                raise _PoolClosed
+            self._waiting += 1
+            try:
+                runner = await self._slots.get()
+            finally:
+                self._waiting -= 1
+            if runner is not None and runner.alive:
                 break
         outcome = await runner.call(message, services, self.timeout_s)
         if isinstance(outcome, wire.Done) and outcome.error_code == OUT_OF_MEMORY:
@@ -414,8 +425,13 @@ class _Pool:
             error_code=RUNNER_CRASHED,
         )
 
-    async def stop(self) -> None:
+    def _close(self) -> None:
         self.closed = True
+        for _ in range(self._waiting):
+            self._slots.put_nowait(None)  # waiters see ``closed`` and go to the current pool
+
+    async def stop(self) -> None:
+        self._close()
         for task in list(self._replacing):
             task.cancel()
         await asyncio.gather(*self._replacing, return_exceptions=True)
@@ -424,7 +440,7 @@ class _Pool:
 
     async def retire(self) -> None:
         """Stop taking calls; stop each runner once the calls it is running have ended."""
-        self.closed = True
+        self._close()
         deadline = asyncio.get_running_loop().time() + self.timeout_s + 1.0
         while any(r.load for r in self.runners) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
@@ -517,7 +533,21 @@ class RunnerPools:
         message = wire.Call(
             next(self._ids), "query", path, dumps(args), _identity(identity), ts, journal
         )
-        return self._result(await self.queries.run(message, None, path), ts)
+        return self._result(await self._run("query", message, None, path), ts)
+
+    async def _run(
+        self, pool: str, message: wire.Call, services: ActionServices | None, label: str
+    ) -> wire.Done | wire.HttpDone | FunctionResult:
+        while True:
+            current = self.queries if pool == "query" else self.actions
+            try:
+                return await current.run(message, services, label)
+            except _PoolClosed:
+                if current is (self.queries if pool == "query" else self.actions):
+                    return FunctionResult(
+                        False, error_message="The deployment is shutting down; try again"
+                    )
+                # else a reload swapped the pools while this call waited: take the new ones
 
     async def mutation(
         self,
@@ -531,7 +561,7 @@ class RunnerPools:
         message = wire.Call(
             next(self._ids), "mutation", path, dumps(args), _identity(identity), ts, None, job_id
         )
-        return self._result(await self.queries.run(message, None, path), ts)
+        return self._result(await self._run("query", message, None, path), ts)
 
     async def action(
         self,
@@ -542,7 +572,7 @@ class RunnerPools:
         services: ActionServices,
     ) -> FunctionResult:
         message = wire.Call(next(self._ids), "action", path, dumps(args), _identity(identity))
-        return self._result(await self.actions.run(message, services, path), 0)
+        return self._result(await self._run("action", message, services, path), 0)
 
     async def http_action(
         self,
@@ -561,7 +591,7 @@ class RunnerPools:
             http=wire.http_call(call),
             auth_error=auth_error,
         )
-        outcome = await self.actions.run(message, services, f"HTTP action {call.path}")
+        outcome = await self._run("action", message, services, f"HTTP action {call.path}")
         if isinstance(outcome, FunctionResult):
             return HttpReply(500, failure=outcome)
         if isinstance(outcome, wire.Done):  # cannot happen: the runner answers in kind
