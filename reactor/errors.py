@@ -34,6 +34,7 @@ the auth stack; the rest are re-exported from the layer that defines them.
     │       ├── MalformedClientMessage, QuerySetVersionMismatch
     │       └── InternalSessionError: QuerySetInconsistent, IdentityVersionMismatch
     ├── AuthenticationError                         here
+    │   └── TooManyFailedAdminKeyAttempts           (HTTP 429)
     ├── BlobTooLarge, BlobNotFound, StorageFileNotFound   here
     ├── ConnectionLost, FunctionFailed              (client side)
     └── ProtocolMismatch, HttpError                 client_sdk.errors
@@ -110,6 +111,7 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "SyncProtocolError",
+    "TooManyFailedAdminKeyAttempts",
     "TransactionError",
     "TransactionLimitExceeded",
     "UserError",
@@ -151,6 +153,20 @@ class AuthenticationError(ReactorError):
     def __init__(self, message: str, *, reason: str = "Unauthenticated") -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class TooManyFailedAdminKeyAttempts(AuthenticationError):
+    """An admin key was refused unchecked: this client (by peer address) used up its budget of
+    failed admin key attempts, or too many checks are already queued. HTTP answers 429.
+
+    ``retry_after_s`` is how long until one more attempt would be checked.
+    """
+
+    code = "TooManyFailedAdminKeyAttempts"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, reason="TooManyFailedAdminKeyAttempts")
 
 
 class NetworkNotAllowed(FunctionError):

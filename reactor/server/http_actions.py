@@ -27,7 +27,8 @@ The ``Authorization`` header. A request is never refused for it (as in Convex's 
   knowing. Functions it calls through ``ctx.run_*`` run with no identity.
 
 The API routes (``/api/query`` etc., ``reactor.server.http_api``) still answer 401 to such a
-header.
+header. A client past its budget of failed admin keys gets 429 ``TooManyFailedAdminKeyAttempts``
+on both (``reactor.auth.authenticator``), and the handler does not run.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from starlette.routing import Route
 
 from functions.context import Auth, UserIdentity
 from reactor.auth import AuthenticationError
+from reactor.errors import TooManyFailedAdminKeyAttempts
 from reactor.server.deployment import Deployment
 from schema.errors import ReactorError, UserError
 
@@ -68,6 +70,9 @@ def create_site_app(deployment: Deployment) -> Starlette:
         else:
             try:
                 principal = await deployment.principal_for_http(request)
+            except TooManyFailedAdminKeyAttempts as exc:
+                # Refused before any check: not a credential that failed, a client to slow down.
+                return JSONResponse({"code": exc.code, "message": exc.message}, status_code=429)
             except AuthenticationError as exc:
                 # A credential that failed: the handler still runs (see the module docstring).
                 ctx = deployment.executor.action_ctx(None)

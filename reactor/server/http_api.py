@@ -22,6 +22,7 @@ from functions.paths import path_from_run_url
 from reactor.auth import AuthenticationError
 from reactor.auth.authenticator import Principal
 from reactor.engine.executor import FunctionResult
+from reactor.errors import TooManyFailedAdminKeyAttempts
 from reactor.platform.retention import PRUNED_THROUGH
 from reactor.server.deployment import Deployment
 from reactor.sync.messages import decode_ts, encode_ts
@@ -177,6 +178,8 @@ def _handler(
 async def _principal(deployment: Deployment, request: Request) -> Principal:
     try:
         return await deployment.principal_for_http(request)
+    except TooManyFailedAdminKeyAttempts as exc:
+        raise HttpError(429, exc.code, exc.message) from exc
     except AuthenticationError as exc:
         raise HttpError(401, "Unauthenticated", exc.message) from exc
 

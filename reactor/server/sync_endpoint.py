@@ -197,7 +197,10 @@ class SyncConnection:
             credentials = Credentials.from_authenticate(
                 event.token_type, event.value, event.acting_as
             )
-            principal = await self.deployment.auth.authenticate(credentials)
+            client = self.websocket.client
+            principal = await self.deployment.auth.authenticate(
+                credentials, peer=None if client is None else client.host
+            )
         except AuthenticationError as exc:
             # Never a FatalError here: it kills JS clients (PROTOCOL.md §7).
             log.info("session %s: AuthError: %s", self.protocol.session_id, exc.message)
@@ -206,7 +209,7 @@ class SyncConnection:
             return False
         self.identity = principal.identity
         self.is_admin = principal.is_admin
-        self._watch_expiry(principal.expires_at)
+        self._watch_expiry(principal.valid_until)
         self.protocol.confirm_identity()
         live = self.deployment.query_cache
         for query_id, spec in list(self.protocol.queries.items()):
@@ -215,19 +218,20 @@ class SyncConnection:
         live.request_update(self)
         return True
 
-    def _watch_expiry(self, expires_at: float | None) -> None:
-        """When the token in force expires, tell the client (AuthError, not attempted) so it
-        fetches a fresh one, and close, as Convex does with TokenExpired."""
+    def _watch_expiry(self, valid_until: float | None) -> None:
+        """When the token in force stops being valid (its ``exp`` plus the verifier's leeway,
+        the rule HTTP applies too), tell the client (AuthError, not attempted) so it fetches a
+        fresh one, and close, as Convex does with TokenExpired."""
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        if expires_at is None:
+        if valid_until is None:
             return
         version = self.protocol.authenticates_received
         runtime = self.deployment.runtime
 
         async def expire() -> None:
-            await runtime.sleep(max(0.0, expires_at - runtime.now_ns() / 1e9))
+            await runtime.sleep(max(0.0, valid_until - runtime.now_ns() / 1e9))
             if self.protocol.authenticates_received != version or self._closed:
                 return
             frame = self.protocol.auth_error_message("TokenExpired", attempted=False)
