@@ -14,18 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchError, kill_all, machine_facts
+from bench.hostile import hostile_rows
 from bench.mongo import run_mongo
 from bench.sections import SECTIONS, Scale
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ["limits", "push", "bank", "fanout"]  # limits first: measured on a quiet machine
+ORDER = ["limits", "push", "bank", "fanout", "hostile"]  # limits first: measured on a quiet machine
 SECTION_TIMEOUT_S = 180.0  # a hard stop; a healthy section takes well under a minute
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark a Reactor server: push latency, bank throughput, fan-out, limits.",
+        description="Benchmark a Reactor server: push latency, bank throughput, fan-out, limits, "
+        "hostile clients.",
     )
     parser.add_argument(
         "sections",
@@ -105,6 +107,8 @@ NOTES = [
     "server's retries.",
     "limits: 'vs limit' divides by the raw SQLite transaction rate or the raw websocket echo RTT "
     "measured above.",
+    "hostile: a bystander's fresh-query round trip over the websocket while each attack runs "
+    "(one at a time); RSS 'after' is 2 s after the attack stopped.",
 ]
 
 
@@ -378,6 +382,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         )
         rtt_w = (fan.get("mutation_rtt_ms") or {}).get("max")
         out.append(("fanout", "writer's own mutation round trip", _fmt(rtt_w, "ms", 0), "", "", ""))
+
+    hostile = results.get("hostile")
+    if isinstance(hostile, dict):
+        out.extend(hostile_rows(hostile))
     return out
 
 
