@@ -36,6 +36,7 @@ the auth stack; the rest are re-exported from the layer that defines them.
     ├── AuthenticationError                         here
     │   └── TooManyFailedAdminKeyAttempts           (HTTP 429)
     ├── BlobTooLarge, BlobNotFound, StorageFileNotFound   here
+    ├── RequestTooLarge                             here (HTTP 413)
     ├── ConnectionLost, FunctionFailed              (client side)
     └── ProtocolMismatch, HttpError                 client_sdk.errors
 """
@@ -104,6 +105,7 @@ __all__ = [
     "QuerySetVersionMismatch",
     "ReactorError",
     "ReadOnlyTransactionError",
+    "RequestTooLarge",
     "ReturnValidationError",
     "SchemaDriftError",
     "SchemaError",
@@ -182,6 +184,17 @@ class BlobTooLarge(ReactorError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"File is too large: the limit is {limit} bytes")
+        self.limit = limit
+
+
+class RequestTooLarge(ReactorError):
+    """An HTTP request body passed its route's size limit while it streamed in; what had
+    arrived is dropped and the server answers 413."""
+
+    code = "RequestTooLarge"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body is too large: the limit for this route is {limit} bytes")
         self.limit = limit
 
 

@@ -40,14 +40,16 @@ import traceback
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from functions.context import Auth, UserIdentity
 from reactor.auth import AuthenticationError
-from reactor.errors import TooManyFailedAdminKeyAttempts
+from reactor.errors import RequestTooLarge, TooManyFailedAdminKeyAttempts
 from reactor.server.deployment import Deployment
+from reactor.server.request_guard import BodyLimits, RequestGuard
 from schema.errors import ReactorError, UserError
 
 __all__ = ["create_site_app"]
@@ -57,7 +59,12 @@ log = logging.getLogger("reactor.server.http_actions")
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
 
-def create_site_app(deployment: Deployment) -> Starlette:
+def create_site_app(deployment: Deployment, *, body_limits: BodyLimits | None = None) -> Starlette:
+    """The ASGI app of the HTTP-actions port. Request bodies are limited while they stream
+    (``body_limits.http_action_bytes``): a handler reading past the limit gets
+    ``RequestTooLarge`` and, unless it answers itself, the client a 413."""
+    limits = body_limits or BodyLimits()
+
     async def dispatch(request: Request) -> Response:
         router = deployment.http_router
         path = request.url.path
@@ -81,6 +88,12 @@ def create_site_app(deployment: Deployment) -> Starlette:
                 ctx = deployment.executor.action_ctx(principal.identity)
         try:
             response = await match.handler.invoke_http(ctx, request)
+        except RequestTooLarge as exc:
+            log.info("HTTP action %s %s: 413 %s", request.method, path, exc.message)
+            return JSONResponse(
+                {"code": exc.code, "message": exc.message},
+                status_code=413,
+            )
         except UserError as exc:
             return JSONResponse({"code": "ConvexError", "data": _plain(exc.data)}, status_code=400)
         except Exception as exc:
@@ -108,7 +121,10 @@ def create_site_app(deployment: Deployment) -> Starlette:
             response.headers.setdefault("content-length", "0")
         return response
 
-    return Starlette(routes=[Route("/{path:path}", dispatch, methods=_METHODS)])
+    return Starlette(
+        routes=[Route("/{path:path}", dispatch, methods=_METHODS)],
+        middleware=[Middleware(RequestGuard, limit=limits.for_http_action)],
+    )
 
 
 _JWT = re.compile(r"\A[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\Z")

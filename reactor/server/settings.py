@@ -17,7 +17,20 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ServerSettings", "SettingsError", "load_settings"]
+from reactor.server.request_guard import (
+    DEFAULT_API_BODY_BYTES,
+    DEFAULT_HTTP_ACTION_BODY_BYTES,
+    BodyLimits,
+)
+
+__all__ = [
+    "DEFAULT_SYNC_MAX_BUFFERED_BYTES",
+    "ServerSettings",
+    "SettingsError",
+    "load_settings",
+]
+
+DEFAULT_SYNC_MAX_BUFFERED_BYTES = 32 * 1024 * 1024
 
 
 class SettingsError(ValueError):
@@ -37,7 +50,16 @@ class ServerSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     public_url: str | None = None
     max_upload_bytes: int | None = Field(1 << 30, ge=0)
+    # Request bodies, limited while they stream (reactor.server.request_guard): the API routes
+    # and /echo (Convex's 16 MiB of arguments plus the JSON envelope), and HTTP actions (20 MiB,
+    # Convex's figure). File uploads use max_upload_bytes.
+    max_request_bytes: int = Field(DEFAULT_API_BODY_BYTES, ge=1024)
+    max_http_action_request_bytes: int = Field(DEFAULT_HTTP_ACTION_BODY_BYTES, ge=1024)
     admin_key_file: Path | None = None
+    # Bytes a websocket session may leave unsent (responses, Pings, the Transition being
+    # sent) before it is closed with 1008 "ClientTooSlow": a client that does not read its
+    # socket must not make the server queue without bound (reactor.server.sync_endpoint).
+    sync_max_buffered_bytes: int = Field(DEFAULT_SYNC_MAX_BUFFERED_BYTES, ge=64 * 1024)
 
     @model_validator(mode="before")
     @classmethod
@@ -78,6 +100,14 @@ class ServerSettings(BaseSettings):
     @property
     def site_origin(self) -> str | None:
         return f"http://{self.host}:{self.http_port}" if self.http_port else None
+
+    @property
+    def body_limits(self) -> BodyLimits:
+        return BodyLimits(
+            api_bytes=self.max_request_bytes,
+            upload_bytes=self.max_upload_bytes,
+            http_action_bytes=self.max_http_action_request_bytes,
+        )
 
     @property
     def system_env(self) -> dict[str, str]:
