@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
+import weakref
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -22,15 +24,18 @@ from functions.decorators import FunctionKind
 from reactor.auth import AuthenticationError, Credentials
 from reactor.server.deployment import Deployment
 from reactor.server.outcomes import outcome_of
+from reactor.server.settings import DEFAULT_SYNC_MAX_BUFFERED_BYTES, SettingsError, load_settings
 from reactor.sync.protocol import (
     ActionRequested,
     AuthenticateRequested,
+    CallRefused,
     MutationRequested,
     QueriesChanged,
     QueryFailure,
     QueryOutcome,
     ServerSession,
     SessionError,
+    decode_frame,
     final_message,
 )
 from schema.errors import FunctionNotFound
@@ -43,20 +48,56 @@ PING_INTERVAL_S = 15.0
 MAX_QUEUED_MUTATIONS = 1000
 # What sending on a socket the peer (or we) already closed raises.
 _SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
+# Frames up to this size are decoded on the event loop (well under a millisecond); larger ones
+# in a worker thread, at most LARGE_FRAME_DECODES at a time per loop, so a burst of 16 MiB
+# frames neither holds the loop for long nor multiplies memory (the decoder's C part still
+# holds the GIL, but each frame's cost is bounded by ``messages.scan_frame``).
+INLINE_DECODE_BYTES = 64 * 1024
+LARGE_FRAME_DECODES = 2
+_large_decodes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+# A session closed for unsent data waits this long for its close frame to get out (the client
+# must read what is queued before it); then the ASGI server drops the socket.
+CLOSE_TIMEOUT_S = 10.0
+SLOW_CLIENT_REASON = "ClientTooSlow"
+
+
+def _decode_slot() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slot = _large_decodes.get(loop)
+    if slot is None:
+        slot = _large_decodes[loop] = asyncio.Semaphore(LARGE_FRAME_DECODES)
+    return slot
 
 
 class SyncConnection:
     """One websocket client. Also the ``SessionSink`` that live queries deliver snapshots to."""
 
-    def __init__(self, websocket: WebSocket, deployment: Deployment) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        deployment: Deployment,
+        *,
+        max_buffered_bytes: int | None = None,
+    ) -> None:
         self.websocket = websocket
         self.deployment = deployment
         self.protocol = ServerSession()
         self.identity: dict[str, Any] | None = None
+        # Frames queued for the client, in order. Their bytes, plus the frame being sent, are
+        # ``buffered_bytes``; past ``max_buffered_bytes`` (a client that does not read) the
+        # session is closed with SLOW_CLIENT_REASON and its queue dropped.
         self._outbox: collections.deque[bytes] = collections.deque()
+        # None: the ``sync_max_buffered_bytes`` setting, from the environment.
+        self.max_buffered_bytes = (
+            sync_max_buffered_bytes_from_env() if max_buffered_bytes is None else max_buffered_bytes
+        )
+        self.buffered_bytes = 0
+        self._close_request: tuple[int, str] | None = None
         self._snapshot: tuple[int, Mapping[int, QueryOutcome]] | None = None
         self._wake = asyncio.Event()
-        self._mutations: asyncio.Queue[MutationRequested] = asyncio.Queue()
+        self._mutations: asyncio.Queue[MutationRequested | CallRefused] = asyncio.Queue()
         self._closed = False
         self._last_send_ns = deployment.runtime.monotonic_ns()
         # Cancelled when the connection ends; actions are not (they run to completion).
@@ -95,7 +136,8 @@ class SyncConnection:
         except asyncio.CancelledError:
             if not self._failed or self._serving is None or self._serving.uncancel() > 0:
                 raise  # a cancellation from outside (shutdown) goes on
-            await self._close_with(None, 1011, "InternalServerError")
+            code, reason = self._close_request or (1011, "InternalServerError")
+            await self._close_with(None, code, reason)
         finally:
             self._closed = True
             self.deployment.query_cache.remove_session(self)
@@ -139,13 +181,23 @@ class SyncConnection:
             if data is None:
                 data = message.get("bytes") or b""
             try:
+                if len(data) <= INLINE_DECODE_BYTES:
+                    decoded = decode_frame(data)
+                else:
+                    async with _decode_slot():
+                        decoded = await asyncio.to_thread(decode_frame, data)
+                del data, message  # a large frame's text is not kept while it is handled
                 now_ms = self.deployment.runtime.now_ns() // 1_000_000
-                events = self.protocol.receive(data, now_ms=now_ms)
+                events = self.protocol.receive_message(decoded, now_ms=now_ms)
             except SessionError as exc:
                 log.warning(
                     "closing sync session %s: %s: %s", self.protocol.session_id, exc.code, exc
                 )
-                await self._close_with(final_message(exc), exc.close_code or 1000, exc.close_reason)
+                # ASGI cannot send Convex's codeless close (BadRequest): 1000 with the error's
+                # code as the reason, so every close frame says why.
+                await self._close_with(
+                    final_message(exc), exc.close_code or 1000, exc.close_reason or exc.code
+                )
                 return
             for event in events:
                 if not await self._handle(event):
@@ -176,6 +228,20 @@ class SyncConnection:
             task.add_done_callback(self._task_done)
         elif isinstance(event, AuthenticateRequested):
             return await self._authenticate(event)
+        elif isinstance(event, CallRefused):
+            log.info(
+                "session %s: refused %s %d: %s",
+                self.protocol.session_id,
+                event.kind,
+                event.request_id,
+                event.error,
+            )
+            if event.kind == "Mutation":
+                self._mutations.put_nowait(event)  # answered in order with the others
+            else:
+                self._queue(
+                    self.protocol.action_response(event.request_id, QueryFailure(event.error))
+                )
         return True
 
     def _add_query(
@@ -245,6 +311,12 @@ class SyncConnection:
         deployment = self.deployment
         while True:
             request = await self._mutations.get()
+            if isinstance(request, CallRefused):
+                frame = self.protocol.mutation_response(
+                    request.request_id, QueryFailure(request.error)
+                )
+                self._send_then_transition(frame)
+                continue
             try:
                 spec = deployment.registry.resolve(
                     request.udf_path, kind=FunctionKind.MUTATION, allow_internal=self.is_admin
@@ -271,9 +343,8 @@ class SyncConnection:
 
     def _send_then_transition(self, frame: bytes) -> None:
         """Queue a MutationResponse and ask for the snapshot its Transition is built from."""
-        self._outbox.append(frame)
-        self.deployment.query_cache.request_update(self)
-        self._wake.set()
+        if self._queue(frame):
+            self.deployment.query_cache.request_update(self)
 
     async def _run_action(self, event: ActionRequested) -> None:
         try:
@@ -286,10 +357,39 @@ class SyncConnection:
             outcome = outcome_of(result)
         except FunctionNotFound as exc:
             outcome = QueryFailure(exc.message)
-        self._outbox.append(self.protocol.action_response(event.request_id, outcome))
-        self._wake.set()
+        self._queue(self.protocol.action_response(event.request_id, outcome))
 
     # -- sending -----------------------------------------------------------------------------
+
+    def _queue(self, frame: bytes) -> bool:
+        """Queue a frame for the sender; False (and the session closing) when the client has
+        left more than ``max_buffered_bytes`` unsent, or the session is already closing."""
+        if self._close_request is not None or self._closed:
+            return False
+        if self.buffered_bytes + len(frame) > self.max_buffered_bytes:
+            self._close_slow_client()
+            return False
+        self._outbox.append(frame)
+        self.buffered_bytes += len(frame)
+        self._wake.set()
+        return True
+
+    def _close_slow_client(self) -> None:
+        """Drop what is queued and end the session: its client stopped reading."""
+        log.warning(
+            "closing sync session %s: %s: more than %d bytes unsent (the client does not read)",
+            self.protocol.session_id,
+            SLOW_CLIENT_REASON,
+            self.max_buffered_bytes,
+        )
+        self._close_request = (1008, SLOW_CLIENT_REASON)
+        self._outbox.clear()
+        self.buffered_bytes = 0
+        self._snapshot = None
+        self.deployment.query_cache.remove_session(self)
+        if not self._failed and not self._closed and self._serving is not None:
+            self._failed = True
+            self._serving.cancel()
 
     async def _send(self, frame: bytes) -> None:
         self._last_send_ns = self.deployment.runtime.monotonic_ns()
@@ -313,8 +413,7 @@ class SyncConnection:
             if idle_s < PING_INTERVAL_S:
                 await runtime.sleep(PING_INTERVAL_S - idle_s)
                 continue
-            self._outbox.append(self.protocol.ping())
-            self._wake.set()
+            self._queue(self.protocol.ping())
             await runtime.sleep(PING_INTERVAL_S)
 
     async def _sender(self) -> None:
@@ -323,28 +422,61 @@ class SyncConnection:
             await self._wake.wait()
             self._wake.clear()
             while self._outbox:
-                if not await self._send_or_stop(self._outbox.popleft()):
+                frame = self._outbox.popleft()
+                # Still counted while it is being sent: a client that does not read blocks
+                # the send (flow control) and the queue behind it grows.
+                sent = await self._send_or_stop(frame)
+                self.buffered_bytes -= len(frame)
+                if not sent:
                     return
             snapshot = self._snapshot
-            if snapshot is None:
+            if snapshot is None or self._close_request is not None:
                 continue
             ts, outcomes = snapshot
-            frame = self.protocol.transition_for(ts, outcomes, server_ts=runtime.now_ns())
-            if frame is None:
+            transition = self.protocol.transition_for(ts, outcomes, server_ts=runtime.now_ns())
+            if transition is None:
                 continue  # held by the session; the query cache delivers again
             self._snapshot = None
-            if not await self._send_or_stop(frame):
+            self.buffered_bytes += len(transition)
+            if self.buffered_bytes > self.max_buffered_bytes:
+                self._close_slow_client()
+                return
+            sent = await self._send_or_stop(transition)
+            self.buffered_bytes -= len(transition)
+            if not sent:
                 return
 
     async def _close_with(self, final: bytes | None, code: int, reason: str) -> None:
         if self._sender_task is not None:
             self._sender_task.cancel()
-        with contextlib.suppress(*_SOCKET_GONE):
-            if final is not None:
-                await self._send(final)
-            await self.websocket.close(code=code, reason=reason or None)
+        # Bounded: a client that does not read never lets the close frame out; after the
+        # timeout the ASGI server drops the socket when this handler returns.
+        with contextlib.suppress(*_SOCKET_GONE, TimeoutError):
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                if final is not None:
+                    await self._send(final)
+                await self.websocket.close(code=code, reason=reason or None)
 
 
 async def sync_endpoint(websocket: WebSocket) -> None:
     deployment: Deployment = websocket.app.state.deployment
-    await SyncConnection(websocket, deployment).serve()
+    await SyncConnection(
+        websocket, deployment, max_buffered_bytes=_max_buffered_bytes(websocket)
+    ).serve()
+
+
+def _max_buffered_bytes(websocket: WebSocket) -> int:
+    """``sync_max_buffered_bytes``: from the app's state when the composition root set it,
+    else from the environment (``REACTOR_SYNC_MAX_BUFFERED_BYTES``, read once)."""
+    configured = getattr(websocket.app.state, "sync_max_buffered_bytes", None)
+    if isinstance(configured, int):
+        return configured
+    return sync_max_buffered_bytes_from_env()
+
+
+@functools.cache
+def sync_max_buffered_bytes_from_env() -> int:
+    try:
+        return load_settings().sync_max_buffered_bytes
+    except SettingsError:  # the CLI reports bad settings at start; a library user gets the default
+        return DEFAULT_SYNC_MAX_BUFFERED_BYTES
