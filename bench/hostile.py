@@ -368,6 +368,8 @@ async def _raw_subscriber(http: str, udf_path: str) -> socket.socket:
         if not chunk:
             raise ConnectionError("the server closed the slow reader's handshake")
         response += chunk
+    if not response.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(f"the slow reader's upgrade was refused: {response[:80]!r}")
     add = {
         "type": "ModifyQuerySet",
         "baseVersion": 0,
