@@ -22,10 +22,10 @@ Everything else follows from the blocks:
 - An untagged, ``text`` or ``json`` block right after a runnable block (only blank lines
   between) is what it prints; a file block followed by one is run (``python FILE``,
   ``node FILE``). Its stdout must match: a line ``...`` stands for any lines, ``...`` inside a
-  line for any text; ids, admin keys, signed tokens, etags, HTTP dates and millisecond
-  timestamps match any
-  value of their kind, and the value seen stands for the value shown from then on (a later
-  command that pastes a shown id gets the real one).
+  line for any text; ids, admin keys, signed tokens, etags, HTTP dates, millisecond
+  timestamps and durations (``0.91s``) match any value of their kind, and the value seen
+  stands for the value shown from then on (a later command that pastes a shown id gets the
+  real one).
 - The session's own ports replace 3210 and 3211 (``REACTOR_PORT`` and ``REACTOR_HTTP_PORT``
   are set too), ``path/to/reactor`` is a copy of this checkout's ``examples/``, and the work
   directory is shown as ``/home/you``.
@@ -72,6 +72,7 @@ _VOLATILE: tuple[tuple[str, str, str], ...] = (
     ("id", r"\b(?=[0-9a-z]*[0-9])(?=[0-9a-z]*[a-z])[0-9a-z]{28,40}\b", r"[0-9a-z]{28,40}"),
     ("ms", r"\b1\d{12}(?:\.\d+)?\b", r"\d{13}(?:\.\d+)?"),
     ("date", _HTTP_DATE, _HTTP_DATE),
+    ("seconds", r"\b\d+\.\d+s\b", r"\d+\.\d+s"),
 )
 _VOLATILE_FIND = re.compile("|".join(f"(?P<{kind}>{find})" for kind, find, _ in _VOLATILE))
 _VOLATILE_REAL = {kind: real for kind, _, real in _VOLATILE}
