@@ -255,6 +255,12 @@ class DocSession:
                 if item.lang in OUTPUT_LANGS and previous is not None and item.adjacent:
                     if previous_ran:
                         self._check_output(previous, item)
+                    elif previous.lang in ("python", "js") and not previous.markers:
+                        raise self._error(
+                            item.line,
+                            "an output shown for a program the test cannot run: start the "
+                            "program with a file name (# name.py) or mark it doc-test: skip",
+                        )
                     previous = None
                     continue
                 previous, previous_ran = item, self._block(item, items)

@@ -27,7 +27,8 @@ def test_page_commands_and_outputs(page: Path, run_doc: Callable[[Path], DocSess
 
 
 def test_readme_quick_start_make_run(tmp_path: Path) -> None:
-    """`make run` serves examples/taskboard on PORT (3210 by default, as the README says) and
+    """`make run` serves examples/taskboard on PORT (3210 by default, as the README says),
+    `examples/watch_taskboard.py` adds a task and watches it on the server REACTOR_URL names, and
     `make test` is the Makefile's target for the whole suite (not run here: it is the suite)."""
     readme = (ROOT / "README.md").read_text()
     makefile = (ROOT / "Makefile").read_text()
@@ -42,7 +43,9 @@ def test_readme_quick_start_make_run(tmp_path: Path) -> None:
     log = tmp_path / "make-run.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            ["make", "--no-print-directory", "run", f"PORT={port}"],
+            # -o: never re-install into the shared .venv from a test, even if pyproject.toml
+            # is newer than the install stamp
+            ["make", "--no-print-directory", "-o", ".venv/.installed", "run", f"PORT={port}"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -54,6 +57,33 @@ def test_readme_quick_start_make_run(tmp_path: Path) -> None:
         version = _get_json(f"http://127.0.0.1:{port}/version", proc, log)
         assert isinstance(version, str) and version
         assert "examples/taskboard" in log.read_text()
+        # "REACTOR_URL=http://127.0.0.1:4000 .venv/bin/python examples/watch_taskboard.py ann"
+        assert 'examples/watch_taskboard.py ann "buy milk"' in readme
+        assert (
+            "REACTOR_URL=http://127.0.0.1:4000 .venv/bin/python examples/watch_taskboard.py ann"
+            in readme
+        )
+        url = f"http://127.0.0.1:{port}"
+        watched = tmp_path / "watch.out"
+        with open(watched, "wb") as out:
+            watcher = subprocess.Popen(
+                [".venv/bin/python", "examples/watch_taskboard.py", "ann", "buy milk"],
+                cwd=ROOT,
+                env={**env, "REACTOR_URL": url, "PYTHONUNBUFFERED": "1"},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 20
+            while "  [ ] buy milk" not in watched.read_text():
+                assert watcher.poll() is None, watched.read_text()
+                assert time.monotonic() < deadline, watched.read_text()
+                time.sleep(0.05)
+            assert f"watching ann's tasks on {url}" in watched.read_text()
+        finally:
+            watcher.send_signal(signal.SIGINT)  # Ctrl+C, as the script says
+            watcher.wait(timeout=10)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -117,6 +147,14 @@ class TestRunnerFails:
             tmp_path,
             "<!-- doc-test: skip: needs the network -->\n```sh\nexit 1\n```\n\n```\nx\n```\n",
         )
+
+    def test_output_of_a_program_without_a_file_name_fails(self, tmp_path: Path) -> None:
+        with pytest.raises(DocError, match="output shown for a program the test cannot run"):
+            self.run_text(tmp_path, "```python\nprint(1)\n```\n\n```\n1\n```\n")
+
+    def test_program_with_a_file_name_is_run(self, tmp_path: Path) -> None:
+        with pytest.raises(DocError, match="the output shown is stale"):
+            self.run_text(tmp_path, "```python\n# one.py\nprint(1)\n```\n\n```\n2\n```\n")
 
     def test_unknown_directive_fails(self, tmp_path: Path) -> None:
         with pytest.raises(DocError, match="unknown doc-test directive"):
