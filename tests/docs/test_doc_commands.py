@@ -26,6 +26,31 @@ def test_page_commands_and_outputs(page: Path, run_doc: Callable[[Path], DocSess
     run_doc(page)
 
 
+def test_reference_command_line_names_every_command_and_option() -> None:
+    """The reference's synopsis of the command line (a block the runner cannot run) against
+    what `reactor --help` and each command's `--help` really offer."""
+    reference = (ROOT / "docs" / "reference.md").read_text()
+    synopsis = reference.split("## Command line\n\n```\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "COLUMNS": "200"}
+    reactor = str(ROOT / ".venv" / "bin" / "reactor")
+
+    def help_of(*command: str) -> str:
+        done = subprocess.run([reactor, *command, "--help"], capture_output=True, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.decode()
+
+    commands = re.search(r"\{([\w,-]+)\}", help_of()).group(1).split(",")  # type: ignore[union-attr]
+    for command in commands:
+        # its line, and the indented lines that continue it
+        found = re.search(rf"^reactor +{command} .*(?:\n +.*)*", synopsis, re.M)
+        assert found, f"reactor {command} is missing from the reference's command line"
+        if "[same options]" in found.group() or "[same --url" in found.group():
+            continue  # the line names its options by reference to the line above
+        options = set(re.findall(r"--[a-z][a-z-]+", help_of(command))) - {"--help"}
+        shown = set(re.findall(r"--[a-z][a-z-]+", found.group()))
+        assert options <= shown, f"reactor {command}: {sorted(options - shown)} not in the synopsis"
+
+
 def test_readme_quick_start_make_run(tmp_path: Path) -> None:
     """`make run` serves examples/taskboard on PORT (3210 by default, as the README says),
     `examples/watch_taskboard.py` adds a task and watches it on the server REACTOR_URL names, and
