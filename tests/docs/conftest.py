@@ -14,8 +14,10 @@ as HTML comments (invisible when rendered), on the lines before a block or alone
 Everything else follows from the blocks:
 
 - A ``sh`` (or ``bash``, ``shell``, ``console``) block is run with bash in the work directory,
-  with ``set -e``; it must succeed. Variables it assigns carry over to the next blocks, as in
-  one terminal. ``.venv/bin`` is first on ``PATH`` (``reactor``, ``python``).
+  with ``set -e``; it must succeed, and when the page shows no output for it, it must not
+  print an HTTP API error body (``"status":"error"``). Variables it assigns carry over to
+  the next blocks, as in one terminal. ``.venv/bin`` is first on ``PATH`` (``reactor``,
+  ``python``).
 - A ``python`` or ``js`` block whose first line names a file (``# chat/schema.py``,
   ``// live.mjs``) is written to that file; ``(continued)`` after the name appends instead. In a
   python block every such header line starts the next file.
@@ -272,20 +274,27 @@ class DocSession:
         skip = [m for m in block.markers if m.directive == "skip"]
         if skip:
             return False
-        if block.lang in COMMAND_LANGS:
-            if any(m.directive == "server" for m in block.markers):
-                self.start_server(block.text, block.line)
-            else:
-                self._pending_output = self.shell(block.text, block.line)
-            return True
-        parts = file_parts(block)
-        for path, continued, source in parts:
-            self.write(path, source, append=continued)
         index = items.index(block)
         following = items[index + 1] if index + 1 < len(items) else None
         shows_output = (
             isinstance(following, Block) and following.lang in OUTPUT_LANGS and following.adjacent
         )
+        if block.lang in COMMAND_LANGS:
+            if any(m.directive == "server" for m in block.markers):
+                self.start_server(block.text, block.line)
+                return True
+            self._pending_output = self.shell(block.text, block.line)
+            if not shows_output and '"status":"error"' in self._pending_output:
+                # a call the page shows without its answer must still succeed
+                raise self._error(
+                    block.line,
+                    f"an HTTP call failed, and the page shows no output for it:\n{block.text}"
+                    f"--- printed ---\n{self.normalise(self._pending_output)}",
+                )
+            return True
+        parts = file_parts(block)
+        for path, continued, source in parts:
+            self.write(path, source, append=continued)
         if parts and shows_output:
             path = parts[-1][0]
             runner = "python" if block.lang == "python" else "node"

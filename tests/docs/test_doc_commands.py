@@ -163,6 +163,10 @@ class TestRunnerFails:
         with pytest.raises(DocError, match="exit status 127"):
             self.run_text(tmp_path, "```sh\nno-such-command --here\n```\n")
 
+    def test_unshown_api_error_fails(self, tmp_path: Path) -> None:
+        with pytest.raises(DocError, match="an HTTP call failed"):
+            self.run_text(tmp_path, """```sh\necho '{"status":"error"}'\n```\n""")
+
     def test_skip_needs_a_reason(self, tmp_path: Path) -> None:
         with pytest.raises(DocError, match="a skip must say why"):
             self.run_text(tmp_path, "<!-- doc-test: skip -->\n```sh\nmake install\n```\n")
