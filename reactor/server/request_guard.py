@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reactor.errors import RequestTooLarge
@@ -120,6 +121,8 @@ class RequestGuard:
                 raise
             log.info("HTTP %s %s: 413 %s", scope["method"], scope["path"], exc.message)
             await _send_all(send, json_error(413, exc.code, exc.message))
+        except ClientDisconnect:
+            return  # nobody to answer
         except Exception:
             if started:
                 raise
