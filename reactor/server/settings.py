@@ -22,6 +22,11 @@ from reactor.server.request_guard import (
     DEFAULT_HTTP_ACTION_BODY_BYTES,
     BodyLimits,
 )
+from reactor.sync.limits import (
+    DEFAULT_SYNC_MAX_BUFFERED_BYTES,
+    DEFAULT_SYNC_MAX_QUEUED_MUTATION_BYTES,
+    SyncLimits,
+)
 
 __all__ = [
     "DEFAULT_SYNC_MAX_BUFFERED_BYTES",
@@ -29,8 +34,6 @@ __all__ = [
     "SettingsError",
     "load_settings",
 ]
-
-DEFAULT_SYNC_MAX_BUFFERED_BYTES = 32 * 1024 * 1024
 
 
 class SettingsError(ValueError):
@@ -56,10 +59,16 @@ class ServerSettings(BaseSettings):
     max_request_bytes: int = Field(DEFAULT_API_BODY_BYTES, ge=1024)
     max_http_action_request_bytes: int = Field(DEFAULT_HTTP_ACTION_BODY_BYTES, ge=1024)
     admin_key_file: Path | None = None
-    # Bytes a websocket session may leave unsent (responses, Pings, the Transition being
-    # sent) before it is closed with 1008 "ClientTooSlow": a client that does not read its
-    # socket must not make the server queue without bound (reactor.server.sync_endpoint).
+    # Bytes a websocket session may owe its client (responses, Pings, the Transition being
+    # sent, and results produced while that send is stuck) before it is closed with 1008
+    # "ClientTooSlow": a client that does not read its socket must not keep a session going
+    # for ever (reactor.server.sync_endpoint).
     sync_max_buffered_bytes: int = Field(DEFAULT_SYNC_MAX_BUFFERED_BYTES, ge=64 * 1024)
+    # Frame bytes of the mutations one websocket session has queued (waiting for, or in, its
+    # in-order worker) before it is closed with 1013 "TooManyConcurrentRequests".
+    sync_max_queued_mutation_bytes: int = Field(
+        DEFAULT_SYNC_MAX_QUEUED_MUTATION_BYTES, ge=64 * 1024
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -107,6 +116,13 @@ class ServerSettings(BaseSettings):
             api_bytes=self.max_request_bytes,
             upload_bytes=self.max_upload_bytes,
             http_action_bytes=self.max_http_action_request_bytes,
+        )
+
+    @property
+    def sync_limits(self) -> SyncLimits:
+        return SyncLimits(
+            max_buffered_bytes=self.sync_max_buffered_bytes,
+            max_queued_mutation_bytes=self.sync_max_queued_mutation_bytes,
         )
 
     @property

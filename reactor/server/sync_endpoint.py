@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import weakref
 from collections.abc import Coroutine, Mapping
@@ -24,7 +23,7 @@ from functions.decorators import FunctionKind
 from reactor.auth import AuthenticationError, Credentials
 from reactor.server.deployment import Deployment
 from reactor.server.outcomes import outcome_of
-from reactor.server.settings import DEFAULT_SYNC_MAX_BUFFERED_BYTES, SettingsError, load_settings
+from reactor.sync.limits import SyncLimits
 from reactor.sync.protocol import (
     ActionRequested,
     AuthenticateRequested,
@@ -33,6 +32,7 @@ from reactor.sync.protocol import (
     QueriesChanged,
     QueryFailure,
     QueryOutcome,
+    QuerySuccess,
     ServerSession,
     SessionError,
     decode_frame,
@@ -45,7 +45,6 @@ __all__ = ["SyncConnection", "sync_endpoint"]
 log = logging.getLogger("reactor.sync")
 
 PING_INTERVAL_S = 15.0
-MAX_QUEUED_MUTATIONS = 1000
 # What sending on a socket the peer (or we) already closed raises.
 _SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
 # Frames up to this size are decoded on the event loop (well under a millisecond); larger ones
@@ -61,6 +60,8 @@ _large_decodes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Sem
 # must read what is queued before it); then the ASGI server drops the socket.
 CLOSE_TIMEOUT_S = 10.0
 SLOW_CLIENT_REASON = "ClientTooSlow"
+# Convex's reason for too many queued mutations; JS clients back off 3 s on it.
+BUSY_REASON = "TooManyConcurrentRequests"
 
 
 def _decode_slot() -> asyncio.Semaphore:
@@ -79,25 +80,40 @@ class SyncConnection:
         websocket: WebSocket,
         deployment: Deployment,
         *,
-        max_buffered_bytes: int | None = None,
+        limits: SyncLimits | None = None,
     ) -> None:
         self.websocket = websocket
         self.deployment = deployment
         self.protocol = ServerSession()
         self.identity: dict[str, Any] | None = None
-        # Frames queued for the client, in order. Their bytes, plus the frame being sent, are
-        # ``buffered_bytes``; past ``max_buffered_bytes`` (a client that does not read) the
-        # session is closed with SLOW_CLIENT_REASON and its queue dropped.
+        self.limits = SyncLimits() if limits is None else limits
+        # What this session owes its client, in bytes (``unsent_bytes``): the frames queued in
+        # ``_outbox`` plus the one being sent (``buffered_bytes``), and the results delivered
+        # while that send is stuck (``deferred_bytes``). Past ``limits.max_buffered_bytes``
+        # the session is closed with SLOW_CLIENT_REASON and what it queued is dropped.
+        #
+        # Why the second term: Transitions are never queued. The sender builds one from the
+        # latest snapshot only once the previous frame is out, and a newer snapshot replaces
+        # an unsent one, so memory stays bounded (about one Transition plus the frame in the
+        # transport) however slowly the client reads. But the ASGI send of a client that does
+        # not read blocks for ever (uvicorn waits for the transport's buffer to drain), the
+        # queue never grows, and such a client was never closed while the server went on
+        # running its queries. ``deferred_bytes`` is what unbounded buffering would have
+        # queued behind that send; every send that completes resets it, so a client that
+        # reads, however slowly, is not closed for it.
         self._outbox: collections.deque[bytes] = collections.deque()
-        # None: the ``sync_max_buffered_bytes`` setting, from the environment.
-        self.max_buffered_bytes = (
-            sync_max_buffered_bytes_from_env() if max_buffered_bytes is None else max_buffered_bytes
-        )
         self.buffered_bytes = 0
+        self.deferred_bytes = 0
+        self._sending = False
+        self._delivered: Mapping[int, QueryOutcome] = {}
+        # Frame bytes of the mutations queued for, or running in, the in-order worker.
+        self.queued_mutation_bytes = 0
         self._close_request: tuple[int, str] | None = None
         self._snapshot: tuple[int, Mapping[int, QueryOutcome]] | None = None
         self._wake = asyncio.Event()
-        self._mutations: asyncio.Queue[MutationRequested | CallRefused] = asyncio.Queue()
+        self._mutations: asyncio.Queue[tuple[MutationRequested | CallRefused, int]] = (
+            asyncio.Queue()
+        )
         self._closed = False
         self._last_send_ns = deployment.runtime.monotonic_ns()
         # Cancelled when the connection ends; actions are not (they run to completion).
@@ -112,8 +128,26 @@ class SyncConnection:
     # -- SessionSink -------------------------------------------------------------------------
 
     def deliver(self, ts: int, outcomes: Mapping[int, QueryOutcome]) -> None:
+        if self._close_request is not None or self._closed:
+            return
+        if self._sending:
+            previous = self._delivered
+            self.deferred_bytes += sum(
+                _outcome_bytes(outcome)
+                for query_id, outcome in outcomes.items()
+                if (old := previous.get(query_id)) is not outcome
+                and (old is None or old.fingerprint != outcome.fingerprint)
+            )
+            if self.unsent_bytes > self.limits.max_buffered_bytes:
+                self._close_slow_client()
+                return
+        self._delivered = outcomes
         self._snapshot = (ts, outcomes)
         self._wake.set()
+
+    @property
+    def unsent_bytes(self) -> int:
+        return self.buffered_bytes + self.deferred_bytes
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -180,6 +214,7 @@ class SyncConnection:
             data = message.get("text")
             if data is None:
                 data = message.get("bytes") or b""
+            size = len(data)
             try:
                 if len(data) <= INLINE_DECODE_BYTES:
                     decoded = decode_frame(data)
@@ -200,11 +235,12 @@ class SyncConnection:
                 )
                 return
             for event in events:
-                if not await self._handle(event):
+                if not await self._handle(event, size):
                     return
 
-    async def _handle(self, event: Any) -> bool:
-        """Act on one protocol event; False when the connection must end."""
+    async def _handle(self, event: Any, frame_bytes: int) -> bool:
+        """Act on one protocol event (read from a frame of ``frame_bytes``); False when the
+        connection must end."""
         live = self.deployment.query_cache
         if isinstance(event, QueriesChanged):
             for query_id in event.removed:
@@ -213,11 +249,7 @@ class SyncConnection:
                 self._add_query(spec.query_id, spec.udf_path, spec.args, spec.journal)
             live.request_update(self)
         elif isinstance(event, MutationRequested):
-            if self._mutations.qsize() >= MAX_QUEUED_MUTATIONS:
-                log.warning("session %s queued too many mutations", self.protocol.session_id)
-                await self._close_with(None, 1013, "TooManyConcurrentRequests")
-                return False
-            self._mutations.put_nowait(event)
+            return await self._enqueue_mutation(event, frame_bytes)
         elif isinstance(event, ActionRequested):
             # Actions run concurrently and to completion even if the socket drops.
             task = asyncio.get_running_loop().create_task(
@@ -237,7 +269,8 @@ class SyncConnection:
                 event.error,
             )
             if event.kind == "Mutation":
-                self._mutations.put_nowait(event)  # answered in order with the others
+                # Answered in order with the others; its args were not kept (a few bytes).
+                return await self._enqueue_mutation(event, 0)
             else:
                 self._queue(
                     self.protocol.action_response(event.request_id, QueryFailure(event.error))
@@ -307,39 +340,68 @@ class SyncConnection:
 
     # -- mutations and actions ---------------------------------------------------------------
 
+    async def _enqueue_mutation(self, event: MutationRequested | CallRefused, size: int) -> bool:
+        """Queue a mutation for the in-order worker; False (the session closed 1013) past
+        ``limits.max_queued_mutations`` mutations or ``limits.max_queued_mutation_bytes``.
+
+        Closing rather than refusing the one mutation with a failed MutationResponse, as
+        Convex does for its count bound (TooManyConcurrentMutations is an overload error,
+        close code 1013, PROTOCOL.md §2): the client keeps its unanswered mutations and
+        resends them after a reconnect with backoff (they run once, by (session, requestId)),
+        where a failed response would reject a call that did nothing wrong and roll back its
+        optimistic update. A single mutation is at most 16 MiB of arguments, so a client that
+        waits for its answers never meets the bound.
+        """
+        limits = self.limits
+        if self._mutations.qsize() >= limits.max_queued_mutations:
+            what = f"more than {limits.max_queued_mutations} mutations"
+        elif self.queued_mutation_bytes + size > limits.max_queued_mutation_bytes:
+            what = f"more than {limits.max_queued_mutation_bytes} bytes of mutations"
+        else:
+            self.queued_mutation_bytes += size
+            self._mutations.put_nowait((event, size))
+            return True
+        log.warning(
+            "closing sync session %s: %s: %s queued", self.protocol.session_id, BUSY_REASON, what
+        )
+        await self._close_with(None, 1013, BUSY_REASON)
+        return False
+
     async def _mutation_worker(self) -> None:
-        deployment = self.deployment
         while True:
-            request = await self._mutations.get()
-            if isinstance(request, CallRefused):
-                frame = self.protocol.mutation_response(
-                    request.request_id, QueryFailure(request.error)
-                )
-                self._send_then_transition(frame)
-                continue
+            request, size = await self._mutations.get()
             try:
-                spec = deployment.registry.resolve(
-                    request.udf_path, kind=FunctionKind.MUTATION, allow_internal=self.is_admin
-                )
-            except FunctionNotFound as exc:
-                frame = self.protocol.mutation_response(
-                    request.request_id, QueryFailure(exc.message)
-                )
-                self._send_then_transition(frame)
-                continue
-            session_id = self.protocol.session_id
-            key = None if session_id is None else (session_id, request.request_id)
-            # Shielded: a dropped socket must not abandon a mutation half-way; a resend with the
-            # same (session, request) id waits for this very execution.
-            task = asyncio.ensure_future(
-                deployment.executor.run_mutation(
-                    spec, request.args, identity=self.identity, idempotency_key=key
-                )
-            )
-            result = await asyncio.shield(task)
-            outcome = outcome_of(result)
-            frame = self.protocol.mutation_response(request.request_id, outcome, ts=result.ts)
+                await self._run_mutation(request)
+            finally:
+                self.queued_mutation_bytes -= size
+
+    async def _run_mutation(self, request: MutationRequested | CallRefused) -> None:
+        deployment = self.deployment
+        if isinstance(request, CallRefused):
+            frame = self.protocol.mutation_response(request.request_id, QueryFailure(request.error))
             self._send_then_transition(frame)
+            return
+        try:
+            spec = deployment.registry.resolve(
+                request.udf_path, kind=FunctionKind.MUTATION, allow_internal=self.is_admin
+            )
+        except FunctionNotFound as exc:
+            frame = self.protocol.mutation_response(request.request_id, QueryFailure(exc.message))
+            self._send_then_transition(frame)
+            return
+        session_id = self.protocol.session_id
+        key = None if session_id is None else (session_id, request.request_id)
+        # Shielded: a dropped socket must not abandon a mutation half-way; a resend with the
+        # same (session, request) id waits for this very execution.
+        task = asyncio.ensure_future(
+            deployment.executor.run_mutation(
+                spec, request.args, identity=self.identity, idempotency_key=key
+            )
+        )
+        result = await asyncio.shield(task)
+        outcome = outcome_of(result)
+        frame = self.protocol.mutation_response(request.request_id, outcome, ts=result.ts)
+        self._send_then_transition(frame)
 
     def _send_then_transition(self, frame: bytes) -> None:
         """Queue a MutationResponse and ask for the snapshot its Transition is built from."""
@@ -363,10 +425,10 @@ class SyncConnection:
 
     def _queue(self, frame: bytes) -> bool:
         """Queue a frame for the sender; False (and the session closing) when the client has
-        left more than ``max_buffered_bytes`` unsent, or the session is already closing."""
+        left more than ``limits.max_buffered_bytes`` unsent, or the session is closing."""
         if self._close_request is not None or self._closed:
             return False
-        if self.buffered_bytes + len(frame) > self.max_buffered_bytes:
+        if self.unsent_bytes + len(frame) > self.limits.max_buffered_bytes:
             self._close_slow_client()
             return False
         self._outbox.append(frame)
@@ -380,12 +442,12 @@ class SyncConnection:
             "closing sync session %s: %s: more than %d bytes unsent (the client does not read)",
             self.protocol.session_id,
             SLOW_CLIENT_REASON,
-            self.max_buffered_bytes,
+            self.limits.max_buffered_bytes,
         )
         self._close_request = (1008, SLOW_CLIENT_REASON)
         self._outbox.clear()
-        self.buffered_bytes = 0
         self._snapshot = None
+        self._delivered = {}
         self.deployment.query_cache.remove_session(self)
         if not self._failed and not self._closed and self._serving is not None:
             self._failed = True
@@ -396,12 +458,20 @@ class SyncConnection:
         await self.websocket.send({"type": "websocket.send", "text": frame.decode("utf-8")})
 
     async def _send_or_stop(self, frame: bytes) -> bool:
-        """Send one frame; False when the socket is gone (the receive loop ends the session)."""
+        """Send one frame counted in ``buffered_bytes`` until it is out (a client that does not
+        read blocks the send, flow control); False when the socket is gone (the receive loop
+        ends the session). A completed send means the client reads: ``deferred_bytes`` restarts.
+        """
+        self._sending = True
         try:
             await self._send(frame)
         except _SOCKET_GONE as exc:
             log.debug("sync session %s: sender stopped: %s", self.protocol.session_id, exc)
             return False
+        finally:
+            self._sending = False
+            self.buffered_bytes -= len(frame)
+        self.deferred_bytes = 0
         return True
 
     async def _pinger(self) -> None:
@@ -422,12 +492,7 @@ class SyncConnection:
             await self._wake.wait()
             self._wake.clear()
             while self._outbox:
-                frame = self._outbox.popleft()
-                # Still counted while it is being sent: a client that does not read blocks
-                # the send (flow control) and the queue behind it grows.
-                sent = await self._send_or_stop(frame)
-                self.buffered_bytes -= len(frame)
-                if not sent:
+                if not await self._send_or_stop(self._outbox.popleft()):
                     return
             snapshot = self._snapshot
             if snapshot is None or self._close_request is not None:
@@ -438,12 +503,10 @@ class SyncConnection:
                 continue  # held by the session; the query cache delivers again
             self._snapshot = None
             self.buffered_bytes += len(transition)
-            if self.buffered_bytes > self.max_buffered_bytes:
+            if self.unsent_bytes > self.limits.max_buffered_bytes:
                 self._close_slow_client()
                 return
-            sent = await self._send_or_stop(transition)
-            self.buffered_bytes -= len(transition)
-            if not sent:
+            if not await self._send_or_stop(transition):
                 return
 
     async def _close_with(self, final: bytes | None, code: int, reason: str) -> None:
@@ -459,24 +522,18 @@ class SyncConnection:
 
 
 async def sync_endpoint(websocket: WebSocket) -> None:
-    deployment: Deployment = websocket.app.state.deployment
+    """The route's handler (``reactor.server.app`` hands sync websockets to their session before
+    routing; this serves an app mounted without that entry layer)."""
+    state = websocket.app.state
+    limits = getattr(state, "sync_limits", None)
     await SyncConnection(
-        websocket, deployment, max_buffered_bytes=_max_buffered_bytes(websocket)
+        websocket, state.deployment, limits=limits if isinstance(limits, SyncLimits) else None
     ).serve()
 
 
-def _max_buffered_bytes(websocket: WebSocket) -> int:
-    """``sync_max_buffered_bytes``: from the app's state when the composition root set it,
-    else from the environment (``REACTOR_SYNC_MAX_BUFFERED_BYTES``, read once)."""
-    configured = getattr(websocket.app.state, "sync_max_buffered_bytes", None)
-    if isinstance(configured, int):
-        return configured
-    return sync_max_buffered_bytes_from_env()
-
-
-@functools.cache
-def sync_max_buffered_bytes_from_env() -> int:
-    try:
-        return load_settings().sync_max_buffered_bytes
-    except SettingsError:  # the CLI reports bad settings at start; a library user gets the default
-        return DEFAULT_SYNC_MAX_BUFFERED_BYTES
+def _outcome_bytes(outcome: QueryOutcome) -> int:
+    """About what ``outcome`` adds to a Transition (its JSON, not the envelope)."""
+    size = sum(len(line) for line in outcome.log_lines)
+    if isinstance(outcome, QuerySuccess):
+        return size + len(outcome.value_json or b"null")
+    return size + len(outcome.message) + len(outcome.error_data_json or b"")
