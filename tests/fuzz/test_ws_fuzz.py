@@ -181,7 +181,7 @@ class Bystander:
 
 @pytest.fixture(scope="module")
 def ws_url(fuzz_server: Any) -> str:
-    return fuzz_server.url.replace("http://", "ws://") + "/api/sync"
+    return str(fuzz_server.url).replace("http://", "ws://") + "/api/sync"
 
 
 @pytest.fixture(scope="module")
