@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchError, kill_all, machine_facts
+from bench.hostile import hostile_rows
 from bench.mongo import run_mongo
 from bench.sections import SECTIONS, Scale
 
@@ -24,6 +25,7 @@ ORDER = [
     "bank",
     "fanout",
     "isolation",
+    "hostile",
 ]  # limits first: measured on a quiet machine
 SECTION_TIMEOUT_S = 180.0  # a hard stop; a healthy section takes well under a minute
 
@@ -31,7 +33,8 @@ SECTION_TIMEOUT_S = 180.0  # a hard stop; a healthy section takes well under a m
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark a Reactor server: push latency, bank throughput, fan-out, limits.",
+        description="Benchmark a Reactor server: push latency, bank throughput, fan-out, limits, "
+        "hostile clients.",
     )
     parser.add_argument(
         "sections",
@@ -111,6 +114,8 @@ NOTES = [
     "server's retries.",
     "limits: 'vs limit' divides by the raw SQLite transaction rate or the raw websocket echo RTT "
     "measured above.",
+    "hostile: a bystander's fresh-query round trip over the websocket while each attack runs "
+    "(one at a time); RSS 'after' is 2 s after the attack stopped.",
 ]
 
 
@@ -403,6 +408,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                     "",
                 )
             )
+
+    hostile = results.get("hostile")
+    if isinstance(hostile, dict):
+        out.extend(hostile_rows(hostile))
     return out
 
 

@@ -417,6 +417,7 @@ class Worker:
     role: str
     config: dict[str, Any]
     log_path: Path
+    module: str = "bench.worker"  # or another module with the same JSON-lines contract
     proc: asyncio.subprocess.Process | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     _log_file: Any = None
@@ -431,7 +432,7 @@ class Worker:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench.worker",
+            self.module,
             self.role,
             json.dumps(self.config),
             cwd=ROOT,

@@ -1,4 +1,5 @@
-"""The benchmark sections. Each returns a dict of figures (JSON-ready).
+"""The benchmark sections (``hostile`` lives in ``bench.hostile``, ``isolation`` in
+``bench.isolation``): each returns a dict of figures (JSON-ready).
 
 Every section starts its own server on a fresh temporary SQLite directory, drives it from
 ``bench.worker`` processes and stops everything it started, whatever happens.
@@ -23,6 +24,7 @@ from bench.common import (
     stop_all,
     summary_ms,
 )
+from bench.hostile import run_hostile
 from bench.isolation import run_isolation
 
 
@@ -571,6 +573,7 @@ SECTIONS = {
     "bank": run_bank,
     "fanout": run_fanout,
     "isolation": run_isolation,
+    "hostile": run_hostile,
 }
 
 __all__ = ["SECTIONS", "Scale", "percentile"]

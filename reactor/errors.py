@@ -34,7 +34,9 @@ the auth stack; the rest are re-exported from the layer that defines them.
     │       ├── MalformedClientMessage, QuerySetVersionMismatch
     │       └── InternalSessionError: QuerySetInconsistent, IdentityVersionMismatch
     ├── AuthenticationError                         here
+    │   └── TooManyFailedAdminKeyAttempts           (HTTP 429)
     ├── BlobTooLarge, BlobNotFound, StorageFileNotFound   here
+    ├── RequestTooLarge                             here (HTTP 413)
     ├── ConnectionLost, FunctionFailed              (client side)
     └── ProtocolMismatch, HttpError                 client_sdk.errors
 """
@@ -103,6 +105,7 @@ __all__ = [
     "QuerySetVersionMismatch",
     "ReactorError",
     "ReadOnlyTransactionError",
+    "RequestTooLarge",
     "ReturnValidationError",
     "SchemaDriftError",
     "SchemaError",
@@ -110,6 +113,7 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "SyncProtocolError",
+    "TooManyFailedAdminKeyAttempts",
     "TransactionError",
     "TransactionLimitExceeded",
     "UserError",
@@ -153,6 +157,20 @@ class AuthenticationError(ReactorError):
         super().__init__(message)
 
 
+class TooManyFailedAdminKeyAttempts(AuthenticationError):
+    """An admin key was refused unchecked: this client (by peer address) used up its budget of
+    failed admin key attempts, or too many checks are already queued. HTTP answers 429.
+
+    ``retry_after_s`` is how long until one more attempt would be checked.
+    """
+
+    code = "TooManyFailedAdminKeyAttempts"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, reason="TooManyFailedAdminKeyAttempts")
+
+
 class NetworkNotAllowed(FunctionError):
     """A query or mutation tried to reach the network (they must be deterministic)."""
 
@@ -166,6 +184,17 @@ class BlobTooLarge(ReactorError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"File is too large: the limit is {limit} bytes")
+        self.limit = limit
+
+
+class RequestTooLarge(ReactorError):
+    """An HTTP request body passed its route's size limit while it streamed in; what had
+    arrived is dropped and the server answers 413."""
+
+    code = "RequestTooLarge"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body is too large: the limit for this route is {limit} bytes")
         self.limit = limit
 
 

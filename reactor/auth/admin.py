@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,15 +44,20 @@ class AdminKeyStore:
 
     A record is a JSON-ready dict ``{"version", "kdf": "scrypt", "n", "r", "p", "salt", "hash"}``
     (salt and hash base64): it holds no part of the key. The key has 240 random bits, so the
-    KDF's job is only to keep a leaked record useless; the default cost (n=2**14, ~50 ms)
-    is moderate and successful checks are remembered in memory (a small LRU of digests), so a
-    busy admin client doesn't pay it per request. Failed checks always pay it.
+    KDF's job is only to keep a leaked record useless; the default cost (n=2**14, ~30-50 ms)
+    is moderate. Keys known to be right (generated here, or verified once) are remembered in
+    memory as HMAC-SHA256 digests under a per-process random secret (a small LRU), so the
+    right key is checked in microseconds (:meth:`recall`) and never waits behind a flood of
+    wrong ones; only an unknown key pays scrypt. ``verify`` may run in worker threads (the
+    memory is locked); ``reactor.auth.authenticator`` decides when and how many at once.
     """
 
     def __init__(self, *, n: int = 2**14, r: int = 8, p: int = 1, remember: int = 64) -> None:
         _check_cost(n, r, p)
         self._n, self._r, self._p = n, r, p
         self._remember = remember
+        self._secret = secrets.token_bytes(32)
+        self._lock = threading.Lock()
         self._verified: OrderedDict[bytes, None] = OrderedDict()
 
     def generate(self) -> tuple[str, dict[str, Any]]:
@@ -72,10 +78,29 @@ class AdminKeyStore:
             "salt": base64.b64encode(salt).decode("ascii"),
             "hash": base64.b64encode(digest).decode("ascii"),
         }
+        self._remember_digest(self._memo(key, salt, digest))
         return key, record
+
+    def recall(self, key: str, record: Mapping[str, Any]) -> bool:
+        """Whether ``key`` is remembered as right for ``record`` (no KDF: microseconds). False
+        means "not known", not "wrong": call :meth:`verify` to find out.
+
+        Raises:
+            ValueError: ``record`` is not a record this store wrote.
+        """
+        _, _, _, salt, expected = _parse_record(record)
+        if not isinstance(key, str) or not key:
+            return False
+        memo = self._memo(key, salt, expected)
+        with self._lock:
+            if memo in self._verified:
+                self._verified.move_to_end(memo)
+                return True
+        return False
 
     def verify(self, key: str, record: Mapping[str, Any]) -> bool:
         """Whether ``key`` is the key ``record`` was generated for (constant-time compare).
+        Runs scrypt unless :meth:`recall` knows the key; safe to call from a worker thread.
 
         Raises:
             ValueError: ``record`` is not a record this store wrote (corrupt storage), as
@@ -84,16 +109,23 @@ class AdminKeyStore:
         n, r, p, salt, expected = _parse_record(record)
         if not isinstance(key, str) or not key:
             return False
-        memo = hashlib.sha256(salt + expected + key.encode("utf-8")).digest()
-        if memo in self._verified:
-            self._verified.move_to_end(memo)
+        if self.recall(key, record):
             return True
         if not hmac.compare_digest(_scrypt(key, salt, n, r, p), expected):
             return False
-        self._verified[memo] = None
-        while len(self._verified) > self._remember:
-            self._verified.popitem(last=False)
+        self._remember_digest(self._memo(key, salt, expected))
         return True
+
+    def _memo(self, key: str, salt: bytes, expected: bytes) -> bytes:
+        # Keyed by the record too, so a rotated key's memory no longer matches.
+        return hmac.new(self._secret, salt + expected + key.encode("utf-8"), "sha256").digest()
+
+    def _remember_digest(self, memo: bytes) -> None:
+        with self._lock:
+            self._verified[memo] = None
+            self._verified.move_to_end(memo)
+            while len(self._verified) > self._remember:
+                self._verified.popitem(last=False)
 
 
 def _scrypt(key: str, salt: bytes, n: int, r: int, p: int) -> bytes:

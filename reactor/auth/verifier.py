@@ -27,7 +27,7 @@ from reactor.auth.jwks import JwksCache, KeySet, describe_location, load_key
 from reactor.auth.providers import CustomJwtProvider, OidcProvider, Provider, parse_providers
 from reactor.errors import AuthenticationError
 
-__all__ = ["AuthVerifier", "VerifiedToken"]
+__all__ = ["AuthVerifier", "VerifiedToken", "is_token_expired", "token_valid_until"]
 
 _JWS = PyJWS()
 
@@ -37,17 +37,31 @@ class VerifiedToken:
     """A token that passed every check.
 
     ``expires_at``/``issued_at`` are Unix seconds (``exp``/``iat``; ``iat`` is None when
-    absent). The sync server can compare ``expires_at`` with its clock to refuse a token that
-    has since expired (Convex's ``TokenExpired``, sent with ``authUpdateAttempted: false``).
+    absent). ``valid_until`` is the last instant the token is accepted: ``exp`` plus the
+    verifier's clock-skew leeway (:func:`token_valid_until`, the one rule every transport
+    uses). The sync server ends a session's identity then (Convex's ``TokenExpired``, sent with
+    ``authUpdateAttempted: false``), so a token HTTP accepts is accepted over the websocket too.
     """
 
     identity: dict[str, Any]
     expires_at: float
     issued_at: float | None
     provider: Provider
+    valid_until: float
 
     def is_expired(self, now: float) -> bool:
-        return now >= self.expires_at
+        return is_token_expired(self.valid_until, now)
+
+
+def token_valid_until(expires_at: float, leeway_s: float) -> float:
+    """The last instant (Unix seconds) a token with ``exp = expires_at`` is accepted."""
+    return expires_at + leeway_s
+
+
+def is_token_expired(valid_until: float, now: float) -> bool:
+    """Whether a token accepted until ``valid_until`` (see :func:`token_valid_until`) is
+    refused at ``now``."""
+    return now > valid_until
 
 
 class AuthVerifier:
@@ -136,7 +150,8 @@ class AuthVerifier:
         identity = user_identity_from_claims(
             claims, custom_jwt=isinstance(provider, CustomJwtProvider)
         )
-        return VerifiedToken(identity, expires_at, issued_at, provider)
+        valid_until = token_valid_until(expires_at, self.leeway_s)
+        return VerifiedToken(identity, expires_at, issued_at, provider, valid_until)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this verifier created it."""
@@ -220,7 +235,7 @@ class AuthVerifier:
         if expires_at is None:
             raise _malformed("Token is missing the `exp` claim (a number of seconds)")
         now = self._clock()
-        if now > expires_at + self.leeway_s:
+        if is_token_expired(token_valid_until(expires_at, self.leeway_s), now):
             raise AuthenticationError(
                 f"Token expired at {_iso(expires_at)} (the current time is {_iso(now)})",
                 reason="TokenExpired",

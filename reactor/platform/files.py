@@ -44,7 +44,7 @@ from reactor.core.persistence import MutationRecord, Persistence, PublishedCommi
 from reactor.core.tasks import start_task, stop_task
 from reactor.engine.database import Database
 from reactor.engine.transaction import Transaction
-from reactor.errors import StorageFileNotFound
+from reactor.errors import RequestTooLarge, StorageFileNotFound
 from reactor.platform.blobs import BlobNotFound, BlobStore, BlobTooLarge, PendingBlob
 from schema.errors import (
     OptimisticConcurrencyError,
@@ -396,6 +396,8 @@ class FileStorage:
                 pending = await self.blobs.write(request.stream())
             except BlobTooLarge as exc:
                 return _error(413, exc.code, exc.message)
+            except RequestTooLarge as exc:  # the server's RequestGuard, counting the same bytes
+                return _error(413, BlobTooLarge.code, BlobTooLarge(exc.limit).message)
             except ClientDisconnect:
                 return _error(400, "UploadIncomplete", "The client disconnected during the upload")
             except OSError as exc:
@@ -435,6 +437,13 @@ class FileStorage:
             "X-Content-Type-Options": "nosniff",
         }
         media_type = row.get("contentType") or "application/octet-stream"
+        if not _is_pdf(media_type):
+            # Files are served from the API origin under the uploader's content type: a
+            # sandboxed document gets an opaque origin and runs no script, so an uploaded
+            # text/html or image/svg+xml cannot act on this origin. Images, media and downloads
+            # are unaffected; PDFs are exempt (Chrome's viewer refuses sandboxed documents and
+            # their scripts never run in the page's origin).
+            headers["Content-Security-Policy"] = "sandbox"
         if etag in _etags(request.headers.get("if-none-match")):
             reader.close()
             return Response(status_code=304, headers=headers)
@@ -490,6 +499,17 @@ def _etags(header: str | None) -> set[str]:
 
 
 _UNSATISFIABLE = (-1, -1)
+# More digits than any file size has: such a position is past every end (and converting
+# thousands of digits is refused by Python anyway).
+_MAX_POSITION_DIGITS = 18
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else 1 << 62
+
+
+def _is_pdf(media_type: str) -> bool:
+    return media_type.split(";", 1)[0].strip().lower() == "application/pdf"
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -502,13 +522,13 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             return _UNSATISFIABLE
         return (max(0, size - suffix), size)
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if last and int(last) < start:
+    start = _position(first)
+    end = size if not last else min(_position(last) + 1, size)
+    if last and _position(last) < start:
         return None  # syntactically invalid: ignore the header
     if start >= size:
         return _UNSATISFIABLE

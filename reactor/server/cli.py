@@ -210,7 +210,12 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     except Exception as exc:
         print(f"reactor: cannot start: {exc}", file=sys.stderr)
         return 1
-    application = create_app(app, deployment=deployment)
+    application = create_app(
+        app,
+        deployment=deployment,
+        body_limits=settings.body_limits,
+        sync_limits=settings.sync_limits,
+    )
 
     def config(asgi: Any, port: int, lifespan: Literal["on", "off"]) -> uvicorn.Config:
         return uvicorn.Config(
@@ -267,7 +272,13 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
                 if not dev or server.should_exit:
                     return
                 await asyncio.sleep(0.25)
-            site = uvicorn.Server(config(create_site_app(deployment), settings.http_port, "off"))
+            site = uvicorn.Server(
+                config(
+                    create_site_app(deployment, body_limits=settings.body_limits),
+                    settings.http_port,
+                    "off",
+                )
+            )
             servers.append(site)
             if server.should_exit:
                 return

@@ -256,7 +256,10 @@ class Deployment:
             request.headers.get("authorization"),
             admin_key_param=request.query_params.get("adminKey"),
         )
-        return await self.auth.authenticate(credentials)
+        client = request.client
+        return await self.auth.authenticate(
+            credentials, peer=None if client is None else client.host
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 

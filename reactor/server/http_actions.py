@@ -27,28 +27,41 @@ The ``Authorization`` header. A request is never refused for it (as in Convex's 
   knowing. Functions it calls through ``ctx.run_*`` run with no identity.
 
 The API routes (``/api/query`` etc., ``reactor.server.http_api``) still answer 401 to such a
-header.
+header. A client past its budget of failed admin keys gets 429 ``TooManyFailedAdminKeyAttempts``
+on both (``reactor.auth.authenticator``), and the handler does not run.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from reactor.auth import AuthenticationError
 from reactor.engine.invocation import HttpCall
+from reactor.errors import RequestTooLarge, TooManyFailedAdminKeyAttempts
 from reactor.server.deployment import Deployment
+from reactor.server.request_guard import BodyLimits, RequestGuard
 
 __all__ = ["create_site_app"]
+
+log = logging.getLogger("reactor.server.http_actions")
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
 
-def create_site_app(deployment: Deployment) -> Starlette:
+def create_site_app(deployment: Deployment, *, body_limits: BodyLimits | None = None) -> Starlette:
+    """The ASGI app of the HTTP-actions port: each request is routed by the app's ``http.py``
+    and its handler runs on an action runner. The body is read here, limited while it streams
+    (``body_limits.http_action_bytes``): past the limit the client gets a 413 and no handler
+    runs."""
+    limits = body_limits or BodyLimits()
+
     async def dispatch(request: Request) -> Response:
         router = deployment.http_router
         path = request.url.path
@@ -61,16 +74,24 @@ def create_site_app(deployment: Deployment) -> Starlette:
         if header is None or _is_credential(header):  # else the app's own scheme: its business
             try:
                 identity = (await deployment.principal_for_http(request)).identity
+            except TooManyFailedAdminKeyAttempts as exc:
+                # Refused before any check: not a credential that failed, a client to slow down.
+                return JSONResponse({"code": exc.code, "message": exc.message}, status_code=429)
             except AuthenticationError as exc:
                 # A credential that failed: the handler still runs (see the module docstring).
                 auth_error = (exc.message, exc.reason)
+        try:
+            body = await request.body()
+        except RequestTooLarge as exc:
+            log.info("HTTP action %s %s: 413 %s", request.method, path, exc.message)
+            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=413)
         server = request.scope.get("server") or ("127.0.0.1", 0)
         call = HttpCall(
             request.method,
             path,
             request.scope.get("query_string", b""),
             list(request.scope.get("headers", [])),
-            await request.body(),
+            body,
             request.url.scheme,
             (str(server[0]), int(server[1] or 0)),
         )
@@ -86,7 +107,10 @@ def create_site_app(deployment: Deployment) -> Starlette:
         response.raw_headers = list(reply.headers)
         return response
 
-    return Starlette(routes=[Route("/{path:path}", dispatch, methods=_METHODS)])
+    return Starlette(
+        routes=[Route("/{path:path}", dispatch, methods=_METHODS)],
+        middleware=[Middleware(RequestGuard, limit=limits.for_http_action)],
+    )
 
 
 _JWT = re.compile(r"\A[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\Z")

@@ -22,6 +22,7 @@ from functions.paths import path_from_run_url
 from reactor.auth import AuthenticationError
 from reactor.auth.authenticator import Principal
 from reactor.engine.executor import FunctionResult
+from reactor.errors import RequestTooLarge, TooManyFailedAdminKeyAttempts
 from reactor.platform.retention import PRUNED_THROUGH
 from reactor.server.deployment import Deployment
 from reactor.sync.messages import decode_ts, encode_ts
@@ -32,7 +33,6 @@ __all__ = ["routes"]
 
 log = logging.getLogger("reactor.http")
 
-MAX_BODY_BYTES = 16 * 1024 * 1024 + 4096
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 
@@ -56,25 +56,23 @@ def error_response(status: int, code: str, message: str) -> Response:
     )
 
 
+def _parse_json(raw: bytes | str, what: str) -> Any:
+    """``raw`` decoded as JSON; any fault in it (syntax, numbers out of range, nesting deeper
+    than the decoder goes) is the client's: ``HttpError`` 400 naming ``what``."""
+    try:
+        return _decode.decode(raw)
+    except (msgspec.DecodeError, ValueError, OverflowError) as exc:
+        raise HttpError(400, "BadJsonBody", f"Failed to parse {what} as JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise HttpError(400, "BadJsonBody", f"{what} is nested too deeply") from exc
+
+
 async def _body(request: Request) -> dict[str, Any]:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise HttpError(
-            413, "RequestTooLarge", f"Request body is larger than {MAX_BODY_BYTES} bytes"
-        )
+    # The size limit is the RequestGuard's: it raises RequestTooLarge while the body streams.
     raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise HttpError(
-            413, "RequestTooLarge", f"Request body is larger than {MAX_BODY_BYTES} bytes"
-        )
     if not raw.strip():
         return {}
-    try:
-        body = _decode.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise HttpError(
-            400, "BadJsonBody", f"Failed to parse the request body as JSON: {exc}"
-        ) from exc
+    body = _parse_json(raw, "the request body")
     if not isinstance(body, dict):
         raise HttpError(400, "BadJsonBody", "The request body must be a JSON object")
     return body
@@ -83,12 +81,21 @@ async def _body(request: Request) -> dict[str, Any]:
 def _format(value: Any, *, default: str) -> str:
     if value is None:
         return default
+    if not isinstance(value, str):
+        raise HttpError(
+            400,
+            "BadRequest",
+            f"`format` must be a string, got {type(value).__name__}: "
+            'use "convex_encoded_json" or "json"',
+        )
     if value in ENCODED_FORMATS:
         return "encoded"
     if value in CLEAN_FORMATS:
         return "clean"
     raise HttpError(
-        400, "BadRequest", f'Unsupported format {value!r}: use "convex_encoded_json" or "json"'
+        400,
+        "BadRequest",
+        f'Unsupported format {value[:100]!r}: use "convex_encoded_json" or "json"',
     )
 
 
@@ -107,6 +114,13 @@ def _args(raw: Any) -> dict[str, Any]:
         value = json_to_convex(raw, "$.args")
     except ValidationError as exc:
         raise HttpError(400, "BadConvexValue", exc.message) from exc
+    except OverflowError as exc:
+        # A JSON integer too large for a float (numbers are float64 in Convex values).
+        raise HttpError(
+            400, "BadConvexValue", f"`args` holds a number out of range: {exc}"
+        ) from exc
+    except RecursionError as exc:
+        raise HttpError(400, "BadConvexValue", "`args` is nested too deeply") from exc
     assert isinstance(value, dict)
     return value
 
@@ -165,6 +179,8 @@ def _handler(
         except HttpError as exc:
             log.info("HTTP %s %s: %s %s", request.method, request.url.path, exc.status, exc.message)
             return error_response(exc.status, exc.code, exc.message)
+        except RequestTooLarge:
+            raise  # the RequestGuard answers 413 and ends the connection
         except FunctionNotFound as exc:
             return not_found_response(exc)
         except ReactorError as exc:
@@ -177,6 +193,8 @@ def _handler(
 async def _principal(deployment: Deployment, request: Request) -> Principal:
     try:
         return await deployment.principal_for_http(request)
+    except TooManyFailedAdminKeyAttempts as exc:
+        raise HttpError(429, exc.code, exc.message) from exc
     except AuthenticationError as exc:
         raise HttpError(401, "Unauthenticated", exc.message) from exc
 
@@ -200,10 +218,7 @@ def _kind_route(kind: FunctionKind | None) -> Callable[[Deployment, Request], Aw
         if request.method == "GET":
             params = request.query_params
             raw_args = params.get("args")
-            try:
-                args_obj = _decode.decode(raw_args) if raw_args else {}
-            except msgspec.DecodeError as exc:
-                raise HttpError(400, "BadRequest", f"`args` is not valid JSON: {exc}") from exc
+            args_obj = _parse_json(raw_args, "the `args` parameter") if raw_args else {}
             return await _call(
                 deployment,
                 request,
@@ -338,7 +353,13 @@ async def _instance_name(request: Request) -> Response:
 
 
 async def _echo(request: Request) -> Response:
-    return Response(await request.body(), media_type=request.headers.get("content-type"))
+    # The client's bytes under the client's content type, on the API origin: never rendered
+    # as a page that could run script there.
+    return Response(
+        await request.body(),
+        media_type=request.headers.get("content-type"),
+        headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def _debug_event(request: Request) -> Response:

@@ -18,8 +18,23 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reactor.runners.pool import RunnerSettings
+from reactor.server.request_guard import (
+    DEFAULT_API_BODY_BYTES,
+    DEFAULT_HTTP_ACTION_BODY_BYTES,
+    BodyLimits,
+)
+from reactor.sync.limits import (
+    DEFAULT_SYNC_MAX_BUFFERED_BYTES,
+    DEFAULT_SYNC_MAX_QUEUED_MUTATION_BYTES,
+    SyncLimits,
+)
 
-__all__ = ["ServerSettings", "SettingsError", "load_settings"]
+__all__ = [
+    "DEFAULT_SYNC_MAX_BUFFERED_BYTES",
+    "ServerSettings",
+    "SettingsError",
+    "load_settings",
+]
 
 
 class SettingsError(ValueError):
@@ -39,6 +54,11 @@ class ServerSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     public_url: str | None = None
     max_upload_bytes: int | None = Field(1 << 30, ge=0)
+    # Request bodies, limited while they stream (reactor.server.request_guard): the API routes
+    # and /echo (Convex's 16 MiB of arguments plus the JSON envelope), and HTTP actions (20 MiB,
+    # Convex's figure). File uploads use max_upload_bytes.
+    max_request_bytes: int = Field(DEFAULT_API_BODY_BYTES, ge=1024)
+    max_http_action_request_bytes: int = Field(DEFAULT_HTTP_ACTION_BODY_BYTES, ge=1024)
     admin_key_file: Path | None = None
     # Function runners (DESIGN.md "Function runners"): pool sizes default from the CPU count.
     query_runners: int | None = Field(None, ge=1, le=256)
@@ -46,6 +66,16 @@ class ServerSettings(BaseSettings):
     function_timeout_s: float = Field(1.0, gt=0, le=3600)
     action_timeout_s: float = Field(600.0, gt=0, le=86400)
     runner_memory_mb: int = Field(1024, ge=0)
+    # Bytes a websocket session may owe its client (responses, Pings, the Transition being
+    # sent, and results produced while that send is stuck) before it is closed with 1008
+    # "ClientTooSlow": a client that does not read its socket must not keep a session going
+    # for ever (reactor.server.sync_endpoint).
+    sync_max_buffered_bytes: int = Field(DEFAULT_SYNC_MAX_BUFFERED_BYTES, ge=64 * 1024)
+    # Frame bytes of the mutations one websocket session has queued (waiting for, or in, its
+    # in-order worker) before it is closed with 1013 "TooManyConcurrentRequests".
+    sync_max_queued_mutation_bytes: int = Field(
+        DEFAULT_SYNC_MAX_QUEUED_MUTATION_BYTES, ge=64 * 1024
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -94,6 +124,21 @@ class ServerSettings(BaseSettings):
             function_timeout_s=self.function_timeout_s,
             action_timeout_s=self.action_timeout_s,
             memory_mb=self.runner_memory_mb,
+        )
+
+    @property
+    def body_limits(self) -> BodyLimits:
+        return BodyLimits(
+            api_bytes=self.max_request_bytes,
+            upload_bytes=self.max_upload_bytes,
+            http_action_bytes=self.max_http_action_request_bytes,
+        )
+
+    @property
+    def sync_limits(self) -> SyncLimits:
+        return SyncLimits(
+            max_buffered_bytes=self.sync_max_buffered_bytes,
+            max_queued_mutation_bytes=self.sync_max_queued_mutation_bytes,
         )
 
     @property

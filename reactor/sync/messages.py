@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import re
 import struct
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -23,10 +24,20 @@ from typing import Any, Literal, NewType, TypeAlias
 import msgspec
 
 from schema.errors import InvalidMessage, ValidationError
-from schema.values import JsonValue, convex_to_json, json_to_convex
+from schema.values import (
+    MAX_ARRAY_LEN,
+    MAX_FIELDS,
+    MAX_NESTING,
+    JsonValue,
+    convex_to_json,
+    json_to_convex,
+)
 
 __all__ = [
     "INITIAL_VERSION",
+    "MAX_ARGS_BYTES",
+    "MAX_FRAME_DEPTH",
+    "MAX_FRAME_VALUES",
     "U32_MAX",
     "U64_MAX",
     "Action",
@@ -48,6 +59,7 @@ __all__ = [
     "QueryModification",
     "QueryRemoved",
     "QueryUpdated",
+    "RefusedCall",
     "Remove",
     "RequestId",
     "ServerMessage",
@@ -76,6 +88,7 @@ __all__ = [
     "query_removed",
     "query_updated",
     "query_updated_body",
+    "scan_frame",
     "transition",
 ]
 
@@ -131,6 +144,103 @@ def decode_ts(text: str, /) -> Timestamp:
 
 
 # --------------------------------------------------------------------------------------------
+# Bounding a frame before it is decoded (Convex's value limits, CONVEX_SEMANTICS.md §5)
+# --------------------------------------------------------------------------------------------
+
+MAX_ARGS_BYTES = 16 * 1024 * 1024
+"""Convex's limit on a function's arguments; a client frame may hold this plus its envelope."""
+_MAX_ENVELOPE_BYTES = 64 * 1024
+
+MAX_FRAME_DEPTH = MAX_NESTING + 8
+"""The deepest bracket nesting a client frame may hold: a value's 16 levels below the deepest
+envelope (``ModifyQuerySet`` → ``modifications`` → ``Add`` → ``args`` array → args object),
+with slack. Deeper frames are refused before the JSON decoder recurses into them."""
+
+MAX_FRAME_VALUES = 1 << 19
+"""The most JSON values one client frame may hold, counted as ``[``, ``{`` and ``,`` outside
+strings (an upper bound on the values, not far above it). Convex has no such limit, but its
+others imply one: 8,192 array items and 1,024 fields per object within 16 MiB; 524,288 covers
+an array of 8,192 objects of 63 fields. It bounds the memory and time a frame's decode takes
+(about 0.3 s and 60 MB for the largest allowed frame, against seconds and gigabytes for a
+16 MiB frame of empty objects)."""
+
+_KEEP_ONLY_BRACKETS = (bytes.maketrans(b"{}", b"[]"), bytes(set(range(256)) - set(b"[]{}")))
+
+
+def scan_frame(
+    data: bytes,
+    /,
+    *,
+    max_bytes: int = MAX_ARGS_BYTES + _MAX_ENVELOPE_BYTES,
+    max_values: int = MAX_FRAME_VALUES,
+    max_depth: int = MAX_FRAME_DEPTH,
+) -> int:
+    """Check a frame's size, value count and nesting without decoding it (a few C-speed passes).
+
+    Strings are cut out first (escaped backslashes, then escaped quotes, are dropped so every
+    quote left opens or closes one, as a JSON lexer reads them), so brackets and commas inside
+    strings do not count. Depth is found by deleting innermost ``[]`` pairs once per level.
+
+    Returns:
+        The value count estimate (``[``, ``{`` and ``,`` outside strings).
+
+    Raises:
+        InvalidMessage: the frame is larger than ``max_bytes``, holds more than ``max_values``
+            values, or nests (or opens without closing) deeper than ``max_depth``.
+    """
+    if len(data) > max_bytes:
+        raise InvalidMessage(
+            f"Invalid message: the frame is {len(data)} bytes, more than the limit of "
+            f"{max_bytes} bytes (16 MiB of arguments plus the message)"
+        )
+    outside = data.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in data else data
+    if b'"' in outside:
+        outside = b"".join(outside.split(b'"')[0::2])
+    values = outside.count(b",") + outside.count(b"[") + outside.count(b"{")
+    if values > max_values:
+        raise InvalidMessage(
+            f"Invalid message: the frame holds more than {max_values} values "
+            f"(about {values}); split the data over several calls"
+        )
+    brackets = outside.translate(*_KEEP_ONLY_BRACKETS)
+    levels = 0
+    while brackets and levels <= max_depth:
+        inner_removed = brackets.replace(b"[]", b"")
+        if len(inner_removed) == len(brackets):
+            # Unbalanced: only unmatched brackets are left. Invalid JSON, which the decoder
+            # reports, unless its unclosed openers would make it recurse too deep first.
+            levels += brackets.count(b"[")
+            break
+        brackets = inner_removed
+        levels += 1
+    if levels <= max_depth:
+        return values
+    raise InvalidMessage(
+        f"Invalid message: the frame nests more than {max_depth} levels deep "
+        f"(Convex values nest at most {MAX_NESTING} levels)"
+    )
+
+
+_CALL_HEAD = re.compile(
+    rb'\s*\{\s*(?:"type"\s*:\s*"(Mutation|Action)"\s*,\s*"requestId"\s*:\s*(\d{1,10})'
+    rb'|"requestId"\s*:\s*(\d{1,10})\s*,\s*"type"\s*:\s*"(Mutation|Action)")\s*[,}]'
+)
+
+
+def _peek_call(data: bytes, error: str) -> RefusedCall | None:
+    """A ``RefusedCall`` for a frame that cannot be decoded but opens with a Mutation's or an
+    Action's ``type`` and ``requestId`` (the order both official clients write), else None."""
+    match = _CALL_HEAD.match(data)
+    if match is None:
+        return None
+    kind = match[1] or match[4]
+    request_id = int(match[2] or match[3])
+    if request_id > U32_MAX:
+        return None
+    return RefusedCall("Mutation" if kind == b"Mutation" else "Action", request_id, error)
+
+
+# --------------------------------------------------------------------------------------------
 # Reading decoded JSON objects, with errors that name the message kind and the field
 # --------------------------------------------------------------------------------------------
 
@@ -161,6 +271,8 @@ def _decode_object(data: str | bytes, side: str) -> tuple[str, dict[str, Any]]:
         obj = _json_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise InvalidMessage(f"Invalid {side}message: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InvalidMessage(f"Invalid {side}message: nested too deeply") from None
     if not isinstance(obj, dict):
         raise InvalidMessage(
             f"Invalid {side}message: expected a JSON object, got {_json_type(obj)}"
@@ -296,14 +408,48 @@ class _Reader:
             raise self.invalid(
                 key, f"must be an array holding exactly one object, got {_json_type(raw)}"
             )
+        self._check_value_limits(key, raw)
         try:
             value = json_to_convex(raw)
         except ValidationError as exc:
             raise self.invalid(key, f"holds an invalid Convex value: {exc}") from exc
+        except OverflowError:
+            raise self.invalid(
+                key, "holds a number too large for a float64 (use an int64 for integers)"
+            ) from None
         if not isinstance(value, dict):
             # A lone "$integer"/"$bytes"/"$float" key decodes to a scalar, not an object.
             raise self.invalid(key, "must be an array holding exactly one object")
         return value
+
+    def _check_value_limits(self, key: str, raw: dict[str, Any]) -> None:
+        """Convex's nesting, array-length and field-count limits, checked without recursion
+        before the value is decoded (``scan_frame`` already bounded the frame as a whole)."""
+        stack: list[tuple[Any, int]] = [(raw, 0)]
+        while stack:
+            value, depth = stack.pop()
+            if isinstance(value, list):
+                if len(value) > MAX_ARRAY_LEN:
+                    raise self.invalid(
+                        key,
+                        f"holds an array of {len(value)} elements, more than the limit "
+                        f"{MAX_ARRAY_LEN}",
+                    )
+                children: Iterable[Any] = value
+            elif isinstance(value, dict):
+                if len(value) == 1 and next(iter(value)).startswith("$"):
+                    continue  # an encoded scalar ($integer, $bytes, $float)
+                if len(value) > MAX_FIELDS:
+                    raise self.invalid(
+                        key,
+                        f"holds an object of {len(value)} fields, more than the limit {MAX_FIELDS}",
+                    )
+                children = value.values()
+            else:
+                continue
+            if value and depth >= MAX_NESTING:
+                raise self.invalid(key, f"holds a value nested more than {MAX_NESTING} levels")
+            stack.extend((child, depth + 1) for child in children)
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,6 +529,17 @@ class Event(msgspec.Struct, frozen=True):
 ClientMessage: TypeAlias = Connect | ModifyQuerySet | Mutation | Action | Authenticate | Event
 
 
+class RefusedCall(msgspec.Struct, frozen=True):
+    """A ``Mutation`` or ``Action`` whose ``requestId`` could be read but not the rest (bad or
+    too large ``args``, a missing ``udfPath``, a frame over the limits). The server answers it
+    with a failed response carrying ``error`` instead of closing: a client whose call the
+    server cannot read would otherwise resend it on every reconnect, forever."""
+
+    kind: Literal["Mutation", "Action"]
+    request_id: int
+    error: str
+
+
 def _decode_connect(r: _Reader) -> Connect:
     session_text = r.string("sessionId")
     try:
@@ -425,14 +582,20 @@ def _decode_modify_query_set(r: _Reader) -> ModifyQuerySet:
     return ModifyQuerySet(base_version, new_version, tuple(modifications))
 
 
-def _decode_mutation(r: _Reader) -> Mutation:
-    return Mutation(
-        r.u32("requestId"), r.string("udfPath"), r.args(), r.opt_string("componentPath")
-    )
+def _decode_mutation(r: _Reader) -> Mutation | RefusedCall:
+    request_id = r.u32("requestId")
+    try:
+        return Mutation(request_id, r.string("udfPath"), r.args(), r.opt_string("componentPath"))
+    except InvalidMessage as exc:
+        return RefusedCall("Mutation", request_id, exc.message)
 
 
-def _decode_action(r: _Reader) -> Action:
-    return Action(r.u32("requestId"), r.string("udfPath"), r.args(), r.opt_string("componentPath"))
+def _decode_action(r: _Reader) -> Action | RefusedCall:
+    request_id = r.u32("requestId")
+    try:
+        return Action(request_id, r.string("udfPath"), r.args(), r.opt_string("componentPath"))
+    except InvalidMessage as exc:
+        return RefusedCall("Action", request_id, exc.message)
 
 
 def _decode_authenticate(r: _Reader) -> Authenticate:
@@ -453,7 +616,7 @@ def _decode_event(r: _Reader) -> Event:
     return Event(r.string("eventType"), r.obj.get("event"))
 
 
-_CLIENT_DECODERS: dict[str, Callable[[_Reader], ClientMessage]] = {
+_CLIENT_DECODERS: dict[str, Callable[[_Reader], ClientMessage | RefusedCall]] = {
     "Connect": _decode_connect,
     "ModifyQuerySet": _decode_modify_query_set,
     "Mutation": _decode_mutation,
@@ -463,17 +626,32 @@ _CLIENT_DECODERS: dict[str, Callable[[_Reader], ClientMessage]] = {
 }
 
 
-def decode_client_message(data: str | bytes, /) -> ClientMessage:
+def decode_client_message(data: str | bytes, /) -> ClientMessage | RefusedCall:
     """Parse one text frame from a client (the server's side).
 
     Unknown keys are ignored, as the real server does. Values inside ``args`` are decoded to
-    Python Convex values (``schema.values.json_to_convex``).
+    Python Convex values (``schema.values.json_to_convex``). The frame is first bounded by
+    ``scan_frame`` (size, value count, depth) and ``args`` by Convex's value limits, so the
+    work and memory one frame costs are bounded, whatever it holds.
+
+    Returns:
+        The message, or a ``RefusedCall`` for a Mutation or Action whose ``requestId`` was
+        read but which is otherwise unreadable: answer it with a failed response.
 
     Raises:
-        InvalidMessage: the frame is not JSON, not an object, has an unknown ``type``, or a
-            missing or ill-typed field; the message names the message type and the field.
+        InvalidMessage: the frame is not JSON, not an object, is over the limits, has an
+            unknown ``type``, or a missing or ill-typed field; the message names the message
+            type and the field.
     """
-    kind, obj = _decode_object(data, "")
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    try:
+        scan_frame(raw)
+        kind, obj = _decode_object(raw, "")
+    except InvalidMessage as exc:
+        refused = _peek_call(raw, exc.message)
+        if refused is None:
+            raise
+        return refused
     decoder = _CLIENT_DECODERS.get(kind)
     if decoder is None:
         raise InvalidMessage(f"Invalid message: unknown type {kind!r}")

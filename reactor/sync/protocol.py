@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import msgspec
 
@@ -32,6 +32,7 @@ from schema.errors import InvalidMessage
 __all__ = [
     "ActionRequested",
     "AuthenticateRequested",
+    "CallRefused",
     "Connected",
     "IdentityVersionMismatch",
     "InternalSessionError",
@@ -47,6 +48,7 @@ __all__ = [
     "ServerSession",
     "SessionError",
     "SessionEvent",
+    "decode_frame",
     "final_message",
 ]
 
@@ -60,6 +62,19 @@ __all__ = [
 def final_message(error: SessionError) -> bytes | None:
     """The ``FatalError`` frame to send before closing for ``error``, or None to just close."""
     return messages.fatal_error(error.message) if error.sends_fatal_error else None
+
+
+def decode_frame(data: str | bytes, /) -> messages.ClientMessage | messages.RefusedCall:
+    """Decode one client frame (bounded by ``messages.scan_frame``); stateless and thread-safe.
+
+    Raises:
+        MalformedClientMessage: the frame cannot be read at all (not even a Mutation's or
+            Action's ``requestId``). Send its ``final_message``, close, drop the session.
+    """
+    try:
+        return messages.decode_client_message(data)
+    except InvalidMessage as exc:
+        raise MalformedClientMessage(exc.message) from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,8 +225,28 @@ class AuthenticateRequested(msgspec.Struct, frozen=True):
     acting_as: dict[str, Any] | None = None
 
 
+class CallRefused(msgspec.Struct, frozen=True):
+    """A ``Mutation`` or ``Action`` the server cannot read beyond its ``requestId`` (bad or
+    oversized ``args``, values beyond Convex's limits, a frame too large or too deep).
+
+    The connection stays open. For a Mutation, send ``mutation_response(request_id,
+    QueryFailure(error))`` in order with the other mutations, then a Transition; for an
+    Action, ``action_response(request_id, QueryFailure(error))``. The client then drops the
+    call instead of resending it on every reconnect.
+    """
+
+    kind: Literal["Mutation", "Action"]
+    request_id: int
+    error: str
+
+
 SessionEvent: TypeAlias = (
-    Connected | QueriesChanged | MutationRequested | ActionRequested | AuthenticateRequested
+    Connected
+    | QueriesChanged
+    | MutationRequested
+    | ActionRequested
+    | AuthenticateRequested
+    | CallRefused
 )
 
 
@@ -291,10 +326,20 @@ class ServerSession:
             SessionError: the frame broke the protocol. Send ``exc.final_message`` if not None,
                 then close with ``exc.close_code``/``exc.close_reason``, and drop the session.
         """
-        try:
-            message = messages.decode_client_message(data)
-        except InvalidMessage as exc:
-            raise MalformedClientMessage(exc.message) from exc
+        return self.receive_message(decode_frame(data), now_ms=now_ms)
+
+    def receive_message(
+        self,
+        message: messages.ClientMessage | messages.RefusedCall,
+        /,
+        *,
+        now_ms: int | None = None,
+    ) -> list[SessionEvent]:
+        """``receive`` for a frame already decoded by ``decode_frame`` (which holds no state, so
+        a server may run it elsewhere, e.g. off its event loop for a large frame).
+
+        Returns and raises as ``receive`` does.
+        """
         if isinstance(message, messages.ModifyQuerySet):
             return [self._modify_query_set(message)]
         if isinstance(message, messages.Mutation):
@@ -313,6 +358,8 @@ class ServerSession:
             return [self._connect(message, now_ms)]
         if isinstance(message, messages.Authenticate):
             return [self._authenticate(message)]
+        if isinstance(message, messages.RefusedCall):
+            return [CallRefused(message.kind, message.request_id, message.error)]
         return []  # Event: telemetry only
 
     def _connect(self, message: messages.Connect, now_ms: int | None) -> Connected:

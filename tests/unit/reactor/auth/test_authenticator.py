@@ -178,7 +178,7 @@ class TestAuthenticate:
         principal = await authenticator.authenticate(Credentials.none())
 
         assert principal == Principal()
-        assert (principal.identity, principal.is_admin, principal.expires_at) == (
+        assert (principal.identity, principal.is_admin, principal.valid_until) == (
             None,
             False,
             None,
@@ -228,7 +228,7 @@ class TestAuthenticate:
         principal = await authenticator.authenticate(Credentials.user(token))
 
         assert not principal.is_admin
-        assert principal.expires_at == exp
+        assert principal.valid_until == exp + authenticator.verifier.leeway_s
         assert principal.identity is not None
         assert principal.identity["tokenIdentifier"] == f"{ISSUER}|user|42"
         assert principal.identity["email"] == "ada@example.com"

@@ -134,8 +134,11 @@ async def test_verify_token_reports_expiry_and_provider(
     assert verified.expires_at == clock.now + 3600
     assert verified.issued_at == clock.now
     assert verified.provider == OidcProvider(domain, APP)
+    # Accepted until exp plus the leeway, the one rule every transport applies.
+    assert verified.valid_until == clock.now + 3600 + verifier.leeway_s
     assert not verified.is_expired(clock.now)
-    assert verified.is_expired(clock.now + 3600)
+    assert not verified.is_expired(clock.now + 3600 + verifier.leeway_s)
+    assert verified.is_expired(clock.now + 3600 + verifier.leeway_s + 0.001)
 
 
 async def test_oidc_issuer_matches_up_to_a_trailing_slash(

@@ -32,6 +32,7 @@ from reactor.sync.messages import (
     QueryId,
     QueryRemoved,
     QueryUpdated,
+    RefusedCall,
     Remove,
     RequestId,
     StateVersion,
@@ -445,9 +446,11 @@ class TestArgs:
         ],
     )
     def test_invalid(self, args: Any, error: str) -> None:
-        with pytest.raises(InvalidMessage) as info:
-            decode_client_message(frame(type="Mutation", requestId=0, udfPath="m:send", args=args))
-        assert str(info.value) == ARGS_PREFIX + error
+        # The requestId was read: the call is refused (a failed response), not the connection.
+        refused = decode_client_message(
+            frame(type="Mutation", requestId=0, udfPath="m:send", args=args)
+        )
+        assert refused == RefusedCall("Mutation", 0, ARGS_PREFIX + error)
 
     def test_special_values_decode(self) -> None:
         message = decode_client_message(
@@ -498,6 +501,16 @@ class TestMutationAndAction:
                 "Invalid Action message: field `requestId` must be a u32 (0 to 4294967295), "
                 "got 4294967296",
             ),
+        ],
+    )
+    def test_invalid(self, fields: dict[str, Any], error: str) -> None:
+        with pytest.raises(InvalidMessage) as info:
+            decode_client_message(frame(type="Action", **fields))
+        assert str(info.value) == error
+
+    @pytest.mark.parametrize(
+        ("fields", "error"),
+        [
             ({"requestId": 1, "args": [{}]}, "Invalid Action message: missing field `udfPath`"),
             (
                 {"requestId": 1, "udfPath": "m:s", "args": [{}], "componentPath": 3},
@@ -506,10 +519,10 @@ class TestMutationAndAction:
             ),
         ],
     )
-    def test_invalid(self, fields: dict[str, Any], error: str) -> None:
-        with pytest.raises(InvalidMessage) as info:
-            decode_client_message(frame(type="Action", **fields))
-        assert str(info.value) == error
+    def test_refused_once_the_request_id_is_read(self, fields: dict[str, Any], error: str) -> None:
+        assert decode_client_message(frame(type="Action", **fields)) == RefusedCall(
+            "Action", 1, error
+        )
 
 
 class TestAuthenticate:
@@ -1184,3 +1197,76 @@ class TestServerRoundTrip:
         )
         assert parse_server_message(messages.fatal_error('bad "x"')) == FatalError('bad "x"')
         assert parse_server_message(messages.ping()) == Ping()
+
+
+class TestFrameLimits:
+    """Frames beyond Convex's value limits are refused before (or without) a full decode."""
+
+    def call(self, args: str, kind: str = "Mutation") -> str:
+        return f'{{"type":"{kind}","requestId":7,"udfPath":"m:f","args":[{args}]}}'
+
+    @pytest.mark.parametrize(
+        ("args", "fragment"),
+        [
+            ('{"n":1' + "0" * 400 + "}", "too large for a float64"),
+            ('{"n":-1' + "0" * 400 + "}", "too large for a float64"),
+            ('{"a":' + "[" * 900 + "]" * 900 + "}", "nests more than 24 levels deep"),
+            ('{"a":' + "[" * 17 + "]" * 17 + "}", "nested more than 16 levels"),
+            ('{"a":[' + ",".join(["0"] * 8193) + "]}", "array of 8193 elements"),
+            ("{" + ",".join(f'"k{i}":0' for i in range(1025)) + "}", "object of 1025 fields"),
+            ('{"a":[' + ",".join(["{}"] * 600_000) + "]}", "more than 524288 values"),
+            ('{"n":1e400}', "Number out of range"),
+        ],
+    )
+    @pytest.mark.parametrize("kind", ["Mutation", "Action"])
+    def test_refused_with_its_request_id(self, args: str, fragment: str, kind: str) -> None:
+        refused = decode_client_message(self.call(args, kind))
+        assert isinstance(refused, RefusedCall)
+        assert (refused.kind, refused.request_id) == (kind, 7)
+        assert fragment in refused.error
+
+    def test_request_id_first_is_read_too(self) -> None:
+        data = '{"requestId":3, "type":"Action","args":[' + "[" * 100 + "]"
+        assert decode_client_message(data) == RefusedCall(
+            "Action",
+            3,
+            "Invalid message: the frame nests more than 24 levels deep "
+            "(Convex values nest at most 16 levels)",
+        )
+
+    @pytest.mark.parametrize(
+        ("data", "fragment"),
+        [
+            ("[" * 100_000, "nests more than 24 levels deep"),
+            ('{"type":"Event","eventType":"x","event":' + "[" * 50 + "]" * 50 + "}", "24 levels"),
+            ('{"type":"Event","eventType":"x","event":[' + "{}," * 600_000 + "{}]}", "values"),
+            ('{"type":"Mutation","requestId":-1,"args":' + "[" * 50, "24 levels"),
+        ],
+    )
+    def test_unreadable_frames_raise(self, data: str, fragment: str) -> None:
+        with pytest.raises(InvalidMessage, match=fragment):
+            decode_client_message(data)
+
+    def test_brackets_inside_strings_do_not_count(self) -> None:
+        text = '\\"[{,' * 200_000 + "\\\\"
+        message = decode_client_message(self.call(json.dumps({"s": text[:-2] + "\\"})[:-1] + "}"))
+        assert isinstance(message, Mutation)
+
+    def test_the_limits_themselves_pass(self) -> None:
+        nested: Any = 0
+        for _ in range(15):  # args object, then 15 arrays: the 0 sits at depth 16, the limit
+            nested = [nested]
+        args = {"a": [0] * 8192, "o": {f"k{i}": 0 for i in range(1023)}, "d": nested}
+        message = decode_client_message(self.call(json.dumps(args)))
+        assert isinstance(message, Mutation)
+        assert message.args["d"] == nested
+
+    def test_a_large_frame_is_cheap_to_refuse(self) -> None:
+        import time
+
+        data = self.call('{"a":[' + ",".join(["{}"] * 5_000_000) + "]}")
+        start = time.perf_counter()
+        refused = decode_client_message(data)
+        assert isinstance(refused, RefusedCall)
+        # A full decode of this frame took 3.4 s on the event loop; the scan is C-speed passes.
+        assert time.perf_counter() - start < 1.0
