@@ -18,6 +18,7 @@ the auth stack; the rest are re-exported from the layer that defines them.
     │   ├── ModuleLoadError                         functions.errors
     │   ├── QueryNotUnique                          functions.errors
     │   ├── NetworkNotAllowed                       here
+    │   ├── AppLoadFailed                           here (a runner could not load the app)
     │   └── UserError = functions.AppError          (data reaches clients)
     ├── TransactionError
     │   ├── OptimisticConcurrencyError              (retried, then reported)
@@ -78,6 +79,7 @@ from schema.errors import (
 from schema.tables import DocumentValidationError
 
 __all__ = [
+    "AppLoadFailed",
     "ArgumentValidationError",
     "AuthConfigError",
     "AuthenticationError",
@@ -175,6 +177,12 @@ class NetworkNotAllowed(FunctionError):
     """A query or mutation tried to reach the network (they must be deterministic)."""
 
     code = "NetworkNotAllowed"
+
+
+class AppLoadFailed(FunctionError):
+    """A function runner could not load the app (an import error, or it took too long)."""
+
+    code = "AppLoadFailed"
 
 
 class BlobTooLarge(ReactorError):

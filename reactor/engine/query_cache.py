@@ -265,9 +265,7 @@ class LiveQueries:
         # Sessions that asked (a mutation's author waiting for its Transition, a new
         # subscription) and subscribers of re-run queries get a snapshot at ts.
         for session in requested:
-            entries = self._sessions.get(session)
-            if not entries:
-                continue
+            entries = self._sessions.get(session, {})
             if any(
                 entry in self._running or entry in self._dirty or entry.outcome is None
                 for entry in entries.values()

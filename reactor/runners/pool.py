@@ -32,6 +32,7 @@ from reactor.engine.invocation import (
     HttpReply,
     describe_failure,
 )
+from reactor.errors import AppLoadFailed
 from reactor.runners import wire
 from schema.errors import FunctionError, ReactorError, UserError
 from schema.values import dumps, loads
@@ -46,12 +47,6 @@ RUNNER_CRASHED = "RunnerCrashed"
 
 class _PoolClosed(Exception):
     """The pool a call waited on was retired (a reload) or stopped: take the current one."""
-
-
-class AppLoadFailed(FunctionError):
-    """A function runner could not load the app (an import error, or it took too long)."""
-
-    code = "AppLoadFailed"
 
 
 @dataclass(frozen=True, slots=True)

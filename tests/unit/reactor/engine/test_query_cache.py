@@ -206,15 +206,16 @@ class TestRebind:
         assert value_of(outcomes[3]) == "still here"
         reruns = live.reruns
 
-        reloaded = load_app(write_app(tmp_path / "v2", {"tasks.py": TASKS_V2}))
+        reloaded = load_app(write_app(tmp_path / "v2", {**APP, "tasks.py": TASKS_V2}))
+        deployment.served.swap(reloaded)  # as Deployment.reload does: runners run the new code
         live.rebind(reloaded.registry)
         _, outcomes = await sink.next()
         assert live.reruns == reruns + 3
         assert value_of(outcomes[1]) == 2
         assert value_of(outcomes[2]) == ["v2"]
-        failure = outcomes[3]  # now a mutation: gone, as far as a query subscription goes
+        failure = outcomes[3]  # now a mutation: a query subscription to it fails, as Convex says
         assert isinstance(failure, QueryFailure)
-        assert "Could not find public function for 'tasks:doomed'" in failure.message
+        assert "tasks:doomed as Query, but it is defined as Mutation" in failure.message
 
     async def test_a_rebound_entry_reruns_on_later_writes_too(
         self, deployment: Deployment, tmp_path: Path
@@ -225,7 +226,8 @@ class TestRebind:
         await sink.next()
         source = APP["tasks.py"].replace('sorted(t["n"]', 'sorted(-t["n"]')
         assert source != APP["tasks.py"]
-        reloaded = load_app(write_app(tmp_path / "v2", {"tasks.py": source}))
+        reloaded = load_app(write_app(tmp_path / "v2", {**APP, "tasks.py": source}))
+        deployment.served.swap(reloaded)  # as Deployment.reload does: runners run the new code
         live.rebind(reloaded.registry)
         _, outcomes = await sink.next()
         assert value_of(outcomes[1]) == []
