@@ -510,10 +510,8 @@ class Invoker:
                 reply = HttpReply(500, failure=self.failure(f"HTTP action {label}", exc))
         if reply.failure is not None:
             reply.failure.log_lines = logs.lines
-        if match.drop_body:
+        if match.drop_body:  # HEAD: the GET route's status and headers (its length too)
             reply.body = b""
-            reply.headers = [(k, v) for k, v in reply.headers if k.lower() != b"content-length"]
-            reply.headers.append((b"content-length", b"0"))
         return reply
 
 

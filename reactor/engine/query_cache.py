@@ -62,6 +62,7 @@ class Entry:
         "subscribers",
         "subscription",
         "ts",
+        "valid_until",
     )
 
     def __init__(
@@ -80,7 +81,8 @@ class Entry:
         self.identity_read = False  # did the last run read ctx.auth? then it is not shared
         self.journal = journal
         self.outcome: Outcome | None = None
-        self.ts = 0
+        self.ts = 0  # the snapshot the outcome was computed at
+        self.valid_until: int | None = None  # the outcome holds for ts < this (None: for now)
         self.subscription: Subscription[Entry] | None = None
         self.subscribers: dict[SessionSink, set[int]] = {}
 
@@ -114,6 +116,7 @@ class LiveQueries:
         self._dirty: set[Entry] = set()
         self._pending: set[SessionSink] = set()
         self._running: set[Entry] = set()
+        self._delivered: dict[SessionSink, int] = {}  # the ts of each session's last snapshot
         self._again: set[Entry] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -140,6 +143,7 @@ class LiveQueries:
     def on_commit(self, commit: PublishedCommit) -> None:
         for entry in self.subscriptions.advance(commit.ts, commit.write_keys):
             entry.subscription = None
+            entry.valid_until = commit.ts
             self._dirty.add(entry)
         if self._dirty:
             self._wake.set()
@@ -194,6 +198,7 @@ class LiveQueries:
             self.remove(session, query_id)
         self._sessions.pop(session, None)
         self._pending.discard(session)
+        self._delivered.pop(session, None)
 
     def request_update(self, session: SessionSink) -> None:
         """Ask for a snapshot for ``session`` at (at least) the latest published commit."""
@@ -202,7 +207,9 @@ class LiveQueries:
 
     def invalidate_all(self) -> None:
         """Re-run every live query (functions were reloaded, or the change feed lost events)."""
+        now = self.executor.snapshot_ts()
         for entry in self._entries.values():
+            entry.valid_until = now + 1
             if entry.subscription is not None:
                 self.subscriptions.unsubscribe(entry.subscription)
                 entry.subscription = None
@@ -242,14 +249,17 @@ class LiveQueries:
                 log.exception("live query update failed")
 
     def _update(self) -> None:
-        """Start a run of every invalid entry, then deliver to the sessions that asked or whose
-        queries changed, once none of their queries is still running.
+        """Start a run of every invalid entry, then give each session that asked, or whose
+        queries changed, the newest snapshot all of its queries' outcomes hold at.
 
         Runs go concurrently (bounded by the function runners), so a slow query delays only its
-        own subscribers. No await here: every commit at or below the snapshot read has already
-        marked its entries dirty, so every entry neither dirty nor running is valid at it.
+        own subscribers. Each outcome holds from the snapshot it was computed at until the
+        first commit that wrote into its read set (``valid_until``; open while no commit has):
+        a session gets a snapshot at the latest ts in all of those ranges, never before its
+        previous one, or waits for the re-run that makes one exist. No await here: every
+        commit at or below the published ts has already closed the ranges it ended.
         """
-        ts = self.executor.snapshot_ts()
+        published = self.executor.snapshot_ts()
         dirty, self._dirty = self._dirty, set()
         for entry in dirty:
             if not entry.subscribers:
@@ -258,23 +268,29 @@ class LiveQueries:
                 self._again.add(entry)  # invalidated while running: run again when it ends
                 continue
             self._running.add(entry)
-            task = asyncio.get_running_loop().create_task(self._execute(entry, ts))
+            task = asyncio.get_running_loop().create_task(self._execute(entry, published))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         requested, self._pending = self._pending, set()
-        # Sessions that asked (a mutation's author waiting for its Transition, a new
-        # subscription) and subscribers of re-run queries get a snapshot at ts.
         for session in requested:
             entries = self._sessions.get(session, {})
-            if any(
-                entry in self._running or entry in self._dirty or entry.outcome is None
-                for entry in entries.values()
-            ):
-                self._pending.add(session)  # delivered when its last query settles
+            lower = self._delivered.get(session, 0)
+            upper = published
+            ready = True
+            for entry in entries.values():
+                if entry.outcome is None:
+                    ready = False  # its first run has not ended
+                    break
+                lower = max(lower, entry.ts)
+                if entry.valid_until is not None:
+                    upper = min(upper, entry.valid_until - 1)
+            if not ready or lower > upper:
+                self._pending.add(session)  # a re-run under way will make a snapshot exist
                 continue
             outcomes = {query_id: entry.outcome for query_id, entry in entries.items()}
+            self._delivered[session] = upper
             try:
-                session.deliver(ts, outcomes)
+                session.deliver(upper, outcomes)
             except Exception:
                 log.exception("delivering a snapshot failed")
 
@@ -347,8 +363,10 @@ class LiveQueries:
             self.subscriptions.unsubscribe(entry.subscription)
         read_set = result.read_set if result.read_set is not None else ReadSet()
         entry.subscription = self.subscriptions.subscribe(entry, read_set, ts)
+        entry.valid_until = None
         if entry.subscription is None:
-            self._dirty.add(entry)  # a commit after ts already changed what it read
+            entry.valid_until = ts + 1  # a commit after ts already changed what it read
+            self._dirty.add(entry)
         if pinned:
             self._rekey(entry)
 

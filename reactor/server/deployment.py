@@ -47,6 +47,7 @@ from reactor.platform.retention import RETENTION_S, Retention
 from reactor.platform.scheduler import JobHooks, JobWorker, Scheduler
 from reactor.runners.pool import RunnerPools, RunnerSettings, RunnerSetup
 from reactor.server.outcomes import outcome_of
+from schema.errors import SchemaDriftError
 
 __all__ = ["SCHEDULER_LEASE", "Deployment", "load_app_with_env", "stored_env"]
 
@@ -368,14 +369,13 @@ class Deployment:
             if self.pools is not None:
                 await self.pools.probe()
             app = load_app_with_env(directory, self.env)
-            await self.check_schema(app)
         except Exception as exc:
-            log.error(
-                "%s: reloading %s failed, still serving the previous code: %s",
-                reason,
-                directory,
-                exc,
-            )
+            log.error("%s: reload failed, still serving the previous functions: %s", reason, exc)
+            return False
+        try:  # as Convex refuses a push whose schema the stored documents break
+            await self.check_schema(app)
+        except SchemaDriftError as exc:
+            log.error("%s: reload refused, still serving the previous functions: %s", reason, exc)
             return False
         if self.pools is not None:
             if not await self.pools.reload():

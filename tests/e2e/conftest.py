@@ -115,7 +115,14 @@ class ReactorServer:
             str(self.admin_key_file),
             *self.flags,
         ]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.extra_env)
+        # The e2e apps' functions sleep for seconds to open windows for crashes and resends;
+        # the 1 s default limit is tested by test_runners.py, which gives it explicitly.
+        env = dict(
+            os.environ,
+            PYTHONUNBUFFERED="1",
+            REACTOR_FUNCTION_TIMEOUT_S="30",
+            **self.extra_env,
+        )
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())
             log.flush()

@@ -176,7 +176,14 @@ def _server(
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, app_dir: Path) -> Iterator[ReactorServer]:
     yield from _server(
-        tmp_path_factory, app_dir, "--runner-memory-mb", "768", "--action-timeout", "3"
+        tmp_path_factory,
+        app_dir,
+        "--runner-memory-mb",
+        "768",
+        "--function-timeout",
+        "1",
+        "--action-timeout",
+        "3",
     )
 
 

@@ -124,7 +124,7 @@ async def test_a_failed_reload_keeps_the_previous_code(
         )
         assert updated["REACTOR_TEST_BREAK"] == "yes"  # the change itself is stored
         assert await value(deployment, "config:greeting") == "first"  # the old code serves
-        assert "keeping the previous code" in caplog.text
+        assert "still serving the previous functions" in caplog.text
         assert await value(deployment, "config:live") == "second"  # reads the new values
 
 
