@@ -454,8 +454,13 @@ class FileStorage:
             parsed = _parse_range(range_header, size)
             if parsed is _UNSATISFIABLE:
                 reader.close()
-                headers["Content-Range"] = f"bytes */{size}"
-                return Response(status_code=416, headers=headers)
+                refused = _error(
+                    416,
+                    "RangeNotSatisfiable",
+                    f"The Range header asks for no byte of this {size}-byte file",
+                )
+                refused.headers["Content-Range"] = f"bytes */{size}"
+                return refused
             if parsed is not None:
                 start, end = parsed
                 status = 206

@@ -119,8 +119,8 @@ def test_bad_range_headers_are_answered_by_the_rules(guard: Any, serving: Any) -
     connection = serving.KeepAliveConnection(guard.url)
     try:
         for header, status, body in [
-            ("bytes=" + "9" * 4300 + "-", 416, b""),
-            ("bytes=" + "1" * 5000 + "-" + "2" * 5000, 416, b""),
+            ("bytes=" + "9" * 4300 + "-", 416, None),
+            ("bytes=" + "1" * 5000 + "-" + "2" * 5000, 416, None),
             ("bytes=-" + "9" * 5000, 206, b"0123456789"),
             ("bytes=2-" + "9" * 5000, 206, b"23456789"),
             ("bytes=5-2", 200, b"0123456789"),
@@ -131,6 +131,9 @@ def test_bad_range_headers_are_answered_by_the_rules(guard: Any, serving: Any) -
         ]:
             answer = connection.request("GET", target, headers=[("range", header)])
             assert answer.status == status, (header[:40], answer)
-            assert answer.body == body
+            if body is None:  # refused: a JSON error naming the fault, as on every API route
+                assert answer.body.startswith(b'{"code":"RangeNotSatisfiable"'), answer
+            else:
+                assert answer.body == body
     finally:
         connection.close()
