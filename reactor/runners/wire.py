@@ -218,9 +218,12 @@ def decode_commit(begin_ts: int, reads: ReadSet, parts: Any) -> CommitRequest:
 
 
 def encode_result(call_id: int, result: FunctionResult) -> Done:
+    # A query's read set, or the one a mutation's commit is checked against (without it the
+    # server's OCC check would see no reads and let lost updates through).
+    read_set = result.commit.read_set if result.commit is not None else result.read_set
     reads: list[tuple[str, bytes, bytes | None]] = []
-    if result.read_set is not None:
-        reads = [(iid, iv.start, iv.end) for iid, iv in result.read_set.items()]
+    if read_set is not None:
+        reads = [(iid, iv.start, iv.end) for iid, iv in read_set.items()]
     return Done(
         call_id,
         result.success,
