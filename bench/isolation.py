@@ -23,14 +23,16 @@ from client_sdk import AsyncReactorClient
 
 async def _round_trips(client: AsyncReactorClient, owner: str, count: int) -> list[int]:
     sub = client.subscribe("tasks:mine", {"owner": owner})
-    seen = len(await sub.__anext__())
+    await sub.__anext__()
     out = []
     for i in range(count):
         start = time.perf_counter_ns()
-        await client.mutation("tasks:add", {"owner": owner, "title": f"t{i}"})
-        while len(await asyncio.wait_for(sub.__anext__(), 30)) <= seen:
-            pass
-        seen += 1
+        title = f"{owner} {i}"
+        await client.mutation("tasks:add", {"owner": owner, "title": title})
+        while True:  # the newest task first: until it is this one
+            newest = await asyncio.wait_for(sub.__anext__(), 30)
+            if newest and newest[0]["title"] == title:
+                break
         out.append(time.perf_counter_ns() - start)
         await asyncio.sleep(0.01)
     await sub.aclose()

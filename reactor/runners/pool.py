@@ -42,6 +42,8 @@ __all__ = ["AppLoadFailed", "RunnerPools", "RunnerSettings", "RunnerSetup", "pro
 log = logging.getLogger("reactor.runners")
 
 FUNCTION_TIMEOUT = "FunctionTimeout"
+# How long a query or mutation that timed out or crashed its runner runs on a runner of its own.
+QUARANTINE_S = 60.0
 RUNNER_CRASHED = "RunnerCrashed"
 
 
@@ -452,6 +454,10 @@ class RunnerPools:
         self._ids = itertools.count(1)
         self.queries = self._pool("query")
         self.actions = self._pool("action")
+        # function path -> loop time its quarantine ends (``_run``)
+        self._quarantine: dict[str, float] = {}
+        self._quarantine_runners: _Pool | None = None
+        self._quarantine_lock = asyncio.Lock()
 
     def _pool(self, kind: str) -> _Pool:
         s = self.settings
@@ -482,7 +488,9 @@ class RunnerPools:
         await asyncio.gather(self.queries.start(), self.actions.start())
 
     async def stop(self) -> None:
-        await asyncio.gather(self.queries.stop(), self.actions.stop())
+        await asyncio.gather(
+            self.queries.stop(), self.actions.stop(), self._stop_quarantine(retire=False)
+        )
 
     async def probe(self) -> None:
         """Load the app as it is now in a runner of its own, then stop it: module code that
@@ -508,6 +516,8 @@ class RunnerPools:
         self.queries, self.actions = queries, actions
         for pool in old:
             start_task(pool.retire(), name="retire runners")
+        self._quarantine.clear()  # new code: every function starts afresh
+        start_task(self._stop_quarantine(retire=True), name="retire the quarantine runner")
         return True
 
     @property
@@ -535,14 +545,56 @@ class RunnerPools:
     ) -> wire.Done | wire.HttpDone | FunctionResult:
         while True:
             current = self.queries if pool == "query" else self.actions
+            if pool == "query" and self._quarantined(label):
+                current = await self._quarantine_pool()
             try:
-                return await current.run(message, services, label)
+                outcome = await current.run(message, services, label)
             except _PoolClosed:
                 if current is (self.queries if pool == "query" else self.actions):
                     return FunctionResult(
                         False, error_message="The deployment is shutting down; try again"
                     )
-                # else a reload swapped the pools while this call waited: take the new ones
+                continue  # a reload swapped the pools while this call waited: take the new ones
+            if (
+                pool == "query"
+                and isinstance(outcome, FunctionResult)
+                and outcome.error_code in (FUNCTION_TIMEOUT, RUNNER_CRASHED)
+            ):
+                self._quarantine[label] = asyncio.get_running_loop().time() + QUARANTINE_S
+            return outcome
+
+    # -- quarantine: a function that timed out or crashed its runner runs apart for a while --
+
+    def _quarantined(self, label: str) -> bool:
+        until = self._quarantine.get(label)
+        if until is None:
+            return False
+        if until < asyncio.get_running_loop().time():
+            del self._quarantine[label]
+            return False
+        return True
+
+    async def _quarantine_pool(self) -> _Pool:
+        """One runner of its own for quarantined queries and mutations, started on first use:
+        however often clients call a runaway function, it holds one runner, not the pool."""
+        async with self._quarantine_lock:
+            if self._quarantine_runners is None or self._quarantine_runners.closed:
+                pool = _Pool(
+                    self.setup,
+                    self.settings,
+                    kind="quarantine",
+                    size=1,
+                    per_runner=1,
+                    timeout_s=self.settings.function_timeout_s,
+                )
+                await pool.start()
+                self._quarantine_runners = pool
+            return self._quarantine_runners
+
+    async def _stop_quarantine(self, *, retire: bool) -> None:
+        pool, self._quarantine_runners = self._quarantine_runners, None
+        if pool is not None:
+            await (pool.retire() if retire else pool.stop())
 
     async def mutation(
         self,

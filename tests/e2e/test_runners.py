@@ -13,6 +13,7 @@ import statistics
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -122,6 +123,11 @@ APP = {
         @action(args={"kind": v.string()})
         async def a(ctx, kind):
             return misbehave(kind)
+
+        @query(args={"n": v.float64()})
+        async def loop_forever(ctx, n):
+            while True:
+                pass
 
         @query(args={"seconds": v.float64()})
         async def spin(ctx, seconds):
@@ -265,8 +271,8 @@ async def test_a_query_looping_forever_times_out_alone(server: ReactorServer) ->
 
         started = time.monotonic()
 
-        def runaway() -> httpx.Response:
-            return post(server, "query", "bad:q", {"kind": "loop"})
+        def runaway(n: int = 0) -> httpx.Response:
+            return post(server, "query", "bad:loop_forever", {"n": n})
 
         response, during = await _while_running(runaway, bystander, 40)
         took = time.monotonic() - started
@@ -280,6 +286,18 @@ async def test_a_query_looping_forever_times_out_alone(server: ReactorServer) ->
         # The next call is served by a fresh runner.
         again = post(server, "query", "bad:spin", {"seconds": 0.01}).json()
         assert again == {"status": "success", "value": 0.01}
+
+        # Now quarantined, the runaway holds one runner of its own however many clients call
+        # it at once: three of them (distinct arguments, so three runs) do not starve the pool.
+        with ThreadPoolExecutor(3) as pool:
+            calls = [pool.submit(runaway, n) for n in (1, 2, 3)]
+            time.sleep(0.3)  # all three are under way
+            started = time.monotonic()
+            assert post(server, "query", "items:count", {}).json()["status"] == "success"
+            waited = time.monotonic() - started
+            answers = [call.result() for call in calls]
+        assert all("timed out" in a.json()["errorMessage"] for a in answers), answers
+        assert waited < 0.3, waited  # not the second a whole busy pool would cost
     server.assert_alive()
 
 
