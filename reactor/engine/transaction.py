@@ -62,6 +62,7 @@ SYSTEM_INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
 MAX_READ_ROWS = 32_000
 MAX_READ_INTERVALS = 4_096
 MAX_WRITES = 16_000
+MAX_WRITE_BYTES = 16 * 1024 * 1024  # Convex's TRANSACTION_MAX_USER_WRITE_SIZE_BYTES
 MAX_PAGE_SIZE = 32_000
 _SYSTEM_FIELDS = ("_id", "_creationTime")
 
@@ -580,12 +581,20 @@ class Transaction:
         entries: list[IndexEntry] = []
         first_table: str | None = None
         summary: list[tuple[str, str, dict[str, Any] | None]] = []
+        written = 0
         for doc_id, write in self._writes.items():
             if write.old is None and write.new is None:
                 continue  # inserted and deleted in the same transaction
             table = write.table
             first_table = first_table or table
             encoded = None if write.new is None else dumps(write.new)
+            if encoded is not None:
+                written += len(encoded)
+                if written > MAX_WRITE_BYTES and not is_system_table(table):
+                    raise TransactionLimitExceeded(
+                        "Too many bytes written in a single function execution "
+                        f"(limit: {MAX_WRITE_BYTES} bytes)."
+                    )
             documents.append(DocumentLogEntry(doc_id, table, encoded, None))
             summary.append((table, doc_id, write.new))
             write_keys.setdefault(index_id(table, BY_ID), []).append(id_key(doc_id))

@@ -507,6 +507,18 @@ class TestLimits:
         with pytest.raises(TransactionLimitExceeded, match=r"Too many writes .*\(limit: 3\)"):
             await txn.insert("messages", {"author": "ada", "n": 3.0})
 
+    async def test_too_many_bytes_written(self, db: Db) -> None:
+        """Convex's 16 MiB per mutation: 17 documents of ~1 MB are refused at commit."""
+        txn = db.begin(writable=True)
+        for n in range(17):
+            await txn.insert("messages", {"author": "x" * 1_000_000, "n": float(n)})
+        with pytest.raises(TransactionLimitExceeded, match=r"Too many bytes written .*16777216"):
+            txn.prepare_commit()
+        small = db.begin(writable=True)
+        for n in range(15):
+            await small.insert("messages", {"author": "x" * 1_000_000, "n": float(n)})
+        assert len(small.prepare_commit().writes) == 15
+
     async def test_too_many_documents_read(self, db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
         ids = await db.seed(1.0, 2.0, 3.0)
         monkeypatch.setattr(transaction_module, "MAX_READ_ROWS", 2)
@@ -530,6 +542,7 @@ class TestLimits:
         assert transaction_module.MAX_READ_ROWS == 32_000
         assert transaction_module.MAX_READ_INTERVALS == 4_096
         assert transaction_module.MAX_WRITES == 16_000
+        assert transaction_module.MAX_WRITE_BYTES == 16 * 1024 * 1024
 
 
 # -- pagination --------------------------------------------------------------------------------
