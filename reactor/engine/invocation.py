@@ -254,7 +254,10 @@ def success(value: Any) -> FunctionResult:
 class Invoker:
     """Runs handlers of the app in ``registry()``. ``begin(ts, writable, journal)`` opens a
     transaction; ``scheduler``/``storage`` give a transaction its ``ctx.scheduler`` and
-    ``ctx.storage``; ``job_hooks(job_id)`` the bookkeeping of a scheduled mutation."""
+    ``ctx.storage``; ``job_hooks(job_id)`` the bookkeeping of a scheduled mutation.
+
+    A runner process runs calls with one; it is also itself a ``FunctionRunner`` that runs
+    them in this process (tests and embedding, without isolation)."""
 
     def __init__(
         self,

@@ -326,7 +326,6 @@ class _Pool:
         self._waiting = 0
         self._replacing: set[asyncio.Task[None]] = set()
         self.closed = False
-        self.restarts = 0
 
     async def start(self) -> None:
         runners = [_Runner(self.setup, self.settings, self.kind) for _ in range(self.size)]
@@ -348,7 +347,6 @@ class _Pool:
         if runner not in self.runners:
             return
         self.runners.remove(runner)
-        self.restarts += 1
         if self.closed:
             return
 
@@ -519,10 +517,6 @@ class RunnerPools:
         self._quarantine.clear()  # new code: every function starts afresh
         start_task(self._stop_quarantine(retire=True), name="retire the quarantine runner")
         return True
-
-    @property
-    def restarts(self) -> int:
-        return self.queries.restarts + self.actions.restarts
 
     # -- FunctionRunner ----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from reactor.core.intervals import Interval
 from reactor.core.persistence import Commit, CommitRequest, DocumentLogEntry, IndexEntry
 from reactor.core.reads import ReadSet
 from reactor.engine.invocation import FunctionResult, HttpCall, HttpReply
-from schema.values import dumps, loads
+from schema.values import loads
 
 __all__ = [
     "Call",
@@ -286,7 +286,3 @@ def decode_http_call(parts: Any) -> HttpCall:
 def http_reply(done: HttpDone, ts: int) -> HttpReply:
     failure = None if done.failure is None else decode_result(done.failure, ts)
     return HttpReply(done.status, done.headers, done.body, failure)
-
-
-def encode_value(value: Any) -> bytes:
-    return dumps(value)

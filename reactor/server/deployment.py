@@ -33,7 +33,7 @@ from reactor.engine.executor import Executor
 from reactor.engine.feed import Publisher
 from reactor.engine.invocation import Invoker
 from reactor.engine.query_cache import Entry, LiveQueries
-from reactor.engine.runner import FunctionRunner, InlineRunner
+from reactor.engine.runner import FunctionRunner
 from reactor.engine.schema_check import check_stored_documents
 from reactor.engine.served_app import ServedApp
 from reactor.engine.subscriptions import SubscriptionManager
@@ -162,7 +162,7 @@ class Deployment:
         # Served deployments run app code in runner processes; without ``runners`` (tests,
         # embedding) it runs here, in this process and event loop.
         self.pools: RunnerPools | None = None
-        self.runner: FunctionRunner = InlineRunner(self.invoker)
+        self.runner: FunctionRunner = self.invoker
         if runners is not None:
             self.pools = RunnerPools(
                 RunnerSetup(

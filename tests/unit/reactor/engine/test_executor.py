@@ -20,7 +20,6 @@ import pytest
 
 from reactor.engine.executor import Executor, FunctionResult
 from reactor.engine.invocation import Invoker
-from reactor.engine.runner import InlineRunner
 from reactor.server.deployment import Deployment
 from reactor.testing import ManualClock, call, running_deployment, write_app
 
@@ -211,7 +210,7 @@ class TestErrors:
             env=lambda: deployment.env,
             dev=True,
         )
-        dev = Executor(deployment.database, InlineRunner(invoker), dev=True)
+        dev = Executor(deployment.database, invoker, dev=True)
         result = await dev.run(deployment.registry.resolve("errors:server_error"), {})
         assert result.error_message.startswith("[Request ID: ")
         assert "Uncaught RuntimeError: secret detail" in result.error_message
