@@ -3,25 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-
-def _load_serving() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "server" / "serving.py"
-    spec = importlib.util.spec_from_file_location("reactor_tests_fuzz_serving", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_serving = _load_serving()
+from tests.server import serving as _serving
 
 
 @pytest.fixture(scope="session", name="serving")

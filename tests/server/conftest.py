@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-
-def load_serving() -> ModuleType:
-    path = Path(__file__).resolve().parent / "serving.py"
-    spec = importlib.util.spec_from_file_location("reactor_tests_serving", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-serving = load_serving()
+from tests.server import serving
 
 
 @pytest.fixture(scope="session", name="serving")
