@@ -42,8 +42,23 @@ REACTOR_RULES: Mapping[str, frozenset[str]] = {
     "engine": frozenset({"errors", "core", "engine"}),
     "platform": frozenset({"errors", "core", "engine", "platform"}),
     "runners": frozenset({"errors", "core", "storage", "engine", "platform", "runners"}),
+    # operations/ (snapshots, system functions of the CLI): may import everything below server.
+    "operations": frozenset(
+        {"errors", "core", "sync", "auth", "storage", "engine", "platform", "runners", "operations"}
+    ),
     "server": frozenset(
-        {"errors", "core", "sync", "auth", "storage", "engine", "platform", "runners", "server"}
+        {
+            "errors",
+            "core",
+            "sync",
+            "auth",
+            "storage",
+            "engine",
+            "platform",
+            "runners",
+            "operations",
+            "server",
+        }
     ),
     "testing": frozenset(
         {
@@ -55,6 +70,7 @@ REACTOR_RULES: Mapping[str, frozenset[str]] = {
             "engine",
             "platform",
             "runners",
+            "operations",
             "server",
             "testing",
         }
