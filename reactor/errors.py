@@ -38,6 +38,8 @@ the auth stack; the rest are re-exported from the layer that defines them.
     │   └── TooManyFailedAdminKeyAttempts           (HTTP 429)
     ├── BlobTooLarge, BlobNotFound, StorageFileNotFound   here
     ├── RequestTooLarge                             here (HTTP 413)
+    ├── SnapshotError                               here (export, import, backup)
+    │   └── SnapshotImportError                     (names the file/table and line at fault)
     ├── ConnectionLost, FunctionFailed              (client side)
     └── ProtocolMismatch, HttpError                 client_sdk.errors
 """
@@ -112,6 +114,8 @@ __all__ = [
     "SchemaDriftError",
     "SchemaError",
     "SessionError",
+    "SnapshotError",
+    "SnapshotImportError",
     "StorageError",
     "StorageUnavailable",
     "SyncProtocolError",
@@ -183,6 +187,19 @@ class AppLoadFailed(FunctionError):
     """A function runner could not load the app (an import error, or it took too long)."""
 
     code = "AppLoadFailed"
+
+
+class SnapshotError(ReactorError):
+    """A snapshot export, import or backup cannot be done (e.g. one is already running)."""
+
+    code = "SnapshotError"
+
+
+class SnapshotImportError(SnapshotError):
+    """An import was refused before anything of the table at fault was written: the message
+    names where (``tasks/documents.jsonl line 3: ...``)."""
+
+    code = "ImportFailed"
 
 
 class BlobTooLarge(ReactorError):
