@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from functions import deployment_env
+from functions.decorators import FunctionKind, FunctionSpec
 from functions.http_router import HttpRouter, load_http_router
 from functions.loader import App, load_app
 from functions.registry import Registry
@@ -38,6 +39,8 @@ from reactor.engine.schema_check import check_stored_documents
 from reactor.engine.served_app import ServedApp
 from reactor.engine.subscriptions import SubscriptionManager
 from reactor.engine.transaction import SYSTEM_INDEXES
+from reactor.operations import cli_functions
+from reactor.operations.system_functions import SystemFunctions, SystemRouter, is_system_path
 from reactor.platform.blobs import BlobStore
 from reactor.platform.crons import CronRunner, load_crons
 from reactor.platform.env_vars import EnvironmentVariables
@@ -178,6 +181,19 @@ class Deployment:
                 runners,
             )
             self.runner = self.pools
+        # System functions (``_system/...``, admin key only) run here, never on the runners.
+        self.system_functions = self._system_functions()
+        self.system_invoker = Invoker(
+            registry=lambda: self.system_functions.registry,
+            begin=lambda ts, writable, journal: self.database.begin(
+                ts, writable=writable, journal=journal
+            ),
+            env=lambda: self.env,
+            scheduler=self.scheduler.handle,
+            storage=self.files.handle,
+            dev=dev,
+        )
+        self.runner = SystemRouter(self.runner, self.system_invoker)
         self.executor = Executor(
             self.database,
             self.runner,
@@ -225,6 +241,13 @@ class Deployment:
         env = await stored_env(persistence, options.get("system_env"))
         return cls(load_app_with_env(directory, env), persistence, env=env, **options)
 
+    def _system_functions(self) -> SystemFunctions:
+        """The built-in ``_system/`` functions: every module that registers some is listed
+        here (see ``reactor.operations.system_functions`` for how to add one)."""
+        functions = SystemFunctions()
+        cli_functions.register(functions, self)  # npx convex data / env
+        return functions
+
     # -- what transports read ----------------------------------------------------------------
 
     @property
@@ -234,6 +257,17 @@ class Deployment:
     @property
     def registry(self) -> Registry:
         return self.served.registry
+
+    def resolve(self, path: str, *, kind: FunctionKind | None, is_admin: bool) -> FunctionSpec:
+        """The function a caller of a transport named: a system function (``_system/...``,
+        only with the admin key) or one of the app's (internal ones only with the admin key).
+
+        Raises:
+            FunctionNotFound: no such function for this caller, or not of ``kind``.
+        """
+        if is_system_path(path):
+            return self.system_functions.resolve(path, kind=kind, is_admin=is_admin)
+        return self.registry.resolve(path, kind=kind, allow_internal=is_admin)
 
     def table_indexes(self) -> dict[str, dict[str, Sequence[str]]]:
         """Every table's indexes (schema and system tables), ``by_id``/``by_creation_time``
@@ -401,7 +435,7 @@ class Deployment:
     def _swap(self, app: App) -> None:
         self.served.swap(app)
         self._number_tables(app)
-        self.query_cache.rebind(app.registry)
+        self.query_cache.rebind(self.system_functions.over(app.registry))
         self._reload_crons(app)
         start_task(self._reload_schema_and_auth(app), name="reload schema and auth")
         try:

@@ -208,7 +208,7 @@ async def _call(
     fmt: str,
 ) -> Response:
     principal = await _principal(deployment, request)
-    spec = deployment.registry.resolve(path, kind=kind, allow_internal=principal.is_admin)
+    spec = deployment.resolve(path, kind=kind, is_admin=principal.is_admin)
     result = await deployment.executor.run(spec, args, identity=principal.identity)
     return result_response(result, fmt)
 
@@ -268,8 +268,8 @@ async def _query_at_ts(deployment: Deployment, request: Request) -> Response:
     if ts < int(await deployment.persistence.get_global(PRUNED_THROUGH) or 0):
         raise HttpError(400, "OutOfRetention", "`ts` is older than the retention window")
     principal = await _principal(deployment, request)
-    spec = deployment.registry.resolve(
-        _path(body.get("path")), kind=FunctionKind.QUERY, allow_internal=principal.is_admin
+    spec = deployment.resolve(
+        _path(body.get("path")), kind=FunctionKind.QUERY, is_admin=principal.is_admin
     )
     result = await deployment.executor.run_query(
         spec, _args(body.get("args")), ts=ts, identity=principal.identity
@@ -290,10 +290,8 @@ async def _query_batch(deployment: Deployment, request: Request) -> Response:
             raise HttpError(400, "BadRequest", "each query must be an object")
         fmt = _format(item.get("format"), default="clean")
         try:
-            spec = deployment.registry.resolve(
-                _path(item.get("path")),
-                kind=FunctionKind.QUERY,
-                allow_internal=principal.is_admin,
+            spec = deployment.resolve(
+                _path(item.get("path")), kind=FunctionKind.QUERY, is_admin=principal.is_admin
             )
         except FunctionNotFound as exc:
             parts.append(not_found_response(exc).body)

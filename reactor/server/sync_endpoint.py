@@ -281,8 +281,8 @@ class SyncConnection:
         self, query_id: int, udf_path: str, args: dict[str, Any], journal: str | None
     ) -> None:
         try:
-            spec = self.deployment.registry.resolve(
-                udf_path, kind=FunctionKind.QUERY, allow_internal=self.is_admin
+            spec = self.deployment.resolve(
+                udf_path, kind=FunctionKind.QUERY, is_admin=self.is_admin
             )
         except FunctionNotFound as exc:
             self.protocol.fail_query(query_id, QueryFailure(exc.message))
@@ -382,8 +382,8 @@ class SyncConnection:
             self._send_then_transition(frame)
             return
         try:
-            spec = deployment.registry.resolve(
-                request.udf_path, kind=FunctionKind.MUTATION, allow_internal=self.is_admin
+            spec = deployment.resolve(
+                request.udf_path, kind=FunctionKind.MUTATION, is_admin=self.is_admin
             )
         except FunctionNotFound as exc:
             frame = self.protocol.mutation_response(request.request_id, QueryFailure(exc.message))
@@ -410,8 +410,8 @@ class SyncConnection:
 
     async def _run_action(self, event: ActionRequested) -> None:
         try:
-            spec = self.deployment.registry.resolve(
-                event.udf_path, kind=FunctionKind.ACTION, allow_internal=self.is_admin
+            spec = self.deployment.resolve(
+                event.udf_path, kind=FunctionKind.ACTION, is_admin=self.is_admin
             )
             result = await self.deployment.executor.run_action(
                 spec, event.args, identity=self.identity
