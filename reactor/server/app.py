@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from functions.loader import App, load_app
+from reactor.server.dashboard import dashboard_routes
 from reactor.server.deployment import Deployment
 from reactor.server.file_routes import file_routes
 from reactor.server.http_api import routes
@@ -116,6 +117,7 @@ def create_app(
             *file_routes(deployment),
             WebSocketRoute("/api/sync", sync_endpoint),
             WebSocketRoute("/api/{client_version}/sync", sync_endpoint),
+            *dashboard_routes(),  # the dashboard's static shell (docs/dashboard.md)
         ],
         middleware=[
             Middleware(Entry, deployment=deployment, sync_limits=sync_limits),

@@ -154,6 +154,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     from reactor.core.tasks import start_task
     from reactor.runners.pool import RunnerSetup, probe_app
     from reactor.server.app import create_app
+    from reactor.server.dashboard import dashboard_url
     from reactor.server.deployment import Deployment, load_app_with_env
     from reactor.server.http_actions import create_site_app
     from reactor.server.settings import SettingsError, load_settings
@@ -254,6 +255,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
             len(app.registry),
             settings.storage or settings.data.resolve(),
         )
+        log.info("dashboard: %s", dashboard_url(settings.origin))  # docs/dashboard.md
 
         async def serve(this: uvicorn.Server) -> None:
             # uvicorn's signal handlers reach only one of two servers: whichever stops first

@@ -39,7 +39,7 @@ from reactor.engine.schema_check import check_stored_documents
 from reactor.engine.served_app import ServedApp
 from reactor.engine.subscriptions import SubscriptionManager
 from reactor.engine.transaction import SYSTEM_INDEXES
-from reactor.operations import cli_functions
+from reactor.operations import cli_functions, dashboard_functions
 from reactor.operations.system_functions import SystemFunctions, SystemRouter, is_system_path
 from reactor.platform.blobs import BlobStore
 from reactor.platform.crons import CronRunner, load_crons
@@ -246,6 +246,7 @@ class Deployment:
         here (see ``reactor.operations.system_functions`` for how to add one)."""
         functions = SystemFunctions()
         cli_functions.register(functions, self)  # npx convex data / env
+        dashboard_functions.register(functions, self)  # the dashboard (/dashboard/)
         return functions
 
     # -- what transports read ----------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""Tasks for the dashboard tests: a public query and mutation, an internal mutation, a failing
+query and a scheduled job."""
+
+import builtins
+from typing import Any
+
+from functions import MutationCtx, QueryCtx, internal_mutation, mutation, query
+from schema import v
+
+
+@query(args={})
+async def list(ctx: QueryCtx) -> builtins.list[dict[str, Any]]:
+    return await ctx.db.query("tasks").collect()
+
+
+@mutation(args={"title": v.string(), "priority": v.float64()})
+async def add(ctx: MutationCtx, title: str, priority: float) -> str:
+    return await ctx.db.insert("tasks", {"title": title, "done": False, "priority": priority})
+
+
+@internal_mutation(args={"title": v.string()})
+async def complete_by_title(ctx: MutationCtx, title: str) -> int:
+    """Internal: marks every task with this title done; returns how many it changed."""
+    print(f"completing tasks titled {title!r}")
+    changed = 0
+    for task in await ctx.db.query("tasks").collect():
+        if task["title"] == title and not task["done"]:
+            await ctx.db.patch(task["_id"], {"done": True})
+            changed += 1
+    return changed
+
+
+@query(args={"why": v.string()})
+async def fail(ctx: QueryCtx, why: str) -> None:
+    raise RuntimeError(f"failing on purpose: {why}")
+
+
+@mutation(args={"title": v.string(), "delay_s": v.float64()})
+async def add_later(ctx: MutationCtx, title: str, delay_s: float) -> str:
+    assert ctx.scheduler is not None
+    return await ctx.scheduler.run_after(delay_s, add, {"title": title, "priority": 0.0})

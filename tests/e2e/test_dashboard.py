@@ -1,0 +1,236 @@
+"""The dashboard, end to end: real headless Chromium (Debian's ``chromium``, driven by
+``playwright-core`` from tests/js/dashboard.mjs) against a real ``reactor serve``, with the
+official ``convex`` client writing and watching from outside; and the HTTP and websocket
+refusals of its system functions for callers without the admin key.
+
+The browser checks run once per module, in one browser session (tests/js/dashboard.mjs, a few
+seconds); each test below asserts on one of them. Screenshots of each page are written to a
+temporary directory, and to docs/images/ when ``REACTOR_UPDATE_SCREENSHOTS=1`` is set (how the
+committed ones were made).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reactor.operations import dashboard_functions
+from reactor.operations.system_functions import SystemFunctions
+from tests.e2e.conftest import ROOT, ReactorServer, ScriptResult
+
+APP_DIR = Path(__file__).resolve().parent / "dashboard_app"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+SCREENSHOTS = ROOT / "docs" / "images"
+
+
+@pytest.fixture(scope="module")
+def server(app_server_factory: Callable[..., ReactorServer]) -> ReactorServer:
+    srv = app_server_factory(APP_DIR)
+    srv.wait_admin_key()
+    return srv
+
+
+@pytest.fixture(scope="module")
+def browser_checks(
+    server: ReactorServer,
+    run_node_on: Callable[..., ScriptResult],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make install does)")
+    shots = tmp_path_factory.mktemp("screenshots")
+    result = run_node_on(
+        server, "dashboard.mjs", server.url, str(server.admin_key_file), str(shots), timeout=150
+    )
+    checks: dict[str, Any] = result.json()["checks"]
+    if os.environ.get("REACTOR_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for shot in shots.glob("dashboard-*.png"):
+            shutil.copy(shot, SCREENSHOTS / shot.name)
+    return checks
+
+
+def passed(checks: dict[str, Any], name: str) -> Any:
+    check = checks[name]
+    assert check["ok"], f"{name} failed: {json.dumps(check, indent=2)}"
+    return check["result"]
+
+
+# -- in the browser ---------------------------------------------------------------------------
+
+
+def test_wrong_admin_key_is_refused(browser_checks: dict[str, Any]) -> None:
+    result = passed(browser_checks, "wrong_key_refused")
+    assert result["error"].startswith("That admin key was refused")
+    assert result["navVisible"] is False
+    assert result["sessionStorage"] == "{}"  # nothing kept of a refused key
+
+
+def test_login_keeps_the_key_in_session_storage_only(browser_checks: dict[str, Any]) -> None:
+    result = passed(browser_checks, "login")
+    assert result["keyStored"] is True
+    assert result["urls"] == []
+    assert result["url"].endswith("/dashboard/")
+    leaks = passed(browser_checks, "key_never_in_a_url")
+    assert leaks["requests"] > 5 and leaks["leaked"] == []
+
+
+def test_no_script_error_and_nothing_blocked_by_the_content_security_policy(
+    browser_checks: dict[str, Any],
+) -> None:
+    errors = passed(browser_checks, "key_never_in_a_url")["consoleErrors"]
+    assert [e for e in errors if "pageerror" in e or "Content Security Policy" in e] == []
+    assert not any("404" in e for e in errors), errors
+
+
+def test_data_lists_the_tables(browser_checks: dict[str, Any]) -> None:
+    assert passed(browser_checks, "tables_listed")["names"] == ["notes", "tasks"]
+
+
+def test_a_document_inserted_by_another_client_shows_within_a_second(
+    browser_checks: dict[str, Any],
+) -> None:
+    result = passed(browser_checks, "live_insert")
+    assert result["onScreenMs"] < 1000
+    assert (result["countBefore"], result["countAfter"]) == ("0", "1")
+
+
+def test_an_edit_the_schema_rejects_shows_the_error_at_its_path_and_writes_nothing(
+    browser_checks: dict[str, Any],
+) -> None:
+    result = passed(browser_checks, "invalid_edit_refused")
+    assert "Expected `number`, got `string`" in result["error"]
+    assert "at `$.priority`" in result["error"]
+    assert result["storedPriority"] == 2
+
+
+def test_a_valid_edit_reaches_a_subscribed_official_client(browser_checks: dict[str, Any]) -> None:
+    result = passed(browser_checks, "valid_edit_seen")
+    assert result["title"].endswith("-renamed")
+    assert (result["priority"], result["done"]) == (5, False)
+
+
+def test_running_an_internal_mutation_from_functions_changes_data(
+    browser_checks: dict[str, Any],
+) -> None:
+    result = passed(browser_checks, "internal_mutation_run")
+    assert result["kind"] == "mutation · internal"
+    assert result["result"] == "1"
+    assert "completing tasks titled" in result["logs"]
+    assert result["duration"].startswith("success in ")
+    assert result["done"] is True
+
+
+def test_insert_from_the_data_page(browser_checks: dict[str, Any]) -> None:
+    assert passed(browser_checks, "insert_from_dashboard")["title"].endswith("-from-dashboard")
+
+
+def test_delete_asks_first_and_dismissing_keeps_the_document(
+    browser_checks: dict[str, Any],
+) -> None:
+    result = passed(browser_checks, "delete_with_confirmation")
+    assert result["afterDismiss"] is True
+    assert result["message"].startswith("Delete document ")
+
+
+def test_usable_on_a_phone_width(browser_checks: dict[str, Any]) -> None:
+    result = passed(browser_checks, "phone_layout")
+    assert result["scrollWidth"] <= result["innerWidth"]
+
+
+def test_the_system_functions_refuse_a_websocket_client_without_the_admin_key(
+    browser_checks: dict[str, Any],
+) -> None:
+    result = passed(browser_checks, "non_admin_websocket_refused")
+    assert "can only be called with the deployment's admin key" in result["query"]
+    assert "can only be called with the deployment's admin key" in result["mutation"]
+    assert result["stillThere"] is True
+
+
+# -- over HTTP --------------------------------------------------------------------------------
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url)
+    opener = urllib.request.build_opener(_NoRedirect())
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def test_served_at_dashboard_with_security_headers(server: ReactorServer) -> None:
+    status, headers, _ = _get(server.url + "/dashboard")
+    assert (status, headers["location"]) == (308, "/dashboard/")
+    status, headers, body = _get(server.url + "/dashboard/")
+    assert status == 200
+    assert b'<script type="module" src="app.js">' in body
+    csp = headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    status, _, bundle = _get(server.url + "/dashboard/vendor/convex.browser.bundle.js")
+    assert status == 200 and b"ConvexClient" in bundle
+    status, _, _ = _get(server.url + "/dashboard/../pyproject.toml")
+    assert status == 404
+
+
+def test_serve_prints_the_dashboard_url(server: ReactorServer) -> None:
+    assert f"dashboard: {server.url}/dashboard/" in server.log_tail(100_000)
+
+
+def _system_paths() -> list[str]:
+    functions = SystemFunctions()
+    dashboard_functions.register(functions, deployment=None)  # type: ignore[arg-type]
+    return [str(path) for path in functions.registry.paths()]
+
+
+def _call(server: ReactorServer, path: str, key: str | None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        server.url + "/api/function",
+        data=json.dumps({"path": path, "args": {}, "format": "json"}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Convex {key}"} if key else {}),
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.parametrize("path", _system_paths())
+def test_every_dashboard_function_refuses_http_callers_without_the_admin_key(
+    server: ReactorServer, path: str
+) -> None:
+    assert path.startswith("_system/frontend/")
+    status, body = _call(server, path, None)
+    assert status == 200 and body["status"] == "error"
+    assert "can only be called with the deployment's admin key" in body["errorMessage"]
+    status, body = _call(server, path, "reactor-admin|not-the-key-000000000000000000000000000")
+    assert status == 401 and body["code"] == "Unauthenticated"
+
+
+def test_with_the_admin_key_over_http(server: ReactorServer) -> None:
+    status, body = _call(server, "_system/frontend/tables:list", server.admin_key)
+    assert status == 200 and body["status"] == "success", body
+    names = [table["name"] for table in body["value"]]
+    assert names == ["notes", "tasks"]
+    assert body["value"][1]["indexes"] == [{"name": "by_priority", "fields": ["priority"]}]

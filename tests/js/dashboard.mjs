@@ -1,0 +1,298 @@
+// Drives the dashboard in real headless Chromium (Debian's /usr/bin/chromium through
+// playwright-core) against a Reactor server serving tests/e2e/dashboard_app, while the
+// official `convex` client writes and watches from outside, as another user would.
+//
+//   node dashboard.mjs <deployment url> <admin key file> <screenshot dir>
+//
+// Prints {"checks": {<name>: {ok, result|error}}, "order": [...]} on stdout; the checks run in
+// order in one browser (each later one needs the login of the first), and one failing does
+// not stop the rest. tests/e2e/test_dashboard.py asserts on each.
+
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { ConvexClient } from "convex/browser";
+import { chromium } from "playwright-core";
+
+import {
+  capture,
+  deploymentUrl,
+  finish,
+  installCrashHandlers,
+  installWatchdog,
+  uniqueName,
+  waitFor,
+} from "./lib.mjs";
+
+const url = deploymentUrl();
+const adminKey = readFileSync(process.argv[3], "utf8").trim();
+const shots = process.argv[4];
+installCrashHandlers();
+installWatchdog(120_000, "dashboard.mjs");
+
+const STEP_MS = 10_000;
+const LIVE_MS = 1_000; // a write by another client must be on screen within this
+
+const userDataDir = mkdtempSync(join(tmpdir(), "reactor-chromium-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1280, height: 800 },
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+const page = context.pages()[0] || (await context.newPage());
+page.setDefaultTimeout(STEP_MS);
+const consoleErrors = [];
+const requests = [];
+page.on("console", (msg) => {
+  if (msg.type() === "error") consoleErrors.push(msg.text());
+});
+page.on("pageerror", (err) => consoleErrors.push(`pageerror: ${err.message}`));
+page.on("request", (request) => requests.push(request.url()));
+
+const outsider = new ConvexClient(url);
+const checks = {};
+const order = [];
+async function check(name, fn) {
+  order.push(name);
+  checks[name] = await capture(fn);
+}
+async function shot(name) {
+  await page.screenshot({ path: join(shots, `dashboard-${name}.png`) });
+}
+
+// The outsider's live view of the tasks table, as the app's own public query gives it.
+const seen = { values: [] };
+outsider.onUpdate("tasks:list", {}, (value) => seen.values.push(value));
+const latest = () => seen.values[seen.values.length - 1] || [];
+
+const title = uniqueName("task");
+
+await check("wrong_key_refused", async () => {
+  await page.goto(`${url}/dashboard/`);
+  await page.fill("#admin-key", "reactor-admin|this-is-not-the-key-0000000000000000000000");
+  await page.click("button[type=submit]");
+  const error = page.getByTestId("login-error");
+  await error.waitFor();
+  const stored = await page.evaluate(() => JSON.stringify(sessionStorage));
+  await shot("login");
+  return {
+    error: await error.textContent(),
+    navVisible: await page.locator("#nav").isVisible(),
+    sessionStorage: stored,
+    url: page.url(),
+  };
+});
+
+await check("login", async () => {
+  await page.fill("#admin-key", adminKey);
+  await page.click("button[type=submit]");
+  await page.getByTestId("page-data").waitFor();
+  await page.locator("#nav a[data-page=data]").waitFor();
+  const stored = await page.evaluate(() => Object.values(sessionStorage));
+  // A reload keeps the session (the key is in sessionStorage) without asking again.
+  await page.reload();
+  await page.getByTestId("page-data").waitFor();
+  return {
+    keyStored: stored.includes(adminKey),
+    urls: requests.filter((u) => u.includes(encodeURIComponent(adminKey)) || u.includes(adminKey)),
+    url: page.url(),
+  };
+});
+
+await check("tables_listed", async () => {
+  await page.locator('[data-table="tasks"]').waitFor();
+  await page.locator('[data-table="notes"]').waitFor();
+  const names = await page.locator("[data-table]").evaluateAll((els) => els.map((e) => e.dataset.table));
+  return { names };
+});
+
+let insertedId = null;
+await check("live_insert", async () => {
+  await page.click('[data-table="tasks"]');
+  await page.getByTestId("documents-summary").waitFor();
+  const countBefore = await page.getByTestId("count-tasks").textContent();
+  const started = Date.now();
+  insertedId = await outsider.mutation("tasks:add", { title, priority: 2 });
+  const acknowledged = Date.now();
+  await page
+    .locator(`tr[data-id="${insertedId}"]`)
+    .waitFor({ timeout: LIVE_MS + (acknowledged - started) });
+  const onScreenMs = Date.now() - acknowledged;
+  await page.waitForFunction(
+    (before) => document.querySelector('[data-testid="count-tasks"]').textContent !== before,
+    countBefore,
+    { timeout: LIVE_MS },
+  );
+  await shot("data");
+  return {
+    onScreenMs,
+    countBefore,
+    countAfter: await page.getByTestId("count-tasks").textContent(),
+    reloaded: false,
+  };
+});
+
+await check("non_admin_websocket_refused", async () => {
+  // The outsider holds no admin key: system functions are not there for it.
+  const errors = [];
+  const unsubscribe = outsider.onUpdate(
+    "_system/frontend/tables:list",
+    {},
+    () => errors.push("delivered a value"),
+    (err) => errors.push(err.message),
+  );
+  await waitFor(() => errors.length > 0, STEP_MS, "the query to fail");
+  unsubscribe();
+  let mutation = "resolved";
+  try {
+    await outsider.mutation("_system/frontend/documents:remove", { ids: [insertedId] });
+  } catch (err) {
+    mutation = err.message;
+  }
+  const fresh = await outsider.query("tasks:list", {});
+  return { query: errors[0], mutation, stillThere: fresh.some((t) => t._id === insertedId) };
+});
+
+async function openInserted() {
+  await page.click(`tr[data-id="${insertedId}"]`);
+  const editor = page.getByTestId("document-json");
+  await page.waitForFunction(
+    (id) => document.querySelector('[data-testid="document-json"]')?.value.includes(id),
+    insertedId,
+  );
+  return editor;
+}
+
+await check("invalid_edit_refused", async () => {
+  const editor = await openInserted();
+  const doc = JSON.parse(await editor.inputValue());
+  doc.priority = "high"; // the schema says float64
+  await editor.fill(JSON.stringify(doc, null, 2));
+  await page.getByTestId("save-document").click();
+  const error = page.getByTestId("document-error");
+  await error.waitFor();
+  await shot("document-error");
+  // Nothing was written: the outsider still sees the number, from the server.
+  const fresh = await outsider.query("tasks:list", {});
+  const stored = fresh.find((t) => t._id === insertedId);
+  return { error: await error.textContent(), storedPriority: stored && stored.priority };
+});
+
+const renamed = `${title}-renamed`;
+await check("valid_edit_seen", async () => {
+  const editor = page.getByTestId("document-json");
+  const doc = JSON.parse(await editor.inputValue());
+  doc.priority = 5;
+  doc.title = renamed;
+  await editor.fill(JSON.stringify(doc, null, 2));
+  await page.getByTestId("save-document").click();
+  await page.getByTestId("document-saved").waitFor();
+  const task = await waitFor(
+    () => latest().find((t) => t._id === insertedId && t.title === renamed),
+    STEP_MS,
+    "the outsider's subscription to show the edit",
+  );
+  return { title: task.title, priority: task.priority, done: task.done };
+});
+
+await check("internal_mutation_run", async () => {
+  await page.click("#nav a[data-page=functions]");
+  await page.locator('[data-path="tasks:complete_by_title"]').click();
+  const panel = page.getByTestId("function-panel");
+  await panel.waitFor();
+  const kind = await panel.locator(".kind").textContent();
+  await page.getByTestId("run-args").fill(JSON.stringify({ title: renamed }));
+  await page.getByTestId("run").click();
+  const result = page.getByTestId("run-result");
+  await result.waitFor();
+  await shot("functions");
+  const task = await waitFor(
+    () => latest().find((t) => t._id === insertedId && t.done === true),
+    STEP_MS,
+    "the outsider to see the task done",
+  );
+  return {
+    kind,
+    result: (await result.textContent()).trim(),
+    logs: await page.getByTestId("run-logs").textContent(),
+    duration: await page.getByTestId("run-duration").textContent(),
+    done: task.done,
+  };
+});
+
+await check("insert_from_dashboard", async () => {
+  await page.click("#nav a[data-page=data]");
+  await page.click('[data-table="tasks"]');
+  await page.getByTestId("add-document").click();
+  const inserted = `${title}-from-dashboard`;
+  await page
+    .getByTestId("new-document-json")
+    .fill(JSON.stringify({ title: inserted, done: false, priority: 1 }));
+  await page.getByTestId("insert-document").click();
+  await page.getByTestId("inserted").waitFor();
+  const task = await waitFor(
+    () => latest().find((t) => t.title === inserted),
+    STEP_MS,
+    "the outsider to see the inserted document",
+  );
+  return { title: task.title };
+});
+
+await check("delete_with_confirmation", async () => {
+  await page.click('[data-table="tasks"]');
+  await openInserted();
+  // Dismissing the confirmation deletes nothing.
+  page.once("dialog", (dialog) => dialog.dismiss());
+  await page.getByTestId("delete-document").click();
+  await page.waitForTimeout(300);
+  const afterDismiss = (await outsider.query("tasks:list", {})).some((t) => t._id === insertedId);
+  let message = null;
+  page.once("dialog", (dialog) => {
+    message = dialog.message();
+    dialog.accept();
+  });
+  await page.getByTestId("delete-document").click();
+  await page.getByTestId("document-deleted").waitFor();
+  await waitFor(
+    () => !latest().some((t) => t._id === insertedId),
+    STEP_MS,
+    "the outsider to see the document gone",
+  );
+  await page.locator(`tr[data-id="${insertedId}"]`).waitFor({ state: "detached" });
+  return { afterDismiss, message };
+});
+
+await check("phone_layout", async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click('[data-table="tasks"]');
+  await page.getByTestId("documents-summary").waitFor();
+  await shot("phone");
+  return await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+  }));
+});
+
+await check("key_never_in_a_url", async () => {
+  return {
+    requests: requests.length,
+    leaked: requests.filter((u) => u.includes(adminKey) || u.includes(encodeURIComponent(adminKey))),
+    consoleErrors,
+  };
+});
+
+await context.close();
+await outsider.close();
+rmSync(userDataDir, { recursive: true, force: true });
+finish({ checks, order });
