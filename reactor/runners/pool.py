@@ -11,6 +11,7 @@ reason, fails alone with a clear error; the pool starts a fresh runner in its pl
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import os
@@ -45,6 +46,13 @@ FUNCTION_TIMEOUT = "FunctionTimeout"
 # How long a query or mutation that timed out or crashed its runner runs on a runner of its own.
 QUARANTINE_S = 60.0
 RUNNER_CRASHED = "RunnerCrashed"
+# Why a call sent to a runner has no outcome (besides the runner's exit reason).
+TIMEOUT = "timeout"
+RETRY = "retry"  # it never started: the runner died running a call queued before it
+# A sequential runner takes a call queued behind the one it is running only if that one
+# started less than this long ago: a slow call must not hold up a fast one.
+PIPELINE_BEHIND_S = 0.002
+QUERY_PIPELINE = 2  # calls a query runner holds: the one it runs and the next
 
 
 class _PoolClosed(Exception):
@@ -112,19 +120,36 @@ class _Runner:
     """One runner process and the calls it is running."""
 
     def __init__(
-        self, setup: RunnerSetup, settings: RunnerSettings, kind: str, *, probe: bool = False
+        self,
+        setup: RunnerSetup,
+        settings: RunnerSettings,
+        kind: str,
+        *,
+        probe: bool = False,
+        sequential: bool = False,
+        timeout_s: float = 0.0,
     ) -> None:
         self.setup = setup
         self.settings = settings
         self.kind = kind
         self.probe = probe  # only load the app (no data to read: it may not exist yet)
+        # Sequential runners run their calls one at a time, in the order sent, so the server
+        # may send the next call before the last one ends (no idle gap between calls): each
+        # call's deadline starts when the one before it ends, and the calls queued behind one
+        # that killed the runner never started, so they run again elsewhere (``RETRY``).
+        # Other runners run their calls concurrently, each with its own deadline from its send.
+        self.sequential = sequential
+        self.timeout_s = timeout_s
         self.process: asyncio.subprocess.Process | None = None
         self.writer: asyncio.StreamWriter | None = None
-        self.calls: dict[int, asyncio.Future[wire.Done | wire.HttpDone]] = {}
+        # The calls sent and not yet answered, in the order sent; ``head_started`` is when the
+        # oldest one started running (sequential runners), ``_timers`` their deadlines.
+        self.calls: dict[int, asyncio.Future[wire.Done | wire.HttpDone | str]] = {}
+        self.head_started = 0.0
+        self._timers: dict[int, asyncio.TimerHandle] = {}
         self.services: dict[int, ActionServices] = {}
         self.tables_generation = -1
         self.alive = False
-        self.exited: asyncio.Future[str] | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._rpc_tasks: set[asyncio.Task[None]] = set()
 
@@ -166,6 +191,7 @@ class _Runner:
                 setup.blob_directory,
                 setup.secret(),
                 setup.base_url(),
+                self.sequential,
             ),
         )
         try:
@@ -188,7 +214,6 @@ class _Runner:
                 f"({_exit_reason(code)})"
             )
         self.alive = True
-        self.exited = asyncio.get_running_loop().create_future()
         self._reader_task = start_task(self._read(reader), name=f"{self.kind} runner {first.pid}")
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -202,17 +227,45 @@ class _Runner:
                     self._rpc_tasks.add(task)
                     task.add_done_callback(self._rpc_tasks.discard)
                 elif isinstance(message, (wire.Done, wire.HttpDone)):
-                    future = self.calls.get(message.id)
-                    if future is not None and not future.done():
-                        future.set_result(message)
+                    self._settle(message.id, message)
         except Exception:
             log.exception("reading from a function runner failed")
         finally:
             self.kill()
             code = None if self.process is None else await self.process.wait()
             reason = _exit_reason(code)
-            if self.exited is not None and not self.exited.done():
-                self.exited.set_result(reason)
+            # A sequential runner was running only its oldest call: the others never started.
+            for index, call_id in enumerate(list(self.calls)):
+                self._settle(call_id, RETRY if self.sequential and index else reason)
+
+    def _settle(self, call_id: int, outcome: wire.Done | wire.HttpDone | str) -> None:
+        """End call ``call_id`` with ``outcome``; on a sequential runner the next call starts
+        now, and its deadline with it."""
+        future = self.calls.pop(call_id, None)
+        timer = self._timers.pop(call_id, None)
+        if timer is not None:
+            timer.cancel()
+        if future is not None and not future.done():
+            future.set_result(outcome)
+        if self.sequential and self.calls and self.alive:
+            self.head_started = asyncio.get_running_loop().time()
+            self._arm(next(iter(self.calls)))
+
+    def _arm(self, call_id: int) -> None:
+        self._timers[call_id] = asyncio.get_running_loop().call_later(
+            self.timeout_s, self._expire, call_id
+        )
+
+    def _expire(self, call_id: int) -> None:
+        """A call ran past its deadline: the runner is killed (its reader settles the rest)."""
+        self._timers.pop(call_id, None)
+        future = self.calls.pop(call_id, None)
+        if future is not None and not future.done():
+            future.set_result(TIMEOUT)
+        self.kill()
+        if self.sequential:  # the calls queued behind it never started
+            for queued in list(self.calls):
+                self._settle(queued, RETRY)
 
     async def _answer(self, rpc: wire.Rpc) -> None:
         services = self.services.get(rpc.call_id)
@@ -232,33 +285,34 @@ class _Runner:
             wire.write_frame(self.writer, reply)
 
     async def call(
-        self, message: wire.Call, services: ActionServices | None, timeout_s: float
+        self, message: wire.Call, services: ActionServices | None
     ) -> wire.Done | wire.HttpDone | str:
         """Send ``message`` and wait for its outcome: the outcome, or why there is none
-        (``"timeout"``, or the runner's exit reason)."""
-        assert self.writer is not None and self.exited is not None
+        (``TIMEOUT``, ``RETRY``: it never started and may run elsewhere, or the runner's exit
+        reason)."""
+        assert self.writer is not None
+        if not self.alive:
+            return RETRY
         if self.tables_generation != self.setup.tables.generation:
             self.tables_generation = self.setup.tables.generation
             message.tables = self.setup.tables.numbers()
-        future: asyncio.Future[wire.Done | wire.HttpDone] = (
-            asyncio.get_running_loop().create_future()
-        )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[wire.Done | wire.HttpDone | str] = loop.create_future()
+        first = not self.calls
         self.calls[message.id] = future
         if services is not None:
             self.services[message.id] = services
         try:
             wire.write_frame(self.writer, message)
-            done, _ = await asyncio.wait(
-                (future, self.exited), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            if future in done:
-                return future.result()
-            if self.exited in done:
-                return self.exited.result()
-            self.kill()
-            return "timeout"
+            if not self.sequential:
+                self._arm(message.id)
+            elif first:
+                self.head_started = loop.time()
+                self._arm(message.id)
+            return await future
         finally:
-            del self.calls[message.id]
+            # A cancelled caller's call stays listed: it may still be running, and its
+            # deadline still holds the runner to account.
             self.services.pop(message.id, None)
 
     def kill(self) -> None:
@@ -303,7 +357,9 @@ async def _serve_rpc(services: ActionServices, rpc: wire.Rpc) -> Any:
 
 
 class _Pool:
-    """``size`` runners of one kind, each running up to ``per_runner`` calls at once."""
+    """``size`` runners of one kind, each holding up to ``per_runner`` calls at once: run
+    concurrently, or, on ``sequential`` runners, one after the other (the next one queued so
+    the runner never waits for the server between calls)."""
 
     def __init__(
         self,
@@ -314,6 +370,7 @@ class _Pool:
         size: int,
         per_runner: int,
         timeout_s: float,
+        sequential: bool = False,
     ) -> None:
         self.setup = setup
         self.settings = settings
@@ -321,14 +378,15 @@ class _Pool:
         self.size = size
         self.per_runner = per_runner
         self.timeout_s = timeout_s
+        self.sequential = sequential
         self.runners: list[_Runner] = []
-        self._slots: asyncio.Queue[_Runner | None] = asyncio.Queue()  # None: "look again"
-        self._waiting = 0
+        self._dead: set[_Runner] = set()  # replaced, not yet stopped
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._replacing: set[asyncio.Task[None]] = set()
         self.closed = False
 
     async def start(self) -> None:
-        runners = [_Runner(self.setup, self.settings, self.kind) for _ in range(self.size)]
+        runners = [self._new_runner() for _ in range(self.size)]
         results = await asyncio.gather(*(r.start() for r in runners), return_exceptions=True)
         failure = next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
@@ -338,23 +396,75 @@ class _Pool:
         for runner in runners:
             self._add(runner)
 
+    def _new_runner(self) -> _Runner:
+        return _Runner(
+            self.setup,
+            self.settings,
+            self.kind,
+            sequential=self.sequential,
+            timeout_s=self.timeout_s,
+        )
+
     def _add(self, runner: _Runner) -> None:
         self.runners.append(runner)
-        for _ in range(self.per_runner):
-            self._slots.put_nowait(runner)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Let the longest-waiting call look for a runner again."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _pick(self) -> _Runner | None:
+        """An idle runner, else the least loaded one with room whose current call is young
+        (sequential runners) or any with room (concurrent ones); None: wait."""
+        best: _Runner | None = None
+        now = asyncio.get_running_loop().time()
+        for runner in self.runners:
+            load = runner.load
+            if not runner.alive or load >= self.per_runner:
+                continue
+            if load == 0:
+                return runner
+            if self.sequential and now - runner.head_started > PIPELINE_BEHIND_S:
+                continue
+            if best is None or load < best.load:
+                best = runner
+        return best
+
+    async def _acquire(self) -> _Runner:
+        first = True
+        while True:
+            if self.closed:
+                raise _PoolClosed
+            runner = self._pick()
+            if runner is not None:
+                return runner
+            waiter = asyncio.get_running_loop().create_future()
+            # A woken call that found nothing keeps its place at the front.
+            (self._waiters.append if first else self._waiters.appendleft)(waiter)
+            first = False
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # pass the wake-up on
+                raise
 
     def _replace(self, runner: _Runner) -> None:
         if runner not in self.runners:
             return
         self.runners.remove(runner)
-        if self.closed:
-            return
+        self._dead.add(runner)  # stopped by ``replace`` or, if the pool stops first, ``stop``
 
         async def replace() -> None:
             await runner.stop()
+            self._dead.discard(runner)
             delay = 0.05
             while not self.closed:
-                fresh = _Runner(self.setup, self.settings, self.kind)
+                fresh = self._new_runner()
                 try:
                     await fresh.start()
                 except Exception:
@@ -378,25 +488,20 @@ class _Pool:
         """Run ``message`` on a free runner: its outcome, or a failed result saying why
         there is none (deadline passed, runner died)."""
         while True:
-            if self.closed:
-                raise _PoolClosed
-            self._waiting += 1
+            runner = await self._acquire()
             try:
-                runner = await self._slots.get()
+                outcome = await runner.call(message, services)
             finally:
-                self._waiting -= 1
-            if runner is not None and runner.alive:
+                self._wake()
+            if isinstance(outcome, wire.Done) and outcome.error_code == OUT_OF_MEMORY:
+                runner.kill()  # it exits anyway: a process past a MemoryError is not trusted
+            if not runner.alive:
+                self._replace(runner)
+            if outcome != RETRY:
                 break
-        outcome = await runner.call(message, services, self.timeout_s)
-        if isinstance(outcome, wire.Done) and outcome.error_code == OUT_OF_MEMORY:
-            runner.kill()  # it exits anyway: a process past a MemoryError is not trusted
-        if runner.alive:
-            self._slots.put_nowait(runner)
-        else:
-            self._replace(runner)
         if not isinstance(outcome, str):
             return outcome
-        if outcome == "timeout":
+        if outcome == TIMEOUT:
             log.warning("%s timed out after %g s; its runner was replaced", label, self.timeout_s)
             return FunctionResult(
                 False,
@@ -422,16 +527,19 @@ class _Pool:
 
     def _close(self) -> None:
         self.closed = True
-        for _ in range(self._waiting):
-            self._slots.put_nowait(None)  # waiters see ``closed`` and go to the current pool
+        while self._waiters:  # they see ``closed`` and go to the current pool
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def stop(self) -> None:
         self._close()
         for task in list(self._replacing):
             task.cancel()
         await asyncio.gather(*self._replacing, return_exceptions=True)
-        await asyncio.gather(*(runner.stop() for runner in self.runners))
+        await asyncio.gather(*(runner.stop() for runner in [*self.runners, *self._dead]))
         self.runners.clear()
+        self._dead.clear()
 
     async def retire(self) -> None:
         """Stop taking calls; stop each runner once the calls it is running have ended."""
@@ -465,8 +573,9 @@ class RunnerPools:
                 s,
                 kind=kind,
                 size=s.query_runners,
-                per_runner=1,
+                per_runner=QUERY_PIPELINE,
                 timeout_s=s.function_timeout_s,
+                sequential=True,
             )
         return _Pool(
             self.setup,
@@ -580,6 +689,7 @@ class RunnerPools:
                     size=1,
                     per_runner=1,
                     timeout_s=self.settings.function_timeout_s,
+                    sequential=True,
                 )
                 await pool.start()
                 self._quarantine_runners = pool

@@ -54,6 +54,7 @@ class Init(msgspec.Struct, tag="init", array_like=True):
     blob_directory: str | None = None
     secret: str | None = None
     base_url: str = "http://127.0.0.1:3210"
+    sequential: bool = False  # run calls one at a time, in the order sent
 
 
 class Call(msgspec.Struct, tag="call", array_like=True):

@@ -314,6 +314,9 @@ async def _serve(fd: int) -> None:
         return
     wire.write_frame(writer, wire.Ready(os.getpid(), len(worker.served.registry)))
     await writer.drain()
+    if first.sequential:
+        await _serve_in_order(worker, reader)
+        return
     tasks: set[asyncio.Task[None]] = set()
     while True:
         message = await wire.read_to_runner(reader)
@@ -325,6 +328,17 @@ async def _serve(fd: int) -> None:
             task = asyncio.get_running_loop().create_task(_handle(worker, message))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+
+
+async def _serve_in_order(worker: Worker, reader: asyncio.StreamReader) -> None:
+    """Run the calls one at a time, in the order they arrive (queries and mutations: the
+    server times each from the end of the one before it)."""
+    while True:
+        message = await wire.read_to_runner(reader)
+        if message is None:
+            return  # the server went away
+        if isinstance(message, wire.Call):
+            await _handle(worker, message)
 
 
 def _die_with_parent() -> None:

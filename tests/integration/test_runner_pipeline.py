@@ -1,0 +1,102 @@
+"""A query runner holds the next call while it runs one (no idle gap between calls), yet each
+call's deadline starts only when the call before it ends, and a call queued behind one that
+got its runner killed runs again on a fresh runner instead of failing.
+
+Real runner processes on a real SQLite file, driven through the deployment's executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from functions.loader import load_app
+from reactor.runners.pool import RunnerSettings
+from reactor.server.deployment import Deployment
+from reactor.storage import open_storage
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUT_S = 0.6
+
+APP = """
+    import time
+
+    from functions import query
+    from schema import v
+
+    @query(args={"seconds": v.float64()})
+    async def busy(ctx, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+        return seconds
+
+    @query(args={})
+    async def spin(ctx):
+        while True:
+            pass
+
+    @query(args={})
+    async def fast(ctx):
+        return "fast"
+"""
+
+
+@pytest.fixture
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "work.py").write_text(textwrap.dedent(APP))
+    settings = RunnerSettings(query_runners=1, action_runners=1, function_timeout_s=TIMEOUT_S)
+    served = Deployment(
+        load_app(app_dir), open_storage(None, tmp_path / "data"), runners=settings
+    )
+    await served.start(background=False)
+    try:
+        yield served
+    finally:
+        await served.stop()
+        served.persistence.close()
+
+
+async def _dispatched(deployment: Deployment, calls: int) -> None:
+    """Wait until ``calls`` calls have been sent to the one query runner."""
+    assert deployment.pools is not None
+    for _ in range(100):
+        if sum(r.load for r in deployment.pools.queries.runners) >= calls:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{calls} calls were never sent to the runner together")
+
+
+async def test_a_call_queued_behind_a_killed_one_runs_again(deployment: Deployment) -> None:
+    spin = deployment.registry.get("work:spin")
+    fast = deployment.registry.get("work:fast")
+    assert spin is not None and fast is not None
+    runaway = asyncio.ensure_future(deployment.executor.run_query(spin, {}))
+    queued = asyncio.ensure_future(deployment.executor.run_query(fast, {}))
+    await _dispatched(deployment, 2)  # both on the one runner: the fast one queued
+    first, second = await asyncio.wait_for(asyncio.gather(runaway, queued), TIMEOUT_S + 20)
+    assert not first.success
+    assert "timed out" in first.error_message
+    assert second.success, second.error_message
+    assert second.value == "fast"
+
+
+async def test_deadline_starts_when_the_call_before_ends(deployment: Deployment) -> None:
+    busy = deployment.registry.get("work:busy")
+    assert busy is not None
+    # Each runs 0.4 s of a 0.6 s budget; the second is queued behind the first, so it ends
+    # about 0.8 s after it was sent: timed from its send, it would have been killed.
+    calls = [
+        asyncio.ensure_future(deployment.executor.run_query(busy, {"seconds": 0.4}))
+        for _ in range(2)
+    ]
+    await _dispatched(deployment, 2)
+    results = await asyncio.wait_for(asyncio.gather(*calls), 20)
+    assert [r.success for r in results] == [True, True], [r.error_message for r in results]
