@@ -31,6 +31,7 @@ from reactor.server.file_routes import file_routes
 from reactor.server.http_api import routes
 from reactor.server.request_guard import BodyLimits, RequestGuard
 from reactor.server.settings import SettingsError, load_settings
+from reactor.server.snapshot_routes import snapshot_routes
 from reactor.server.sync_endpoint import SyncConnection, sync_endpoint
 from reactor.storage import open_storage
 from reactor.sync.limits import SyncLimits
@@ -115,6 +116,7 @@ def create_app(
         routes=[
             *routes(),
             *file_routes(deployment),
+            *snapshot_routes(),  # export, import, backup (docs/operations.md)
             WebSocketRoute("/api/sync", sync_endpoint),
             WebSocketRoute("/api/{client_version}/sync", sync_endpoint),
             *dashboard_routes(),  # the dashboard's static shell (docs/dashboard.md)

@@ -39,7 +39,8 @@ from reactor.engine.schema_check import check_stored_documents
 from reactor.engine.served_app import ServedApp
 from reactor.engine.subscriptions import SubscriptionManager
 from reactor.engine.transaction import SYSTEM_INDEXES
-from reactor.operations import cli_functions, dashboard_functions
+from reactor.operations import cli_functions, dashboard_functions, snapshot_functions
+from reactor.operations.snapshot_jobs import SnapshotJobs
 from reactor.operations.system_functions import SystemFunctions, SystemRouter, is_system_path
 from reactor.platform.blobs import BlobStore
 from reactor.platform.crons import CronRunner, load_crons
@@ -148,6 +149,8 @@ class Deployment:
             _blob_directory(persistence, blob_directory), max_bytes=max_upload_bytes
         )
         self.files = FileStorage(self.database, self.blobs, base_url=public_url)
+        # Snapshot export and import jobs (reactor.operations.snapshot_jobs), beside the blobs.
+        self.snapshots = SnapshotJobs(self, self.blobs.directory.parent)
 
         # Running functions (on the runners, or here), and the query cache of live queries.
         self.invoker = Invoker(
@@ -247,7 +250,13 @@ class Deployment:
         functions = SystemFunctions()
         cli_functions.register(functions, self)  # npx convex data / env
         dashboard_functions.register(functions, self)  # the dashboard (/dashboard/)
+        snapshot_functions.register(functions, self)  # npx convex export / import
         return functions
+
+    def snapshots_changed(self) -> None:
+        """An export or import job changed state: re-run live queries (the CLI follows its
+        job through a live ``_system/cli/*`` query)."""
+        self.query_cache.invalidate_all()
 
     # -- what transports read ----------------------------------------------------------------
 
@@ -342,6 +351,7 @@ class Deployment:
 
     async def stop(self) -> None:
         await self.retention.stop()
+        await self.snapshots.stop()
         await self.files.stop()
         if self._background:
             await self.leadership.stop()
