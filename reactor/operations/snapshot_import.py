@@ -61,7 +61,14 @@ from schema.values import (
     value_size,
 )
 
-__all__ = ["ImportMode", "ImportProgress", "ImportResult", "ImportTarget", "import_snapshot"]
+__all__ = [
+    "ImportMode",
+    "ImportProgress",
+    "ImportResult",
+    "ImportTarget",
+    "import_snapshot",
+    "prepare_import",
+]
 
 BATCH_DOCUMENTS = 4000
 BATCH_BYTES = 8 * 1024 * 1024
@@ -600,6 +607,27 @@ def _read_chunks(stream: IO[bytes], size: int = 1 << 20) -> Any:
         if not chunk:
             return
         yield chunk
+
+
+async def prepare_import(
+    target: ImportTarget,
+    source: SnapshotInput,
+    *,
+    mode: ImportMode = ImportMode.REQUIRE_EMPTY,
+) -> dict[str, int]:
+    """Check ``source`` as ``import_snapshot`` would, writing nothing: the documents (or files,
+    for ``_storage``) each table would receive.
+
+    Raises:
+        SnapshotImportError: as ``import_snapshot``.
+    """
+    importer = _Importer(target, source, mode, None)
+    importer.plan()
+    await importer.check()
+    summary = {plan.source.table: plan.count for plan in importer.plans}
+    if source.storage is not None:
+        summary[STORAGE_TABLE] = importer.storage_count
+    return summary
 
 
 async def import_snapshot(
