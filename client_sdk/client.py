@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from client_sdk.calls import encode_args, unwrap
 from client_sdk.connection import Backoff, Connection
@@ -29,6 +29,14 @@ from client_sdk.protocol import (
     QueryResultChanged,
     RequestCompleted,
     RequestLost,
+)
+from client_sdk.references import (
+    ActionReference,
+    AnyArgs,
+    MutationReference,
+    NoArgs,
+    QueryReference,
+    reference_path,
 )
 from client_sdk.urls import CLIENT_HEADER, sync_url
 from reactor.sync.messages import FunctionResult, QueryId, RequestId, SessionId
@@ -42,6 +50,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class QuerySubscription:
@@ -178,7 +188,9 @@ class AsyncReactorClient:
     ) -> None:
         await self.close()
 
-    def subscribe(self, path: str, args: Mapping[str, Value] | None = None) -> QuerySubscription:
+    def subscribe(
+        self, path: str | QueryReference[Any, Any], args: Mapping[str, Value] | None = None
+    ) -> QuerySubscription:
         """Subscribe to a query; returns an async iterator of its results.
 
         Must be called from inside the client's event loop.
@@ -186,6 +198,7 @@ class AsyncReactorClient:
         Raises:
             TypeError, ValidationError: bad path or arguments (nothing is sent).
         """
+        path = reference_path(path, "query")
         encoded = encode_args(path, args)
         self._ensure_started()
         query_id = self._protocol.subscribe(path, encoded)
@@ -197,7 +210,19 @@ class AsyncReactorClient:
         self._flush()
         return subscription
 
-    async def query(self, path: str, args: Mapping[str, Value] | None = None) -> Value:
+    @overload
+    async def query(
+        self, path: QueryReference[[NoArgs], R] | QueryReference[[AnyArgs], R], /
+    ) -> R: ...
+    @overload
+    async def query(
+        self, path: QueryReference[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+    @overload
+    async def query(self, path: str, args: Mapping[str, Value] | None = None) -> Value: ...
+    async def query(  # type: ignore[misc]  # the reference overloads are typing only
+        self, path: str | QueryReference[Any, Any], args: Mapping[str, Value] | None = None
+    ) -> Any:
         """Run a query once: subscribe, take the first result, unsubscribe.
 
         Over the websocket rather than HTTP so a query sees at least the writes of every
@@ -215,7 +240,19 @@ class AsyncReactorClient:
         finally:
             subscription.close()
 
-    async def mutation(self, path: str, args: Mapping[str, Value] | None = None) -> Value:
+    @overload
+    async def mutation(
+        self, path: MutationReference[[NoArgs], R] | MutationReference[[AnyArgs], R], /
+    ) -> R: ...
+    @overload
+    async def mutation(
+        self, path: MutationReference[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+    @overload
+    async def mutation(self, path: str, args: Mapping[str, Value] | None = None) -> Value: ...
+    async def mutation(  # type: ignore[misc]  # the reference overloads are typing only
+        self, path: str | MutationReference[Any, Any], args: Mapping[str, Value] | None = None
+    ) -> Any:
         """Run a mutation; returns once its write is visible to this client's queries.
 
         It survives reconnects: it is resent with the same request id, and the server
@@ -225,11 +262,24 @@ class AsyncReactorClient:
             FunctionFailed: the mutation failed (``data`` set for ConvexError).
             ConnectionLost: the client was closed first.
         """
+        path = reference_path(path, "mutation")
         encoded = encode_args(path, args)
         self._ensure_started()
         return await self._await_request(self._protocol.send_mutation(path, encoded))
 
-    async def action(self, path: str, args: Mapping[str, Value] | None = None) -> Value:
+    @overload
+    async def action(
+        self, path: ActionReference[[NoArgs], R] | ActionReference[[AnyArgs], R], /
+    ) -> R: ...
+    @overload
+    async def action(
+        self, path: ActionReference[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+    @overload
+    async def action(self, path: str, args: Mapping[str, Value] | None = None) -> Value: ...
+    async def action(  # type: ignore[misc]  # the reference overloads are typing only
+        self, path: str | ActionReference[Any, Any], args: Mapping[str, Value] | None = None
+    ) -> Any:
         """Run an action.
 
         Raises:
@@ -237,6 +287,7 @@ class AsyncReactorClient:
             ConnectionLost: the socket dropped while it was in flight (it is not resent,
                 since actions are not idempotent), or the client was closed.
         """
+        path = reference_path(path, "action")
         encoded = encode_args(path, args)
         self._ensure_started()
         return await self._await_request(self._protocol.send_action(path, encoded))
@@ -401,17 +452,47 @@ class ReactorClient:
     def async_client(self) -> AsyncReactorClient:
         return self._client
 
-    def query(self, path: str, args: Mapping[str, Value] | None = None) -> Value:
-        return self._run(self._client.query(path, args))
+    @overload
+    def query(self, path: QueryReference[[NoArgs], R] | QueryReference[[AnyArgs], R], /) -> R: ...
+    @overload
+    def query(self, path: QueryReference[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    def query(self, path: str, args: Mapping[str, Value] | None = None) -> Value: ...
+    def query(  # type: ignore[misc]  # the reference overloads are typing only
+        self, path: str | QueryReference[Any, Any], args: Mapping[str, Value] | None = None
+    ) -> Any:
+        return self._run(self._client.query(reference_path(path, "query"), args))
 
-    def mutation(self, path: str, args: Mapping[str, Value] | None = None) -> Value:
-        return self._run(self._client.mutation(path, args))
+    @overload
+    def mutation(
+        self, path: MutationReference[[NoArgs], R] | MutationReference[[AnyArgs], R], /
+    ) -> R: ...
+    @overload
+    def mutation(
+        self, path: MutationReference[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+    @overload
+    def mutation(self, path: str, args: Mapping[str, Value] | None = None) -> Value: ...
+    def mutation(  # type: ignore[misc]  # the reference overloads are typing only
+        self, path: str | MutationReference[Any, Any], args: Mapping[str, Value] | None = None
+    ) -> Any:
+        return self._run(self._client.mutation(reference_path(path, "mutation"), args))
 
-    def action(self, path: str, args: Mapping[str, Value] | None = None) -> Value:
-        return self._run(self._client.action(path, args))
+    @overload
+    def action(
+        self, path: ActionReference[[NoArgs], R] | ActionReference[[AnyArgs], R], /
+    ) -> R: ...
+    @overload
+    def action(self, path: ActionReference[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    def action(self, path: str, args: Mapping[str, Value] | None = None) -> Value: ...
+    def action(  # type: ignore[misc]  # the reference overloads are typing only
+        self, path: str | ActionReference[Any, Any], args: Mapping[str, Value] | None = None
+    ) -> Any:
+        return self._run(self._client.action(reference_path(path, "action"), args))
 
     def subscribe(
-        self, path: str, args: Mapping[str, Value] | None = None
+        self, path: str | QueryReference[Any, Any], args: Mapping[str, Value] | None = None
     ) -> SyncQuerySubscription:
         subscription = self._run(_call_async(lambda: self._client.subscribe(path, args)))
         return SyncQuerySubscription(self, subscription)

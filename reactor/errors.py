@@ -38,6 +38,7 @@ the auth stack; the rest are re-exported from the layer that defines them.
     │   └── TooManyFailedAdminKeyAttempts           (HTTP 429)
     ├── BlobTooLarge, BlobNotFound, StorageFileNotFound   here
     ├── RequestTooLarge                             here (HTTP 413)
+    ├── CodegenError                                here (an app no API can describe)
     ├── SnapshotError                               here (export, import, backup)
     │   └── SnapshotImportError                     (names the file/table and line at fault)
     ├── ConnectionLost, FunctionFailed              (client side)
@@ -87,6 +88,7 @@ __all__ = [
     "AuthenticationError",
     "BlobNotFound",
     "BlobTooLarge",
+    "CodegenError",
     "NetworkNotAllowed",
     "StorageFileNotFound",
     "ConnectionLost",
@@ -187,6 +189,12 @@ class AppLoadFailed(FunctionError):
     """A function runner could not load the app (an import error, or it took too long)."""
 
     code = "AppLoadFailed"
+
+
+class CodegenError(ReactorError):
+    """``reactor codegen`` cannot describe the app's API (e.g. an ambiguous function name)."""
+
+    code = "CodegenError"
 
 
 class SnapshotError(ReactorError):

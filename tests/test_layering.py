@@ -46,6 +46,8 @@ REACTOR_RULES: Mapping[str, frozenset[str]] = {
     "operations": frozenset(
         {"errors", "core", "sync", "auth", "storage", "engine", "platform", "runners", "operations"}
     ),
+    # codegen renders a loaded app (functions, schema) as typed frontends: pure, no runtime.
+    "codegen": frozenset({"errors", "codegen"}),
     "server": frozenset(
         {
             "errors",
@@ -57,6 +59,7 @@ REACTOR_RULES: Mapping[str, frozenset[str]] = {
             "platform",
             "runners",
             "operations",
+            "codegen",
             "server",
         }
     ),
@@ -71,6 +74,7 @@ REACTOR_RULES: Mapping[str, frozenset[str]] = {
             "platform",
             "runners",
             "operations",
+            "codegen",
             "server",
             "testing",
         }

@@ -3,10 +3,14 @@
 from functions import internal_mutation, mutation, query
 from schema import v
 
+from .schema import document, notification_fields
+
+NOTIFICATION = document("notifications", notification_fields)
+
 RETENTION_MS = 90 * 24 * 3600 * 1000.0
 
 
-@internal_mutation(args={"owner": v.string(), "message": v.string()})
+@internal_mutation(args={"owner": v.string(), "message": v.string()}, returns=v.null())
 async def notify(ctx, owner, message):
     import time
 
@@ -16,7 +20,7 @@ async def notify(ctx, owner, message):
     )
 
 
-@query
+@query(args={}, returns=v.array(NOTIFICATION))
 async def unread(ctx):
     identity = await ctx.auth.get_user_identity()
     if identity is None:
@@ -27,7 +31,7 @@ async def unread(ctx):
     return await q.collect()
 
 
-@mutation(args={"id": v.id("notifications")})
+@mutation(args={"id": v.id("notifications")}, returns=v.null())
 async def mark_read(ctx, id):
     identity = await ctx.auth.get_user_identity()
     note = await ctx.db.get(id)
@@ -35,7 +39,7 @@ async def mark_read(ctx, id):
         await ctx.db.patch(id, {"read": True})
 
 
-@internal_mutation(args={"batch": v.float64(), "now": v.optional(v.float64())})
+@internal_mutation(args={"batch": v.float64(), "now": v.optional(v.float64())}, returns=v.float64())
 async def purge_read(ctx, batch, now=None):
     """Delete up to `batch` old read notifications; reschedule itself while a backlog remains."""
     import time

@@ -4,6 +4,9 @@ from functions import AppError, internal_mutation, mutation, query
 from schema import v
 
 from . import notifications
+from .schema import document, task_fields
+
+TASK = document("tasks", task_fields)
 
 
 async def me(ctx):
@@ -20,27 +23,27 @@ async def own_task(ctx, id):
     return task
 
 
-@query
+@query(args={}, returns=v.array(TASK))
 async def mine(ctx):
     owner = await me(ctx)
     q = ctx.db.query("tasks").with_index("by_owner", lambda r: r.eq("owner", owner))
     return await q.order("desc").collect()
 
 
-@mutation(args={"title": v.string()})
+@mutation(args={"title": v.string()}, returns=v.id("tasks"))
 async def add(ctx, title):
     if not title.strip():
         raise AppError({"code": "EMPTY_TITLE"})
     return await ctx.db.insert("tasks", {"owner": await me(ctx), "title": title, "done": False})
 
 
-@internal_mutation(args={"owner": v.string(), "title": v.string()})
+@internal_mutation(args={"owner": v.string(), "title": v.string()}, returns=v.id("tasks"))
 async def add_for(ctx, owner, title):
     """Used by the webhook: no signed-in user there, the signature vouches for the owner."""
     return await ctx.db.insert("tasks", {"owner": owner, "title": title, "done": False})
 
 
-@mutation(args={"id": v.id("tasks")})
+@mutation(args={"id": v.id("tasks")}, returns=v.union(v.id("_scheduled_functions"), v.null()))
 async def complete(ctx, id):
     task = await own_task(ctx, id)
     if task["done"]:
@@ -52,13 +55,13 @@ async def complete(ctx, id):
     )
 
 
-@mutation
+@mutation(args={}, returns=v.string())
 async def attachment_upload_url(ctx):
     await me(ctx)
     return await ctx.storage.generate_upload_url()
 
 
-@mutation(args={"id": v.id("tasks"), "storageId": v.id("_storage")})
+@mutation(args={"id": v.id("tasks"), "storageId": v.id("_storage")}, returns=v.null())
 async def attach(ctx, id, storageId):
     task = await own_task(ctx, id)
     if task.get("attachment"):
@@ -66,7 +69,7 @@ async def attach(ctx, id, storageId):
     await ctx.db.patch(id, {"attachment": storageId})
 
 
-@query(args={"id": v.id("tasks")})
+@query(args={"id": v.id("tasks")}, returns=v.union(v.string(), v.null()))
 async def attachment_url(ctx, id):
     task = await own_task(ctx, id)
     return None if not task.get("attachment") else await ctx.storage.get_url(task["attachment"])

@@ -5,6 +5,7 @@
     reactor run PATH '{"json": "args"}'  # any function, with the admin key
     reactor env set|get|list|remove ...  # deployment environment variables
     reactor rotate-admin-key             # a new admin key (the old one stops working)
+    reactor codegen APP --out DIR [--python FILE] [--check]   # typed frontends
 
 ``run`` and ``env`` talk to a running server (``--url``, admin key from ``--admin-key`` or
 ``REACTOR_ADMIN_KEY``) or, without ``--url``, open the local data directory directly (refused
@@ -21,9 +22,16 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from reactor.server.codegen_cli import (
+    CodegenTargets,
+    add_codegen_command,
+    add_dev_options,
+    run_codegen,
+)
 from schema.errors import SchemaDriftError
 
 __all__ = ["main"]
@@ -67,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--runner-memory-mb", type=int, help="memory cap of one runner process (1024; 0: none)"
         )
+        if name == "dev":
+            add_dev_options(cmd)  # reactor codegen on every reload
 
     def remote(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--url", help="a running server, e.g. http://127.0.0.1:3210")
@@ -95,10 +105,16 @@ def _parser() -> argparse.ArgumentParser:
         for argument in arguments:
             cmd.add_argument(argument)
         remote(cmd)
+    add_codegen_command(sub)  # reactor codegen (docs/reference.md, "Code generation")
     return parser
 
 
-async def _watch(deployment: Any, directory: Path, interval_s: float = 0.5) -> None:
+async def _watch(
+    deployment: Any,
+    directory: Path,
+    interval_s: float = 0.5,
+    after_reload: Callable[[Any], None] | None = None,
+) -> None:
     def snapshot() -> dict[Path, float]:
         return {p: p.stat().st_mtime for p in directory.rglob("*.py") if p.is_file()}
 
@@ -112,7 +128,8 @@ async def _watch(deployment: Any, directory: Path, interval_s: float = 0.5) -> N
         if current == seen:
             continue
         seen = current
-        await deployment.reload_from_directory("files changed")
+        if await deployment.reload_from_directory("files changed") and after_reload is not None:
+            after_reload(deployment.app)
 
 
 def _announce_admin_key(key: str, key_file: Path | None) -> None:
@@ -246,7 +263,17 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     async def run() -> None:
         # Before serving: the lifespan's start would check too, but fail inside uvicorn.
         await deployment.check_schema()
-        watcher = start_task(_watch(deployment, directory), name="reload watcher") if dev else None
+        codegen = CodegenTargets(args.codegen_out, args.codegen_python) if dev else None
+        if codegen:
+            codegen.regenerate(app)
+        watcher = (
+            start_task(
+                _watch(deployment, directory, after_reload=codegen.regenerate if codegen else None),
+                name="reload watcher",
+            )
+            if dev
+            else None
+        )
         log.info(
             "Reactor serving %s on %s (HTTP actions: %s; %d functions; storage: %s)",
             directory,
@@ -456,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "rotate-admin-key":
             return _rotate(args)
+        if args.command == "codegen":
+            return run_codegen(args)
         return _env(args)
     except (SettingsError, OSError) as exc:
         print(f"reactor: {exc}", file=sys.stderr)
