@@ -5,6 +5,7 @@
     reactor run PATH '{"json": "args"}'  # any function, with the admin key
     reactor env set|get|list|remove ...  # deployment environment variables
     reactor rotate-admin-key             # a new admin key (the old one stops working)
+    reactor export|import|backup ...     # snapshot ZIPs and backups (reactor.server.snapshot_cli)
     reactor codegen APP --out DIR [--python FILE] [--check]   # typed frontends
 
 ``run`` and ``env`` talk to a running server (``--url``, admin key from ``--admin-key`` or
@@ -106,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument(argument)
         remote(cmd)
     add_codegen_command(sub)  # reactor codegen (docs/reference.md, "Code generation")
+    from reactor.server.snapshot_cli import add_snapshot_commands
+
+    add_snapshot_commands(sub)  # export, import, backup
     return parser
 
 
@@ -483,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "rotate-admin-key":
             return _rotate(args)
+        if args.command in ("export", "import", "backup"):
+            from reactor.server.snapshot_cli import run_snapshot_command
+
+            return run_snapshot_command(args)
         if args.command == "codegen":
             return run_codegen(args)
         return _env(args)
