@@ -16,7 +16,9 @@ from functions.context import MutationCtx, QueryCtx
 from functions.decorators import FunctionSpec
 from functions.registry import Registry
 from reactor.core.system_tables import is_system_table
+from reactor.operations import dashboard_platform
 from reactor.operations.cli_functions import CliDeployment, table_names
+from reactor.operations.dashboard_platform import PlatformDeployment
 from reactor.operations.system_functions import SystemFunctions
 from schema import v
 from schema.errors import UserError, ValidationError
@@ -33,9 +35,9 @@ BY_CREATION_TIME = "by_creation_time"
 SYSTEM_FIELDS = ("_id", "_creationTime")
 
 
-class FrontendDeployment(CliDeployment, Protocol):
-    """What these functions read of the deployment (``served``, and what ``table_names``
-    reads)."""
+class FrontendDeployment(CliDeployment, PlatformDeployment, Protocol):
+    """What these functions read of the deployment (``served``, what ``table_names`` reads,
+    and what ``dashboard_platform``'s functions read)."""
 
 
 def describe_function(spec: FunctionSpec) -> dict[str, Any]:
@@ -62,7 +64,9 @@ def _args_json(args: Any) -> dict[str, Any] | None:
 
 
 def register(functions: SystemFunctions, deployment: FrontendDeployment) -> None:
-    """Add the dashboard's system functions to ``functions``."""
+    """Add the dashboard's system functions to ``functions`` (with ``dashboard_platform``'s:
+    scheduled jobs, crons, files, schema)."""
+    dashboard_platform.register(functions, deployment)
 
     def indexes_of(table: str) -> list[dict[str, Any]]:
         schema = deployment.served.schema

@@ -273,8 +273,108 @@ await check("delete_with_confirmation", async () => {
   return { afterDismiss, message };
 });
 
+// An admin's one-off call over HTTP, to check from outside what the browser did.
+async function adminCall(path, args) {
+  const response = await fetch(`${url}/api/function`, {
+    method: "POST",
+    headers: { Authorization: `Convex ${adminKey}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ path, args, format: "json" }),
+  });
+  const body = await response.json();
+  if (body.status !== "success") throw new Error(`${path}: ${JSON.stringify(body)}`);
+  return body.value;
+}
+
+await check("cancel_pending_job", async () => {
+  const jobId = await outsider.mutation("tasks:add_later", { title: `${title}-later`, delay_s: 600 });
+  await page.click("#nav a[data-page=schedules]");
+  const row = page.locator(`tr[data-job="${jobId}"]`);
+  await row.and(page.locator('[data-state="pending"]')).waitFor();
+  let message = null;
+  page.once("dialog", (dialog) => {
+    message = dialog.message();
+    dialog.accept();
+  });
+  await row.getByTestId("cancel-job").click();
+  await page.getByTestId("job-canceled").waitFor();
+  await page.locator(`tr[data-job="${jobId}"][data-state="canceled"]`).waitFor();
+  const cronRow = page.locator('tr[data-cron="hourly count"]');
+  await cronRow.waitFor();
+  await shot("schedules");
+  const jobs = await adminCall("_system/frontend/scheduled:list", {});
+  return {
+    message,
+    stored: jobs.find((j) => j._id === jobId).state.kind,
+    cron: await cronRow.locator("td").allTextContents(),
+  };
+});
+
+// A 1x1 PNG.
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==",
+  "base64",
+);
+
+await check("upload_and_delete_file", async () => {
+  await page.click("#nav a[data-page=files]");
+  await page.getByTestId("upload-input").setInputFiles({ name: "dot.png", mimeType: "image/png", buffer: PNG });
+  await page.getByTestId("upload").click();
+  const uploaded = page.getByTestId("uploaded");
+  await uploaded.waitFor();
+  const storageId = (await uploaded.textContent()).match(/as (\S+)\.$/)[1];
+  const row = page.locator(`tr[data-file="${storageId}"]`);
+  await row.waitFor();
+  const cells = await row.locator("td").allTextContents();
+  const imageLoaded = await row.locator("img.thumb").evaluate((img) => img.complete && img.naturalWidth === 1);
+  const href = await row.getByTestId("download").getAttribute("href");
+  const downloaded = Buffer.from(await (await fetch(href)).arrayBuffer());
+  await shot("files");
+  page.once("dialog", (dialog) => dialog.accept());
+  await row.getByTestId("delete-file").click();
+  await page.getByTestId("file-deleted").waitFor();
+  await row.waitFor({ state: "detached" });
+  const after = await fetch(href);
+  const files = await adminCall("_system/frontend/files:list", {});
+  return {
+    cells,
+    imageLoaded,
+    sameBytes: downloaded.equals(PNG),
+    statusAfterDelete: after.status,
+    stillListed: files.some((f) => f._id === storageId),
+  };
+});
+
+await check("environment_variables", async () => {
+  await page.click("#nav a[data-page=env]");
+  await page.getByTestId("env-name").fill("DASHBOARD_TEST");
+  await page.getByTestId("env-value").fill("forty-two");
+  await page.getByTestId("env-save").click();
+  const row = page.locator('tr[data-env="DASHBOARD_TEST"]');
+  await row.waitFor();
+  const shown = await row.locator("td").allTextContents();
+  await shot("env");
+  const afterSet = (await adminCall("_system/cli/queryEnvironmentVariables:get", { name: "DASHBOARD_TEST" }));
+  page.once("dialog", (dialog) => dialog.accept());
+  await row.getByTestId("env-remove").click();
+  await row.waitFor({ state: "detached" });
+  const afterRemove = await adminCall("_system/cli/queryEnvironmentVariables:get", { name: "DASHBOARD_TEST" });
+  return { shown, afterSet, afterRemove };
+});
+
+await check("schema_page", async () => {
+  await page.click("#nav a[data-page=schema]");
+  const row = page.locator('[data-schema-table="tasks"] tr[data-index="by_priority"]');
+  await row.waitFor();
+  await shot("schema");
+  return {
+    index: await row.locator("td").allTextContents(),
+    fields: await page.locator('[data-schema-table="notes"] tbody tr').first().locator("td").allTextContents(),
+  };
+});
+
 await check("phone_layout", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
+  await page.click("#nav a[data-page=data]");
   await page.click('[data-table="tasks"]');
   await page.getByTestId("documents-summary").waitFor();
   await shot("phone");

@@ -4,11 +4,19 @@
 import { checkAdminKey, Deployment, forgetKey, KeyRefused, storedKey, storeKey } from "./api.js";
 import { h, mount, notice } from "./ui.js";
 import * as data from "./pages/data.js";
+import * as env from "./pages/env.js";
+import * as files from "./pages/files.js";
 import * as functions from "./pages/functions.js";
+import * as schedules from "./pages/schedules.js";
+import * as schema from "./pages/schema.js";
 
 const PAGES = [
   { id: "data", title: "Data", page: data },
   { id: "functions", title: "Functions", page: functions },
+  { id: "schedules", title: "Schedules", page: schedules },
+  { id: "files", title: "Files", page: files },
+  { id: "env", title: "Environment", page: env },
+  { id: "schema", title: "Schema", page: schema },
 ];
 
 const main = document.getElementById("main");
