@@ -14,12 +14,17 @@ from typing import Any, Protocol
 
 from functions.context import QueryCtx
 from functions.database import pagination_opts_validator
+from functions.decorators import FunctionKind, FunctionSpec
+from functions.http_router import HttpRouter
 from reactor.core.system_tables import TableRegistry, is_system_table
 from reactor.engine.served_app import ServedApp
 from reactor.operations.system_functions import SystemFunctions
 from schema import v
+from schema.validators import Validator
 
-__all__ = ["CliDeployment", "register", "table_names"]
+__all__ = ["CliDeployment", "api_spec", "register", "table_names"]
+
+_ANY = {"type": "any"}
 
 
 class CliDeployment(Protocol):
@@ -31,6 +36,9 @@ class CliDeployment(Protocol):
     @property
     def served(self) -> ServedApp: ...
 
+    @property
+    def http_router(self) -> HttpRouter | None: ...
+
 
 def table_names(deployment: CliDeployment) -> list[str]:
     """The user tables: every table ever written to, and every table the schema defines."""
@@ -39,6 +47,38 @@ def table_names(deployment: CliDeployment) -> list[str]:
     if schema is not None:
         names.update(schema.tables)
     return sorted(names)
+
+
+def api_spec(deployment: CliDeployment) -> list[dict[str, Any]]:
+    """The app's functions as Convex's ``_system/cli/modules:apiSpec`` lists them (the CLI
+    prints them when ``run`` names a missing function): ``identifier`` is
+    ``"<module>.js:<name>"`` as in Convex, ``args``/``returns`` Convex validator JSON."""
+    out: list[dict[str, Any]] = []
+    for path, spec in deployment.served.registry.items():
+        if spec.kind is FunctionKind.HTTP_ACTION:
+            continue
+        module, _, name = path.rpartition(":")
+        out.append(
+            {
+                "identifier": f"{module}.js:{name}",
+                "functionType": spec.kind.value,
+                "visibility": {"kind": "internal" if spec.is_internal else "public"},
+                "args": _args_json(spec),
+                "returns": _ANY if spec.returns is None else spec.returns.to_json(),
+            }
+        )
+    router = deployment.http_router
+    for route in [] if router is None else router.routes():
+        out.append({"functionType": "HttpAction", "method": route.method, "path": route.pattern})
+    return out
+
+
+def _args_json(spec: FunctionSpec) -> dict[str, Any]:
+    if spec.args is None:
+        return _ANY
+    if isinstance(spec.args, Validator):
+        return spec.args.to_json()
+    return v.object(dict(spec.args)).to_json()
 
 
 def register(functions: SystemFunctions, deployment: CliDeployment) -> None:
@@ -64,6 +104,15 @@ def register(functions: SystemFunctions, deployment: CliDeployment) -> None:
     ) -> dict[str, Any]:
         db = ctx.db.system if is_system_table(table) else ctx.db
         return await db.query(table).order(order).paginate(paginationOpts)
+
+    @functions.query(
+        "_system/cli/modules:apiSpec",
+        args={"componentId": v.optional(v.union(v.string(), v.null()))},
+    )
+    async def modules_api_spec(
+        ctx: QueryCtx, *, componentId: str | None = None
+    ) -> list[dict[str, Any]]:
+        return api_spec(deployment)
 
     @functions.query("_system/cli/queryEnvironmentVariables", args={})
     async def environment_variables(ctx: QueryCtx) -> list[dict[str, str]]:

@@ -127,13 +127,15 @@ class SystemFunctions:
 
         Raises:
             FunctionNotFound: the caller lacks the admin key (whether or not the function
-                exists, so nothing leaks), there is no such system function, or its kind is
-                not ``kind``.
+                exists, so nothing leaks; the message holds Convex's "You do not have
+                permission to perform this operation", which the CLI reports and exits on),
+                there is no such system function, or its kind is not ``kind``.
         """
         if not is_admin:
             raise FunctionNotFound(
-                f"Could not find public function for '{canonicalize(path)}'. System functions "
-                "(_system/...) can only be called with the deployment's admin key."
+                f"Could not find public function for '{canonicalize(path)}'. You do not have "
+                "permission to perform this operation: system functions (_system/...) can only "
+                "be called with the deployment's admin key."
             )
         return self.registry.resolve(path, kind=kind, allow_internal=True)
 
