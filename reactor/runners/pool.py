@@ -53,6 +53,8 @@ RETRY = "retry"  # it never started: the runner died running a call queued befor
 # started less than this long ago: a slow call must not hold up a fast one.
 PIPELINE_BEHIND_S = 0.002
 QUERY_PIPELINE = 2  # calls a query runner holds: the one it runs and the next
+# A call still queued after this long (the one ahead turned out slow) runs elsewhere instead.
+RESCUE_AFTER_S = 0.005
 
 
 class _PoolClosed(Exception):
@@ -136,7 +138,7 @@ class _Runner:
         # Sequential runners run their calls one at a time, in the order sent, so the server
         # may send the next call before the last one ends (no idle gap between calls): each
         # call's deadline starts when the one before it ends, and the calls queued behind one
-        # that killed the runner never started, so they run again elsewhere (``RETRY``).
+        # that killed the runner, or that turned out slow, run again elsewhere (``RETRY``).
         # Other runners run their calls concurrently, each with its own deadline from its send.
         self.sequential = sequential
         self.timeout_s = timeout_s
@@ -176,6 +178,9 @@ class _Runner:
                 stdin=asyncio.subprocess.DEVNULL,
                 env=env,
             )
+        except BaseException:
+            parent.close()  # cancelled (the pool stopped) or could not start
+            raise
         finally:
             child.close()
         reader, self.writer = await asyncio.open_connection(sock=parent)
@@ -256,6 +261,14 @@ class _Runner:
             self.timeout_s, self._expire, call_id
         )
 
+    def _rescue(self, call_id: int) -> None:
+        """A call still queued behind a slow one runs elsewhere instead (``RETRY``); the copy
+        sent here stays listed, as the runner will still run it (its outcome is dropped: the
+        server commits only what it awaits, so a mutation still commits at most once)."""
+        future = self.calls.get(call_id)
+        if future is not None and not future.done() and next(iter(self.calls)) != call_id:
+            future.set_result(RETRY)
+
     def _expire(self, call_id: int) -> None:
         """A call ran past its deadline: the runner is killed (its reader settles the rest)."""
         self._timers.pop(call_id, None)
@@ -309,6 +322,8 @@ class _Runner:
             elif first:
                 self.head_started = loop.time()
                 self._arm(message.id)
+            else:
+                loop.call_later(RESCUE_AFTER_S, self._rescue, message.id)
             return await future
         finally:
             # A cancelled caller's call stays listed: it may still be running, and its

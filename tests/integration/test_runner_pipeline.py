@@ -1,6 +1,7 @@
 """A query runner holds the next call while it runs one (no idle gap between calls), yet each
-call's deadline starts only when the call before it ends, and a call queued behind one that
-got its runner killed runs again on a fresh runner instead of failing.
+call's deadline starts only when the call before it ends, a call queued behind a slow one runs
+on another runner instead, and a call queued behind one that got its runner killed runs again
+on a fresh runner instead of failing.
 
 Real runner processes on a real SQLite file, driven through the deployment's executor.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from functions.loader import load_app
+from reactor.runners import pool
 from reactor.runners.pool import RunnerSettings
 from reactor.server.deployment import Deployment
 from reactor.storage import open_storage
@@ -48,14 +50,19 @@ APP = """
 
 
 @pytest.fixture
-async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+def query_runners() -> int:
+    return 1
+
+
+@pytest.fixture
+async def deployment(tmp_path: Path, query_runners: int) -> AsyncIterator[Deployment]:
     app_dir = tmp_path / "app"
     app_dir.mkdir()
     (app_dir / "work.py").write_text(textwrap.dedent(APP))
-    settings = RunnerSettings(query_runners=1, action_runners=1, function_timeout_s=TIMEOUT_S)
-    served = Deployment(
-        load_app(app_dir), open_storage(None, tmp_path / "data"), runners=settings
+    settings = RunnerSettings(
+        query_runners=query_runners, action_runners=1, function_timeout_s=TIMEOUT_S
     )
+    served = Deployment(load_app(app_dir), open_storage(None, tmp_path / "data"), runners=settings)
     await served.start(background=False)
     try:
         yield served
@@ -88,7 +95,10 @@ async def test_a_call_queued_behind_a_killed_one_runs_again(deployment: Deployme
     assert second.value == "fast"
 
 
-async def test_deadline_starts_when_the_call_before_ends(deployment: Deployment) -> None:
+async def test_deadline_starts_when_the_call_before_ends(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "RESCUE_AFTER_S", 60.0)  # the second stays queued behind
     busy = deployment.registry.get("work:busy")
     assert busy is not None
     # Each runs 0.4 s of a 0.6 s budget; the second is queued behind the first, so it ends
@@ -100,3 +110,24 @@ async def test_deadline_starts_when_the_call_before_ends(deployment: Deployment)
     await _dispatched(deployment, 2)
     results = await asyncio.wait_for(asyncio.gather(*calls), 20)
     assert [r.success for r in results] == [True, True], [r.error_message for r in results]
+
+
+@pytest.mark.parametrize("query_runners", [2])
+async def test_a_call_queued_behind_a_slow_one_runs_elsewhere(deployment: Deployment) -> None:
+    spin = deployment.registry.get("work:spin")
+    busy = deployment.registry.get("work:busy")
+    fast = deployment.registry.get("work:fast")
+    assert spin is not None and busy is not None and fast is not None
+    loop = asyncio.get_running_loop()
+    runaway = asyncio.ensure_future(deployment.executor.run_query(spin, {}))
+    short = asyncio.ensure_future(deployment.executor.run_query(busy, {"seconds": 0.1}))
+    start = loop.time()
+    queued = asyncio.ensure_future(deployment.executor.run_query(fast, {}))
+    await _dispatched(deployment, 3)  # both runners busy: the fast one queued behind one
+    answer = await asyncio.wait_for(queued, 20)
+    took = loop.time() - start
+    assert answer.success and answer.value == "fast", answer.error_message
+    # Served once the 0.1 s call ended, not after the runaway's 0.6 s deadline.
+    assert took < TIMEOUT_S - 0.15, took
+    assert (await short).success
+    assert not (await runaway).success
