@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from functions.context import Scheduler
 from functions.decorators import FunctionKind, FunctionSpec
 from reactor.core.persistence import CommitRequest, MutationRecord
 from reactor.engine.database import Database
+from reactor.engine.execution_log import Caller, ExecutionSink, record_of
 from reactor.engine.invocation import (
     MAX_VALUE_BYTES,
     ActionServices,
@@ -59,6 +60,7 @@ class Executor:
         scheduler: Callable[[Transaction | None], Scheduler] | None = None,
         storage: Callable[[Transaction | None], Any] | None = None,
         dev: bool = False,
+        on_execution: ExecutionSink | None = None,
     ) -> None:
         self.database = database
         self.runner = runner
@@ -68,6 +70,7 @@ class Executor:
         self._scheduler = scheduler
         self._storage_for = storage
         self.dev = dev
+        self._on_execution = on_execution
         self._retry_lane = asyncio.Lock()
         self._newest_request: dict[str, int] = {}
         # (session id, request id) -> a mutation still running; finished ones are in storage
@@ -97,13 +100,61 @@ class Executor:
         args: Mapping[str, Any],
         *,
         identity: Mapping[str, Any] | None = None,
+        caller: Caller = Caller.INTERNAL,
     ) -> FunctionResult:
         """Run any function by its kind: the one dispatch of the HTTP API, the CLI and tests."""
         if spec.kind is FunctionKind.QUERY:
-            return await self.run_query(spec, args, identity=identity)
+            return await self.run_query(spec, args, identity=identity, caller=caller)
         if spec.kind is FunctionKind.MUTATION:
-            return await self.run_mutation(spec, args, identity=identity)
-        return await self.run_action(spec, args, identity=identity)
+            return await self.run_mutation(spec, args, identity=identity, caller=caller)
+        return await self.run_action(spec, args, identity=identity, caller=caller)
+
+    def _record(
+        self,
+        spec: FunctionSpec,
+        kind: str,
+        caller: Caller,
+        started_ns: int,
+        result: FunctionResult,
+        *,
+        live_rerun: bool = False,
+    ) -> None:
+        """Leave the execution record of ``result`` (``reactor.engine.execution_log``)."""
+        path = _path(spec)
+        if self._on_execution is None or path.startswith("_system/"):
+            return  # the built-in functions of the CLI and dashboard stay out, as in Convex
+        duration_s = (self.runtime.monotonic_ns() - started_ns) / 1e9
+        self._on_execution(
+            record_of(
+                result,
+                path=path,
+                kind=kind,
+                caller=caller,
+                duration_s=duration_s,
+                live_rerun=live_rerun,
+            )
+        )
+
+    async def _recorded(
+        self,
+        spec: FunctionSpec,
+        kind: str,
+        caller: Caller,
+        run: Awaitable[FunctionResult],
+        *,
+        live_rerun: bool = False,
+    ) -> FunctionResult:
+        """Await ``run`` and record it; a runner that failed outright is recorded as a system
+        error before its exception goes on."""
+        started_ns = self.runtime.monotonic_ns()
+        try:
+            result = await run
+        except Exception as exc:
+            failure = describe_failure(_path(spec), exc, dev=self.dev)
+            self._record(spec, kind, caller, started_ns, failure, live_rerun=live_rerun)
+            raise
+        self._record(spec, kind, caller, started_ns, result, live_rerun=live_rerun)
+        return result
 
     def _refused_args(self, spec: FunctionSpec, args: Mapping[str, Any]) -> FunctionResult | None:
         """A failed result when ``args`` exceed Convex's 16 MiB argument limit."""
@@ -129,8 +180,22 @@ class Executor:
         identity: Mapping[str, Any] | None = None,
         ts: int | None = None,
         journal: str | None = None,
+        caller: Caller = Caller.INTERNAL,
+        live_rerun: bool = False,
     ) -> FunctionResult:
-        """Run a query at ``ts`` (default: the latest published commit)."""
+        """Run a query at ``ts`` (default: the latest published commit). ``caller`` and
+        ``live_rerun`` go into its execution record."""
+        run = self._run_query(spec, args, identity, ts, journal)
+        return await self._recorded(spec, "query", caller, run, live_rerun=live_rerun)
+
+    async def _run_query(
+        self,
+        spec: FunctionSpec,
+        args: Mapping[str, Any],
+        identity: Mapping[str, Any] | None,
+        ts: int | None,
+        journal: str | None,
+    ) -> FunctionResult:
         ts = self.snapshot_ts() if ts is None else ts
         refused = self._refused_args(spec, args)
         if refused is not None:
@@ -155,12 +220,38 @@ class Executor:
         idempotency_key: tuple[str, int] | None = None,
         job_id: str | None = None,
         max_retries: int = OCC_MAX_RETRIES,
+        caller: Caller = Caller.INTERNAL,
     ) -> FunctionResult:
         """Run a mutation to commit, retrying OCC conflicts; deduplicated by idempotency key.
 
         ``job_id`` names the scheduled job this run executes: its state changes commit in the
         mutation's own transaction; a job no longer pending gives ``job_gone`` and no commit.
+        ``caller`` goes into its execution record (a job gone and a resent request answered
+        from storage ran nothing and leave none).
         """
+        started_ns = self.runtime.monotonic_ns()
+        try:
+            result = await self._deduplicated(
+                spec, args, identity, idempotency_key, job_id, max_retries
+            )
+        except Exception as exc:
+            self._record(
+                spec, "mutation", caller, started_ns, describe_failure(_path(spec), exc, dev=False)
+            )
+            raise
+        if not result.job_gone and not result.answered_from_storage:
+            self._record(spec, "mutation", caller, started_ns, result)
+        return result
+
+    async def _deduplicated(
+        self,
+        spec: FunctionSpec,
+        args: Mapping[str, Any],
+        identity: Mapping[str, Any] | None,
+        idempotency_key: tuple[str, int] | None,
+        job_id: str | None,
+        max_retries: int,
+    ) -> FunctionResult:
         refused = self._refused_args(spec, args)
         if refused is not None:
             return refused
@@ -188,7 +279,9 @@ class Executor:
         self._remember(session_id, newest)
         if stored is not None:
             ts, result_json = stored
-            return FunctionResult(True, value=loads(result_json), value_json=result_json, ts=ts)
+            answer = FunctionResult(True, value=loads(result_json), value_json=result_json, ts=ts)
+            answer.answered_from_storage = True
+            return answer
         future: asyncio.Future[FunctionResult] = asyncio.get_running_loop().create_future()
         self._mutations[idempotency_key] = future
         try:
@@ -261,6 +354,8 @@ class Executor:
         result.ts = ts
         request = result.commit
         result.commit = None
+        if request is not None:
+            result.documents_written = len(request.writes)
         if not result.success or request is None:
             return result
         if not request.write_keys and idempotency_key is None and job_id is None:
@@ -319,8 +414,15 @@ class Executor:
         args: Mapping[str, Any],
         *,
         identity: Mapping[str, Any] | None = None,
+        caller: Caller = Caller.INTERNAL,
     ) -> FunctionResult:
         """Run an action: no transaction of its own; it reaches data through ``ctx.run_*``."""
+        run = self._run_action(spec, args, identity)
+        return await self._recorded(spec, "action", caller, run)
+
+    async def _run_action(
+        self, spec: FunctionSpec, args: Mapping[str, Any], identity: Mapping[str, Any] | None
+    ) -> FunctionResult:
         refused = self._refused_args(spec, args)
         if refused is None:
             result = await self.runner.action(

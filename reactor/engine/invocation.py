@@ -98,6 +98,11 @@ class FunctionResult:
     attempts: int = 1
     commit: CommitRequest | None = None
     job_gone: bool = False
+    # Execution records (reactor.engine.execution_log): documents this run read, and wrote.
+    documents_read: int = 0
+    documents_written: int = 0
+    # A resent mutation answered with its stored result: nothing ran (no execution record).
+    answered_from_storage: bool = False
 
 
 @dataclass(slots=True)
@@ -122,6 +127,7 @@ class HttpReply:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     body: bytes = b""
     failure: FunctionResult | None = None
+    log_lines: tuple[str, ...] = ()  # what the handler printed (its execution record)
 
 
 class TransactionHooks(Protocol):
@@ -310,6 +316,7 @@ class Invoker:
                 result = self.failure(path, exc)
         result.log_lines = logs.lines
         result.ts = ts
+        result.documents_read = txn.documents_read
         result.read_set = txn.read_set()
         result.identity_read = auth.was_read
         result.journal = txn.journal
@@ -348,6 +355,7 @@ class Invoker:
                 result = self.failure(path, exc)
         result.log_lines = logs.lines
         result.ts = ts
+        result.documents_read = txn.documents_read
         return result
 
     # -- contexts and nested calls in one transaction -----------------------------------------
@@ -511,6 +519,7 @@ class Invoker:
                 reply = HttpReply(400, [(b"content-type", b"application/json")], body)
             except BaseException as exc:
                 reply = HttpReply(500, failure=self.failure(f"HTTP action {label}", exc))
+        reply.log_lines = logs.lines
         if reply.failure is not None:
             reply.failure.log_lines = logs.lines
         if match.drop_body:  # HEAD: the GET route's status and headers (its length too)

@@ -21,6 +21,7 @@ from functions.registry import Registry
 from reactor.core.persistence import PublishedCommit
 from reactor.core.reads import ReadSet
 from reactor.core.tasks import start_task, stop_task
+from reactor.engine.execution_log import Caller
 from reactor.engine.executor import Executor, FunctionResult
 from reactor.engine.invocation import describe_failure
 from reactor.engine.subscriptions import Subscription, SubscriptionManager
@@ -328,7 +329,13 @@ class LiveQueries:
         self.reruns += 1
         try:
             result = await self.executor.run_query(
-                entry.spec, entry.args, identity=entry.identity, ts=ts, journal=entry.journal
+                entry.spec,
+                entry.args,
+                identity=entry.identity,
+                ts=ts,
+                journal=entry.journal,
+                caller=Caller.WEBSOCKET,
+                live_rerun=entry.outcome is not None,
             )
             self._settle(entry, result, ts)
         except Exception as exc:  # the runner itself failed: the query reports it

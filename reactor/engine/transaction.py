@@ -144,6 +144,11 @@ class Transaction:
         self._scans = [s for s in self._scans if not s.exhausted]
         return self._reads
 
+    @property
+    def documents_read(self) -> int:
+        """Documents read so far (the execution record's count)."""
+        return self._rows_read
+
     def _count_read(self) -> None:
         self._rows_read += 1
         if self._rows_read > MAX_READ_ROWS:

@@ -83,6 +83,10 @@ class CronRunner:
                 }
         await self._save()
 
+    def is_cron_job(self, job_id: str) -> bool:
+        """Whether ``job_id`` is the scheduled job of a cron's current run."""
+        return any(state.get("job") == job_id for state in self.state.values())
+
     async def _save(self) -> None:
         await self.database.persistence.set_global(STATE_KEY, self.state)
 

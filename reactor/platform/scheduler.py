@@ -28,6 +28,7 @@ from functions.paths import reference_path
 from functions.store import IndexRange, Order
 from reactor.core.persistence import PublishedCommit
 from reactor.engine.database import Database
+from reactor.engine.execution_log import Caller
 from reactor.engine.executor import Executor
 from reactor.engine.served_app import ServedApp
 from reactor.engine.transaction import Transaction
@@ -225,11 +226,18 @@ class JobWorker:
     a time, woken by commits that write the jobs table."""
 
     def __init__(
-        self, scheduler: Scheduler, executor: Executor, *, concurrency: int = DEFAULT_CONCURRENCY
+        self,
+        scheduler: Scheduler,
+        executor: Executor,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        is_cron: Callable[[str], bool] | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.database = scheduler.database
         self.executor = executor
+        # Whether a job id is a cron run (its execution record says ``cron``, not ``scheduler``).
+        self._is_cron = is_cron or (lambda job_id: False)
         self.concurrency = concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -325,7 +333,9 @@ class JobWorker:
     async def _execute_mutation(
         self, job_id: str, spec: FunctionSpec, args: dict[str, Any]
     ) -> None:
-        result = await self.executor.run_mutation(spec, args, job_id=job_id, max_retries=1_000_000)
+        result = await self.executor.run_mutation(
+            spec, args, job_id=job_id, max_retries=1_000_000, caller=self._caller(job_id)
+        )
         if result.job_gone:
             return
         if not result.success:
@@ -339,9 +349,12 @@ class JobWorker:
             await txn.system_patch(job_id, {"state": {"kind": "inProgress"}})
 
         await self.database.run_system(claim)
-        result = await self.executor.run_action(spec, args)
+        result = await self.executor.run_action(spec, args, caller=self._caller(job_id))
         error = None if result.success else result.error_message
         await self._finish(job_id, error, from_state="inProgress")
+
+    def _caller(self, job_id: str) -> Caller:
+        return Caller.CRON if self._is_cron(job_id) else Caller.SCHEDULER
 
     async def _finish(self, job_id: str, error: str | None, *, from_state: str = "pending") -> None:
         """Record the outcome, unless the job moved on meanwhile (e.g. canceled)."""

@@ -122,6 +122,7 @@ class Done(msgspec.Struct, tag="done", array_like=True):
     ) = None
     job_gone: bool = False
     retryable: bool = False
+    documents_read: int = 0
 
 
 class HttpDone(msgspec.Struct, tag="http_done", array_like=True):
@@ -130,6 +131,7 @@ class HttpDone(msgspec.Struct, tag="http_done", array_like=True):
     headers: list[tuple[bytes, bytes]]
     body: bytes
     failure: Done | None = None
+    log_lines: list[str] = []
 
 
 class Rpc(msgspec.Struct, tag="rpc", array_like=True):
@@ -239,6 +241,7 @@ def encode_result(call_id: int, result: FunctionResult) -> Done:
         None if result.commit is None else encode_commit(result.commit),
         result.job_gone,
         result.retryable,
+        result.documents_read,
     )
 
 
@@ -261,6 +264,7 @@ def decode_result(done: Done, ts: int) -> FunctionResult:
         retryable=done.retryable,
         error_code=done.error_code,
         job_gone=done.job_gone,
+        documents_read=done.documents_read,
     )
     if done.commit is not None:
         result.commit = decode_commit(ts, reads, done.commit)
@@ -286,4 +290,4 @@ def decode_http_call(parts: Any) -> HttpCall:
 
 def http_reply(done: HttpDone, ts: int) -> HttpReply:
     failure = None if done.failure is None else decode_result(done.failure, ts)
-    return HttpReply(done.status, done.headers, done.body, failure)
+    return HttpReply(done.status, done.headers, done.body, failure, tuple(done.log_lines))

@@ -31,6 +31,7 @@ from functions.http_router import HttpRouter, load_http_router
 from functions.loader import App, load_app
 from functions.paths import reference_path
 from reactor.core.determinism import loop_factory
+from reactor.core.log_format import use_json_logging
 from reactor.core.persistence import Persistence
 from reactor.core.runtime import SystemRuntime
 from reactor.core.system_tables import TableRegistry
@@ -269,7 +270,9 @@ class Worker:
             )
             encoded = None if reply.failure is None else wire.encode_result(call.id, reply.failure)
             result = reply.failure or FunctionResult(True)
-            message = wire.HttpDone(call.id, reply.status, reply.headers, reply.body, encoded)
+            message = wire.HttpDone(
+                call.id, reply.status, reply.headers, reply.body, encoded, list(reply.log_lines)
+            )
         try:
             wire.write_frame(self.writer, message)
         except Exception as exc:  # the outcome could not be encoded: report that instead
@@ -358,6 +361,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     fd = int(argv[0])
     _die_with_parent()
+    if os.environ.get("REACTOR_LOG_FORMAT") == "json":  # reactor serve --log-format json
+        use_json_logging()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(_serve(fd))
     os._exit(0)  # do not wait for threads app code may have left behind

@@ -29,6 +29,7 @@ from reactor.server.dashboard import dashboard_routes
 from reactor.server.deployment import Deployment
 from reactor.server.file_routes import file_routes
 from reactor.server.http_api import routes
+from reactor.server.observability import observability_routes
 from reactor.server.request_guard import BodyLimits, RequestGuard
 from reactor.server.settings import SettingsError, load_settings
 from reactor.server.snapshot_routes import snapshot_routes
@@ -117,6 +118,7 @@ def create_app(
             *routes(),
             *file_routes(deployment),
             *snapshot_routes(),  # export, import, backup (docs/operations.md)
+            *observability_routes(),  # logs, /metrics, /health, /ready (docs/operations.md)
             WebSocketRoute("/api/sync", sync_endpoint),
             WebSocketRoute("/api/{client_version}/sync", sync_endpoint),
             *dashboard_routes(),  # the dashboard's static shell (docs/dashboard.md)

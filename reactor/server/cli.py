@@ -7,6 +7,7 @@
     reactor rotate-admin-key             # a new admin key (the old one stops working)
     reactor export|import|backup ...     # snapshot ZIPs and backups (reactor.server.snapshot_cli)
     reactor codegen APP --out DIR [--python FILE] [--check]   # typed frontends
+    reactor logs [--follow] [--function PATH --status success|failure ...]  # executions
 
 ``run`` and ``env`` talk to a running server (``--url``, admin key from ``--admin-key`` or
 ``REACTOR_ADMIN_KEY``) or, without ``--url``, open the local data directory directly (refused
@@ -64,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--admin-key-file", help="where to write the admin key at first start")
         cmd.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
         cmd.add_argument(
+            "--log-format",
+            choices=["text", "json"],
+            help="server log lines as text (default) or JSON, one per function execution too",
+        )
+        cmd.add_argument(
+            "--metrics-public",
+            action="store_true",
+            default=None,
+            help="serve GET /metrics without the admin key",
+        )
+        cmd.add_argument(
             "--query-runners", type=int, help="processes running queries and mutations"
         )
         cmd.add_argument(
@@ -106,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
         for argument in arguments:
             cmd.add_argument(argument)
         remote(cmd)
+    from reactor.server.logs_cli import add_logs_parser
+
+    add_logs_parser(sub)  # reactor logs (docs/operations.md, "Execution logs")
     add_codegen_command(sub)  # reactor codegen (docs/reference.md, "Code generation")
     from reactor.server.snapshot_cli import add_snapshot_commands
 
@@ -173,6 +188,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     import uvicorn
 
     from reactor.core.tasks import start_task
+    from reactor.engine.execution_log import LogFormat
     from reactor.runners.pool import RunnerSetup, probe_app
     from reactor.server.app import create_app
     from reactor.server.dashboard import dashboard_url
@@ -192,6 +208,8 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
             max_upload_bytes=args.max_upload_bytes,
             admin_key_file=args.admin_key_file,
             log_level=args.log_level,
+            log_format=args.log_format,
+            metrics_public=args.metrics_public,
             query_runners=args.query_runners,
             action_runners=args.action_runners,
             function_timeout_s=args.function_timeout,
@@ -202,6 +220,11 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
         print(f"reactor: {exc}", file=sys.stderr)
         return 2
     logging.getLogger().setLevel(settings.log_level.upper())
+    if settings.log_format == "json":
+        from reactor.core.log_format import use_json_logging
+
+        use_json_logging()
+        os.environ["REACTOR_LOG_FORMAT"] = "json"  # the function runners' logs too
     directory = Path(args.app).resolve()
     if not directory.is_dir():
         print(f"reactor: app directory {args.app!r} does not exist", file=sys.stderr)
@@ -228,6 +251,8 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
             ),
             on_admin_key=lambda key: _announce_admin_key(key, settings.admin_key_file),
             runners=runners,
+            log_format=LogFormat(settings.log_format),
+            metrics_public=settings.metrics_public,
         )
     except Exception as exc:
         print(f"reactor: cannot start: {exc}", file=sys.stderr)
@@ -239,9 +264,13 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
         sync_limits=settings.sync_limits,
     )
 
+    # JSON lines: uvicorn's own loggers go through the root logger's JSON handler.
+    log_config: Any = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+
     def config(asgi: Any, port: int, lifespan: Literal["on", "off"]) -> uvicorn.Config:
         return uvicorn.Config(
             asgi,
+            log_config=log_config,
             host=settings.host,
             port=port,
             lifespan=lifespan,
@@ -493,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_snapshot_command(args)
         if args.command == "codegen":
             return run_codegen(args)
+        if args.command == "logs":
+            from reactor.server.logs_cli import run_logs
+
+            return run_logs(args)
         return _env(args)
     except (SettingsError, OSError) as exc:
         print(f"reactor: {exc}", file=sys.stderr)

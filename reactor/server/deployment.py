@@ -30,6 +30,7 @@ from reactor.core.write_log import WriteLog
 from reactor.engine.backfill import backfill_indexes
 from reactor.engine.committer import Committer
 from reactor.engine.database import Database
+from reactor.engine.execution_log import DEFAULT_CAPACITY, ExecutionLog, LogFormat
 from reactor.engine.executor import Executor
 from reactor.engine.feed import Publisher
 from reactor.engine.invocation import Invoker
@@ -50,6 +51,7 @@ from reactor.platform.leases import DEFAULT_TTL_S, Leadership
 from reactor.platform.retention import RETENTION_S, Retention
 from reactor.platform.scheduler import JobHooks, JobWorker, Scheduler
 from reactor.runners.pool import RunnerPools, RunnerSettings, RunnerSetup
+from reactor.server.metrics import DeploymentMetrics
 from reactor.server.outcomes import outcome_of
 from schema.errors import SchemaDriftError
 
@@ -105,6 +107,9 @@ class Deployment:
         retention_s: float = RETENTION_S,
         on_admin_key: Callable[[str], None] | None = None,
         runners: RunnerSettings | None = None,
+        log_format: LogFormat = LogFormat.TEXT,
+        execution_log_capacity: int = DEFAULT_CAPACITY,
+        metrics_public: bool = False,
     ) -> None:
         self.persistence = persistence
         self.runtime = runtime or SystemRuntime()
@@ -197,12 +202,19 @@ class Deployment:
             dev=dev,
         )
         self.runner = SystemRouter(self.runner, self.system_invoker)
+        # Observability: every execution's record (reactor.engine.execution_log), metrics.
+        self.execution_log = ExecutionLog(capacity=execution_log_capacity, log_format=log_format)
+        self.metrics = DeploymentMetrics(self)
+        self.metrics_public = metrics_public
+        self.started = False  # serving: started and not stopping (GET /ready)
+        self.execution_log.subscribe(self.metrics.on_execution)
         self.executor = Executor(
             self.database,
             self.runner,
             scheduler=self.scheduler.handle,
             storage=self.files.handle,
             dev=dev,
+            on_execution=self.execution_log.add,
         )
         self.subscriptions: SubscriptionManager[Entry] = SubscriptionManager(
             self.write_log, processed_ts=self.publisher.published_ts
@@ -210,7 +222,9 @@ class Deployment:
         self.query_cache = LiveQueries(self.executor, self.subscriptions, encode=outcome_of)
 
         # Background work: scheduled jobs and crons (under the lease), retention.
-        self.jobs = JobWorker(self.scheduler, self.executor)
+        self.jobs = JobWorker(
+            self.scheduler, self.executor, is_cron=lambda job_id: self.crons.is_cron_job(job_id)
+        )
         with deployment_env.using(self.env):
             self.crons = CronRunner(self.scheduler, load_crons(app))
         self.retention = Retention(self.database, self.scheduler, retention_s=retention_s)
@@ -232,6 +246,7 @@ class Deployment:
         )
         self.publisher.subscribe(self.jobs.on_commit)
         self.publisher.subscribe(self.files.on_commit)
+        self.publisher.subscribe(self.metrics.on_commit)
         self._background = False
 
     @classmethod
@@ -328,6 +343,7 @@ class Deployment:
         if self.pools is not None:
             await self.pools.start()  # AppLoadFailed: the app does not load in a runner
         self.query_cache.start()
+        self.started = True
         self._background = background
         if background:
             self.retention.start()
@@ -350,6 +366,7 @@ class Deployment:
         await check_stored_documents(self.persistence, schema, ts, self.tables.table_of_id)
 
     async def stop(self) -> None:
+        self.started = False
         await self.retention.stop()
         await self.snapshots.stop()
         await self.files.stop()

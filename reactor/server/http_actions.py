@@ -46,6 +46,7 @@ from reactor.auth import AuthenticationError
 from reactor.engine.invocation import HttpCall
 from reactor.errors import RequestTooLarge, TooManyFailedAdminKeyAttempts
 from reactor.server.deployment import Deployment
+from reactor.server.observability import record_http_action
 from reactor.server.request_guard import BodyLimits, RequestGuard
 
 __all__ = ["create_site_app"]
@@ -95,12 +96,15 @@ def create_site_app(deployment: Deployment, *, body_limits: BodyLimits | None = 
             request.url.scheme,
             (str(server[0]), int(server[1] or 0)),
         )
+        started_ns = deployment.runtime.monotonic_ns()
         reply = await deployment.runner.http_action(
             call,
             identity=None if identity is None else dict(identity),
             auth_error=auth_error,
             services=deployment.executor.services,
         )
+        duration_s = (deployment.runtime.monotonic_ns() - started_ns) / 1e9
+        record_http_action(deployment, request.method, path, reply, duration_s)
         if reply.failure is not None:
             return PlainTextResponse(reply.failure.error_message, status_code=500)
         response = Response(reply.body, status_code=reply.status)

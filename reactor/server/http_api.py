@@ -21,6 +21,7 @@ from functions.decorators import FunctionKind
 from functions.paths import path_from_run_url
 from reactor.auth import AuthenticationError
 from reactor.auth.authenticator import Principal
+from reactor.engine.execution_log import Caller
 from reactor.engine.executor import FunctionResult
 from reactor.errors import RequestTooLarge, TooManyFailedAdminKeyAttempts
 from reactor.platform.retention import PRUNED_THROUGH
@@ -209,7 +210,9 @@ async def _call(
 ) -> Response:
     principal = await _principal(deployment, request)
     spec = deployment.resolve(path, kind=kind, is_admin=principal.is_admin)
-    result = await deployment.executor.run(spec, args, identity=principal.identity)
+    result = await deployment.executor.run(
+        spec, args, identity=principal.identity, caller=Caller.HTTP
+    )
     return result_response(result, fmt)
 
 
@@ -272,7 +275,7 @@ async def _query_at_ts(deployment: Deployment, request: Request) -> Response:
         _path(body.get("path")), kind=FunctionKind.QUERY, is_admin=principal.is_admin
     )
     result = await deployment.executor.run_query(
-        spec, _args(body.get("args")), ts=ts, identity=principal.identity
+        spec, _args(body.get("args")), ts=ts, identity=principal.identity, caller=Caller.HTTP
     )
     return result_response(result, _format(body.get("format"), default="clean"))
 
@@ -297,7 +300,7 @@ async def _query_batch(deployment: Deployment, request: Request) -> Response:
             parts.append(not_found_response(exc).body)
             continue
         result = await deployment.executor.run_query(
-            spec, _args(item.get("args")), ts=ts, identity=principal.identity
+            spec, _args(item.get("args")), ts=ts, identity=principal.identity, caller=Caller.HTTP
         )
         parts.append(result_response(result, fmt).body)
     return Response(b'{"results":[' + b",".join(parts) + b"]}", media_type="application/json")
@@ -334,34 +337,6 @@ async def _env(deployment: Deployment, request: Request) -> Response:
     return Response(
         _json.encode({"env": deployment.env.user_values}), media_type="application/json"
     )
-
-
-async def _update_environment_variables(deployment: Deployment, request: Request) -> Response:
-    """``npx convex env set|remove``: ``{"changes": [{"name", "value": str | null}]}``, all
-    applied at once (``Deployment.set_env``) or none."""
-    await _require_admin(deployment, request)
-    changes = (await _body(request)).get("changes")
-    if not isinstance(changes, list):
-        raise HttpError(400, "BadRequest", '`changes` must be an array of {"name", "value"}')
-    updates: dict[str, str | None] = {}
-    for change in changes:
-        if not isinstance(change, dict) or not isinstance(change.get("name"), str):
-            raise HttpError(
-                400,
-                "BadRequest",
-                f'each change must be {{"name": string, "value": ...}}, got {repr(change)[:100]}',
-            )
-        value = change.get("value")
-        if value is not None and not isinstance(value, str):
-            raise HttpError(
-                400, "BadRequest", f"the value of {change['name']} must be a string or null"
-            )
-        updates[change["name"]] = value
-    try:
-        await deployment.set_env(updates)
-    except ValidationError as exc:
-        raise HttpError(400, "InvalidEnvironmentVariable", exc.message) from exc
-    return Response(b"{}", media_type="application/json")
 
 
 async def _root(request: Request) -> Response:
@@ -410,9 +385,4 @@ def routes() -> list[Route]:
         Route("/api/debug_event", _debug_event, methods=["POST"]),
         Route("/api/check_admin_key", _handler(_check_admin_key), methods=["GET"]),
         Route("/api/admin/env", _handler(_env), methods=["GET", "POST"]),
-        Route(
-            "/api/update_environment_variables",
-            _handler(_update_environment_variables),
-            methods=["POST"],
-        ),
     ]

@@ -52,6 +52,11 @@ class ServerSettings(BaseSettings):
     data: Path = Path(".reactor")
     storage: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # "json": every server log line is a JSON object, and every function execution leaves one
+    # (docs/operations.md, "Execution logs"); "text": failures at info, successes at debug.
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics without the admin key (for a scraper on a private network).
+    metrics_public: bool = False
     public_url: str | None = None
     max_upload_bytes: int | None = Field(1 << 30, ge=0)
     # Request bodies, limited while they stream (reactor.server.request_guard): the API routes

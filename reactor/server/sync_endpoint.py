@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from functions.decorators import FunctionKind
 from reactor.auth import AuthenticationError, Credentials
+from reactor.engine.execution_log import Caller
 from reactor.server.deployment import Deployment
 from reactor.server.outcomes import outcome_of
 from reactor.sync.limits import SyncLimits
@@ -159,6 +160,8 @@ class SyncConnection:
         reconnecting; an exception of the receive loop itself propagates to the ASGI server.
         """
         await self.websocket.accept()
+        metrics = self.deployment.metrics
+        metrics.session_opened()
         # The receive loop runs in this task; a failed background task cancels it (one task
         # and no extra future per connection: 10,000 idle sockets stay cheap).
         self._serving = asyncio.current_task()
@@ -173,6 +176,7 @@ class SyncConnection:
             code, reason = self._close_request or (1011, "InternalServerError")
             await self._close_with(None, code, reason)
         finally:
+            metrics.session_closed()
             self._closed = True
             self.deployment.query_cache.remove_session(self)
             tasks = list(self._tasks)
@@ -395,7 +399,11 @@ class SyncConnection:
         # same (session, request) id waits for this very execution.
         task = asyncio.ensure_future(
             deployment.executor.run_mutation(
-                spec, request.args, identity=self.identity, idempotency_key=key
+                spec,
+                request.args,
+                identity=self.identity,
+                idempotency_key=key,
+                caller=Caller.WEBSOCKET,
             )
         )
         result = await asyncio.shield(task)
@@ -414,7 +422,7 @@ class SyncConnection:
                 event.udf_path, kind=FunctionKind.ACTION, is_admin=self.is_admin
             )
             result = await self.deployment.executor.run_action(
-                spec, event.args, identity=self.identity
+                spec, event.args, identity=self.identity, caller=Caller.WEBSOCKET
             )
             outcome = outcome_of(result)
         except FunctionNotFound as exc:
@@ -508,6 +516,7 @@ class SyncConnection:
                 return
             if not await self._send_or_stop(transition):
                 return
+            self.deployment.metrics.pushed(ts)
 
     async def _close_with(self, final: bytes | None, code: int, reason: str) -> None:
         if self._sender_task is not None:
