@@ -339,6 +339,34 @@ async def _env(deployment: Deployment, request: Request) -> Response:
     )
 
 
+async def _update_environment_variables(deployment: Deployment, request: Request) -> Response:
+    """``npx convex env set|remove``: ``{"changes": [{"name", "value": str | null}]}``, all
+    applied at once (``Deployment.set_env``) or none."""
+    await _require_admin(deployment, request)
+    changes = (await _body(request)).get("changes")
+    if not isinstance(changes, list):
+        raise HttpError(400, "BadRequest", '`changes` must be an array of {"name", "value"}')
+    updates: dict[str, str | None] = {}
+    for change in changes:
+        if not isinstance(change, dict) or not isinstance(change.get("name"), str):
+            raise HttpError(
+                400,
+                "BadRequest",
+                f'each change must be {{"name": string, "value": ...}}, got {repr(change)[:100]}',
+            )
+        value = change.get("value")
+        if value is not None and not isinstance(value, str):
+            raise HttpError(
+                400, "BadRequest", f"the value of {change['name']} must be a string or null"
+            )
+        updates[change["name"]] = value
+    try:
+        await deployment.set_env(updates)
+    except ValidationError as exc:
+        raise HttpError(400, "InvalidEnvironmentVariable", exc.message) from exc
+    return Response(b"{}", media_type="application/json")
+
+
 async def _root(request: Request) -> Response:
     return PlainTextResponse("This Convex deployment is running. See https://docs.convex.dev/.")
 
@@ -385,4 +413,9 @@ def routes() -> list[Route]:
         Route("/api/debug_event", _debug_event, methods=["POST"]),
         Route("/api/check_admin_key", _handler(_check_admin_key), methods=["GET"]),
         Route("/api/admin/env", _handler(_env), methods=["GET", "POST"]),
+        Route(
+            "/api/update_environment_variables",
+            _handler(_update_environment_variables),
+            methods=["POST"],
+        ),
     ]
