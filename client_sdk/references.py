@@ -84,6 +84,9 @@ class ActionReference(FunctionReference[P, R]):
     kind = "action"
 
 
+_A = {"query": "a query", "mutation": "a mutation", "action": "an action"}
+
+
 def reference_path(function: str | FunctionReference[Any, Any], kind: str) -> str:
     """The path a call sends: a string as given, a reference's ``path``.
 
@@ -93,7 +96,7 @@ def reference_path(function: str | FunctionReference[Any, Any], kind: str) -> st
     """
     if isinstance(function, FunctionReference):
         if function.kind != kind:
-            raise TypeError(f"{function!r} is a {function.kind}, not a {kind}")
+            raise TypeError(f"{function!r} is {_A[function.kind]}, not {_A[kind]}")
         return function.path
     if isinstance(function, str):
         return function

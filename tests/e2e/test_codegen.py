@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from client_sdk import FunctionFailed, ReactorClient
+from client_sdk import FunctionFailed, NoArgs, QueryReference, ReactorClient
 
 if TYPE_CHECKING:  # conftest is pytest's to import; its classes serve as types only
     from .conftest import ReactorServer
@@ -356,8 +356,11 @@ def test_a_returns_mismatch_is_a_server_error_with_a_request_id(
     for name, text in RETURNS_APP.items():
         (app / name).write_text(text)
     server = app_server_factory(app_dir=app)
+    right = QueryReference[[NoArgs], str]("checked:right")
     with ReactorClient(server.url) as client:
-        assert client.query("checked:right") == "fine"
+        assert client.query(right) == "fine"  # a typed reference sends its path
+        with pytest.raises(TypeError, match="is a query, not a mutation"):
+            client.mutation(right)  # type: ignore[call-overload]
         with pytest.raises(FunctionFailed) as failed:
             client.query("checked:wrong")
     message = failed.value.message
