@@ -123,6 +123,7 @@ def test_running_an_internal_mutation_from_functions_changes_data(
 ) -> None:
     result = passed(browser_checks, "internal_mutation_run")
     assert result["kind"] == "mutation · internal"
+    assert result["validators"] == ["{ title: string }", "any"]
     assert result["result"] == "1"
     assert "completing tasks titled" in result["logs"]
     assert result["duration"].startswith("success in ")

@@ -68,7 +68,7 @@ async function check(name, fn) {
   checks[name] = await capture(fn);
 }
 async function shot(name) {
-  await page.screenshot({ path: join(shots, `dashboard-${name}.png`) });
+  await page.screenshot({ path: join(shots, `dashboard-${name}.png`), fullPage: true });
 }
 
 // The outsider's live view of the tasks table, as the app's own public query gives it.
@@ -212,6 +212,10 @@ await check("internal_mutation_run", async () => {
   const panel = page.getByTestId("function-panel");
   await panel.waitFor();
   const kind = await panel.locator(".kind").textContent();
+  const validators = [
+    await page.getByTestId("args-validator").textContent(),
+    await page.getByTestId("returns-validator").textContent(),
+  ];
   await page.getByTestId("run-args").fill(JSON.stringify({ title: renamed }));
   await page.getByTestId("run").click();
   const result = page.getByTestId("run-result");
@@ -224,6 +228,7 @@ await check("internal_mutation_run", async () => {
   );
   return {
     kind,
+    validators,
     result: (await result.textContent()).trim(),
     logs: await page.getByTestId("run-logs").textContent(),
     duration: await page.getByTestId("run-duration").textContent(),

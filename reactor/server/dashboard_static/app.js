@@ -83,7 +83,7 @@ function showLogin(error) {
         "p",
         { class: "muted" },
         "Enter the deployment's admin key (printed by `reactor serve` at first start, or " +
-          "`reactor admin-key rotate`). It is kept in this tab's session storage only.",
+          "`reactor rotate-admin-key`). It is kept in this tab's session storage only.",
       ),
       form,
     ),

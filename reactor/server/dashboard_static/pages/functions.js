@@ -4,6 +4,7 @@
 
 import { h, mount, notice, errorText } from "../ui.js";
 import { parseJsonText, toJsonText } from "../values.js";
+import { describe } from "../validators.js";
 
 const SYSTEM = "_system/frontend";
 
@@ -60,7 +61,7 @@ export function render(root, deployment, route) {
 }
 
 function showFunction(content, deployment, spec) {
-  const args = h("textarea", { "aria-label": "Arguments JSON", "data-testid": "run-args", spellcheck: "false" }, "{}");
+  const args = h("textarea", { "aria-label": "Arguments JSON", "data-testid": "run-args", spellcheck: "false", class: "medium" }, "{}");
   const actingAs = h("textarea", {
     "aria-label": "Acting as user identity JSON",
     "data-testid": "run-identity",
@@ -145,10 +146,20 @@ function showFunction(content, deployment, spec) {
       { class: "panel", "data-testid": "function-panel" },
       h("h2", { class: "mono" }, spec.path),
       h("p", {}, h("span", { class: `kind ${spec.visibility}` }, `${spec.kind} · ${spec.visibility}`)),
-      h("h4", {}, "Arguments validator"),
-      h("pre", { class: "out", "data-testid": "args-validator" }, spec.args === null ? "any" : JSON.stringify(spec.args, null, 2)),
-      h("h4", {}, "Returns validator"),
-      h("pre", { class: "out" }, spec.returns === null ? "any" : JSON.stringify(spec.returns, null, 2)),
+      h(
+        "dl",
+        { class: "validators" },
+        h("dt", {}, "Arguments"),
+        h("dd", { class: "mono", "data-testid": "args-validator" }, describe(spec.args)),
+        h("dt", {}, "Returns"),
+        h("dd", { class: "mono", "data-testid": "returns-validator" }, describe(spec.returns)),
+      ),
+      h(
+        "details",
+        {},
+        h("summary", { class: "muted" }, "Validators as JSON"),
+        h("pre", { class: "out" }, JSON.stringify({ args: spec.args, returns: spec.returns }, null, 2)),
+      ),
       spec.kind === "httpAction"
         ? h("p", { class: "muted" }, "HTTP actions are called through their routes.")
         : [

@@ -2,6 +2,7 @@
 // their back-fill state.
 
 import { h, mount, notice, errorText } from "../ui.js";
+import { describe } from "../validators.js";
 
 const SYSTEM = "_system/frontend";
 
@@ -76,24 +77,4 @@ function fields(validator) {
       ),
     ),
   );
-}
-
-function describe(v) {
-  if (!v) return "any";
-  switch (v.type) {
-    case "id":
-      return `Id<"${v.tableName}">`;
-    case "array":
-      return `${describe(v.value)}[]`;
-    case "union":
-      return v.value.map(describe).join(" | ");
-    case "literal":
-      return JSON.stringify(v.value);
-    case "object":
-      return `{ ${Object.entries(v.value).map(([k, f]) => `${k}${f.optional ? "?" : ""}: ${describe(f.fieldType)}`).join("; ")} }`;
-    case "record":
-      return `Record<${describe(v.keys)}, ${describe(v.values && v.values.fieldType)}>`;
-    default:
-      return v.type;
-  }
 }
