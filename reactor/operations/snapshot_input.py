@@ -200,11 +200,11 @@ def _table_numbers(archive: zipfile.ZipFile, name: str) -> dict[str, int]:
     return numbers
 
 
-def _json_array(path: Path, table: str) -> TableInput:
+def _json_array(path: Path, table: str, label: str) -> TableInput:
     size = path.stat().st_size
     if size > MAX_JSON_ARRAY_BYTES:
         raise SnapshotImportError(
-            f"{path.name} is {size} bytes: a .json array import is limited to "
+            f"{label} is {size} bytes: a .json array import is limited to "
             f"{MAX_JSON_ARRAY_BYTES} bytes; use JSON lines (.jsonl) for more"
         )
 
@@ -215,12 +215,12 @@ def _json_array(path: Path, table: str) -> TableInput:
         try:
             value = _decoder.decode(raw)
         except msgspec.DecodeError as exc:
-            raise SnapshotImportError(f"{path.name}: not valid JSON: {exc}") from None
+            raise SnapshotImportError(f"{label}: not valid JSON: {exc}") from None
         if not isinstance(value, list):
-            raise SnapshotImportError(f"{path.name}: a .json import must hold a JSON array")
+            raise SnapshotImportError(f"{label}: a .json import must hold a JSON array")
         yield from enumerate(value, start=1)
 
-    return TableInput(table, path.name, False, rows)
+    return TableInput(table, label, False, rows)
 
 
 def _csv_cell(text: str) -> Any:
@@ -231,7 +231,7 @@ def _csv_cell(text: str) -> Any:
     return number if math.isfinite(number) else text
 
 
-def _csv(path: Path, table: str) -> TableInput:
+def _csv(path: Path, table: str, label: str) -> TableInput:
     def rows() -> Iterator[Row]:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
@@ -240,7 +240,7 @@ def _csv(path: Path, table: str) -> TableInput:
             except StopIteration:
                 return
             except (csv.Error, UnicodeDecodeError) as exc:
-                raise SnapshotImportError(f"{path.name} line 1: {exc}") from None
+                raise SnapshotImportError(f"{label} line 1: {exc}") from None
             names = [name.strip(" ") for name in header]
             while True:
                 try:
@@ -248,24 +248,25 @@ def _csv(path: Path, table: str) -> TableInput:
                 except StopIteration:
                     return
                 except (csv.Error, UnicodeDecodeError) as exc:
-                    raise SnapshotImportError(
-                        f"{path.name} line {reader.line_num}: {exc}"
-                    ) from None
+                    raise SnapshotImportError(f"{label} line {reader.line_num}: {exc}") from None
                 if not cells:
                     continue
                 if len(cells) != len(names):
                     raise SnapshotImportError(
-                        f"{path.name} line {reader.line_num}: {len(cells)} fields, but the "
+                        f"{label} line {reader.line_num}: {len(cells)} fields, but the "
                         f"header names {len(names)}"
                     )
                 yield reader.line_num, {n: _csv_cell(c) for n, c in zip(names, cells, strict=True)}
 
-    return TableInput(table, path.name, False, rows)
+    return TableInput(table, label, False, rows)
 
 
-def open_input(path: str | Path, fmt: ImportFormat, *, table: str | None) -> SnapshotInput:
+def open_input(
+    path: str | Path, fmt: ImportFormat, *, table: str | None, label: str | None = None
+) -> SnapshotInput:
     """Open ``path`` for an import in format ``fmt``. A ZIP imports its tables (``table``
-    must be None); any other format imports into ``table``.
+    must be None); any other format imports into ``table``. ``label`` names a single-table
+    file in error messages (default: its file name).
 
     Raises:
         SnapshotImportError: a missing file or table name, or a ZIP that cannot be read.
@@ -281,8 +282,9 @@ def open_input(path: str | Path, fmt: ImportFormat, *, table: str | None) -> Sna
         return _zip_input(path)
     if table is None:
         raise SnapshotImportError(f"Importing a {fmt.value} file needs --table (the table name)")
+    name = path.name if label is None else label
     if fmt is ImportFormat.JSON_ARRAY:
-        return SnapshotInput([_json_array(path, table)])
+        return SnapshotInput([_json_array(path, table, name)])
     if fmt is ImportFormat.CSV:
-        return SnapshotInput([_csv(path, table)])
-    return SnapshotInput([TableInput(table, path.name, False, _lines(lambda: open(path, "rb")))])
+        return SnapshotInput([_csv(path, table, name)])
+    return SnapshotInput([TableInput(table, name, False, _lines(lambda: open(path, "rb")))])

@@ -121,6 +121,14 @@ class ImportJob:
     table: str | None
     state: dict[str, Any] = field(default_factory=lambda: {"state": "uploaded"})
 
+    @property
+    def label(self) -> str | None:
+        """How errors name an uploaded table file: the table with the format's extension
+        (the uploaded file's own name is not sent)."""
+        if self.table is None:
+            return None
+        return self.table + self.path.suffix
+
     def document(self) -> dict[str, Any]:
         """The job as Convex's ``_snapshot_imports`` document (``queryImport``)."""
         doc: dict[str, Any] = {
@@ -346,7 +354,7 @@ class SnapshotJobs:
 
     async def _check(self, job: ImportJob) -> None:
         try:
-            source = open_input(job.path, job.format, table=job.table)
+            source = open_input(job.path, job.format, table=job.table, label=job.label)
             try:
                 summary = await prepare_import(self.deployment, source, mode=job.mode)
             finally:
@@ -427,7 +435,7 @@ class SnapshotJobs:
                 self._changed()
 
         try:
-            source = open_input(job.path, job.format, table=job.table)
+            source = open_input(job.path, job.format, table=job.table, label=job.label)
             try:
                 result = await import_snapshot(
                     self.deployment, source, mode=job.mode, on_progress=progress
