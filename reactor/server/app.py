@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from functions.loader import App, load_app
+from reactor.server.connector_routes import connector_routes
 from reactor.server.dashboard import dashboard_routes
 from reactor.server.deployment import Deployment
 from reactor.server.file_routes import file_routes
@@ -118,6 +119,7 @@ def create_app(
             *routes(),
             *file_routes(deployment),
             *snapshot_routes(),  # export, import, backup (docs/operations.md)
+            *connector_routes(),  # streaming export for connectors (docs/operations.md)
             *observability_routes(),  # logs, /metrics, /health, /ready (docs/operations.md)
             WebSocketRoute("/api/sync", sync_endpoint),
             WebSocketRoute("/api/{client_version}/sync", sync_endpoint),

@@ -27,6 +27,7 @@ from reactor.core.persistence import (
     Commit,
     CommitRequest,
     CommitResult,
+    DocumentLogEntry,
     FeedSink,
     IndexDefinitions,
     IndexRow,
@@ -262,6 +263,37 @@ class SqlitePersistence:
             else:
                 hi = last
         return out
+
+    async def load_documents(
+        self, after_ts: int, until_ts: int, *, table: str | None, limit: int
+    ) -> tuple[list[tuple[int, DocumentLogEntry]], bool]:
+        """The document versions (deletes as ``value=None``) written in ``(after_ts, until_ts]``
+        to user tables (or to ``table``), in (ts, id) order: whole commits, about ``limit``
+        versions (more when one commit alone is larger), and whether more remain. For
+        streaming export (``reactor.operations.streaming_export``); versions older than the
+        retention window (``pruned_through``) may be gone."""
+        params: tuple[str, ...] = ()
+        if table is None:
+            where = "table_name NOT LIKE '\\_%' ESCAPE '\\'"
+        else:
+            where, params = "table_name = ?", (table,)
+        query = (
+            "SELECT ts, id, table_name, value, deleted FROM documents "
+            f"WHERE ts > ? AND ts <= ? AND {where} ORDER BY ts, id"
+        )
+        rows = self._reader.execute(
+            query + " LIMIT ?", (after_ts, until_ts, *params, limit + 1)
+        ).fetchall()
+        more = len(rows) > limit
+        if more:
+            boundary = rows[limit][0]  # the commit the page would split: left for the next page
+            rows = [row for row in rows if row[0] < boundary]
+            if not rows:  # one commit larger than a page: all of it
+                rows = self._reader.execute(query, (boundary - 1, boundary, *params)).fetchall()
+        return [
+            (ts, DocumentLogEntry(id, table_name, None if deleted else value, None))
+            for ts, id, table_name, value, deleted in rows
+        ], more
 
     async def lookup_mutation(self, session_id: str, request_id: int) -> tuple[int, bytes] | None:
         row = self._reader.execute(
