@@ -393,7 +393,7 @@ def _import_remote(args: argparse.Namespace, fmt: Any, mode: Any, bar: ProgressB
             if kind == "failed":
                 raise CommandFailed(state.get("error_message", "the import failed"))
             if kind == "completed":
-                return f"Imported {int(state['num_rows_written']):,} documents and files"
+                return f"Added {int(state['num_rows_written']):,} documents"
             if kind == "waiting_for_confirmation" and not confirmed:
                 _checked(client.post("/api/perform_import", json={"importId": import_id}))
                 confirmed = True
