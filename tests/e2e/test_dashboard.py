@@ -130,6 +130,28 @@ def test_running_an_internal_mutation_from_functions_changes_data(
     assert result["done"] is True
 
 
+def test_a_failing_call_appears_in_logs_with_its_request_id(
+    browser_checks: dict[str, Any],
+) -> None:
+    result = passed(browser_checks, "failed_call_in_logs")
+    assert result["onScreenMs"] < 5000
+    time, path, kind, caller, outcome, _, request_id, _ = result["cells"]
+    assert (path, kind, caller, outcome) == ("tasks:fail", "query", "websocket", "system_error")
+    assert request_id == result["requestId"]
+    assert result["error"].startswith(f"[Request ID: {result['requestId']}] Server Error")
+    # the failure filter shows failures only
+    assert set(result["outcomes"]) <= {"user_error", "system_error"}
+
+
+def test_health_charts_move_with_calls(browser_checks: dict[str, Any]) -> None:
+    result = passed(browser_checks, "health_page")
+    assert result["sessions"] >= 2  # the dashboard's own websocket and the outsider's
+    assert result["commits"] > 0 and result["calls"] > 0
+    p50, p99 = result["latency"].split(" / ")
+    assert 0 < float(p50) <= float(p99)
+    assert result["polylines"] == 1
+
+
 def test_insert_from_the_data_page(browser_checks: dict[str, Any]) -> None:
     assert passed(browser_checks, "insert_from_dashboard")["title"].endswith("-from-dashboard")
 

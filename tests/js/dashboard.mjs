@@ -236,6 +236,41 @@ await check("internal_mutation_run", async () => {
   };
 });
 
+await check("failed_call_in_logs", async () => {
+  await page.click("#nav a[data-page=logs]");
+  await page.getByTestId("logs-outcome").selectOption("failure");
+  await page.getByTestId("logs-form").locator("button[type=submit]").click();
+  await page.getByTestId("logs").waitFor();
+  let message = "";
+  try {
+    await outsider.query("tasks:fail", { why: "for the logs page" });
+  } catch (err) {
+    message = err.message;
+  }
+  const requestId = (message.match(/\[Request ID: ([0-9a-f]+)\]/) || [])[1];
+  if (!requestId) throw new Error(`no request id in ${JSON.stringify(message)}`);
+  const started = Date.now();
+  const row = page.locator(`tr[data-request-id="${requestId}"]`);
+  await row.waitFor({ timeout: 5000 });
+  const onScreenMs = Date.now() - started;
+  const cells = await row.locator("td").allTextContents();
+  const error = await page.getByTestId("log-error").first().textContent();
+  const outcomes = await page.locator("tr[data-outcome]").evaluateAll((rows) => rows.map((r) => r.dataset.outcome));
+  await shot("logs");
+  // Filtering by the request id leaves that call alone.
+  await page.getByTestId("logs-outcome").selectOption("");
+  await page.getByTestId("logs-request-id").fill(requestId);
+  await page.getByTestId("logs-form").locator("button[type=submit]").click();
+  await page.waitForFunction(
+    (id) => {
+      const rows = [...document.querySelectorAll("tr[data-request-id]")];
+      return rows.length === 1 && rows[0].dataset.requestId === id;
+    },
+    requestId,
+  );
+  return { requestId, onScreenMs, cells, error, outcomes: [...new Set(outcomes)] };
+});
+
 await check("insert_from_dashboard", async () => {
   await page.click("#nav a[data-page=data]");
   await page.click('[data-table="tasks"]');
@@ -374,6 +409,34 @@ await check("schema_page", async () => {
   return {
     index: await row.locator("td").allTextContents(),
     fields: await page.locator('[data-schema-table="notes"] tbody tr').first().locator("td").allTextContents(),
+  };
+});
+
+await check("health_page", async () => {
+  await page.click("#nav a[data-page=health]");
+  const load = (async () => {
+    for (let i = 0; i < 20; i++) {
+      await outsider.mutation("tasks:add", { title: `${title}-load-${i}`, priority: i });
+    }
+  })();
+  // Two samples (2 s apart) give rates; the outsider's mutations give latencies and commits.
+  await page.waitForFunction(
+    () => {
+      const value = (id) => document.querySelector(`[data-metric="${id}"] .value`)?.textContent;
+      return /^\d/.test(value("calls")) && Number(value("commits")) > 0 && /^\d/.test(value("latency"));
+    },
+    null,
+    { timeout: 8000 },
+  );
+  await load;
+  const read = async (id) => await page.locator(`[data-metric="${id}"] .value`).textContent();
+  await shot("health");
+  return {
+    sessions: Number(await read("sessions")),
+    calls: Number(await read("calls")),
+    commits: Number(await read("commits")),
+    latency: await read("latency"),
+    polylines: await page.locator('[data-metric="calls"] svg polyline').count(),
   };
 });
 

@@ -105,10 +105,12 @@ export class Deployment {
     };
   }
 
-  /** An admin HTTP route (GET or POST JSON); throws Error with the server's message. */
-  async http(method, path, body) {
+  /** An admin HTTP route (GET or POST JSON); throws Error with the server's message.
+   * `signal` (an AbortSignal) cancels it. */
+  async http(method, path, body, signal) {
     const response = await fetch(path, {
       method,
+      signal,
       headers: {
         Authorization: `Convex ${this.key}`,
         ...(body === undefined ? {} : { "Content-Type": "application/json" }),
@@ -117,6 +119,7 @@ export class Deployment {
       cache: "no-store",
     });
     const text = await response.text();
+    if (path === "/metrics" && response.ok) return text;
     let parsed = null;
     try {
       parsed = text ? JSON.parse(text) : null;

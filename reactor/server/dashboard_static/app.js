@@ -7,16 +7,20 @@ import * as data from "./pages/data.js";
 import * as env from "./pages/env.js";
 import * as files from "./pages/files.js";
 import * as functions from "./pages/functions.js";
+import * as health from "./pages/health.js";
+import * as logs from "./pages/logs.js";
 import * as schedules from "./pages/schedules.js";
 import * as schema from "./pages/schema.js";
 
 const PAGES = [
   { id: "data", title: "Data", page: data },
   { id: "functions", title: "Functions", page: functions },
+  { id: "logs", title: "Logs", page: logs },
   { id: "schedules", title: "Schedules", page: schedules },
   { id: "files", title: "Files", page: files },
   { id: "env", title: "Environment", page: env },
   { id: "schema", title: "Schema", page: schema },
+  { id: "health", title: "Health", page: health },
 ];
 
 const main = document.getElementById("main");
