@@ -255,6 +255,8 @@ def find_http_router(module: ModuleType) -> HttpRouter:
 
 def load_http_router(app: Any) -> HttpRouter | None:
     """The router of a loaded app's ``http.py``, or None when it has none."""
+    if app.declared is not None:
+        return app.declared.http_router  # type: ignore[no-any-return]
     if "http" not in app.special_files:
         return None
     return find_http_router(app.import_module("http"))

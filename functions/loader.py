@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from functions.decorators import FunctionSpec
 from functions.errors import ModuleLoadError
@@ -39,12 +40,28 @@ from functions.registry import Registry
 from schema.errors import SchemaError
 from schema.tables import SchemaDefinition
 
-__all__ = ["SPECIAL_MODULES", "App", "load_app", "package_name"]
+if TYPE_CHECKING:  # both import this module's neighbours; only their types are needed here
+    from functions.crons import Crons
+    from functions.http_router import HttpRouter
+
+__all__ = ["SPECIAL_MODULES", "App", "Declared", "load_app", "package_name"]
 
 SPECIAL_MODULES = ("crons", "http")
 _SCHEMA_MODULE = "schema"
 _PACKAGE_PREFIX = "_reactor_app_"
 _COMPONENT = re.compile(r"[A-Za-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What an app declares besides its functions and schema, already read: set on an app the
+    server rebuilt from a runner's manifest (``functions.manifest``), whose modules it never
+    imports. ``auth_config`` is ``{"providers": ...}`` as ``auth_config.py`` writes it, or None
+    when the app has no ``auth_config.py``."""
+
+    crons: Crons | None
+    http_router: HttpRouter | None
+    auth_config: Any
 
 
 @dataclass(eq=False)
@@ -58,6 +75,7 @@ class App:
         registry: every exported function, by canonical path.
         modules: module path (``"admin/users"``, ``"schema"``) -> imported module.
         special_files: ``"crons"``/``"http"`` -> file, for the runtime to import later.
+        declared: set instead of modules and special files on an app rebuilt from a manifest.
     """
 
     directory: Path
@@ -66,6 +84,7 @@ class App:
     registry: Registry
     modules: dict[str, ModuleType] = field(default_factory=dict)
     special_files: dict[str, Path] = field(default_factory=dict)
+    declared: Declared | None = None  # an app rebuilt from a manifest, not imported
 
     def import_module(self, module_path: str) -> ModuleType:
         """Import one module of this app by module path (``"crons"``, ``"lib/util"``).

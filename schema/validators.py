@@ -33,6 +33,7 @@ from schema.values import (
     check_field_name,
     check_value,
     convex_to_json,
+    json_to_convex,
     type_name,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "v",
     "validate_args",
     "validate_returns",
+    "validator_from_json",
 ]
 
 ResolveIdTable: TypeAlias = Callable[[str], "str | None"]
@@ -661,6 +663,71 @@ _ANY = AnyV()
 
 v = _Builder()
 """The validator builder, as in Convex: ``v.object({"body": v.string()})``."""
+
+
+_PRIMITIVES: dict[str, Validator] = {
+    "string": _STRING,
+    "number": _FLOAT64,
+    "float64": _FLOAT64,
+    "bigint": _INT64,
+    "int64": _INT64,
+    "boolean": _BOOLEAN,
+    "null": _NULL,
+    "bytes": _BYTES,
+    "any": _ANY,
+}
+
+
+def validator_from_json(descriptor: Any, path: str = "$") -> Validator:
+    """The validator a Convex JSON descriptor describes: the inverse of ``to_json``.
+
+    Raises:
+        SchemaError: ``descriptor`` is not a validator descriptor; the message names the
+            offending part by ``path``.
+    """
+    if not isinstance(descriptor, Mapping) or not isinstance(descriptor.get("type"), str):
+        raise SchemaError(f"Not a validator descriptor at {path}: {descriptor!r:.200}")
+    kind = descriptor["type"]
+    primitive = _PRIMITIVES.get(kind)
+    if primitive is not None:
+        return primitive
+    try:
+        if kind == "id":
+            return v.id(descriptor["tableName"])
+        if kind == "literal":
+            value = json_to_convex(descriptor["value"], f"{path}.value")
+            if not isinstance(value, (str, bool, float, Int64)):
+                raise SchemaError(f"A literal is a string, number or boolean at {path}")
+            return LiteralV(value)
+        if kind == "array":
+            return v.array(validator_from_json(descriptor["value"], f"{path}.value"))
+        if kind == "object":
+            return v.object(
+                {
+                    name: _field_from_json(field, f"{path}.{name}")
+                    for name, field in descriptor["value"].items()
+                }
+            )
+        if kind == "record":
+            values = _field_from_json(descriptor["values"], f"{path}.values")
+            return v.record(validator_from_json(descriptor["keys"], f"{path}.keys"), values)
+        if kind == "union":
+            return v.union(
+                *(
+                    validator_from_json(member, f"{path}[{i}]")
+                    for i, member in enumerate(descriptor["value"])
+                )
+            )
+    except (KeyError, AttributeError, TypeError, ValidationError) as exc:
+        raise SchemaError(f"Malformed {kind!r} validator descriptor at {path}: {exc}") from None
+    raise SchemaError(f"Unknown validator type {kind!r} at {path}")
+
+
+def _field_from_json(field: Any, path: str) -> Validator:
+    if not isinstance(field, Mapping) or "fieldType" not in field:
+        raise SchemaError(f"Not a field descriptor at {path}: {field!r:.200}")
+    inner = validator_from_json(field["fieldType"], path)
+    return v.optional(inner) if field.get("optional") else inner
 
 
 def validate_args(

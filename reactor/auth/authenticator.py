@@ -50,10 +50,16 @@ ANONYMOUS = Principal()
 
 
 def load_providers(app: Any) -> list[Any]:
-    module = app.modules.get("auth_config")
-    if module is None:
-        return []
-    raw = getattr(module, "providers", None)
+    if app.declared is not None:
+        config = app.declared.auth_config
+        if config is None:
+            return []
+        raw = config["providers"]
+    else:
+        module = app.modules.get("auth_config")
+        if module is None:
+            return []
+        raw = getattr(module, "providers", None)
     if raw is None:
         from schema.errors import SchemaError
 

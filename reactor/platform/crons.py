@@ -28,6 +28,8 @@ STATE_KEY = "crons"
 
 
 def load_crons(app: Any) -> Crons | None:
+    if app.declared is not None:
+        return app.declared.crons  # type: ignore[no-any-return]
     if "crons" not in app.special_files:
         return None
     return find_crons(app.import_module("crons"))

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from reactor.core.system_tables import TableRegistry
 from reactor.core.tasks import start_task
 from reactor.engine.invocation import (
@@ -152,6 +154,7 @@ class _Runner:
         self.services: dict[int, ActionServices] = {}
         self.tables_generation = -1
         self.alive = False
+        self.manifest = b""  # a probe's description of the app (``functions.manifest``)
         self._reader_task: asyncio.Task[None] | None = None
         self._rpc_tasks: set[asyncio.Task[None]] = set()
 
@@ -219,6 +222,7 @@ class _Runner:
                 f"({_exit_reason(code)})"
             )
         self.alive = True
+        self.manifest = first.manifest
         self._reader_task = start_task(self._read(reader), name=f"{self.kind} runner {first.pid}")
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -614,14 +618,14 @@ class RunnerPools:
             self.queries.stop(), self.actions.stop(), self._stop_quarantine(retire=False)
         )
 
-    async def probe(self) -> None:
+    async def probe(self) -> dict[str, Any]:
         """Load the app as it is now in a runner of its own, then stop it: module code that
-        fails or hangs is found there, never in the server.
+        fails or hangs is found there, never in the server. Returns its manifest.
 
         Raises:
             AppLoadFailed: why the app does not load.
         """
-        await probe_app(self.setup, self.settings)
+        return await probe_app(self.setup, self.settings)
 
     async def reload(self) -> bool:
         """Start runners on the app as it is now (code and environment); once they have
@@ -778,8 +782,9 @@ def _identity(identity: dict[str, Any] | None) -> bytes | None:
     return None if identity is None else dumps(identity)
 
 
-async def probe_app(setup: RunnerSetup, settings: RunnerSettings) -> None:
-    """Load the app of ``setup`` in a throwaway runner (``RunnerPools.probe``).
+async def probe_app(setup: RunnerSetup, settings: RunnerSettings) -> dict[str, Any]:
+    """Load the app of ``setup`` in a throwaway runner (``RunnerPools.probe``): its manifest,
+    all the server needs of the app (``functions.manifest.app_from_manifest``).
 
     Raises:
         AppLoadFailed: why the app does not load (the error, or that it took too long).
@@ -789,3 +794,10 @@ async def probe_app(setup: RunnerSetup, settings: RunnerSettings) -> None:
         await runner.start()
     finally:
         await runner.stop()
+    try:
+        manifest = msgspec.json.decode(runner.manifest)
+    except msgspec.DecodeError as exc:
+        raise AppLoadFailed(f"The function runner described the app unreadably: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise AppLoadFailed("The function runner described the app unreadably")
+    return manifest

@@ -86,10 +86,12 @@ class Reply(msgspec.Struct, tag="reply", array_like=True):
 
 
 class Ready(msgspec.Struct, tag="ready", array_like=True):
-    """Runner → server: the app loaded; ``routes`` tells whether it has HTTP routes."""
+    """Runner → server: the app loaded, with how many functions; a probe runner adds the
+    app's manifest (``functions.manifest``, as JSON): all the server learns of the app."""
 
     pid: int
     functions: int
+    manifest: bytes = b""
 
 
 class LoadFailed(msgspec.Struct, tag="load_failed", array_like=True):

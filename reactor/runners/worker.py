@@ -25,10 +25,13 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
+
 from functions import deployment_env
 from functions.context import Scheduler
 from functions.http_router import HttpRouter, load_http_router
 from functions.loader import App, load_app
+from functions.manifest import describe_app
 from functions.paths import reference_path
 from reactor.core.determinism import loop_factory
 from reactor.core.log_format import use_json_logging
@@ -315,7 +318,17 @@ async def _serve(fd: int) -> None:
         wire.write_frame(writer, wire.LoadFailed(text.encode("utf-8", "replace").decode()))
         await writer.drain()
         return
-    wire.write_frame(writer, wire.Ready(os.getpid(), len(worker.served.registry)))
+    manifest = b""
+    if not first.storage:  # a probe: the server learns the app from this runner alone
+        try:
+            with deployment_env.using(worker.env):
+                manifest = msgspec.json.encode(describe_app(worker.served.app))
+        except BaseException as exc:
+            text = "".join(traceback.format_exception_only(exc)).strip()
+            wire.write_frame(writer, wire.LoadFailed(text.encode("utf-8", "replace").decode()))
+            await writer.drain()
+            return
+    wire.write_frame(writer, wire.Ready(os.getpid(), len(worker.served.registry), manifest))
     await writer.drain()
     if first.sequential:
         await _serve_in_order(worker, reader)

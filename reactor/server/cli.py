@@ -187,12 +187,13 @@ def _stored_env(storage: str | None, data: Path, system_env: dict[str, str]) -> 
 def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     import uvicorn
 
+    from functions.manifest import app_from_manifest
     from reactor.core.tasks import start_task
     from reactor.engine.execution_log import LogFormat
     from reactor.runners.pool import RunnerSetup, probe_app
     from reactor.server.app import create_app
     from reactor.server.dashboard import dashboard_url
-    from reactor.server.deployment import Deployment, load_app_with_env
+    from reactor.server.deployment import Deployment
     from reactor.server.http_actions import create_site_app
     from reactor.server.settings import SettingsError, load_settings
     from reactor.storage import open_storage
@@ -232,10 +233,10 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     try:
         env = _stored_env(settings.storage, Path(settings.data), settings.system_env)
         runners = settings.runner_settings()
-        # The app's module code runs in a runner first: if it fails or hangs, the server
-        # reports it instead of running it.
-        asyncio.run(probe_app(RunnerSetup.probing(directory, env), runners))
-        app = load_app_with_env(directory, env)
+        # The app's code runs only in runners: one loads it and describes it (a manifest);
+        # if it fails or hangs, the server reports it.
+        manifest = asyncio.run(probe_app(RunnerSetup.probing(directory, env), runners))
+        app = app_from_manifest(directory, manifest)
         persistence = open_storage(settings.storage, settings.data)
         deployment = Deployment(
             app,

@@ -19,6 +19,7 @@ from functions import deployment_env
 from functions.decorators import FunctionKind, FunctionSpec
 from functions.http_router import HttpRouter, load_http_router
 from functions.loader import App, load_app
+from functions.manifest import app_from_manifest
 from functions.registry import Registry
 from reactor.auth import parse_authorization
 from reactor.auth.authenticator import Authenticator, Principal, load_providers
@@ -421,16 +422,17 @@ class Deployment:
     async def reload_from_directory(self, reason: str) -> bool:
         """Load the app's code again, with the current environment variables, and serve it.
 
-        With function runners, a throwaway runner loads it first, so module code that fails
-        or hangs never runs in the server; a schema the stored documents break is refused as
-        at start. On any failure the previous code keeps serving (the error is logged) and
-        this returns False.
+        With function runners, a throwaway runner loads it and describes it (a manifest), so
+        the app's code never runs in the server; a schema the stored documents break is
+        refused as at start. On any failure the previous code keeps serving (the error is
+        logged) and this returns False.
         """
         directory = self.app.directory
         try:
             if self.pools is not None:
-                await self.pools.probe()
-            app = load_app_with_env(directory, self.env)
+                app = app_from_manifest(directory, await self.pools.probe())
+            else:
+                app = load_app_with_env(directory, self.env)
         except Exception as exc:
             log.error("%s: reload failed, still serving the previous functions: %s", reason, exc)
             return False

@@ -159,6 +159,14 @@ APP = {
     """,
 }
 
+# Every process that imports the app's modules signs this file beside the app directory.
+APP["loaded_by.py"] = """
+    import os
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "loaded_by.txt"), "a") as out:
+        out.write(f"{os.getpid()}\\n")
+"""
+
 KINDS = [
     "loop",
     "exit",
@@ -262,6 +270,16 @@ async def _while_running(
     await asyncio.sleep(0.3)  # the runaway is under way
     times = await bystander.round_trips(count)
     return await pending, times
+
+
+def test_the_server_never_runs_app_code(server: ReactorServer, app_dir: Path) -> None:
+    """The server knows the app from a runner's manifest: only runners import its modules."""
+    assert server.proc is not None
+    signed = (app_dir.parent / "loaded_by.txt").read_text().split()
+    assert signed, "no runner loaded the app"
+    assert str(server.proc.pid) not in signed, signed
+    body = post(server, "query", "items:count", {}).json()
+    assert body["status"] == "success", body
 
 
 async def test_a_query_looping_forever_times_out_alone(server: ReactorServer) -> None:
