@@ -189,6 +189,7 @@ class ExecutionLog:
         self._arrived: asyncio.Event | None = None
         self.total = 0
         self._listeners: list[ExecutionSink] = []
+        self._closed = False
 
     def subscribe(self, listener: ExecutionSink) -> None:
         """Call ``listener`` with every record added from now on (metrics)."""
@@ -279,13 +280,21 @@ class ExecutionLog:
                 lo = mid + 1
         return [records[i] for i in range(lo, len(records))]
 
+    def close(self) -> None:
+        """End every wait, now and later (the server is stopping: a long poll must not hold
+        its shutdown)."""
+        self._closed = True
+        if self._arrived is not None:
+            self._arrived.set()
+            self._arrived = None
+
     async def wait(self, since: int, timeout_s: float) -> bool:
-        """Wait until a record with a cursor above ``since`` exists, at most ``timeout_s``;
-        whether one does."""
+        """Wait until a record with a cursor above ``since`` exists, at most ``timeout_s``
+        (not at all once closed); whether one does."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self._last_cursor <= since:
             remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
+            if remaining <= 0 or self._closed:
                 return False
             if self._arrived is None:
                 self._arrived = asyncio.Event()

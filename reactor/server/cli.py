@@ -349,7 +349,13 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
                 log.info("http.py has routes now: HTTP actions served on %s", settings.site_origin)
             await serve(site)
 
-        tasks = [serve(server)]
+        async def end_long_polls() -> None:
+            # uvicorn waits for running requests before it stops: log long polls answer now.
+            while not server.should_exit:
+                await asyncio.sleep(0.1)
+            deployment.execution_log.close()
+
+        tasks = [serve(server), end_long_polls()]
         if settings.http_port:
             tasks.append(serve_site())
         try:

@@ -280,12 +280,24 @@ def test_live_sessions_reruns_and_push_latency(server: ReactorServer) -> None:
 
 
 def test_the_cron_run_is_recorded(server: ReactorServer) -> None:
-    tick = wait_for_record(server, lambda r: r["path"] == "notes:tick")
+    tick = wait_for_record(server, lambda r: r["path"] == "notes:tick" and r["caller"] == "cron")
     assert (tick["caller"], tick["kind"], tick["log_lines"]) == ("cron", "mutation", ["[LOG] tick"])
     assert sample(metrics(server), "reactor_cron_runs_total", path="notes:tick", outcome="success")
 
 
 # -- execution records -----------------------------------------------------------------------
+
+
+def test_a_scheduled_run_is_recorded(server: ReactorServer) -> None:
+    call(server, "mutation", "notes:later", {})
+    tick = wait_for_record(
+        server, lambda r: r["path"] == "notes:tick" and r["caller"] == "scheduler"
+    )
+    assert (tick["kind"], tick["outcome"], tick["log_lines"]) == (
+        "mutation",
+        "success",
+        ["[LOG] tick"],
+    )
 
 
 def test_records_carry_caller_counts_and_log_lines(server: ReactorServer) -> None:
@@ -488,3 +500,39 @@ def test_convex_cli_logs_prints_a_mutation_and_its_log_line_within_2s(
         assert f"[CONVEX M(notes:refuse)] Uncaught ConvexError: {text}" in refused
     finally:
         child.close()
+
+
+# -- shutdown ---------------------------------------------------------------------------------
+
+
+def test_a_waiting_long_poll_does_not_hold_the_server_stopping(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    base = tmp_path_factory.mktemp("observability-stop")
+    srv = ReactorServer(base / "data", base / "server.log", app_dir=APP)
+    srv.start()
+    try:
+        key = srv.wait_admin_key()
+        answered: queue.Queue[int] = queue.Queue()
+
+        def long_poll() -> None:
+            response = httpx.get(
+                f"{srv.url}/api/stream_function_logs",
+                params={"cursor": str(time.time() * 1000 + 10**9)},
+                headers={"Authorization": f"Convex {key}"},
+                timeout=60,
+            )
+            answered.put(response.status_code)
+
+        thread = threading.Thread(target=long_poll, daemon=True)
+        thread.start()
+        time.sleep(0.5)  # the request is waiting in the server
+        assert answered.empty()
+        assert srv.proc is not None
+        started = time.monotonic()
+        srv.proc.terminate()
+        srv.proc.wait(timeout=20)
+        assert time.monotonic() - started < 10, "the long poll held the server's shutdown"
+        assert answered.get(timeout=5) == 200
+    finally:
+        srv.stop()

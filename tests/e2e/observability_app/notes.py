@@ -49,3 +49,8 @@ async def bump(ctx, name):
 @internal_mutation(args={})
 async def tick(ctx):
     print("tick")
+
+
+@mutation(args={})
+async def later(ctx):
+    await ctx.scheduler.run_after(0, tick, {})

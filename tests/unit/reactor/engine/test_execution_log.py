@@ -166,3 +166,13 @@ def test_the_server_log_gets_failures_at_info_and_successes_at_debug(
     (entry,) = caplog.records
     assert entry.execution["path"] == "m:ok"  # type: ignore[attr-defined]
     assert entry.execution["cursor"] == added.cursor  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_close_ends_every_wait() -> None:
+    ring = ExecutionLog()
+    waiter = asyncio.ensure_future(ring.wait(0, 30.0))
+    await asyncio.sleep(0)
+    ring.close()
+    assert await asyncio.wait_for(waiter, 1.0) is False
+    assert await asyncio.wait_for(ring.wait(0, 30.0), 1.0) is False
