@@ -164,6 +164,18 @@ def test_delete_asks_first_and_dismissing_keeps_the_document(
     assert result["message"].startswith("Delete document ")
 
 
+def test_documents_sort_by_an_index_filter_by_a_field_and_ids_lead_to_documents(
+    browser_checks: dict[str, Any],
+) -> None:
+    result = passed(browser_checks, "sort_filter_follow_id")
+    assert result["ascending"] == sorted(result["ascending"])
+    assert result["descending"] == sorted(result["descending"], reverse=True)
+    assert {10, 20, 30} <= set(result["ascending"])
+    assert result["filtered"] == [result["expected"]]
+    assert result["followed"].endswith("-p20")
+    assert result["panelTitle"] == f"Document {result['expected']} in tasks"
+
+
 def test_cancelling_a_pending_scheduled_job(browser_checks: dict[str, Any]) -> None:
     result = passed(browser_checks, "cancel_pending_job")
     assert result["message"].startswith("Cancel scheduled job ")

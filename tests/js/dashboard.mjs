@@ -78,6 +78,19 @@ const latest = () => seen.values[seen.values.length - 1] || [];
 
 const title = uniqueName("task");
 
+// An admin's one-off call over HTTP, to check from outside what the browser did.
+async function adminCall(path, args) {
+  const response = await fetch(`${url}/api/function`, {
+    method: "POST",
+    headers: { Authorization: `Convex ${adminKey}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ path, args, format: "json" }),
+  });
+  const body = await response.json();
+  if (body.status !== "success") throw new Error(`${path}: ${JSON.stringify(body)}`);
+  return body.value;
+}
+
+
 await check("wrong_key_refused", async () => {
   await page.goto(`${url}/dashboard/`);
   await page.fill("#admin-key", "reactor-admin|this-is-not-the-key-0000000000000000000000");
@@ -313,17 +326,61 @@ await check("delete_with_confirmation", async () => {
   return { afterDismiss, message };
 });
 
-// An admin's one-off call over HTTP, to check from outside what the browser did.
-async function adminCall(path, args) {
-  const response = await fetch(`${url}/api/function`, {
-    method: "POST",
-    headers: { Authorization: `Convex ${adminKey}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ path, args, format: "json" }),
+await check("sort_filter_follow_id", async () => {
+  const ids = {};
+  for (const p of [30, 10, 20]) {
+    ids[p] = await outsider.mutation("tasks:add", { title: `${title}-p${p}`, priority: p });
+  }
+  const noteId = await adminCall("_system/frontend/documents:insert", {
+    table: "notes",
+    document: { task: ids[20], text: "see the task" },
   });
-  const body = await response.json();
-  if (body.status !== "success") throw new Error(`${path}: ${JSON.stringify(body)}`);
-  return body.value;
-}
+  await page.click("#nav a[data-page=data]");
+  await page.click('[data-table="tasks"]');
+  await page.getByTestId("documents-summary").waitFor();
+  const priorities = () =>
+    page.evaluate(() => {
+      const table = document.querySelector('[data-testid="documents"]');
+      const column = [...table.querySelectorAll("th")].findIndex((th) => th.textContent === "priority");
+      return [...table.querySelectorAll("tbody tr")].map((tr) => Number(tr.children[column].textContent));
+    });
+  await page.getByTestId("index").selectOption("by_priority");
+  await page.getByTestId("order").selectOption("asc");
+  await page.waitForFunction(() => {
+    const rows = document.querySelectorAll('[data-testid="documents"] tbody tr');
+    return rows.length > 0;
+  });
+  await page.waitForTimeout(200);
+  const ascending = await priorities();
+  await page.getByTestId("order").selectOption("desc");
+  await page.waitForFunction(
+    (first) => {
+      const row = document.querySelector('[data-testid="documents"] tbody tr');
+      return row && row.dataset.id !== first;
+    },
+    await page.locator('[data-testid="documents"] tbody tr').first().getAttribute("data-id"),
+  );
+  const descending = await priorities();
+  await page.getByTestId("filter-field").fill("priority");
+  await page.getByTestId("filter-value").fill("20");
+  await page.getByTestId("filter-form").locator("button[type=submit]").click();
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('[data-testid="documents"] tbody tr')].length === 1,
+  );
+  const filtered = await page.locator('[data-testid="documents"] tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  // Follow the note's reference to its task.
+  await page.click('[data-table="notes"]');
+  const link = page.locator(`tr[data-id="${noteId}"] a`);
+  await link.waitFor();
+  await link.click();
+  await page.waitForFunction(
+    (id) => document.querySelector('[data-testid="document-json"]')?.value.includes(id),
+    ids[20],
+  );
+  const followed = JSON.parse(await page.getByTestId("document-json").inputValue());
+  const panelTitle = await page.getByTestId("document-panel").locator("h3").textContent();
+  return { ascending, descending, filtered, expected: ids[20], followed: followed.title, panelTitle };
+});
 
 await check("cancel_pending_job", async () => {
   const jobId = await outsider.mutation("tasks:add_later", { title: `${title}-later`, delay_s: 600 });
