@@ -37,7 +37,7 @@ from schema.values import loads
 
 __all__ = ["ExportProgress", "ExportSummary", "export_snapshot"]
 
-PAGE_SIZE = 1000
+PAGE_SIZE = 500
 
 
 @dataclass(slots=True)
@@ -136,6 +136,12 @@ async def export_snapshot(
     )
 
 
+def _write_documents(entry: IO[bytes], page: list[bytes]) -> int:
+    data = b"".join(encode_document(loads(value)) for value in page)
+    entry.write(data)
+    return len(data)
+
+
 async def _write_table(
     archive: zipfile.ZipFile,
     persistence: Persistence,
@@ -148,11 +154,11 @@ async def _write_table(
     entry = archive.open(f"{table}/documents.jsonl", "w", force_zip64=True)
     try:
         async for page in _pages(persistence, table, ts):
-            data = b"".join(encode_document(loads(value)) for value in page)
-            await asyncio.to_thread(entry.write, data)
+            # Re-encoding and compressing run on a worker thread: the event loop only reads.
+            written = await asyncio.to_thread(_write_documents, entry, page)
             count += len(page)
             progress.documents += len(page)
-            progress.bytes += len(data)
+            progress.bytes += written
             if on_progress is not None:
                 on_progress(progress)
     finally:

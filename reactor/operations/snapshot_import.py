@@ -156,6 +156,9 @@ def _id_number(doc_id: Any) -> int | None:
         return None
 
 
+_UNCHECKED = object()
+
+
 class _Remap:
     """Re-encodes ids whose table number changed (in ``_id`` and in every reference)."""
 
@@ -203,6 +206,7 @@ class _Importer:
         self.storage_source_number: int | None = None
         self.storage_count = 0
         self.now_ms = self.database.now_ms()
+        self._checked_schema: Any = _UNCHECKED
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -275,6 +279,7 @@ class _Importer:
                         "documents, or --append to add to them"
                     )
         self._set_phase("checking")
+        self._checked_schema = self.database.served.schema
         if self.source.storage is not None:
             self.storage_count = await self._check_storage(self.source.storage)
         for plan in self.plans:
@@ -282,25 +287,66 @@ class _Importer:
             plan.count = await self._check_table(plan, ts)
         self.progress.total = sum(p.count for p in self.plans) + self.storage_count
 
-    def _document(self, plan: _TablePlan, line: int, raw: Any) -> dict[str, Any]:
-        """The row as the document to store (checked, references re-encoded)."""
+    def _document(
+        self, plan: _TablePlan, line: int, raw: Any, *, checking: bool = True
+    ) -> dict[str, Any]:
+        """The row as the document to store, references re-encoded. ``checking=False`` (the
+        write pass over rows the check pass accepted, under the same schema) skips the value
+        checks, which only re-confirm what was checked."""
         source = plan.source
         row = _decode_row(source, line, raw)
         doc_id = row.pop("_id", None)
         created = row.pop("_creationTime", None)
+        schema = self.database.served.schema
+        if not checking and schema is self._checked_schema:
+            fields = self.remap.value(row)
+            doc_id = self._final_id(plan, line, doc_id)
+            return {
+                "_id": doc_id,
+                "_creationTime": float(self._created(line, plan, created)),
+                **fields,
+            }
         for name in row:
-            try:
-                check_field_name(name, "$", top_level=True)
-            except ValidationError as exc:
-                raise _fail(source, line, exc.message) from None
+            if schema is None:
+                try:
+                    check_field_name(name, "$", top_level=True)
+                except ValidationError as exc:
+                    raise _fail(source, line, exc.message) from None
             if name.startswith("_"):
                 raise _fail(
                     source,
                     line,
                     f"field {name!r} starts with '_', which is reserved for system fields",
                 )
+        # The check pass needs no fresh id for a row without one (it cannot repeat).
+        doc_id = None if doc_id is None else self._final_id(plan, line, doc_id)
+        created = self._created(line, plan, created)
+        try:
+            fields = validate_document(
+                schema,
+                source.table,
+                self.remap.value(row),
+                resolve_id_table=self._table_of_id,
+            )
+        except ReactorError as exc:
+            raise _fail(source, line, exc.message) from None
+        document = {"_id": doc_id, "_creationTime": float(created), **fields}
+        # A stored value takes at most ~5 bytes per byte of its JSON line (a number "1," is 9):
+        # only a long line can break the limit, so only those are measured.
+        short = isinstance(raw, bytes) and len(raw) * 5 < MAX_DOCUMENT_SIZE
+        size = 0 if short else value_size(document)
+        if size > MAX_DOCUMENT_SIZE:
+            raise _fail(
+                source,
+                line,
+                f"document is too large ({size} bytes; the limit is {MAX_DOCUMENT_SIZE})",
+            )
+        return document
+
+    def _final_id(self, plan: _TablePlan, line: int, doc_id: Any) -> str:
+        source = plan.source
         if doc_id is None:
-            doc_id = encode_id(plan.number, new_internal_id())
+            return encode_id(plan.number, new_internal_id())
         else:
             number = _id_number(doc_id)
             if number is None:
@@ -312,32 +358,18 @@ class _Importer:
                     f"_id {doc_id} belongs to another table (its table number is {number}, "
                     f"the ids of {source.table!r} have {plan.source_number})",
                 )
-            doc_id = encode_id(plan.number, decode_id(doc_id).internal_id)
+            return encode_id(plan.number, decode_id(doc_id).internal_id)
+
+    def _created(self, line: int, plan: _TablePlan, created: Any) -> float:
         if created is None:
             created = self.now_ms
             self.now_ms = math.nextafter(self.now_ms, math.inf)
-        elif isinstance(created, bool) or not isinstance(created, (int, float)):
-            raise _fail(source, line, "_creationTime must be a number (milliseconds)")
-        elif not (math.isfinite(created) and created > 0):
-            raise _fail(source, line, f"_creationTime {created!r} is not a valid time")
-        try:
-            fields = validate_document(
-                self.database.served.schema,
-                source.table,
-                self.remap.value(row),
-                resolve_id_table=self._table_of_id,
-            )
-        except ReactorError as exc:
-            raise _fail(source, line, exc.message) from None
-        document = {"_id": doc_id, "_creationTime": float(created), **fields}
-        size = value_size(document)
-        if size > MAX_DOCUMENT_SIZE:
-            raise _fail(
-                source,
-                line,
-                f"document is too large ({size} bytes; the limit is {MAX_DOCUMENT_SIZE})",
-            )
-        return document
+            return float(created)
+        if isinstance(created, bool) or not isinstance(created, (int, float)):
+            raise _fail(plan.source, line, "_creationTime must be a number (milliseconds)")
+        if not (math.isfinite(created) and created > 0):
+            raise _fail(plan.source, line, f"_creationTime {created!r} is not a valid time")
+        return float(created)
 
     async def _check_table(self, plan: _TablePlan, ts: int) -> int:
         seen: set[str] = set()
@@ -346,6 +378,10 @@ class _Importer:
         for line, raw in plan.source.rows():
             document = self._document(plan, line, raw)
             doc_id = document["_id"]
+            if doc_id is None:
+                count += 1
+                self._tick()
+                continue
             if doc_id in seen:
                 raise _fail(plan.source, line, f"_id {doc_id} appears twice")
             seen.add(doc_id)
@@ -541,9 +577,9 @@ class _Importer:
         batch: list[dict[str, Any]] = []
         size = 0
         for line, raw in plan.source.rows():
-            document = self._document(plan, line, raw)
+            document = self._document(plan, line, raw, checking=False)
             batch.append(document)
-            size += value_size(document)
+            size += len(raw) if isinstance(raw, bytes) else value_size(document)
             if len(batch) >= BATCH_DOCUMENTS or size >= BATCH_BYTES:
                 yield batch
                 batch, size = [], 0

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -331,3 +332,34 @@ async def test_export_during_transfers_is_consistent(app_dir: Path, tmp_path: Pa
         finally:
             stop.set()
             await task
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"balance": 1, "_secret": 2}', "'_secret' starts with '_'"),
+        ('{"_id": "nope", "balance": 1}', "is not a valid document id"),
+        ('{"_creationTime": "yesterday", "balance": 1}', "_creationTime must be a number"),
+        ("[1, 2]", "each row must be a JSON object"),
+        ('{"balance": 1e308, "_": "' + "x" * (1 << 20) + '"}', "starts with '_'"),
+    ],
+)
+async def test_bad_rows_are_named(app_dir: Path, tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"balance": 1}\n' + line + "\n")
+    async with running_deployment(app_dir, tmp_path / "d", background=False) as deployment:
+        with pytest.raises(
+            SnapshotImportError, match=r"rows\.jsonl line 2: .*" + re.escape(message)
+        ):
+            await _import(deployment, path, table="accounts")
+        assert (await _value(deployment, "data:dump"))["accounts"] == []
+
+
+async def test_too_large_document_is_refused(app_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "users.jsonl"
+    path.write_text('{"name": "' + "x" * (1 << 20) + '"}\n')
+    async with running_deployment(app_dir, tmp_path / "d", background=False) as deployment:
+        with pytest.raises(
+            SnapshotImportError, match=r"users\.jsonl line 1: .*more than the limit"
+        ):
+            await _import(deployment, path, table="users")
