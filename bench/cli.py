@@ -26,6 +26,7 @@ ORDER = [
     "fanout",
     "isolation",
     "hostile",
+    "snapshot",
 ]  # limits first: measured on a quiet machine
 SECTION_TIMEOUT_S = 180.0  # a hard stop; a healthy section takes well under a minute
 
@@ -412,6 +413,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
     hostile = results.get("hostile")
     if isinstance(hostile, dict):
         out.extend(hostile_rows(hostile))
+    snapshot = results.get("snapshot")
+    if isinstance(snapshot, dict):
+        from bench.snapshot import snapshot_rows
+
+        out.extend(snapshot_rows(snapshot))
     return out
 
 

@@ -26,6 +26,7 @@ from bench.common import (
 )
 from bench.hostile import run_hostile
 from bench.isolation import run_isolation
+from bench.snapshot import run_snapshot
 
 
 @dataclass(frozen=True)
@@ -574,6 +575,7 @@ SECTIONS = {
     "fanout": run_fanout,
     "isolation": run_isolation,
     "hostile": run_hostile,
+    "snapshot": run_snapshot,
 }
 
 __all__ = ["SECTIONS", "Scale", "percentile"]
