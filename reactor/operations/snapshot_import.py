@@ -25,6 +25,7 @@ with ``--replace``). It does not parse files (``snapshot_input``) or speak HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import enum
 import math
@@ -72,6 +73,7 @@ __all__ = [
 
 BATCH_DOCUMENTS = 4000
 BATCH_BYTES = 8 * 1024 * 1024
+YIELD_EVERY_ROWS = 100
 _STORAGE_NUMBER = SYSTEM_TABLES[STORAGE_TABLE]
 
 
@@ -376,6 +378,7 @@ class _Importer:
         count = 0
         persistence = self.database.persistence
         for line, raw in plan.source.rows():
+            await self._pause(line)
             document = self._document(plan, line, raw)
             doc_id = document["_id"]
             if doc_id is None:
@@ -419,6 +422,7 @@ class _Importer:
         seen: set[str] = set()
         count = 0
         for line, raw in source.rows():
+            await self._pause(line)
             storage_id, _fields = self._storage_row(source, line, raw)
             if storage_id in seen:
                 raise _fail(source, line, f"_id {storage_id} appears twice")
@@ -444,6 +448,11 @@ class _Importer:
         self.progress.documents += n
         if self.progress.documents % 1000 < n:
             self._report()
+
+    async def _pause(self, count: int) -> None:
+        """Let the event loop serve others between rows: checking is CPU work in this thread."""
+        if count % YIELD_EVERY_ROWS == 0:
+            await asyncio.sleep(0)
 
     def _report(self) -> None:
         if self.on_progress is not None:
@@ -577,6 +586,7 @@ class _Importer:
         batch: list[dict[str, Any]] = []
         size = 0
         for line, raw in plan.source.rows():
+            await self._pause(line)
             document = self._document(plan, line, raw, checking=False)
             batch.append(document)
             size += len(raw) if isinstance(raw, bytes) else value_size(document)

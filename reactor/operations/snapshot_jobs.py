@@ -20,7 +20,8 @@ import contextlib
 import logging
 import secrets
 import shutil
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,6 +42,7 @@ from reactor.operations.snapshot_import import (
 from reactor.operations.snapshot_input import ImportFormat, open_input
 from reactor.platform.blobs import BlobStore
 from reactor.platform.files import STORAGE_TABLE
+from reactor.storage import open_reader
 from schema.ids import encode_id, new_internal_id
 from schema.ordering import Order
 from schema.values import Int64
@@ -150,6 +152,34 @@ class _Upload:
     parts: dict[int, Path] = field(default_factory=dict)
 
 
+def _export_on_own_loop(
+    reader_url: str,
+    ts: int,
+    tables: dict[str, int],
+    path: Path,
+    blobs: BlobStore,
+    include_storage: bool,
+    progress: Callable[[ExportProgress], None],
+) -> None:
+    async def run() -> None:
+        reader = open_reader(reader_url)
+        try:
+            with open(path, "wb") as out:
+                await export_snapshot(
+                    reader,
+                    ts,
+                    tables,
+                    out,
+                    blobs=blobs,
+                    include_storage=include_storage,
+                    on_progress=progress,
+                )
+        finally:
+            await reader.aclose()
+
+    asyncio.run(run())
+
+
 class SnapshotJobs:
     """The deployment's export and import jobs; ``directory`` holds export ZIPs and uploads."""
 
@@ -161,6 +191,7 @@ class SnapshotJobs:
         self.imports: dict[str, ImportJob] = {}
         self._uploads: dict[str, _Upload] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = threading.Event()
 
     def _changed(self) -> None:
         self.deployment.snapshots_changed()
@@ -202,19 +233,24 @@ class SnapshotJobs:
         partial = path.with_suffix(".zip.part")
 
         def progress(p: ExportProgress) -> None:
+            if self._stopping.is_set():
+                raise SnapshotError("the server is stopping: export cancelled")
             job.progress = f"Backing up {p.table}: {p.documents:,} documents, {p.files:,} files"
 
         try:
-            with open(partial, "wb") as out:
-                await export_snapshot(
-                    deployment.persistence,
-                    job.start_ts,
-                    deployment.tables.numbers(),
-                    out,
-                    blobs=deployment.blobs,
-                    include_storage=job.include_storage,
-                    on_progress=progress,
-                )
+            # The whole export runs on a thread with its own event loop and its own read
+            # connection (MVCC: it reads at ``start_ts`` whatever is committed meanwhile), so
+            # the server's event loop only shares the CPU with it.
+            await asyncio.to_thread(
+                _export_on_own_loop,
+                deployment.persistence.reader_url,
+                job.start_ts,
+                deployment.tables.numbers(),
+                partial,
+                deployment.blobs,
+                job.include_storage,
+                progress,
+            )
             partial.replace(path)
         except Exception as exc:
             log.exception("snapshot export failed")
@@ -460,6 +496,7 @@ class SnapshotJobs:
         self._changed()
 
     async def stop(self) -> None:
+        self._stopping.set()
         tasks = [t for t in (self._export_task, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
