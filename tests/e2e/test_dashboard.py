@@ -176,6 +176,17 @@ def test_documents_sort_by_an_index_filter_by_a_field_and_ids_lead_to_documents(
     assert result["panelTitle"] == f"Document {result['expected']} in tasks"
 
 
+def test_export_downloads_a_snapshot_zip_and_import_writes_a_table(
+    browser_checks: dict[str, Any],
+) -> None:
+    result = passed(browser_checks, "export_and_import")
+    assert result["filename"].startswith("snapshot_") and result["filename"].endswith(".zip")
+    assert result["zipMagic"] == "PK" and result["hasTasks"] is True
+    assert "tasks" in result["summary"]
+    assert result["done"] == "Imported 2 documents."
+    assert sorted(result["imported"]) == [["-imported-1", False, 7], ["-imported-2", True, 8]]
+
+
 def test_cancelling_a_pending_scheduled_job(browser_checks: dict[str, Any]) -> None:
     result = passed(browser_checks, "cancel_pending_job")
     assert result["message"].startswith("Cancel scheduled job ")

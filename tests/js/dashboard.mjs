@@ -346,27 +346,15 @@ await check("sort_filter_follow_id", async () => {
     });
   await page.getByTestId("index").selectOption("by_priority");
   await page.getByTestId("order").selectOption("asc");
-  await page.waitForFunction(() => {
-    const rows = document.querySelectorAll('[data-testid="documents"] tbody tr');
-    return rows.length > 0;
-  });
-  await page.waitForTimeout(200);
+  await page.locator('table[data-index="by_priority"][data-order="asc"]').waitFor();
   const ascending = await priorities();
   await page.getByTestId("order").selectOption("desc");
-  await page.waitForFunction(
-    (first) => {
-      const row = document.querySelector('[data-testid="documents"] tbody tr');
-      return row && row.dataset.id !== first;
-    },
-    await page.locator('[data-testid="documents"] tbody tr').first().getAttribute("data-id"),
-  );
+  await page.locator('table[data-index="by_priority"][data-order="desc"]').waitFor();
   const descending = await priorities();
   await page.getByTestId("filter-field").fill("priority");
   await page.getByTestId("filter-value").fill("20");
   await page.getByTestId("filter-form").locator("button[type=submit]").click();
-  await page.waitForFunction(() =>
-    [...document.querySelectorAll('[data-testid="documents"] tbody tr')].length === 1,
-  );
+  await page.locator(`table[data-filter='{"field":"priority","value":20}']`).waitFor();
   const filtered = await page.locator('[data-testid="documents"] tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.id));
   // Follow the note's reference to its task.
   await page.click('[data-table="notes"]');
@@ -380,6 +368,53 @@ await check("sort_filter_follow_id", async () => {
   const followed = JSON.parse(await page.getByTestId("document-json").inputValue());
   const panelTitle = await page.getByTestId("document-panel").locator("h3").textContent();
   return { ascending, descending, filtered, expected: ids[20], followed: followed.title, panelTitle };
+});
+
+await check("export_and_import", async () => {
+  await page.click("#nav a[data-page=data]");
+  await page.getByTestId("open-snapshots").click();
+  await page.getByTestId("export").click();
+  await page.getByTestId("export-done").waitFor({ timeout: 20_000 });
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByTestId("export-download").click(),
+  ]);
+  const zip = readFileSync(await download.path());
+  const lines =
+    [
+      `{"title": "${title}-imported-1", "done": false, "priority": 7}`,
+      `{"title": "${title}-imported-2", "done": true, "priority": 8}`,
+    ].join("\n") + "\n";
+  const countBefore = Number(await page.getByTestId("count-tasks").textContent());
+  await page.getByTestId("import-file").setInputFiles({
+    name: "more-tasks.jsonl",
+    mimeType: "application/jsonl",
+    buffer: Buffer.from(lines),
+  });
+  await page.getByTestId("import-table").fill("tasks");
+  await page.getByTestId("import-mode").selectOption("append");
+  await page.getByTestId("import").click();
+  const summaryBox = page.getByTestId("import-summary");
+  await summaryBox.waitFor().catch(async (err) => {
+    throw new Error(`${err.message}; import status: ${await page.getByTestId("import-status").textContent()}`);
+  });
+  const summary = await summaryBox.textContent();
+  await shot("import");
+  await page.getByTestId("import-confirm").click();
+  const done = await page.getByTestId("import-done").textContent();
+  await page.waitForFunction(
+    (expected) => document.querySelector('[data-testid="count-tasks"]')?.textContent === expected,
+    String(countBefore + 2),
+  );
+  const imported = (await outsider.query("tasks:list", {})).filter((t) => t.title.includes("-imported-"));
+  return {
+    filename: download.suggestedFilename(),
+    zipMagic: zip.subarray(0, 2).toString("latin1"),
+    hasTasks: zip.includes(Buffer.from("tasks/documents.jsonl")),
+    summary,
+    done,
+    imported: imported.map((t) => [t.title.replace(title, ""), t.done, t.priority]),
+  };
 });
 
 await check("cancel_pending_job", async () => {

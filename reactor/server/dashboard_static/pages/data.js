@@ -4,6 +4,7 @@
 // insert and delete (after a confirmation), and ids followed to their documents.
 
 import { h, mount, notice, errorText, formatTime } from "../ui.js";
+import { snapshotPanel } from "../snapshots.js";
 import { cellText, looksLikeId, parseJsonText, toEditable, toJsonText } from "../values.js";
 
 const SYSTEM = "_system/frontend";
@@ -19,7 +20,13 @@ export function render(root, deployment, route) {
     h(
       "div",
       { class: "split" },
-      h("aside", { class: "side" }, h("h2", { class: "muted" }, "Tables"), sideList),
+      h(
+        "aside",
+        { class: "side" },
+        h("h2", { class: "muted" }, "Tables"),
+        sideList,
+        h("a", { href: "#data/_snapshots", class: "side-action", "data-testid": "open-snapshots" }, "Import / export"),
+      ),
       content,
     ),
   );
@@ -76,7 +83,7 @@ export function render(root, deployment, route) {
             ),
           ),
         );
-        if (selected && tableView === null) {
+        if (selected && selected !== "_snapshots" && tableView === null) {
           const table = value.find((t) => t.name === selected);
           tableView = showTable(content, deployment, table || { name: selected, indexes: [] }, openId);
         } else if (tableView) {
@@ -87,13 +94,18 @@ export function render(root, deployment, route) {
       (err) => mount(sideList, notice("error", errorText(err), "tables-error")),
     ),
   );
-  if (!selected) {
+  let snapshots = null;
+  if (selected === "_snapshots") {
+    snapshots = snapshotPanel(deployment);
+    mount(content, snapshots.element);
+  } else if (!selected) {
     mount(content, h("div", { class: "panel muted" }, "Choose a table."));
     if (openId) openDocument(content, deployment, openId);
   }
   return () => {
     for (const unsubscribe of subscriptions) unsubscribe();
     for (const entry of counts.values()) entry.unsubscribe();
+    if (snapshots) snapshots.stop();
     if (tableView) tableView.stop();
   };
 }
@@ -143,13 +155,13 @@ function showTable(content, deployment, table, openId) {
       (page) => {
         lastDocuments = page.documents;
         mount(status);
-        renderRows(page);
+        renderRows(page, args);
       },
       (err) => mount(status, notice("error", errorText(err), "documents-error")),
     );
   }
 
-  function renderRows(page) {
+  function renderRows(page, args) {
     const docs = page.documents;
     const columns = ["_id", "_creationTime"];
     for (const doc of docs) {
@@ -163,7 +175,14 @@ function showTable(content, deployment, table, openId) {
       h("div", { class: "muted", "data-testid": "documents-summary" }, note),
       h(
         "table",
-        { class: "grid", "data-testid": "documents" },
+        {
+          class: "grid",
+          "data-testid": "documents",
+          // What these rows answer (tests and scripts wait for a view by these).
+          "data-index": args.index,
+          "data-order": args.order,
+          "data-filter": args.filter ? JSON.stringify(toEditable(args.filter)) : "",
+        },
         h("thead", {}, h("tr", {}, columns.map((c) => h("th", {}, c)))),
         h(
           "tbody",
