@@ -67,6 +67,8 @@ __all__ = [
     "ImportProgress",
     "ImportResult",
     "ImportTarget",
+    "CheckedImport",
+    "check_import",
     "import_snapshot",
     "prepare_import",
 ]
@@ -268,7 +270,13 @@ class _Importer:
         )
         return bool(rows)
 
-    async def check(self) -> None:
+    def checked(self) -> CheckedImport:
+        counts = {plan.source.table: plan.count for plan in self.plans}
+        if self.source.storage is not None:
+            counts[STORAGE_TABLE] = self.storage_count
+        return CheckedImport(counts, self._checked_schema, self.tables.numbers())
+
+    async def check(self, checked: CheckedImport | None = None) -> None:
         ts = self.database.snapshot_ts()
         if self.mode is ImportMode.REQUIRE_EMPTY:
             targets = [p.source.table for p in self.plans]
@@ -282,6 +290,20 @@ class _Importer:
                     )
         self._set_phase("checking")
         self._checked_schema = self.database.served.schema
+        if (
+            checked is not None
+            and self.mode is not ImportMode.APPEND
+            and checked.schema is self._checked_schema
+            and checked.numbers == self.tables.numbers()
+            and set(checked.counts)
+            == {p.source.table for p in self.plans}
+            | ({STORAGE_TABLE} if self.source.storage is not None else set())
+        ):
+            for plan in self.plans:
+                plan.count = checked.counts[plan.source.table]
+            self.storage_count = checked.counts.get(STORAGE_TABLE, 0)
+            self.progress.total = sum(checked.counts.values())
+            return
         if self.source.storage is not None:
             self.storage_count = await self._check_storage(self.source.storage)
         for plan in self.plans:
@@ -670,10 +692,31 @@ async def prepare_import(
     importer = _Importer(target, source, mode, None)
     importer.plan()
     await importer.check()
-    summary = {plan.source.table: plan.count for plan in importer.plans}
-    if source.storage is not None:
-        summary[STORAGE_TABLE] = importer.storage_count
-    return summary
+    return importer.checked().counts
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedImport:
+    """What a check accepted: rows per table under this schema and these table numbers. An
+    import given it (``import_snapshot(checked=...)``) skips checking the rows again while
+    both are unchanged (not in ``APPEND`` mode, whose id checks depend on the data)."""
+
+    counts: dict[str, int]
+    schema: Any
+    numbers: dict[str, int]
+
+
+async def check_import(
+    target: ImportTarget,
+    source: SnapshotInput,
+    *,
+    mode: ImportMode = ImportMode.REQUIRE_EMPTY,
+) -> CheckedImport:
+    """``prepare_import``, keeping what the check depended on for ``import_snapshot``."""
+    importer = _Importer(target, source, mode, None)
+    importer.plan()
+    await importer.check()
+    return importer.checked()
 
 
 async def import_snapshot(
@@ -682,8 +725,10 @@ async def import_snapshot(
     *,
     mode: ImportMode = ImportMode.REQUIRE_EMPTY,
     on_progress: Callable[[ImportProgress], None] | None = None,
+    checked: CheckedImport | None = None,
 ) -> ImportResult:
     """Import ``source`` into ``target``: check everything, then write (module docstring).
+    ``checked`` (from ``check_import`` of the same file) spares re-checking the rows.
 
     Raises:
         SnapshotImportError: the input is refused (nothing was written): names the file and
@@ -691,5 +736,5 @@ async def import_snapshot(
     """
     importer = _Importer(target, source, mode, on_progress)
     importer.plan()
-    await importer.check()
+    await importer.check(checked)
     return await importer.write()

@@ -34,10 +34,11 @@ from reactor.engine.database import Database
 from reactor.errors import SnapshotError, SnapshotImportError
 from reactor.operations.snapshot_export import ExportProgress, export_snapshot
 from reactor.operations.snapshot_import import (
+    CheckedImport,
     ImportMode,
     ImportProgress,
+    check_import,
     import_snapshot,
-    prepare_import,
 )
 from reactor.operations.snapshot_input import ImportFormat, open_input
 from reactor.platform.blobs import BlobStore
@@ -122,6 +123,7 @@ class ImportJob:
     mode: ImportMode
     table: str | None
     state: dict[str, Any] = field(default_factory=lambda: {"state": "uploaded"})
+    checked: CheckedImport | None = None
 
     @property
     def label(self) -> str | None:
@@ -392,7 +394,8 @@ class SnapshotJobs:
         try:
             source = open_input(job.path, job.format, table=job.table, label=job.label)
             try:
-                summary = await prepare_import(self.deployment, source, mode=job.mode)
+                job.checked = await check_import(self.deployment, source, mode=job.mode)
+                summary = job.checked.counts
             finally:
                 source.close()
         except SnapshotImportError as exc:
@@ -474,7 +477,11 @@ class SnapshotJobs:
             source = open_input(job.path, job.format, table=job.table, label=job.label)
             try:
                 result = await import_snapshot(
-                    self.deployment, source, mode=job.mode, on_progress=progress
+                    self.deployment,
+                    source,
+                    mode=job.mode,
+                    on_progress=progress,
+                    checked=job.checked,
                 )
             finally:
                 source.close()
