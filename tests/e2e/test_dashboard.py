@@ -130,6 +130,14 @@ def test_running_an_internal_mutation_from_functions_changes_data(
     assert result["done"] is True
 
 
+def test_run_as_a_user_identity_and_keep_a_query_open_as_a_live_view(
+    browser_checks: dict[str, Any],
+) -> None:
+    result = passed(browser_checks, "run_as_user_and_live_view")
+    assert (result["asAdmin"], result["asUser"]) == ("null", '"user-7"')
+    assert result["liveMs"] < 5000
+
+
 def test_a_failing_call_appears_in_logs_with_its_request_id(
     browser_checks: dict[str, Any],
 ) -> None:

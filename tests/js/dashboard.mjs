@@ -249,6 +249,31 @@ await check("internal_mutation_run", async () => {
   };
 });
 
+await check("run_as_user_and_live_view", async () => {
+  await page.click("#nav a[data-page=functions]");
+  await page.locator('[data-path="tasks:whoami"]').click();
+  await page.getByTestId("function-panel").waitFor();
+  const run = async () => {
+    await page.getByTestId("run").click();
+    await page.getByTestId("run-result").waitFor();
+    return (await page.getByTestId("run-result").textContent()).trim();
+  };
+  const asAdmin = await run();
+  await page.getByTestId("run-identity").fill('{"subject": "user-7", "issuer": "https://issuer.example"}');
+  const asUser = await run();
+  // A query kept open as a live view changes when another client writes.
+  await page.locator('[data-path="tasks:list"]').click();
+  await page.locator("h2", { hasText: "tasks:list" }).waitFor();
+  await page.getByTestId("run-live").check();
+  await page.getByTestId("run").click();
+  await page.getByTestId("run-result").waitFor();
+  const liveTitle = `${title}-live-view`;
+  await outsider.mutation("tasks:add", { title: liveTitle, priority: 3 });
+  const started = Date.now();
+  await page.getByTestId("run-result").filter({ hasText: liveTitle }).waitFor({ timeout: 5000 });
+  return { asAdmin, asUser, liveMs: Date.now() - started };
+});
+
 await check("failed_call_in_logs", async () => {
   await page.click("#nav a[data-page=logs]");
   await page.getByTestId("logs-outcome").selectOption("failure");

@@ -45,3 +45,10 @@ async def add_later(ctx: MutationCtx, title: str, delay_s: float) -> str:
 async def count_open(ctx: MutationCtx) -> int:
     """The cron's job: counts the open tasks (writes nothing)."""
     return len([t for t in await ctx.db.query("tasks").collect() if not t["done"]])
+
+
+@query(args={})
+async def whoami(ctx: QueryCtx) -> str | None:
+    """The caller's subject (the Functions page can run a call as a user identity)."""
+    identity = await ctx.auth.get_user_identity()
+    return None if identity is None else str(identity["subject"])
