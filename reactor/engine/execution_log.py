@@ -62,6 +62,12 @@ class Outcome(enum.Enum):
     SYSTEM_ERROR = "system_error"
 
 
+# The values, for the hot path (an Enum member's ``.value`` is a descriptor call).
+SUCCESS = Outcome.SUCCESS.value
+USER_ERROR = Outcome.USER_ERROR.value
+SYSTEM_ERROR = Outcome.SYSTEM_ERROR.value
+
+
 class LogFormat(enum.Enum):
     TEXT = "text"
     JSON = "json"
@@ -104,19 +110,19 @@ def record_of(
     error_code: str | None = None
     error_message: str | None = None
     if result.success:
-        outcome = Outcome.SUCCESS
+        outcome = SUCCESS
     else:
         error_message = result.error_message
         match = _REQUEST_ID.match(error_message)
         if match is not None:
-            outcome = Outcome.SYSTEM_ERROR
+            outcome = SYSTEM_ERROR
             request_id = match.group(1)
             error_code = result.error_code
         elif result.retryable:  # OCC retries exhausted, storage unavailable
-            outcome = Outcome.SYSTEM_ERROR
+            outcome = SYSTEM_ERROR
             error_code = result.error_code
         else:
-            outcome = Outcome.USER_ERROR
+            outcome = USER_ERROR
             if result.error_code is not None:
                 error_code = result.error_code
             elif result.error_data_json is not None:
@@ -132,7 +138,7 @@ def record_of(
         caller=caller.value,
         live_rerun=live_rerun,
         duration_s=duration_s,
-        outcome=outcome.value,
+        outcome=outcome,
         error_code=error_code,
         error_message=error_message,
         request_id=request_id or secrets.token_hex(8),
@@ -150,7 +156,7 @@ def summary(record: ExecutionRecord) -> str:
     counts = f"read {record.documents_read} written {record.documents_written}"
     if record.occ_retries:
         counts += f" occ_retries {record.occ_retries}"
-    if record.outcome == Outcome.SUCCESS.value:
+    if record.outcome == SUCCESS:
         return f"{head} success ({counts})"
     message = (record.error_message or "").replace("\n", " | ")
     if len(message) > 300:
@@ -215,7 +221,7 @@ class ExecutionLog:
         return stamped
 
     def _log(self, record: ExecutionRecord) -> None:
-        failed = record.outcome != Outcome.SUCCESS.value
+        failed = record.outcome != SUCCESS
         if self.log_format is LogFormat.JSON:
             # One JSON line per record (the JSON formatter writes ``execution`` out whole).
             log.info(summary(record), extra={"execution": msgspec.to_builtins(record)})

@@ -12,7 +12,7 @@ import collections
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from functions.store import IndexRange, Order
 from reactor.core.persistence import PublishedCommit
-from reactor.engine.execution_log import Caller, ExecutionRecord, Outcome
+from reactor.engine.execution_log import SUCCESS, SYSTEM_ERROR, Caller, ExecutionRecord
 from reactor.platform.scheduler import BY_STATE_TIME, TABLE as SCHEDULED_FUNCTIONS
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["CONTENT_TYPE", "DeploymentMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_CRON = Caller.CRON.value
 # Publish times kept to measure push latency (commit published -> Transition sent).
 _PUBLISH_TIMES = 4096
 # Pending scheduled jobs counted at a scrape, at most (the gauge then reads this bound).
@@ -119,15 +120,23 @@ class DeploymentMetrics:
         )
         r.register(_StateCollector(deployment))
         self._published: collections.OrderedDict[int, float] = collections.OrderedDict()
+        self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 
     # -- listeners ---------------------------------------------------------------------------
 
     def on_execution(self, record: ExecutionRecord) -> None:
         kind = record.kind
-        self.duration.labels(record.path, kind).observe(record.duration_s)
-        self.executions.labels(record.path, kind, record.caller, record.outcome).inc()
-        if record.outcome != Outcome.SUCCESS.value:
-            system = record.outcome == Outcome.SYSTEM_ERROR.value
+        key = (record.path, kind, record.caller, record.outcome)
+        children = self._children.get(key)
+        if children is None:  # labels() costs a lock and lookups: once per label set
+            children = self._children[key] = (
+                self.duration.labels(record.path, kind),
+                self.executions.labels(*key),
+            )
+        children[0].observe(record.duration_s)
+        children[1].inc()
+        if record.outcome != SUCCESS:
+            system = record.outcome == SYSTEM_ERROR
             code = record.error_code or ("ServerError" if system else "Error")
             self.errors.labels(kind, record.outcome, code).inc()
         if record.occ_retries:
@@ -137,7 +146,7 @@ class DeploymentMetrics:
             self.occ_conflicts.labels(record.path).inc(conflicts)
         if record.live_rerun:
             self.reruns.inc()
-        if record.caller == Caller.CRON.value:
+        if record.caller == _CRON:
             self.cron_runs.labels(record.path, record.outcome).inc()
 
     def on_commit(self, commit: PublishedCommit) -> None:

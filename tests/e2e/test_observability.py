@@ -224,9 +224,9 @@ def test_occ_conflicts_are_retried_and_counted(server: ReactorServer) -> None:
     name = f"tally-{uuid.uuid4().hex[:8]}"
     before = metrics(server)
 
-    async def bump_many() -> None:
+    async def bump_many() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=60) as client:
-            responses = await asyncio.gather(
+            return await asyncio.gather(
                 *(
                     client.post(
                         f"{server.url}/api/mutation",
@@ -235,20 +235,25 @@ def test_occ_conflicts_are_retried_and_counted(server: ReactorServer) -> None:
                     for _ in range(8)
                 )
             )
-        for response in responses:
-            assert response.json()["status"] == "success", response.text
 
-    asyncio.run(bump_many())
+    for response in asyncio.run(bump_many()):
+        # Each commits, or (a loaded machine) runs out of retries: 503, as Convex answers.
+        if response.status_code == 503:
+            assert response.json()["code"] == "OptimisticConcurrencyError", response.text
+        else:
+            assert response.json()["status"] == "success", response.text
     after = metrics(server)
-    retried = [r for r in records(server, path="notes:bump") if r["occ_retries"]]
-    assert retried, "eight concurrent read-modify-writes never conflicted"
-    total = sum(r["occ_retries"] for r in records(server, path="notes:bump"))
-    moved = sample(after, "reactor_occ_retries_total", path="notes:bump") - sample(
-        before, "reactor_occ_retries_total", path="notes:bump"
-    )
-    assert moved >= 1
-    assert moved <= total
-    assert sample(after, "reactor_occ_conflicts_total", path="notes:bump") >= moved
+    mine = records(server, path="notes:bump")
+    retries = sum(r["occ_retries"] for r in mine)
+    exhausted = sum(r["error_code"] == "OptimisticConcurrencyError" for r in mine)
+    assert retries, "eight concurrent read-modify-writes never conflicted"
+    assert all(r["outcome"] == "system_error" for r in mine if r["error_code"])
+
+    def moved(metric: str) -> float:
+        return sample(after, metric, path="notes:bump") - sample(before, metric, path="notes:bump")
+
+    assert moved("reactor_occ_retries_total") == retries
+    assert moved("reactor_occ_conflicts_total") == retries + exhausted
 
 
 def test_live_sessions_reruns_and_push_latency(server: ReactorServer) -> None:
