@@ -20,6 +20,7 @@ from typing import IO
 from reactor.core.index_keys import BY_CREATION_TIME, index_id
 from reactor.core.persistence import Persistence
 from reactor.core.system_tables import is_system_table
+from reactor.errors import SnapshotError
 from reactor.operations.snapshot_format import (
     GENERATED_SCHEMA_UNIFORM,
     README,
@@ -31,6 +32,7 @@ from reactor.operations.snapshot_format import (
 )
 from reactor.platform.blobs import BlobNotFound, BlobStore
 from reactor.platform.files import STORAGE_TABLE
+from reactor.platform.retention import PRUNED_THROUGH
 from schema.errors import ValidationError
 from schema.ordering import Order
 from schema.values import loads
@@ -96,6 +98,8 @@ async def export_snapshot(
     Raises:
         ValidationError: ``include_storage`` without ``blobs``, or a stored file whose bytes
             are missing.
+        SnapshotError: retention pruned versions at ``ts`` while the export ran (an export
+            longer than the retention window, 10 minutes): the ZIP may be inconsistent.
     """
     if include_storage and blobs is None:
         raise ValidationError("include_storage needs the deployment's blob store")
@@ -127,6 +131,14 @@ async def export_snapshot(
             )
     finally:
         await asyncio.to_thread(archive.close)
+    # Retention forgets versions older than its window: if it pruned past ``ts`` while the
+    # export ran, some pages may have been read without versions they needed.
+    pruned = await persistence.get_global(PRUNED_THROUGH)
+    if pruned is not None and int(pruned) >= ts:
+        raise SnapshotError(
+            "The export took longer than the retention window (versions at its timestamp were "
+            "pruned while it ran), so it may not be consistent: export again"
+        )
     return ExportSummary(
         ts=ts,
         tables=counts,

@@ -282,3 +282,36 @@ def test_native_commands_on_a_stopped_data_directory(
         assert call(restarted, "query", "bank:dump")["accounts"] == before["accounts"]
     finally:
         restarted.stop()
+
+
+def test_routes_need_the_admin_key_and_name_bad_input(source: ReactorServer) -> None:
+    for method, route in (
+        ("POST", "/api/export/request/zip"),
+        ("GET", "/api/export/zip/1"),
+        ("POST", "/api/import/start_upload"),
+        ("POST", "/api/perform_import"),
+        ("POST", "/api/admin/backup"),
+    ):
+        response = httpx.request(method, source.url + route)
+        assert response.status_code == 403, (route, response.text)
+        assert response.json()["code"] == "BadAdminKey"
+    admin = httpx.Client(
+        base_url=source.url, headers={"Authorization": f"Convex {source.admin_key}"}
+    )
+    with admin:
+        missing = admin.get("/api/export/zip/12345")
+        assert missing.status_code == 404 and "No completed snapshot export" in missing.text
+        part = admin.post("/api/import/upload_part?uploadToken=nope&partNumber=1", content=b"x")
+        assert part.status_code == 400 and "Unknown upload token 'nope'" in part.text
+        token = admin.post("/api/import/start_upload").json()["uploadToken"]
+        bad = admin.post(
+            "/api/import/finish_upload",
+            json={
+                "import": {"format": "xml", "mode": "append"},
+                "uploadToken": token,
+                "partTokens": [],
+            },
+        )
+        assert bad.status_code == 400 and "Unknown import format 'xml'" in bad.text
+        perform = admin.post("/api/perform_import", json={"importId": "nope"})
+        assert perform.status_code == 400 and "Import 'nope' not found" in perform.text

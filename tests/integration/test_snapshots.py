@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from reactor.errors import SnapshotImportError
+from reactor.errors import SnapshotError, SnapshotImportError
 from reactor.operations.snapshot_export import export_snapshot
 from reactor.operations.snapshot_import import ImportMode, import_snapshot
 from reactor.operations.snapshot_input import ImportFormat, open_input
@@ -363,3 +363,10 @@ async def test_too_large_document_is_refused(app_dir: Path, tmp_path: Path) -> N
             SnapshotImportError, match=r"users\.jsonl line 1: .*more than the limit"
         ):
             await _import(deployment, path, table="users")
+
+
+async def test_export_refuses_when_retention_pruned_its_snapshot(source: Deployment) -> None:
+    ts = source.database.snapshot_ts()
+    await source.persistence.set_global("pruned_through", ts)  # as retention records a prune
+    with pytest.raises(SnapshotError, match="longer than the retention window"):
+        await export_snapshot(source.persistence, ts, source.tables.numbers(), io.BytesIO())
