@@ -431,6 +431,7 @@ class SnapshotJobs:
         count, start = 0, b""
         while True:
             rows = await persistence.scan(iid, start, None, ts, Order.ASC, 4096)
+            await asyncio.sleep(0)  # a page at a time: others are served in between
             count += len(rows)
             if len(rows) < 4096:
                 return count
