@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 if TYPE_CHECKING:  # conftest is pytest's to import; its classes serve as types only
@@ -142,12 +143,22 @@ def documents(result: Run) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.ok().lines]
 
 
-def test_run_calls_mutations_and_queries(convex: Callable[..., Run]) -> None:
+def add(server: ReactorServer, text: str) -> None:
+    """A task, added through the HTTP API (setup for the CLI commands under test)."""
+    response = httpx.post(
+        server.url + "/api/mutation",
+        json={"path": "tasks:add", "args": {"text": text}},
+        timeout=10,
+    )
+    assert response.json()["status"] == "success", response.text
+
+
+def test_run_calls_mutations_and_queries(convex: Callable[..., Run], server: ReactorServer) -> None:
     added = convex("run", "tasks:add", '{"text": "first"}').ok()
     task_id = json.loads(added.stdout)
     assert isinstance(task_id, str) and len(task_id) > 20, added.describe()
-    convex("run", "tasks:add", '{"text": "second"}').ok()
-    convex("run", "tasks:add", '{"text": "third"}').ok()
+    add(server, "second")
+    add(server, "third")
     texts = json.loads(convex("run", "tasks:texts").ok().stdout)
     assert texts[-3:] == ["first", "second", "third"]
 
@@ -165,14 +176,16 @@ def test_run_reports_an_application_error(convex: Callable[..., Run]) -> None:
     assert "tasks are closed today" in result.stderr, result.describe()
 
 
-def test_data_lists_the_tables(convex: Callable[..., Run]) -> None:
-    convex("run", "tasks:add", '{"text": "so the table exists"}').ok()
+def test_data_lists_the_tables(convex: Callable[..., Run], server: ReactorServer) -> None:
+    add(server, "so the table exists")
     assert convex("data").ok().lines == ["notes", "tasks"]
 
 
-def test_data_prints_a_tables_documents_as_jsonl(convex: Callable[..., Run]) -> None:
+def test_data_prints_a_tables_documents_as_jsonl(
+    convex: Callable[..., Run], server: ReactorServer
+) -> None:
     for text in ("a", "b", "c"):
-        convex("run", "tasks:add", json.dumps({"text": f"jsonl-{text}"})).ok()
+        add(server, f"jsonl-{text}")
     newest = documents(convex("data", "tasks", "--format", "jsonl"))
     texts = [doc["text"] for doc in newest]
     assert texts[:3] == ["jsonl-c", "jsonl-b", "jsonl-a"]  # newest first by default
@@ -190,8 +203,10 @@ def test_data_prints_a_tables_documents_as_jsonl(convex: Callable[..., Run]) -> 
     )[:2]
 
 
-def test_data_table_view_and_an_empty_table(convex: Callable[..., Run]) -> None:
-    convex("run", "tasks:add", '{"text": "table view"}').ok()
+def test_data_table_view_and_an_empty_table(
+    convex: Callable[..., Run], server: ReactorServer
+) -> None:
+    add(server, "table view")
     table = convex("data", "tasks", "--limit", "1").ok()
     header = [column.strip() for column in table.lines[0].split("|")]
     assert header == ["_id", "_creationTime", "done", "text"], table.describe()
