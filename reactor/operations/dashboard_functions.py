@@ -128,7 +128,7 @@ def register(functions: SystemFunctions, deployment: FrontendDeployment) -> None
             field, value = filter["field"], filter["value"]
             query = query.filter(lambda q: q.eq(q.field(field), value))
         docs = await query.take(size + 1)
-        return {"documents": docs[:size], "isDone": len(docs) <= size, "scanned": float(size)}
+        return {"documents": docs[:size], "isDone": len(docs) <= size}
 
     @functions.query(f"{PREFIX}/documents:get", args={"id": v.string()})
     async def get(ctx: QueryCtx, *, id: str) -> dict[str, Any] | None:

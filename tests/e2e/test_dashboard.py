@@ -238,6 +238,12 @@ def test_schema_page_shows_fields_and_index_state(browser_checks: dict[str, Any]
     assert result["fields"] == ["task", 'Id<"tasks">', ""]
 
 
+def test_show_more_pages_past_the_first_hundred(browser_checks: dict[str, Any]) -> None:
+    result = passed(browser_checks, "show_more")
+    assert (result["first"], result["summary"]) == (100, "the first 100 documents")
+    assert result["after"] == min(200, result["total"]) and result["total"] > 120
+
+
 def test_usable_on_a_phone_width(browser_checks: dict[str, Any]) -> None:
     result = passed(browser_checks, "phone_layout")
     assert result["scrollWidth"] <= result["innerWidth"]
@@ -336,3 +342,102 @@ def test_with_the_admin_key_over_http(server: ReactorServer) -> None:
     names = [table["name"] for table in body["value"]]
     assert names == ["notes", "tasks"]
     assert body["value"][1]["indexes"] == [{"name": "by_priority", "fields": ["priority"]}]
+
+
+# -- refusals of the dashboard's functions (with the admin key) --------------------------------
+
+
+def _admin_error(server: ReactorServer, path: str, args: dict[str, Any]) -> tuple[str, Any]:
+    status, body = _call_args(server, path, args)
+    assert status == 200 and body["status"] == "error", body
+    return body["errorMessage"], body.get("errorData")
+
+
+def _admin_value(server: ReactorServer, path: str, args: dict[str, Any]) -> Any:
+    status, body = _call_args(server, path, args)
+    assert status == 200 and body["status"] == "success", body
+    return body["value"]
+
+
+def _call_args(server: ReactorServer, path: str, args: dict[str, Any]) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        server.url + "/api/function",
+        data=json.dumps({"path": path, "args": args, "format": "json"}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Convex {server.admin_key}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"table": "tasks", "limit": 0}, "`limit` must be between 1 and 1000, got 0"),
+        ({"table": "tasks", "limit": 5000}, "`limit` must be between 1 and 1000, got 5000"),
+        ({"table": "tasks", "index": "by_nothing"}, "Table tasks has no index 'by_nothing'"),
+        ({"table": "_storage"}, "_storage is a system table"),
+    ],
+)
+def test_documents_page_refuses_bad_views(
+    server: ReactorServer, args: dict[str, Any], message: str
+) -> None:
+    error, _ = _admin_error(server, "_system/frontend/documents:page", args)
+    assert message in error
+
+
+def test_insert_refused_by_the_schema_names_the_path_and_writes_nothing(
+    server: ReactorServer,
+) -> None:
+    before = _admin_value(server, "_system/frontend/tables:count", {"table": "notes"})
+    error, data = _admin_error(
+        server,
+        "_system/frontend/documents:insert",
+        {"table": "notes", "document": {"task": "not-an-id", "text": "x"}},
+    )
+    assert data["path"] == "$.task" and data["code"] == "SchemaEnforcementError"
+    assert "at `$.task`" in data["message"]
+    assert _admin_value(server, "_system/frontend/tables:count", {"table": "notes"}) == before
+
+
+def test_replace_keeps_system_fields_and_refuses_a_changed_id(server: ReactorServer) -> None:
+    id = _admin_value(
+        server,
+        "_system/frontend/documents:insert",
+        {"table": "tasks", "document": {"title": "keep", "done": False, "priority": 1}},
+    )
+    _, data = _admin_error(
+        server,
+        "_system/frontend/documents:replace",
+        {"id": id, "document": {"_id": "x" * 32, "title": "t", "done": True, "priority": 2}},
+    )
+    assert data == {"message": "_id cannot be changed", "path": "$._id"}
+    stored = _admin_value(server, "_system/frontend/documents:get", {"id": id})
+    _admin_value(
+        server,
+        "_system/frontend/documents:replace",
+        {"id": id, "document": {**stored["document"], "title": "kept"}},
+    )
+    after = _admin_value(server, "_system/frontend/documents:get", {"id": id})
+    assert after["document"]["_creationTime"] == stored["document"]["_creationTime"]
+    assert (after["table"], after["document"]["title"]) == ("tasks", "kept")
+    assert _admin_value(server, "_system/frontend/documents:remove", {"ids": [id]}) == 1
+    assert _admin_value(server, "_system/frontend/documents:get", {"id": id}) is None
+
+
+def test_ids_of_the_wrong_kind_are_refused(server: ReactorServer) -> None:
+    task = _admin_value(
+        server,
+        "_system/frontend/documents:insert",
+        {"table": "tasks", "document": {"title": "id kinds", "done": False, "priority": 1}},
+    )
+    error, _ = _admin_error(server, "_system/frontend/scheduled:cancel", {"id": task})
+    assert "is not the id of a scheduled job" in error
+    error, _ = _admin_error(server, "_system/frontend/files:delete", {"ids": [task]})
+    assert "is not the id of a stored file" in error
+    jobs = _admin_value(server, "_system/frontend/scheduled:list", {"state": "success"})
+    assert jobs, "the cron's first run is a finished job"
+    error, _ = _admin_error(server, "_system/frontend/scheduled:cancel", {"id": jobs[0]["_id"]})
+    assert "is success: only pending jobs can be canceled" in error
+    error, _ = _admin_error(server, "_system/frontend/scheduled:list", {"state": "sleeping"})
+    assert "`state` must be one of pending, inProgress, success, failed, canceled" in error

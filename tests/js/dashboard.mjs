@@ -557,6 +557,21 @@ await check("health_page", async () => {
   };
 });
 
+await check("show_more", async () => {
+  await adminCall("tasks:seed", { count: 120, prefix: `${title}-seed` });
+  await page.click("#nav a[data-page=data]");
+  await page.click('[data-table="tasks"]');
+  const rows = () => page.locator('[data-testid="documents"] tbody tr').count();
+  await page.getByTestId("show-more").waitFor();
+  const first = await rows();
+  const summary = await page.getByTestId("documents-summary").textContent();
+  await page.getByTestId("show-more").click();
+  await page.waitForFunction(
+    () => document.querySelectorAll('[data-testid="documents"] tbody tr').length > 100,
+  );
+  return { first, summary, after: await rows(), total: (await outsider.query("tasks:list", {})).length };
+});
+
 await check("phone_layout", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.click("#nav a[data-page=data]");

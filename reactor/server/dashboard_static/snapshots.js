@@ -16,34 +16,47 @@ export function snapshotPanel(deployment) {
   const includeFiles = h("input", { type: "checkbox", "data-testid": "export-files" });
   const exportButton = h("button", { type: "button", class: "primary", "data-testid": "export" }, "Export a snapshot");
   const exportStatus = h("div", { "data-testid": "export-status" });
-  let wanted = false; // this tab asked for the export shown
+  // The export shown is "ours" once it is newer than the one shown when the button was
+  // clicked (the answer to the request may arrive after the job already completed).
+  let latest = null;
+  let before = undefined;
   exportButton.addEventListener("click", async () => {
+    before = latest ? latest._creationTime : null;
     try {
       const flag = includeFiles.checked ? "true" : "false";
       await deployment.http("POST", `/api/export/request/zip?includeStorage=${flag}`);
-      wanted = true;
-      mount(exportStatus, notice("info", "Export requested..."));
+      showExport();
     } catch (err) {
+      before = undefined;
       mount(exportStatus, notice("error", errorText(err), "export-error"));
     }
   });
+  function showExport() {
+    const job = latest;
+    if (!job) {
+      if (before !== undefined) mount(exportStatus, notice("info", "Export requested..."));
+      return;
+    }
+    const ours = before !== undefined && job._creationTime !== before;
+    if (job.state === "completed") {
+      const ts = String(job.start_ts);
+      const download = h("button", { type: "button", "data-testid": "export-download" }, `Download snapshot_${ts}.zip`);
+      download.addEventListener("click", () => save(deployment, `/api/export/zip/${ts}`, `snapshot_${ts}.zip`, exportStatus));
+      mount(
+        exportStatus,
+        notice("ok", `Export completed (${formatBytes(Number(job.size))}).`, ours ? "export-done" : null),
+        download,
+      );
+    } else if (job.state === "failed") {
+      mount(exportStatus, notice("error", `Export failed: ${job.error_message}`, "export-error"));
+    } else {
+      mount(exportStatus, notice("info", `Export ${job.state}${job.progress_message ? `: ${job.progress_message}` : ""}`));
+    }
+  }
   stops.push(
     deployment.watch("_system/cli/exports:getLatest", {}, (job) => {
-      if (!job) return;
-      if (job.state === "completed") {
-        const ts = String(job.start_ts);
-        const download = h("button", { type: "button", "data-testid": "export-download" }, `Download snapshot_${ts}.zip`);
-        download.addEventListener("click", () => save(deployment, `/api/export/zip/${ts}`, `snapshot_${ts}.zip`, exportStatus));
-        mount(
-          exportStatus,
-          notice("ok", `Export completed (${formatBytes(Number(job.size))}).`, wanted ? "export-done" : null),
-          download,
-        );
-      } else if (job.state === "failed") {
-        mount(exportStatus, notice("error", `Export failed: ${job.error_message}`, "export-error"));
-      } else {
-        mount(exportStatus, notice("info", `Export ${job.state}${job.progress_message ? `: ${job.progress_message}` : ""}`));
-      }
+      latest = job;
+      showExport();
     }),
   );
 

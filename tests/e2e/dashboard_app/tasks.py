@@ -52,3 +52,10 @@ async def whoami(ctx: QueryCtx) -> str | None:
     """The caller's subject (the Functions page can run a call as a user identity)."""
     identity = await ctx.auth.get_user_identity()
     return None if identity is None else str(identity["subject"])
+
+
+@internal_mutation(args={"count": v.float64(), "prefix": v.string()})
+async def seed(ctx: MutationCtx, count: float, prefix: str) -> None:
+    """Insert ``count`` tasks (enough to page through)."""
+    for i in range(int(count)):
+        await ctx.db.insert("tasks", {"title": f"{prefix}-{i}", "done": False, "priority": 50.0})

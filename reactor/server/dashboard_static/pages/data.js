@@ -9,6 +9,7 @@ import { cellText, looksLikeId, parseJsonText, toEditable, toJsonText } from "..
 
 const SYSTEM = "_system/frontend";
 const PAGE_SIZE = 100;
+const MAX_LIMIT = 1000; // the server's PAGE_LIMIT
 
 export function render(root, deployment, route) {
   const [selected, openId] = route;
@@ -111,7 +112,7 @@ export function render(root, deployment, route) {
 }
 
 function showTable(content, deployment, table, openId) {
-  const state = { index: "by_creation_time", order: "desc", filter: null };
+  const state = { index: "by_creation_time", order: "desc", filter: null, limit: PAGE_SIZE };
   let unsubscribe = null;
   let lastDocuments = [];
   let openedId = openId || null;
@@ -147,7 +148,7 @@ function showTable(content, deployment, table, openId) {
 
   function subscribe() {
     if (unsubscribe) unsubscribe();
-    const args = { table: table.name, index: state.index, order: state.order, limit: PAGE_SIZE };
+    const args = { table: table.name, index: state.index, order: state.order, limit: state.limit };
     if (state.filter) args.filter = state.filter;
     unsubscribe = deployment.watch(
       `${SYSTEM}/documents:page`,
@@ -169,7 +170,22 @@ function showTable(content, deployment, table, openId) {
     }
     const note = page.isDone
       ? `${docs.length} document${docs.length === 1 ? "" : "s"}`
-      : `first ${docs.length} documents (of ${page.scanned}+ scanned)`;
+      : `the first ${docs.length} documents`;
+    const more =
+      page.isDone || state.limit >= MAX_LIMIT
+        ? null
+        : h(
+            "button",
+            {
+              type: "button",
+              "data-testid": "show-more",
+              onclick: () => {
+                state.limit = Math.min(MAX_LIMIT, state.limit + PAGE_SIZE);
+                subscribe();
+              },
+            },
+            "Show more",
+          );
     mount(
       body,
       h("div", { class: "muted", "data-testid": "documents-summary" }, note),
@@ -200,6 +216,7 @@ function showTable(content, deployment, table, openId) {
           ),
         ),
       ),
+      more,
     );
   }
 
