@@ -37,7 +37,13 @@ APP = {
 
         schema = define_schema(
             {
-                "users": define_table({"name": v.string(), "age": v.optional(v.int64())}),
+                "users": define_table(
+                    {
+                        "name": v.string(),
+                        "age": v.optional(v.int64()),
+                        "pinned": v.optional(v.id("messages")),
+                    }
+                ),
                 "messages": define_table(
                     {
                         "author": v.id("users"),
@@ -213,7 +219,15 @@ def _hand_built_snapshot(path: Path) -> dict[str, str]:
         )
         archive.writestr(
             "users/documents.jsonl",
-            json.dumps({"_id": user, "_creationTime": 1700000000000.5, "name": "Ada", "age": 7})
+            json.dumps(
+                {
+                    "_id": user,
+                    "_creationTime": 1700000000000.5,
+                    "name": "Ada",
+                    "age": 7,
+                    "pinned": message,
+                }
+            )
             + "\n",
         )
         archive.writestr("users/generated_schema.jsonl", '"uniform"\n')
@@ -258,6 +272,7 @@ async def test_hand_built_convex_snapshot(app_dir: Path, tmp_path: Path) -> None
         (message,) = dump["messages"]
         assert user["age"] == Int64(7) and user["_creationTime"] == 1700000000000.5
         assert message["author"] == user["_id"]  # the reference follows the user's new id
+        assert user["pinned"] == message["_id"]  # and the other way round
         assert decode_id(user["_id"]).internal_id == decode_id(ids["user"]).internal_id
         assert decode_id(message["file"]).table_number == 2
         assert await deployment.files.get(message["file"]) == b"bytes from convex"
