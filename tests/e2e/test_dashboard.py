@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -24,7 +25,7 @@ import pytest
 
 from reactor.operations import dashboard_functions
 from reactor.operations.system_functions import SystemFunctions
-from tests.e2e.conftest import ROOT, ReactorServer, ScriptResult
+from tests.e2e.conftest import JS_DIR, ROOT, ReactorServer, ScriptResult
 
 APP_DIR = Path(__file__).resolve().parent / "dashboard_app"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -441,3 +442,54 @@ def test_ids_of_the_wrong_kind_are_refused(server: ReactorServer) -> None:
     assert "is success: only pending jobs can be canceled" in error
     error, _ = _admin_error(server, "_system/frontend/scheduled:list", {"state": "sleeping"})
     assert "`state` must be one of pending, inProgress, success, failed, canceled" in error
+
+
+# -- the pure JS modules, in Node -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def unit_checks(node_bin: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [node_bin, "dashboard_units.mjs"], cwd=JS_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    checks: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])["checks"]
+    return checks
+
+
+def test_editor_values_round_trip_int64_bytes_and_special_floats(
+    unit_checks: dict[str, Any],
+) -> None:
+    result = passed(unit_checks, "round_trip")
+    assert result["text"]["big"] == {"$int64": "12345678901234567890"}
+    assert result["text"]["raw"] == {"$bytes": "AAH+/w=="}
+    assert result["text"]["list"][:2] == [{"$float": "NaN"}, {"$float": "-Infinity"}]
+    assert result["bigint"] and result["nan"] and result["negInf"]
+    assert result["bytes"] == [0, 1, 254, 255]
+
+
+def test_editor_refuses_malformed_values_naming_the_path(unit_checks: dict[str, Any]) -> None:
+    int64, raw, special, syntax = passed(unit_checks, "bad_input")
+    assert int64 == '$.a: $int64 must be a string of digits, got "12x"'
+    assert raw == "$.a: $bytes is not valid base64"
+    assert special == '$.a: $float must be "NaN", "Infinity" or "-Infinity"'
+    assert syntax.startswith("The document is not valid JSON: ")
+
+
+def test_cells_and_validators_as_text(unit_checks: dict[str, Any]) -> None:
+    assert passed(unit_checks, "cells") == ["text", "7n", "<3 bytes>", '{"a":[1,2]}', True, False]
+    assert passed(unit_checks, "validators") == [
+        "any",
+        "{ title: string; n?: number }",
+        'Id<"tasks">[]',
+        '"a" | bigint',
+    ]
+
+
+def test_metrics_parsing_and_latency_quantiles(unit_checks: dict[str, Any]) -> None:
+    result = passed(unit_checks, "metrics")
+    assert result["count"] == 4
+    assert result["labels"] == {"kind": "query", "le": "0.001", "path": "a:b"}
+    assert result["p50"] == pytest.approx(1.0)
+    assert result["p99"] == pytest.approx(10.0)
+    assert result["empty"] is None

@@ -106,7 +106,7 @@ function buckets(metrics) {
   return [...out.entries()].sort((a, b) => a[0] - b[0]);
 }
 
-function quantile(deltas, q) {
+export function quantile(deltas, q) {
   const total = deltas.length ? deltas[deltas.length - 1][1] : 0;
   if (!total) return null;
   const rank = q * total;
