@@ -150,7 +150,7 @@ class Executor:
         try:
             result = await run
         except Exception as exc:
-            failure = describe_failure(_path(spec), exc, dev=self.dev)
+            failure = _raised(exc)
             self._record(spec, kind, caller, started_ns, failure, live_rerun=live_rerun)
             raise
         self._record(spec, kind, caller, started_ns, result, live_rerun=live_rerun)
@@ -235,9 +235,7 @@ class Executor:
                 spec, args, identity, idempotency_key, job_id, max_retries
             )
         except Exception as exc:
-            self._record(
-                spec, "mutation", caller, started_ns, describe_failure(_path(spec), exc, dev=False)
-            )
+            self._record(spec, "mutation", caller, started_ns, _raised(exc))
             raise
         if not result.job_gone and not result.answered_from_storage:
             self._record(spec, "mutation", caller, started_ns, result)
@@ -473,6 +471,12 @@ class _ServerServices:
 
     def storage(self) -> Any:
         return self._executor.action_storage()
+
+
+def _raised(exc: Exception) -> FunctionResult:
+    """The execution record's result of a call whose runner raised (the caller reports and
+    logs the exception itself): a system error."""
+    return FunctionResult(False, error_message=f"{type(exc).__name__}: {exc}", retryable=True)
 
 
 def _path(spec: FunctionSpec) -> str:
