@@ -18,9 +18,11 @@ Invariants:
   ``BATCH_DOCUMENTS`` documents or ``BATCH_BYTES`` bytes) as system commits, never one user
   mutation: the 16 MiB mutation limit does not apply and memory holds one batch.
 
-Known limit: batches commit one after another, so a reader may see a table half-imported
-while the import runs, and a crash mid-import leaves the batches written so far (re-run it
-with ``--replace``). It does not parse files (``snapshot_input``) or speak HTTP.
+A table that fits in one batch is one commit (all or nothing for readers); with ``REPLACE``
+a table of up to ``SWAP_DOCUMENTS`` documents (old and new each) is swapped in one commit.
+Known limit: a larger table's batches commit one after another, so a reader may see it
+half-imported while the import runs, and a crash mid-import leaves the batches written so far
+(re-run it with ``--replace``). It does not parse files (``snapshot_input``) or speak HTTP.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ __all__ = [
 BATCH_DOCUMENTS = 4000
 BATCH_BYTES = 8 * 1024 * 1024
 YIELD_EVERY_ROWS = 100
+SWAP_DOCUMENTS = BATCH_DOCUMENTS // 2  # old + new documents of a one-commit --replace
 _STORAGE_NUMBER = SYSTEM_TABLES[STORAGE_TABLE]
 
 
@@ -499,8 +502,16 @@ class _Importer:
                 for name in self.tables.numbers()
                 if not name.startswith("_") and name not in imported
             ]
+        # A table replaced by one batch, whose old contents fit in it too, is swapped in one
+        # commit: readers see the old documents or the new ones, never an empty table.
+        swapped = {
+            plan.source.table
+            for plan in self.plans
+            if plan.source.table in cleared and plan.count <= SWAP_DOCUMENTS
+        }
         for table in cleared:
-            await self._clear(table)
+            if table not in swapped:
+                await self._clear(table)
         self._set_phase("writing")
         counts: dict[str, int] = {}
         files = 0
@@ -510,7 +521,9 @@ class _Importer:
             self.progress.checkpoints.append(f'Imported "_storage" ({files} files)')
         for plan in self.plans:
             self.progress.table = plan.source.table
-            counts[plan.source.table] = await self._write_table(plan)
+            counts[plan.source.table] = await self._write_table(
+                plan, swap=plan.source.table in swapped
+            )
             self.progress.checkpoints.append(
                 f'Imported "{plan.source.table}" ({counts[plan.source.table]:,} documents)'
             )
@@ -540,14 +553,15 @@ class _Importer:
         entries: list[IndexEntry] = []
         summary: list[tuple[str, str, dict[str, Any] | None]] = []
         by_id = index_id(table, BY_ID)
-        changes: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = [
-            (old, None) for old in deletes
-        ]
-        changes += [(None, new) for new in inserts]
-        for old, new in changes:
-            doc = old if old is not None else new
-            assert doc is not None
-            doc_id = doc["_id"]
+        # One change per id: a document deleted and inserted again (a --replace of the same
+        # snapshot) is one new version, its old index keys tombstoned where they differ.
+        changes: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
+            gone["_id"]: (gone, None) for gone in deletes
+        }
+        for added in inserts:
+            previous = changes.get(added["_id"])
+            changes[added["_id"]] = (None if previous is None else previous[0], added)
+        for doc_id, (old, new) in changes.items():
             if old is not None:
                 reads.add_point(by_id, id_key(doc_id))
             encoded = None if new is None else dumps(new)
@@ -558,10 +572,20 @@ class _Importer:
                 iid = index_id(table, name)
                 keys = write_keys.setdefault(iid, [])
                 prefixes = write_prefixes.setdefault(iid, [])
-                key, key_prefixes = index_key_prefixes(doc, fields)
-                keys.append(key)
-                prefixes.extend(key_prefixes)
-                entries.append(IndexEntry(iid, key, doc_id, encoded))
+                old_key = new_key = None
+                if old is not None:
+                    old_key, old_prefixes = index_key_prefixes(old, fields)
+                    keys.append(old_key)
+                    prefixes.extend(old_prefixes)
+                if new is not None:
+                    new_key, new_prefixes = index_key_prefixes(new, fields)
+                    if new_key != old_key:
+                        keys.append(new_key)
+                        prefixes.extend(new_prefixes)
+                if old_key is not None and old_key != new_key:
+                    entries.append(IndexEntry(iid, old_key, doc_id, None))
+                if new_key is not None:
+                    entries.append(IndexEntry(iid, new_key, doc_id, encoded))
         new_tables = self.tables.unpersisted()
 
         def build(commit_ts: int) -> Commit:
@@ -618,14 +642,41 @@ class _Importer:
         if batch:
             yield batch
 
-    async def _write_table(self, plan: _TablePlan) -> int:
+    async def _write_table(self, plan: _TablePlan, *, swap: bool = False) -> int:
         count = 0
         table = plan.source.table
         async for batch in self._batches(plan):
-            await self._commit(partial(self._request, table, inserts=batch))
+            if swap:
+                await self._swap(table, batch)
+                swap = False
+            else:
+                await self._commit(partial(self._request, table, inserts=batch))
             count += len(batch)
             self._tick(len(batch))
+        if swap:  # the import holds no documents for it: the table is just emptied
+            await self._clear(table)
         return count
+
+    async def _swap(self, table: str, batch: list[dict[str, Any]]) -> None:
+        """Delete every document of ``table`` and insert ``batch``, in one commit when the old
+        documents fit beside it (else clear first, then insert)."""
+        persistence = self.database.persistence
+        committer = self.database.server_committer()
+        iid = index_id(table, BY_CREATION_TIME)
+        while True:
+            ts = self.database.snapshot_ts()
+            rows = await persistence.scan(iid, b"", None, ts, Order.ASC, SWAP_DOCUMENTS + 1)
+            if len(rows) > SWAP_DOCUMENTS:
+                await self._clear(table)
+                await self._commit(partial(self._request, table, inserts=batch))
+                return
+            old = [loads(row.value) for row in rows]
+            try:
+                await committer.commit(self._request(table, ts, inserts=batch, deletes=old))
+                return
+            except OptimisticConcurrencyError as exc:
+                if exc.write_ts is not None:
+                    await committer.wait_published(exc.write_ts)
 
     async def _write_storage(self, source: TableInput) -> int:
         blobs = self.target.blobs

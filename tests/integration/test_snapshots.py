@@ -385,3 +385,22 @@ async def test_export_refuses_when_retention_pruned_its_snapshot(source: Deploym
     await source.persistence.set_global("pruned_through", ts)  # as retention records a prune
     with pytest.raises(SnapshotError, match="longer than the retention window"):
         await export_snapshot(source.persistence, ts, source.tables.numbers(), io.BytesIO())
+
+
+async def test_replace_swaps_a_small_table_in_one_commit(app_dir: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old.jsonl"
+    old.write_text("".join(f'{{"balance": {i}}}\n' for i in range(30)))
+    new = tmp_path / "new.jsonl"
+    new.write_text("".join(f'{{"balance": {i}}}\n' for i in range(500)))
+    async with running_deployment(app_dir, tmp_path / "d", background=False) as deployment:
+        await _import(deployment, old, table="accounts")
+        seen: set[int] = set()
+        task = asyncio.create_task(
+            _import(deployment, new, table="accounts", mode=ImportMode.REPLACE)
+        )
+        while not task.done():
+            seen.add(len((await _value(deployment, "data:dump"))["accounts"]))
+            await asyncio.sleep(0)
+        await task
+        seen.add(len((await _value(deployment, "data:dump"))["accounts"]))
+        assert seen <= {30, 500} and 500 in seen  # never empty, never half written
