@@ -116,7 +116,6 @@ def convex(server: ReactorServer, project: Path, node_bin: str) -> Callable[...,
         env.update(
             CONVEX_SELF_HOSTED_URL=server.url,
             CONVEX_SELF_HOSTED_ADMIN_KEY=admin_key or server.admin_key,
-            CONVEX_AGENT_MODE="",  # env list prints values, as a person sees it
         )
         command = [node_bin, str(CONVEX_CLI), *argv]
         try:
@@ -216,17 +215,17 @@ def test_data_table_view_and_an_empty_table(
 
 
 def test_env_set_list_get_remove(convex: Callable[..., Run]) -> None:
-    assert "GREETING" not in convex("env", "list").ok().stdout
+    assert "GREETING" not in convex("env", "list", "--include-values").ok().stdout
     set_ = convex("env", "set", "GREETING", "hello world").ok()
     assert "Successfully set GREETING" in set_.stderr, set_.describe()
-    assert "GREETING=hello world" in convex("env", "list").ok().lines
+    assert "GREETING=hello world" in convex("env", "list", "--include-values").ok().lines
     assert convex("env", "get", "GREETING").ok().lines == ["hello world"]
     # The app's functions see it (the deployment reloads them with the new values).
     assert json.loads(convex("run", "tasks:greeting").ok().stdout) == "hello world"
 
     removed = convex("env", "remove", "GREETING").ok()
     assert "Successfully unset GREETING" in removed.stderr, removed.describe()
-    assert "GREETING" not in convex("env", "list").ok().stdout
+    assert "GREETING" not in convex("env", "list", "--include-values").ok().stdout
     missing = convex("env", "get", "GREETING")
     assert missing.lines == [] and 'Environment variable "GREETING" not found' in missing.stderr
     assert json.loads(convex("run", "tasks:greeting").ok().stdout) == "unset"
@@ -235,7 +234,7 @@ def test_env_set_list_get_remove(convex: Callable[..., Run]) -> None:
 def test_env_set_refuses_an_invalid_name_clearly(convex: Callable[..., Run]) -> None:
     result = convex("env", "set", "1BAD", "x").failed()
     assert "Invalid environment variable name '1BAD'" in result.stderr, result.describe()
-    assert "1BAD" not in convex("env", "list").ok().stdout
+    assert "1BAD" not in convex("env", "list", "--include-values").ok().stdout
 
 
 @pytest.mark.parametrize("argv", [("data",), ("env", "list"), ("data", "tasks")])
