@@ -449,7 +449,7 @@ def _run(args: argparse.Namespace) -> int:
         from schema.values import json_to_convex
 
         async def work(deployment: Any) -> Any:
-            spec = deployment.registry.resolve(args.path, allow_internal=True)
+            spec = deployment.resolve(args.path, kind=None, is_admin=True)
             result = await deployment.executor.run(spec, json_to_convex(call_args))
             return result_json(result, "clean")
 

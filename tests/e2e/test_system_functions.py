@@ -4,8 +4,13 @@ subscribes to them), refused to everyone else with a clear error."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -130,3 +135,31 @@ def test_a_system_query_is_live_over_the_websocket(
         "Could not find public function for '_system/cli/tableData:default'"
         in (out["anonymousError"])
     )
+
+
+def test_reactor_run_calls_system_functions_locally_and_remotely(
+    reactor_server: ReactorServer, tmp_path: Path
+) -> None:
+    args = json.dumps(PAGE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")}
+    app = Path(__file__).resolve().parent / "app"
+    local = subprocess.run(
+        [sys.executable, "-m", "reactor", "run", "_system/cli/tables", args]
+        + ["--app", str(app), "--data", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert local.returncode == 0, local.stderr
+    assert {"messages", "counters"} <= {t["name"] for t in json.loads(local.stdout)["page"]}
+    remote = subprocess.run(
+        [sys.executable, "-m", "reactor", "run", "_system/cli/tables", args]
+        + ["--url", reactor_server.url, "--admin-key", reactor_server.admin_key],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert remote.returncode == 0, remote.stderr
+    assert "messages" in {t["name"] for t in json.loads(remote.stdout)["page"]}
