@@ -10,6 +10,7 @@ functions (``reactor.operations.dashboard_functions``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["DASHBOARD_PATH", "STATIC_DIRECTORY", "dashboard_routes", "dashboard_url"]
 
 DASHBOARD_PATH = "/dashboard/"
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 STATIC_DIRECTORY = Path(__file__).resolve().parent / "dashboard_static"
 
 # Scripts, styles and connections only from this origin (the websocket too: CSP3 "'self'"
@@ -28,7 +30,7 @@ STATIC_DIRECTORY = Path(__file__).resolve().parent / "dashboard_static"
 # engines); no inline script, never framed (clickjacking an admin), no referrer leaves it.
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self' {ws}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+    "connect-src 'self'{ws}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
     "object-src 'none'"
 )
 
@@ -49,7 +51,9 @@ class _Secured:
         for name, value in scope.get("headers", []):
             if name == b"host":
                 host = value.decode("latin-1")
-        ws = f"ws://{host} wss://{host}" if host else ""
+        # Only a well-formed host[:port] goes into the policy (a crafted Host must not add
+        # directives to it).
+        ws = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
 
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -285,12 +285,25 @@ def test_served_at_dashboard_with_security_headers(server: ReactorServer) -> Non
     assert b'<script type="module" src="app.js">' in body
     csp = headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert f"connect-src 'self' ws://127.0.0.1:{server.port} wss://127.0.0.1:{server.port};" in csp
     assert headers["x-frame-options"] == "DENY"
     assert headers["referrer-policy"] == "no-referrer"
     status, _, bundle = _get(server.url + "/dashboard/vendor/convex.browser.bundle.js")
     assert status == 200 and b"ConvexClient" in bundle
     status, _, _ = _get(server.url + "/dashboard/../pyproject.toml")
     assert status == 404
+
+
+def test_a_crafted_host_header_adds_nothing_to_the_content_security_policy(
+    server: ReactorServer,
+) -> None:
+    request = urllib.request.Request(
+        server.url + "/dashboard/", headers={"Host": "evil.example; script-src *"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        csp = response.headers["content-security-policy"]
+    assert "evil" not in csp and "script-src 'self';" in csp
+    assert "connect-src 'self';" in csp
 
 
 def test_serve_prints_the_dashboard_url(server: ReactorServer) -> None:

@@ -114,7 +114,6 @@ export function render(root, deployment, route) {
 function showTable(content, deployment, table, openId) {
   const state = { index: "by_creation_time", order: "desc", filter: null, limit: PAGE_SIZE };
   let unsubscribe = null;
-  let lastDocuments = [];
   let openedId = openId || null;
 
   const indexSelect = h("select", { "aria-label": "Sort by index", "data-testid": "index" });
@@ -154,7 +153,6 @@ function showTable(content, deployment, table, openId) {
       `${SYSTEM}/documents:page`,
       args,
       (page) => {
-        lastDocuments = page.documents;
         mount(status);
         renderRows(page, args);
       },
@@ -342,9 +340,13 @@ function openDocument(panel, deployment, id, onClose) {
         remove.disabled = true;
         return;
       }
+      const changed = current !== null && toJsonText(current.document) !== toJsonText(found.document);
       current = found;
       title.replaceChildren("Document ", h("span", { class: "mono" }, id), h("span", { class: "muted" }, ` in ${found.table}`));
       if (!dirty) textarea.value = toJsonText(found.document);
+      else if (changed) {
+        mount(status, notice("info", "This document changed on the server while you edit it: Save replaces it with your version, Close discards yours.", "document-changed"));
+      }
       save.disabled = false;
       remove.disabled = false;
     },
