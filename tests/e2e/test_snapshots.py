@@ -157,6 +157,20 @@ def test_official_cli_import_reports_corrupt_line_and_writes_nothing(
     ok = convex(node_bin, server, "import", "--yes", "--table", "accounts", str(path))
     assert ok.returncode == 0, ok.stderr
     assert call(server, "query", "bank:total") == {"count": 2, "total": 2}
+    # .csv and .json (an array) through the CLI too.
+    table = tmp_path / "more.csv"
+    table.write_text("owner,balance\nz,3\n")
+    csv_ok = convex(
+        node_bin, server, "import", "--yes", "--append", "--table", "accounts", str(table)
+    )
+    assert csv_ok.returncode == 0, csv_ok.stderr
+    array = tmp_path / "more.json"
+    array.write_text('[{"owner": "w", "balance": 4}]')
+    json_ok = convex(
+        node_bin, server, "import", "--yes", "--append", "--table", "accounts", str(array)
+    )
+    assert json_ok.returncode == 0, json_ok.stderr
+    assert call(server, "query", "bank:total") == {"count": 4, "total": 9}
 
 
 def _transfers(server: ReactorServer, stop: threading.Event) -> None:
