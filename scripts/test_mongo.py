@@ -1,7 +1,8 @@
 """The MongoDB engine's test suites, through the real PyMongo driver.
 
 Runs the storage conformance suites: the integration tests, whose ``running_deployment`` then
-uses a fresh MongoDB database instead of SQLite (``tests/mongo``, the engine's own tests, runs
+uses a fresh MongoDB database instead of SQLite (then a part of them again with app code in
+function runner processes) (``tests/mongo``, the engine's own tests, runs
 in the main suite). The server is
 ``REACTOR_TEST_MONGODB_URL`` when set (a replica set: the change-stream feed is used), else
 the mongoeco emulator from ``.venv-mongoeco`` (the commit-log polling feed; see
@@ -33,6 +34,12 @@ CONFORMANCE = [
     "tests/integration/test_files.py",
     "tests/integration/test_example_teamtasks.py",
     "tests/integration/test_sync_ping.py",
+]
+# Run a second time with app code in function runner processes (each its own MongoDB client,
+# reading at the snapshot the server gives it), as ``reactor serve`` runs it.
+ON_RUNNERS = [
+    "tests/integration/test_transactions.py",
+    "tests/integration/test_idempotency.py",
 ]
 # Tests of the embedded engine itself, or of a property MongoDB does not promise.
 NOT_ON_MONGODB = {
@@ -66,16 +73,20 @@ def main(argv: list[str]) -> int:
 
     def run(base: str, emulator: bool) -> int:
         storage = base + ("&" if "?" in base else "?") + "reactorFeed=poll" if emulator else base
-        env = dict(os.environ, REACTOR_TEST_STORAGE=storage)
         excluded = NOT_ON_MONGODB | (NOT_ON_EMULATOR if emulator else set())
         deselect = " and ".join(f"not {name}" for name in sorted(excluded))
-        cmd = [python, "-m", "pytest", "-q", *CONFORMANCE, "-k", deselect, *args]
-        print(
-            f"MongoDB suites against {'the mongoeco emulator' if emulator else base}",
-            file=sys.stderr,
-        )
-        code = subprocess.call(cmd, cwd=ROOT, env=env)
-        return 1 if code == 5 else code
+        where = "the mongoeco emulator" if emulator else base
+        for suites, runners in ((CONFORMANCE, False), (ON_RUNNERS, True)):
+            env = dict(os.environ, REACTOR_TEST_STORAGE=storage)
+            if runners:
+                env["REACTOR_TEST_RUNNERS"] = "1"
+            cmd = [python, "-m", "pytest", "-q", *suites, "-k", deselect, *args]
+            how = ", app code in function runners" if runners else ""
+            print(f"MongoDB suites against {where}{how}", file=sys.stderr)
+            code = subprocess.call(cmd, cwd=ROOT, env=env)
+            if code != 0:
+                return 1 if code == 5 else code
+        return 0
 
     if url is not None:
         return run(url, emulator=False)

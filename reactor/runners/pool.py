@@ -155,6 +155,7 @@ class _Runner:
         self.tables_generation = -1
         self.alive = False
         self.manifest = b""  # a probe's description of the app (``functions.manifest``)
+        self.env_sent: Mapping[str, str] | None = None  # the variables this runner has
         self._reader_task: asyncio.Task[None] | None = None
         self._rpc_tasks: set[asyncio.Task[None]] = set()
 
@@ -188,12 +189,13 @@ class _Runner:
             child.close()
         reader, self.writer = await asyncio.open_connection(sock=parent)
         setup = self.setup
+        self.env_sent = setup.env()
         wire.write_frame(
             self.writer,
             wire.Init(
                 str(setup.directory),
                 "" if self.probe else setup.storage,
-                dict(setup.env()),
+                dict(self.env_sent),
                 setup.dev,
                 self.settings.memory_mb,
                 setup.blob_directory,
@@ -313,6 +315,10 @@ class _Runner:
         if self.tables_generation != self.setup.tables.generation:
             self.tables_generation = self.setup.tables.generation
             message.tables = self.setup.tables.numbers()
+        env = self.setup.env()
+        if env is not self.env_sent:  # set since this runner started: calls see it at once
+            self.env_sent = env
+            message.env = dict(env)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[wire.Done | wire.HttpDone | str] = loop.create_future()
         first = not self.calls

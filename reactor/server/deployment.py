@@ -51,7 +51,7 @@ from reactor.platform.files import FileStorage
 from reactor.platform.leases import DEFAULT_TTL_S, Leadership
 from reactor.platform.retention import RETENTION_S, Retention
 from reactor.platform.scheduler import JobHooks, JobWorker, Scheduler
-from reactor.runners.pool import RunnerPools, RunnerSettings, RunnerSetup
+from reactor.runners.pool import RunnerPools, RunnerSettings, RunnerSetup, probe_app
 from reactor.server.metrics import DeploymentMetrics
 from reactor.server.outcomes import outcome_of
 from schema.errors import SchemaDriftError
@@ -256,9 +256,20 @@ class Deployment:
     ) -> Deployment:
         """The deployment of the app in ``directory``, loaded with the stored environment
         variables in force (``stored_env``, ``load_app_with_env``); ``options`` are the
-        constructor's."""
+        constructor's. With ``runners``, a runner loads the app and the deployment knows it
+        from its manifest, as under ``reactor serve``.
+
+        Raises:
+            AppLoadFailed: with ``runners``, the app does not load in a runner.
+        """
         env = await stored_env(persistence, options.get("system_env"))
-        return cls(load_app_with_env(directory, env), persistence, env=env, **options)
+        runners = options.get("runners")
+        if runners is None:
+            app = load_app_with_env(directory, env)
+        else:
+            manifest = await probe_app(RunnerSetup.probing(Path(directory), env), runners)
+            app = app_from_manifest(directory, manifest)
+        return cls(app, persistence, env=env, **options)
 
     def _system_functions(self) -> SystemFunctions:
         """The built-in ``_system/`` functions: every module that registers some is listed

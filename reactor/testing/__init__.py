@@ -20,14 +20,17 @@ from typing import Any
 
 from reactor.core.persistence import Persistence
 from reactor.engine.executor import FunctionResult
+from reactor.runners.pool import RunnerSettings
 from reactor.server.deployment import Deployment
 from reactor.storage.sqlite import SqlitePersistence
 
-__all__ = ["STORAGE_ENV", "ManualClock", "call", "running_deployment", "write_app"]
+__all__ = ["RUNNERS_ENV", "STORAGE_ENV", "ManualClock", "call", "running_deployment", "write_app"]
 
 # A MongoDB URL here runs ``running_deployment`` on a fresh database of it instead of SQLite
 # (``make test-mongo``: the conformance suites on the MongoDB engine).
 STORAGE_ENV = "REACTOR_TEST_STORAGE"
+# Set (to anything), ``running_deployment`` runs app code in function runners.
+RUNNERS_ENV = "REACTOR_TEST_RUNNERS"
 _mongo_databases: set[str] = set()
 
 
@@ -194,6 +197,10 @@ async def running_deployment(
     SQLite file in ``data_dir`` (or a MongoDB database, see ``STORAGE_ENV``).
     ``background=False`` starts no scheduler, crons or maintenance (``Deployment.start``)."""
     persistence = _open_persistence(data_dir, kwargs)
+    if os.environ.get(RUNNERS_ENV) and "runtime" not in kwargs:
+        # App code in runner processes, as ``reactor serve`` runs it (runners keep real time:
+        # tests on a ManualClock stay in-process).
+        kwargs.setdefault("runners", RunnerSettings(query_runners=2, action_runners=1))
     deployment = await Deployment.from_directory(app_dir, persistence, **kwargs)
     await deployment.start(background=background)
     try:

@@ -131,3 +131,37 @@ async def test_a_call_queued_behind_a_slow_one_runs_elsewhere(deployment: Deploy
     assert took < TIMEOUT_S - 0.15, took
     assert (await short).success
     assert not (await runaway).success
+
+
+async def test_runners_see_new_environment_variables_at_once(tmp_path: Path) -> None:
+    """Runners loaded before an environment change read the new values in their next call,
+    even when the app then fails to reload with them and the old code keeps serving."""
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "config.py").write_text(
+        textwrap.dedent(
+            """
+            from functions import env, query
+
+            if env.get("BREAK") == "yes":
+                raise RuntimeError("module code refused to load")
+
+            @query(args={})
+            async def live(ctx):
+                return env.get("GREETING")
+            """
+        )
+    )
+    settings = RunnerSettings(query_runners=1, action_runners=1)
+    served = Deployment(load_app(app_dir), open_storage(None, tmp_path / "data"), runners=settings)
+    await served.start(background=False)
+    try:
+        live = served.registry.get("config:live")
+        assert live is not None
+        assert (await served.executor.run_query(live, {})).value is None
+        await served.set_env({"GREETING": "hello", "BREAK": "yes"})  # the reload fails
+        result = await served.executor.run_query(live, {})
+        assert result.success and result.value == "hello", result.error_message
+    finally:
+        await served.stop()
+        served.persistence.close()

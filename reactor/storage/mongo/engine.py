@@ -88,6 +88,7 @@ FEED_MODES = ("change_stream", "poll")
 TRANSACTION_ATTEMPTS = 6
 WRITE_CONFLICT = 112
 SNAPSHOT_KEEP_S = 120.0  # a superseded snapshot stays usable this long (longer transactions fail)
+SNAPSHOT_CATCH_UP_S = 5.0  # how long a snapshot for a commit waits for the commit to show
 COMMIT_LOG_RETENTION_NS = 15 * 60 * 10**9
 MUTATION_RECORD_RETENTION_NS = 14 * 24 * 3600 * 10**9
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(document_class=dict, tz_aware=True)
@@ -244,7 +245,12 @@ class MongoPersistence:
 
     @property
     def reader_url(self) -> str:
-        return self.url
+        """The URL a function runner opens this engine with: the same database and feed."""
+        parts = urlsplit(self.url)
+        options = parse_qsl(parts.query, keep_blank_values=True)
+        options.append(("reactorFeed", self.feed_mode))
+        query = urlencode(options, safe=",:")
+        return urlunsplit((parts.scheme, parts.netloc, f"/{self.database_name}", query, ""))
 
     @property
     def local_directory(self) -> None:
@@ -323,12 +329,23 @@ class MongoPersistence:
         if snap is None:
             snap = self._snapshots[ts] = _Snapshot()
             try:
-                session = self.client.start_session(snapshot=True)
-                seq = await session.client[self.database_name][META].find_one(
-                    {"_id": SEQ}, session=session
-                )
+                deadline = time.monotonic() + SNAPSHOT_CATCH_UP_S
+                while True:
+                    session = self.client.start_session(snapshot=True)
+                    seq = await session.client[self.database_name][META].find_one(
+                        {"_id": SEQ}, session=session
+                    )
+                    snap.reactor_ts = int((seq or {}).get("ts") or 0)
+                    # Another process (a function runner) may be handed ``ts`` before its own
+                    # snapshots hold that commit: read at a newer snapshot, never an older one.
+                    if snap.reactor_ts >= ts or time.monotonic() > deadline:
+                        break
+                    await session.end_session()
+                    await asyncio.sleep(0.002)
+                if snap.reactor_ts < ts:
+                    await session.end_session()
+                    raise PyMongoError(f"no snapshot holds commit {ts} yet")
                 snap.session = session
-                snap.reactor_ts = int((seq or {}).get("ts") or 0)
                 snap.ready.set_result(None)
             except PyMongoError as exc:
                 del self._snapshots[ts]
@@ -487,7 +504,13 @@ class MongoPersistence:
             begins = []
             for request in requests:
                 reads = next(iter(request.read_set.items()), None) is not None
-                begins.append(self.visible_reactor_ts(request.begin_ts) if reads else last)
+                if not reads:
+                    begins.append(last)
+                    continue
+                # Read here: the commit its snapshot held. Read in a runner's snapshot: at
+                # least ``begin_ts`` (checking from there is conservative, never unsafe).
+                visible = self.visible_reactor_ts(request.begin_ts)
+                begins.append(request.begin_ts if visible is None else visible)
             log_ = WriteLog()
             oldest = min((b for b in begins if b is not None), default=last)
             if oldest < last:
