@@ -49,7 +49,13 @@ def browser_checks(
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make install does)")
     shots = tmp_path_factory.mktemp("screenshots")
     result = run_node_on(
-        server, "dashboard.mjs", server.url, str(server.admin_key_file), str(shots), timeout=150
+        server,
+        "dashboard.mjs",
+        server.url,
+        str(server.admin_key_file),
+        str(shots),
+        json.dumps(_system_functions()),
+        timeout=150,
     )
     checks: dict[str, Any] = result.json()["checks"]
     if os.environ.get("REACTOR_UPDATE_SCREENSHOTS") == "1":
@@ -257,6 +263,9 @@ def test_the_system_functions_refuse_a_websocket_client_without_the_admin_key(
     assert "can only be called with the deployment's admin key" in result["query"]
     assert "can only be called with the deployment's admin key" in result["mutation"]
     assert result["stillThere"] is True
+    assert sorted(result["each"]) == _system_paths()
+    for path, message in result["each"].items():
+        assert "can only be called with the deployment's admin key" in message, path
 
 
 # -- over HTTP --------------------------------------------------------------------------------
@@ -310,10 +319,15 @@ def test_serve_prints_the_dashboard_url(server: ReactorServer) -> None:
     assert f"dashboard: {server.url}/dashboard/" in server.log_tail(100_000)
 
 
-def _system_paths() -> list[str]:
+def _system_functions() -> list[tuple[str, str]]:
+    """Every ``_system/frontend/*`` function, with its kind ("query", "mutation", "action")."""
     functions = SystemFunctions()
     dashboard_functions.register(functions, deployment=None)  # type: ignore[arg-type]
-    return [str(path) for path in functions.registry.paths()]
+    return [(str(path), spec.kind.value.lower()) for path, spec in functions.registry.items()]
+
+
+def _system_paths() -> list[str]:
+    return [path for path, _ in _system_functions()]
 
 
 def _call(server: ReactorServer, path: str, key: str | None) -> tuple[int, dict[str, Any]]:
@@ -341,6 +355,28 @@ def test_every_dashboard_function_refuses_http_callers_without_the_admin_key(
     status, body = _call(server, path, None)
     assert status == 200 and body["status"] == "error"
     assert "can only be called with the deployment's admin key" in body["errorMessage"]
+
+
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [
+        ("GET", "/api/execution_logs"),
+        ("GET", "/metrics"),
+        ("GET", "/api/admin/env"),
+        ("POST", "/api/export/request/zip"),
+        ("POST", "/api/import/start_upload"),
+    ],
+)
+def test_the_admin_routes_the_dashboard_reads_refuse_callers_without_the_key(
+    server: ReactorServer, method: str, route: str
+) -> None:
+    request = urllib.request.Request(
+        server.url + route, method=method, data=b"" if method == "POST" else None
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
+    assert json.loads(refused.value.read())["code"] == "BadAdminKey"
 
 
 def test_a_wrong_admin_key_is_refused_over_http(server: ReactorServer) -> None:

@@ -2,7 +2,7 @@
 // playwright-core) against a Reactor server serving tests/e2e/dashboard_app, while the
 // official `convex` client writes and watches from outside, as another user would.
 //
-//   node dashboard.mjs <deployment url> <admin key file> <screenshot dir>
+//   node dashboard.mjs <deployment url> <admin key file> <screenshot dir> [<json [[path, kind]...]>]
 //
 // Prints {"checks": {<name>: {ok, result|error}}, "order": [...]} on stdout; the checks run in
 // order in one browser (each later one needs the login of the first), and one failing does
@@ -174,7 +174,37 @@ await check("non_admin_websocket_refused", async () => {
     mutation = err.message;
   }
   const fresh = await outsider.query("tasks:list", {});
-  return { query: errors[0], mutation, stillThere: fresh.some((t) => t._id === insertedId) };
+  // Every dashboard function, by its kind (the list comes from the test, from the registry).
+  const each = {};
+  for (const [path, kind] of JSON.parse(process.argv[5] || "[]")) {
+    try {
+      if (kind === "query") {
+        each[path] = await new Promise((resolve) => {
+          const stop = outsider.onUpdate(
+            path,
+            {},
+            () => {
+              stop();
+              resolve("delivered a value");
+            },
+            (err) => {
+              stop();
+              resolve(err.message);
+            },
+          );
+        });
+      } else if (kind === "mutation") {
+        await outsider.mutation(path, {});
+        each[path] = "resolved";
+      } else {
+        await outsider.action(path, {});
+        each[path] = "resolved";
+      }
+    } catch (err) {
+      each[path] = err.message;
+    }
+  }
+  return { query: errors[0], mutation, stillThere: fresh.some((t) => t._id === insertedId), each };
 });
 
 async function openInserted() {
