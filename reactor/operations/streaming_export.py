@@ -56,7 +56,10 @@ class StreamingExportError(SnapshotError):
 
 @runtime_checkable
 class DocumentHistory(Protocol):
-    """An engine that can list the document versions written after a timestamp."""
+    """An engine that keeps document versions (MVCC reads at any retained timestamp) and can
+    list the versions written after a timestamp: the embedded SQLite engine. MongoDB keeps
+    one version per document, so it cannot continue a snapshot walk across commits or list
+    deltas."""
 
     async def load_documents(
         self, after_ts: int, until_ts: int, *, table: str | None, limit: int
@@ -191,6 +194,15 @@ async def list_snapshot(
             "InvalidCursor", "A list_snapshot cursor needs the snapshot it was taken at"
         )
     limit = _page_size(page_size)
+    if ts < published and not isinstance(persistence, DocumentHistory):
+        # MongoDB keeps one version of each document: a read "at" an older snapshot would
+        # silently see newer data. Refused rather than inconsistent.
+        raise StreamingExportError(
+            "NotSupported",
+            f"{type(persistence).__name__} keeps no older document versions, so it cannot "
+            f"continue a snapshot walk at {ts} once later commits exist (the latest is "
+            f"{published}): walk the snapshot again, with a larger pageSize",
+        )
     walk = [table] if table is not None else sorted(tables)
     start_key = b""
     if cursor is not None:
