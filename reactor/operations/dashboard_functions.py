@@ -153,13 +153,14 @@ def register(functions: SystemFunctions, deployment: FrontendDeployment) -> None
         values for them is refused). Validated against the schema: nothing is written if it
         does not match, and the error names the path at fault."""
         table = ctx.db.table_of_id(id)
-        if table is None or is_system_table(table) or await ctx.db.get(id) is None:
+        current = None if table is None or is_system_table(table) else await ctx.db.get(id)
+        if current is None:
             raise UserError({"message": f"No document {id}", "path": "$"})
-        if isinstance(document, dict):
-            for name, expected in (("_id", id),):
-                if name in document and document[name] != expected:
-                    raise UserError({"message": f"{name} cannot be changed", "path": f"$.{name}"})
-        await _checked(ctx.db.replace(id, _fields(document)))
+        fields = _fields(document)
+        for name in SYSTEM_FIELDS:
+            if name in document and document[name] != current[name]:
+                raise UserError({"message": f"{name} cannot be changed", "path": f"$.{name}"})
+        await _checked(ctx.db.replace(id, fields))
 
     @functions.mutation(f"{PREFIX}/documents:remove", args={"ids": v.array(v.string())})
     async def remove(ctx: MutationCtx, *, ids: list[str]) -> float:

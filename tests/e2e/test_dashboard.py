@@ -463,6 +463,15 @@ def test_replace_keeps_system_fields_and_refuses_a_changed_id(server: ReactorSer
     )
     assert data == {"message": "_id cannot be changed", "path": "$._id"}
     stored = _admin_value(server, "_system/frontend/documents:get", {"id": id})
+    moved = {**stored["document"], "_creationTime": 1.0}
+    _, data = _admin_error(
+        server, "_system/frontend/documents:replace", {"id": id, "document": moved}
+    )
+    assert data == {"message": "_creationTime cannot be changed", "path": "$._creationTime"}
+    _, data = _admin_error(
+        server, "_system/frontend/documents:replace", {"id": id, "document": [1]}
+    )
+    assert data == {"message": "A document must be an object, got list", "path": "$"}
     _admin_value(
         server,
         "_system/frontend/documents:replace",
