@@ -58,7 +58,7 @@ def _providers(key: SigningKey) -> list[dict[str, Any]]:
 
 
 def _app(**modules: object) -> Any:
-    return types.SimpleNamespace(modules=modules)
+    return types.SimpleNamespace(modules=modules, declared=None)
 
 
 @pytest.fixture
