@@ -11,9 +11,12 @@ committed ones were made).
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import os
 import shutil
+import struct
 import subprocess
 import urllib.error
 import urllib.request
@@ -142,6 +145,8 @@ def test_run_as_a_user_identity_and_keep_a_query_open_as_a_live_view(
 ) -> None:
     result = passed(browser_checks, "run_as_user_and_live_view")
     assert (result["asAdmin"], result["asUser"]) == ("null", '"user-7"')
+    # 2**53 + 1, doubled: no precision lost on the way in or out
+    assert result["doubled"] == {"n": {"$int64": "18014398509481986"}, "size": 3}
     assert result["liveMs"] < 5000
 
 
@@ -524,6 +529,21 @@ def test_editor_values_round_trip_int64_bytes_and_special_floats(
     assert result["text"]["list"][:2] == [{"$float": "NaN"}, {"$float": "-Infinity"}]
     assert result["bigint"] and result["nan"] and result["negInf"]
     assert result["bytes"] == [0, 1, 254, 255]
+
+
+def test_convex_encoded_json_both_ways(unit_checks: dict[str, Any]) -> None:
+    result = passed(unit_checks, "convex_json")
+    assert result["json"] == {
+        "n": {"$integer": base64.b64encode(struct.pack("<q", -2)).decode()},
+        "big": {"$integer": base64.b64encode(struct.pack("<q", 2**62)).decode()},
+        "raw": {"$bytes": "AQI="},
+        "inf": {"$float": base64.b64encode(struct.pack("<d", math.inf)).decode()},
+        "neg0": {"$float": base64.b64encode(struct.pack("<d", -0.0)).decode()},
+        "x": 1.5,
+    }
+    assert result["back"]["n"] == {"$int64": "-2"}
+    assert result["back"]["big"] == {"$int64": str(2**62)}
+    assert result["negZero"] is True
 
 
 def test_editor_refuses_malformed_values_naming_the_path(unit_checks: dict[str, Any]) -> None:

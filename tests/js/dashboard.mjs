@@ -291,6 +291,11 @@ await check("run_as_user_and_live_view", async () => {
   const asAdmin = await run();
   await page.getByTestId("run-identity").fill('{"subject": "user-7", "issuer": "https://issuer.example"}');
   const asUser = await run();
+  // int64 and bytes arguments and results, exactly (the editor's {"$int64"} and {"$bytes"}).
+  await page.locator('[data-path="tasks:double"]').click();
+  await page.locator("h2", { hasText: "tasks:double" }).waitFor();
+  await page.getByTestId("run-args").fill('{"n": {"$int64": "9007199254740993"}, "raw": {"$bytes": "AAEC"}}');
+  const doubled = JSON.parse(await run());
   // A query kept open as a live view changes when another client writes.
   await page.locator('[data-path="tasks:list"]').click();
   await page.locator("h2", { hasText: "tasks:list" }).waitFor();
@@ -301,7 +306,7 @@ await check("run_as_user_and_live_view", async () => {
   await outsider.mutation("tasks:add", { title: liveTitle, priority: 3 });
   const started = Date.now();
   await page.getByTestId("run-result").filter({ hasText: liveTitle }).waitFor({ timeout: 5000 });
-  return { asAdmin, asUser, liveMs: Date.now() - started };
+  return { asAdmin, asUser, doubled, liveMs: Date.now() - started };
 });
 
 await check("failed_call_in_logs", async () => {

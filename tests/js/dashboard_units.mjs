@@ -28,6 +28,17 @@ checks.round_trip = await capture(() => {
   };
 });
 
+checks.convex_json = await capture(() => {
+  const value = { n: -2n, big: 2n ** 62n, raw: new Uint8Array([1, 2]).buffer, inf: Infinity, neg0: -0, x: 1.5 };
+  const json = values.toConvexJson(value);
+  const back = values.fromConvexJson(JSON.parse(JSON.stringify(json)));
+  return {
+    json,
+    back: values.toEditable(back),
+    negZero: Object.is(back.neg0, -0),
+  };
+});
+
 checks.bad_input = await capture(() => {
   const errors = [];
   for (const text of ['{"a": {"$int64": "12x"}}', '{"a": {"$bytes": "%%%"}}', '{"a": {"$float": "1"}}', "{oops"]) {

@@ -71,7 +71,8 @@ export class Deployment {
   }
 
   /** Run any function (internal too) once over HTTP, as admin, optionally acting as a user
-   * identity. Resolves to {ok, value, errorMessage, errorData, logLines, durationMs}. */
+   * identity. `args` and the answer's value are Convex's encoded JSON (see values.js).
+   * Resolves to {ok, value, errorMessage, errorData, logLines, durationMs}. */
   async run(path, args, actingAs) {
     let auth = `Convex ${this.key}`;
     if (actingAs) {
@@ -82,7 +83,7 @@ export class Deployment {
     const response = await fetch("/api/function", {
       method: "POST",
       headers: { Authorization: auth, "Content-Type": "application/json" },
-      body: JSON.stringify({ path, args, format: "json" }),
+      body: JSON.stringify({ path, args, format: "convex_encoded_json" }),
       cache: "no-store",
     });
     const durationMs = performance.now() - started;

@@ -93,3 +93,46 @@ function fromBase64(text, path) {
 export function looksLikeId(value) {
   return typeof value === "string" && /^[0-9a-z]{31,37}$/.test(value);
 }
+
+/** A value (BigInt, ArrayBuffer, non-finite floats included) as Convex's encoded JSON, what
+ * the HTTP API takes as arguments: {"$integer": <8 bytes LE, base64>}, {"$bytes": …},
+ * {"$float": <8 bytes LE, base64>}. */
+export function toConvexJson(value) {
+  if (typeof value === "bigint") {
+    const view = new DataView(new ArrayBuffer(8));
+    view.setBigInt64(0, value, true);
+    return { $integer: toBase64(new Uint8Array(view.buffer)) };
+  }
+  if (value instanceof ArrayBuffer) return { $bytes: toBase64(new Uint8Array(value)) };
+  if (typeof value === "number" && (!Number.isFinite(value) || Object.is(value, -0))) {
+    const view = new DataView(new ArrayBuffer(8));
+    view.setFloat64(0, value, true);
+    return { $float: toBase64(new Uint8Array(view.buffer)) };
+  }
+  if (Array.isArray(value)) return value.map(toConvexJson);
+  if (value !== null && typeof value === "object") {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) out[k] = toConvexJson(v);
+    return out;
+  }
+  return value;
+}
+
+/** Convex's encoded JSON back to values (the inverse of toConvexJson). */
+export function fromConvexJson(json) {
+  if (Array.isArray(json)) return json.map(fromConvexJson);
+  if (json !== null && typeof json === "object") {
+    const keys = Object.keys(json);
+    if (keys.length === 1 && keys[0] === "$integer") {
+      return new DataView(fromBase64(json.$integer, "$").buffer).getBigInt64(0, true);
+    }
+    if (keys.length === 1 && keys[0] === "$float") {
+      return new DataView(fromBase64(json.$float, "$").buffer).getFloat64(0, true);
+    }
+    if (keys.length === 1 && keys[0] === "$bytes") return fromBase64(json.$bytes, "$").buffer;
+    const out = {};
+    for (const [k, v] of Object.entries(json)) out[k] = fromConvexJson(v);
+    return out;
+  }
+  return json;
+}

@@ -5,7 +5,7 @@ import builtins
 from typing import Any
 
 from functions import MutationCtx, QueryCtx, internal_mutation, mutation, query
-from schema import v
+from schema import Int64, v
 
 
 @query(args={})
@@ -59,3 +59,11 @@ async def seed(ctx: MutationCtx, count: float, prefix: str) -> None:
     """Insert ``count`` tasks (enough to page through)."""
     for i in range(int(count)):
         await ctx.db.insert("tasks", {"title": f"{prefix}-{i}", "done": False, "priority": 50.0})
+
+
+@query(
+    args={"n": v.int64(), "raw": v.bytes()}, returns=v.object({"n": v.int64(), "size": v.float64()})
+)
+async def double(ctx: QueryCtx, n: Int64, raw: bytes) -> dict[str, object]:
+    """int64 and bytes arguments, an int64 result (the Functions page encodes them exactly)."""
+    return {"n": Int64(2 * n), "size": float(len(raw))}

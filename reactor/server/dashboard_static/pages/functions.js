@@ -3,7 +3,7 @@
 // result, its log lines and the duration; a query can be kept open as a live view.
 
 import { h, mount, notice, errorText } from "../ui.js";
-import { parseJsonText, toJsonText } from "../values.js";
+import { fromConvexJson, parseJsonText, toConvexJson, toJsonText } from "../values.js";
 import { describe } from "../validators.js";
 
 const SYSTEM = "_system/frontend";
@@ -110,8 +110,7 @@ function showFunction(content, deployment, spec) {
     mount(output, notice("info", "Running..."));
     let result;
     try {
-      const jsonArgs = JSON.parse(args.value || "{}");
-      result = await deployment.run(spec.path, jsonArgs, identity);
+      result = await deployment.run(spec.path, toConvexJson(parsedArgs), identity);
     } catch (err) {
       mount(output, notice("error", errorText(err), "run-error"));
       return;
@@ -126,8 +125,12 @@ function showFunction(content, deployment, spec) {
         `${result.ok ? "success" : "failure"} in ${result.durationMs.toFixed(1)} ms`,
       ),
       result.ok
-        ? h("pre", { class: "out", "data-testid": "run-result" }, JSON.stringify(result.value, null, 2))
-        : notice("error", result.errorMessage + (result.errorData === undefined ? "" : `\n${JSON.stringify(result.errorData)}`), "run-error"),
+        ? h("pre", { class: "out", "data-testid": "run-result" }, toJsonText(fromConvexJson(result.value)))
+        : notice(
+            "error",
+            result.errorMessage + (result.errorData === undefined ? "" : `\n${toJsonText(fromConvexJson(result.errorData))}`),
+            "run-error",
+          ),
       result.logLines.length
         ? h(
             "div",
