@@ -23,7 +23,7 @@ from functions.manifest import app_from_manifest
 from functions.registry import Registry
 from reactor.auth import parse_authorization
 from reactor.auth.authenticator import Authenticator, Principal, load_providers
-from reactor.core.persistence import Persistence
+from reactor.core.persistence import Persistence, PublishedCommit
 from reactor.core.runtime import Runtime, SystemRuntime
 from reactor.core.system_tables import TableRegistry
 from reactor.core.tasks import start_task
@@ -248,6 +248,8 @@ class Deployment:
         self.publisher.subscribe(self.jobs.on_commit)
         self.publisher.subscribe(self.files.on_commit)
         self.publisher.subscribe(self.metrics.on_commit)
+        self._tables_seen = self.tables.generation
+        self.publisher.subscribe(self._on_new_tables)
         self._background = False
 
     @classmethod
@@ -279,6 +281,13 @@ class Deployment:
         dashboard_functions.register(functions, self)  # the dashboard (/dashboard/)
         snapshot_functions.register(functions, self)  # npx convex export / import
         return functions
+
+    def _on_new_tables(self, commit: PublishedCommit) -> None:
+        """A commit that created a table re-runs the live queries: the system queries that
+        list tables (``_system/cli/tables``, the dashboard's) read no document it wrote."""
+        if self.tables.generation != self._tables_seen:
+            self._tables_seen = self.tables.generation
+            self.query_cache.invalidate_all()
 
     def snapshots_changed(self) -> None:
         """An export or import job changed state: re-run live queries (the CLI follows its
