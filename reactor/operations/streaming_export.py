@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "DocumentHistory",
+    "HeldSnapshots",
     "Page",
     "StreamingExportError",
     "ValueFormat",
@@ -64,6 +65,14 @@ class DocumentHistory(Protocol):
     async def load_documents(
         self, after_ts: int, until_ts: int, *, table: str | None, limit: int
     ) -> tuple[list[tuple[int, DocumentLogEntry]], bool]: ...
+
+
+@runtime_checkable
+class HeldSnapshots(Protocol):
+    """An engine without older versions that keeps the snapshot sessions it opened a while
+    (MongoDB): ``visible_reactor_ts(ts)`` is what the one for ``ts`` holds, None when gone."""
+
+    def visible_reactor_ts(self, ts: int) -> int | None: ...
 
 
 ValueFormat = str  # "json" (Convex's clean JSON, the default) or "convex_json" (encoded)
@@ -194,15 +203,35 @@ async def list_snapshot(
             "InvalidCursor", "A list_snapshot cursor needs the snapshot it was taken at"
         )
     limit = _page_size(page_size)
-    if ts < published and not isinstance(persistence, DocumentHistory):
-        # MongoDB keeps one version of each document: a read "at" an older snapshot would
-        # silently see newer data. Refused rather than inconsistent.
-        raise StreamingExportError(
-            "NotSupported",
-            f"{type(persistence).__name__} keeps no older document versions, so it cannot "
-            f"continue a snapshot walk at {ts} once later commits exist (the latest is "
-            f"{published}): walk the snapshot again, with a larger pageSize",
-        )
+    if ts == published or isinstance(persistence, DocumentHistory):
+        return await _walk(persistence, tables, ts, cursor, table, fmt, limit)
+    # MongoDB keeps one version of each document: an older snapshot is readable only through
+    # the snapshot session this process opened for it (kept a while after newer commits).
+    # Checked before and after the page, so a session retired meanwhile cannot slip newer
+    # data into the walk: refused rather than inconsistent.
+    sessions = persistence if isinstance(persistence, HeldSnapshots) else None
+    held = None if sessions is None else sessions.visible_reactor_ts(ts)
+    if sessions is not None and held is not None:
+        page = await _walk(persistence, tables, ts, cursor, table, fmt, limit)
+        if sessions.visible_reactor_ts(ts) == held:
+            return page
+    raise StreamingExportError(
+        "NotSupported",
+        f"{type(persistence).__name__} keeps no older document versions, and this server no "
+        f"longer holds the snapshot {ts} (commits have landed since, up to {published}): "
+        "walk the snapshot again, with a larger pageSize, or faster",
+    )
+
+
+async def _walk(
+    persistence: Persistence,
+    tables: Sequence[str],
+    ts: int,
+    cursor: str | None,
+    table: str | None,
+    fmt: ValueFormat,
+    limit: int,
+) -> Page:
     walk = [table] if table is not None else sorted(tables)
     start_key = b""
     if cursor is not None:

@@ -1,10 +1,13 @@
 """Streaming export on the MongoDB engine, which keeps one version of each document: a snapshot
-walk works while no commit lands, and is refused (never silently answered with newer data)
-once one has; document deltas are refused with a clear error."""
+walk continues consistently on the server holding its snapshot session, even after commits,
+and is refused (never silently answered with newer data) on a server that does not hold it;
+document deltas are refused with a clear error."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +39,24 @@ APP = {
 }
 
 
-@pytest.fixture
-async def deployment(
-    tmp_path: Path, mongo_url: str, mongo_is_emulator: bool
-) -> AsyncIterator[Deployment]:
-    url = mongo_url + ("&reactorFeed=poll" if mongo_is_emulator else "")
+@contextlib.asynccontextmanager
+async def server(tmp_path: Path, url: str, name: str) -> AsyncIterator[Deployment]:
     deployment = Deployment(
         load_app(write_app(tmp_path / "app", APP)),
         MongoPersistence.open(url),
-        blob_directory=tmp_path / "blobs",
+        instance_name=name,
+        blob_directory=tmp_path / f"blobs-{name}",
     )
     await deployment.start(background=False)
     try:
         yield deployment
     finally:
         await deployment.stop()
+
+
+@pytest.fixture
+def url(mongo_url: str, mongo_is_emulator: bool) -> str:
+    return mongo_url + ("&reactorFeed=poll" if mongo_is_emulator else "")
 
 
 async def add(deployment: Deployment, body: str) -> Any:
@@ -75,28 +81,37 @@ async def page(
     )
 
 
-async def test_a_walk_is_refused_once_a_commit_lands_and_deltas_are_not_supported(
-    deployment: Deployment,
-) -> None:
-    for body in ("one", "two", "three"):
-        await add(deployment, body)
-    first = await page(deployment, None, None)
-    second = await page(deployment, first.snapshot, first.cursor)  # nothing committed since
-    assert [doc["body"] for doc in first.values + second.values] == ["one", "two"]
+async def eventually(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not check():
+            await asyncio.sleep(0.02)
 
-    await add(deployment, "four")
-    with pytest.raises(StreamingExportError, match="keeps no older document versions") as info:
-        await page(deployment, second.snapshot, second.cursor)
-    assert info.value.reason == "NotSupported"
 
-    assert first.snapshot is not None
-    with pytest.raises(StreamingExportError, match="needs a storage engine that keeps") as info:
-        await streaming_export.document_deltas(
-            deployment.persistence,
-            table_names(deployment),
-            published=deployment.executor.snapshot_ts(),
-            cursor=first.snapshot,
-            table=None,
-            fmt="json",
-        )
-    assert info.value.reason == "NotSupported"
+async def test_a_walk_continues_only_where_its_snapshot_is_held(tmp_path: Path, url: str) -> None:
+    async with server(tmp_path, url, "a") as a, server(tmp_path, url, "b") as b:
+        for body in ("one", "two", "three"):
+            await add(a, body)
+        first = await page(a, None, None)
+        await add(a, "four")  # lands between the pages
+        second = await page(a, first.snapshot, first.cursor)
+        third = await page(a, second.snapshot, second.cursor)
+        bodies = [doc["body"] for doc in first.values + second.values + third.values]
+        assert bodies == ["one", "two", "three"]  # the snapshot, not "four"
+
+        # Server b never opened that snapshot: it refuses rather than read newer data.
+        await eventually(lambda: b.executor.snapshot_ts() >= a.executor.snapshot_ts())
+        with pytest.raises(StreamingExportError, match="no longer holds the snapshot") as info:
+            await page(b, first.snapshot, first.cursor)
+        assert info.value.reason == "NotSupported"
+
+        assert first.snapshot is not None
+        with pytest.raises(StreamingExportError, match="needs a storage engine that keeps") as info:
+            await streaming_export.document_deltas(
+                a.persistence,
+                table_names(a),
+                published=a.executor.snapshot_ts(),
+                cursor=first.snapshot,
+                table=None,
+                fmt="json",
+            )
+        assert info.value.reason == "NotSupported"
