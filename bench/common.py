@@ -250,6 +250,7 @@ class Server:
                 "0",
                 "--log-level",
                 "warning",
+                "--metrics-public",  # the bank section reads OCC re-run counts from /metrics
             ],
             cwd=ROOT,
             env=env,

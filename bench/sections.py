@@ -319,6 +319,12 @@ async def _push_phase(
 ACCOUNTS = 10_000
 INITIAL_BALANCE = 1000.0
 SEED_BATCH = 500
+# (mode, fraction of transfers between accounts 0 and 1, concurrent clients)
+BANK_PHASES = (
+    ("uncontended", 0.0, 50),
+    ("contended", 0.8, 50),
+    ("uncontended_200", 0.0, 200),
+)
 
 
 async def run_bank(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
@@ -345,8 +351,10 @@ async def run_bank(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
         out["seed_docs_per_s"] = round(ACCOUNTS / (time.monotonic() - t0))
         before = await server.call("query", "bank:total", {})
         duration = scale.n(10, 2)
-        for mode, hot in (("uncontended", 0.0), ("contended", 0.8)):
-            out[mode] = await _bank_phase(server, workdir, workers, mode, hot, duration, scale)
+        for mode, hot, clients in BANK_PHASES:
+            out[mode] = await _bank_phase(
+                server, workdir, workers, mode, hot, duration, scale, clients=clients
+            )
         t0 = time.monotonic()
         after = await server.call("query", "bank:total", {})
         out["total_query_ms"] = round((time.monotonic() - t0) * 1000, 1)
@@ -373,9 +381,10 @@ async def _bank_phase(
     hot: float,
     duration: float,
     scale: Scale,
+    *,
+    clients: int = 50,
 ) -> dict[str, Any]:
     procs = 2
-    clients = 50
     phase_workers = [
         Worker(
             "bank",
@@ -398,16 +407,30 @@ async def _bank_phase(
         await worker.start()
     await asyncio.gather(*(w.expect("ready", 30) for w in phase_workers))
     phase = await Phase.begin(server, phase_workers, f"bank-{mode}")
+    written0, files0 = _write_bytes(server.pid), _data_bytes(server.data_dir)
+    reruns0 = await _occ_reruns(server)
     for worker in phase_workers:
         worker.send("go")
     results = await asyncio.gather(*(w.expect("result", duration + 60) for w in phase_workers))
+    written1, files1 = _write_bytes(server.pid), _data_bytes(server.data_dir)
+    reruns1 = await _occ_reruns(server)
     usage = await phase.finish()
     await asyncio.gather(*(w.stop() for w in phase_workers))
     seconds = max(r["seconds"] for r in results)
     ok = sum(r["ok"] for r in results)
     latencies = [v for r in results for v in r["latencies_ns"]]
+    written = None if written0 is None or written1 is None else written1 - written0
     return {
+        "clients": clients,
         "committed": ok,
+        # Bytes the server process sent to storage (/proc/PID/io write_bytes: WAL frames,
+        # checkpoints into the database file, logs) per committed transfer, and the growth of
+        # the data directory's files (WAL + database) over the phase.
+        "written_bytes": written,
+        "written_bytes_per_transfer": None if written is None or not ok else round(written / ok),
+        "file_growth_bytes": files1 - files0,
+        # Executions of bank:transfer thrown away because their commit conflicted.
+        "occ_reruns": None if reruns0 is None or reruns1 is None else reruns1 - reruns0,
         "seconds": round(seconds, 2),
         "transfers_per_s": round(ok / seconds, 1),
         "occ_failures": sum(r["occ"] for r in results),
@@ -556,6 +579,39 @@ def _rss(pid: int) -> int | None:
     from bench.common import rss_bytes
 
     return rss_bytes(pid)
+
+
+def _write_bytes(pid: int) -> int | None:
+    """Bytes process ``pid`` has caused to be sent to storage so far (/proc/PID/io)."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+async def _occ_reruns(server: Server, path: str = "bank:transfer") -> int | None:
+    """The server's count of conflicted executions of ``path`` (/metrics
+    ``reactor_occ_conflicts``: re-runs plus final OCC failures)."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            text = (await client.get(server.http + "/metrics")).text
+    except httpx.HTTPError:
+        return None
+    needle = f'reactor_occ_conflicts_total{{path="{path}"}} '
+    for line in text.splitlines():
+        if line.startswith(needle):
+            return int(float(line[len(needle) :]))
+    return 0
+
+
+def _data_bytes(data_dir: Path) -> int:
+    """Total size of the files in a data directory (database, WAL, blobs)."""
+    return sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
 
 
 def _log_errors(server: Server) -> list[str]:
