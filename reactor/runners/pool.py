@@ -152,6 +152,7 @@ class _Runner:
         self.head_started = 0.0
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self.services: dict[int, ActionServices] = {}
+        self.on_free: Callable[[], None] = lambda: None  # a call ended: room for another
         self.tables_generation = -1
         self.alive = False
         self.manifest = b""  # a probe's description of the app (``functions.manifest``)
@@ -256,11 +257,14 @@ class _Runner:
         timer = self._timers.pop(call_id, None)
         if timer is not None:
             timer.cancel()
-        if future is not None and not future.done():
+        if future is None:
+            return
+        if not future.done():
             future.set_result(outcome)
         if self.sequential and self.calls and self.alive:
             self.head_started = asyncio.get_running_loop().time()
             self._arm(next(iter(self.calls)))
+        self.on_free()  # a call waiting for room may take this one (even a dropped copy's)
 
     def _arm(self, call_id: int) -> None:
         self._timers[call_id] = asyncio.get_running_loop().call_later(
@@ -282,6 +286,7 @@ class _Runner:
         if future is not None and not future.done():
             future.set_result(TIMEOUT)
         self.kill()
+        self.on_free()
         if self.sequential:  # the calls queued behind it never started
             for queued in list(self.calls):
                 self._settle(queued, RETRY)
@@ -422,17 +427,20 @@ class _Pool:
             self._add(runner)
 
     def _new_runner(self) -> _Runner:
-        return _Runner(
+        runner = _Runner(
             self.setup,
             self.settings,
             self.kind,
             sequential=self.sequential,
             timeout_s=self.timeout_s,
         )
+        runner.on_free = self._wake
+        return runner
 
     def _add(self, runner: _Runner) -> None:
         self.runners.append(runner)
-        self._wake()
+        for _ in range(self.per_runner):
+            self._wake()
 
     def _wake(self) -> None:
         """Let the longest-waiting call look for a runner again."""
@@ -514,10 +522,7 @@ class _Pool:
         there is none (deadline passed, runner died)."""
         while True:
             runner = await self._acquire()
-            try:
-                outcome = await runner.call(message, services)
-            finally:
-                self._wake()
+            outcome = await runner.call(message, services)
             if isinstance(outcome, wire.Done) and outcome.error_code == OUT_OF_MEMORY:
                 runner.kill()  # it exits anyway: a process past a MemoryError is not trusted
             if not runner.alive:

@@ -18,34 +18,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from reactor.auth import AuthenticationError
-from reactor.errors import TooManyFailedAdminKeyAttempts
 from reactor.operations import streaming_export
 from reactor.operations.cli_functions import table_names
 from reactor.operations.streaming_export import StreamingExportError
 from reactor.server.deployment import Deployment
+from reactor.server.http_errors import HttpError, error_response, require_admin
 
 __all__ = ["connector_routes"]
 
 log = logging.getLogger("reactor.http")
 
 _json = msgspec.json.Encoder()
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _error(status: int, code: str, message: str) -> Response:
-    return Response(
-        _json.encode({"code": code, "message": message}),
-        status_code=status,
-        media_type="application/json",
-    )
 
 
 async def _arguments(request: Request) -> Mapping[str, Any]:
@@ -58,9 +41,9 @@ async def _arguments(request: Request) -> Mapping[str, Any]:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         message = f"Failed to parse the request body as JSON: {exc}"
-        raise _Refused(400, "BadJsonBody", message) from exc
+        raise HttpError(400, "BadJsonBody", message) from exc
     if not isinstance(body, dict):
-        raise _Refused(400, "BadJsonBody", "The request body must be a JSON object")
+        raise HttpError(400, "BadJsonBody", "The request body must be a JSON object")
     return body
 
 
@@ -69,12 +52,12 @@ def _int(args: Mapping[str, Any], name: str) -> int | None:
     if raw is None or raw == "":
         return None
     if isinstance(raw, bool) or not isinstance(raw, (int, str)):
-        raise _Refused(400, "BadRequest", f"`{name}` must be an integer, got {raw!r}"[:200])
+        raise HttpError(400, "BadRequest", f"`{name}` must be an integer, got {raw!r}"[:200])
     try:
         return int(raw)
     except ValueError as exc:
         message = f"`{name}` must be an integer, got {raw!r}"[:200]
-        raise _Refused(400, "BadRequest", message) from exc
+        raise HttpError(400, "BadRequest", message) from exc
 
 
 def _str(args: Mapping[str, Any], name: str) -> str | None:
@@ -82,7 +65,7 @@ def _str(args: Mapping[str, Any], name: str) -> str | None:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
-        raise _Refused(400, "BadRequest", f"`{name}` must be a string, got {raw!r}"[:200])
+        raise HttpError(400, "BadRequest", f"`{name}` must be a string, got {raw!r}"[:200])
     return raw
 
 
@@ -92,22 +75,7 @@ def _bool(args: Mapping[str, Any], name: str) -> bool:
         return False
     if raw is True or raw in ("true", "1"):
         return True
-    raise _Refused(400, "BadRequest", f"`{name}` must be true or false, got {raw!r}"[:200])
-
-
-async def _require_admin(deployment: Deployment, request: Request) -> None:
-    try:
-        principal = await deployment.principal_for_http(request)
-    except TooManyFailedAdminKeyAttempts as exc:
-        raise _Refused(429, exc.code, exc.message) from exc
-    except AuthenticationError as exc:
-        raise _Refused(401, "Unauthenticated", exc.message) from exc
-    if not principal.is_admin:
-        raise _Refused(
-            403,
-            "BadAdminKey",
-            "Streaming export needs the deployment's admin key (Authorization: Convex <key>)",
-        )
+    raise HttpError(400, "BadRequest", f"`{name}` must be true or false, got {raw!r}"[:200])
 
 
 def _route(
@@ -116,14 +84,14 @@ def _route(
     async def endpoint(request: Request) -> Response:
         deployment: Deployment = request.app.state.deployment
         try:
-            await _require_admin(deployment, request)
+            await require_admin(deployment, request)
             body = await handle(deployment, await _arguments(request))
-        except _Refused as exc:
+        except HttpError as exc:
             log.info("HTTP %s %s: %s %s", request.method, request.url.path, exc.status, exc.code)
-            return _error(exc.status, exc.code, exc.message)
+            return error_response(exc.status, exc.code, exc.message)
         except StreamingExportError as exc:
             log.info("HTTP %s %s: 400 %s", request.method, request.url.path, exc.reason)
-            return _error(400, exc.reason, exc.message)
+            return error_response(400, exc.reason, exc.message)
         return Response(_json.encode(body), media_type="application/json")
 
     return endpoint

@@ -19,13 +19,12 @@ from starlette.routing import Route
 
 from functions.decorators import FunctionKind
 from functions.paths import path_from_run_url
-from reactor.auth import AuthenticationError
-from reactor.auth.authenticator import Principal
 from reactor.engine.execution_log import Caller
 from reactor.engine.executor import FunctionResult
-from reactor.errors import RequestTooLarge, TooManyFailedAdminKeyAttempts
+from reactor.errors import RequestTooLarge
 from reactor.platform.retention import PRUNED_THROUGH
 from reactor.server.deployment import Deployment
+from reactor.server.http_errors import HttpError, error_response, principal_of
 from reactor.sync.messages import decode_ts, encode_ts
 from schema.errors import FunctionNotFound, InvalidMessage, ReactorError, ValidationError
 from schema.values import json_to_convex, to_clean_json
@@ -39,22 +38,6 @@ _decode = msgspec.json.Decoder()
 
 ENCODED_FORMATS = {"convex_encoded_json", "convex_json"}
 CLEAN_FORMATS = {"json", "convex_clean_json", "clean"}
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def error_response(status: int, code: str, message: str) -> Response:
-    return Response(
-        _json.encode({"code": code, "message": message}),
-        status_code=status,
-        media_type="application/json",
-    )
 
 
 def _parse_json(raw: bytes | str, what: str) -> Any:
@@ -191,15 +174,6 @@ def _handler(
     return endpoint
 
 
-async def _principal(deployment: Deployment, request: Request) -> Principal:
-    try:
-        return await deployment.principal_for_http(request)
-    except TooManyFailedAdminKeyAttempts as exc:
-        raise HttpError(429, exc.code, exc.message) from exc
-    except AuthenticationError as exc:
-        raise HttpError(401, "Unauthenticated", exc.message) from exc
-
-
 async def _call(
     deployment: Deployment,
     request: Request,
@@ -208,7 +182,7 @@ async def _call(
     kind: FunctionKind | None,
     fmt: str,
 ) -> Response:
-    principal = await _principal(deployment, request)
+    principal = await principal_of(deployment, request)
     spec = deployment.resolve(path, kind=kind, is_admin=principal.is_admin)
     result = await deployment.executor.run(
         spec, args, identity=principal.identity, caller=Caller.HTTP
@@ -270,7 +244,7 @@ async def _query_at_ts(deployment: Deployment, request: Request) -> Response:
         raise HttpError(400, "BadRequest", "`ts` is in the future")
     if ts < int(await deployment.persistence.get_global(PRUNED_THROUGH) or 0):
         raise HttpError(400, "OutOfRetention", "`ts` is older than the retention window")
-    principal = await _principal(deployment, request)
+    principal = await principal_of(deployment, request)
     spec = deployment.resolve(
         _path(body.get("path")), kind=FunctionKind.QUERY, is_admin=principal.is_admin
     )
@@ -286,7 +260,7 @@ async def _query_batch(deployment: Deployment, request: Request) -> Response:
     if not isinstance(queries, list):
         raise HttpError(400, "BadRequest", "`queries` must be an array")
     ts = deployment.executor.snapshot_ts()
-    principal = await _principal(deployment, request)
+    principal = await principal_of(deployment, request)
     parts = []
     for item in queries:
         if not isinstance(item, dict):
@@ -307,7 +281,7 @@ async def _query_batch(deployment: Deployment, request: Request) -> Response:
 
 
 async def _require_admin(deployment: Deployment, request: Request) -> None:
-    if not (await _principal(deployment, request)).is_admin:
+    if not (await principal_of(deployment, request)).is_admin:
         raise HttpError(
             403,
             "BadAdminKey",

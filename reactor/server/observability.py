@@ -22,11 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from reactor.auth import AuthenticationError
 from reactor.engine.execution_log import Caller, ExecutionLog, ExecutionRecord, record_of
 from reactor.engine.invocation import FunctionResult, HttpReply
-from reactor.errors import TooManyFailedAdminKeyAttempts
 from reactor.server.deployment import Deployment
+from reactor.server.http_errors import HttpError, error_response, require_admin
 from reactor.server.metrics import CONTENT_TYPE
 
 __all__ = [
@@ -63,43 +62,15 @@ _CONVEX_CALLERS = {
 _LEVELS = ("LOG", "DEBUG", "INFO", "WARN", "ERROR")
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _error(status: int, code: str, message: str) -> Response:
-    return JSONResponse({"code": code, "message": message}, status_code=status)
-
-
-async def _require_admin(deployment: Deployment, request: Request) -> None:
-    """As the other admin routes: ``Authorization: Convex <admin key>`` (or ``?adminKey=``)."""
-    try:
-        principal = await deployment.principal_for_http(request)
-    except TooManyFailedAdminKeyAttempts as exc:
-        raise _Refused(429, exc.code, exc.message) from exc
-    except AuthenticationError as exc:
-        raise _Refused(401, "Unauthenticated", exc.message) from exc
-    if not principal.is_admin:
-        raise _Refused(
-            403,
-            "BadAdminKey",
-            "This needs the deployment's admin key (Authorization: Convex <admin key>)",
-        )
-
-
 def _route(
     fn: Callable[[Deployment, Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
             return await fn(request.app.state.deployment, request)
-        except _Refused as exc:
+        except HttpError as exc:
             log.info("HTTP %s %s: %s %s", request.method, request.url.path, exc.status, exc.message)
-            return _error(exc.status, exc.code, exc.message)
+            return error_response(exc.status, exc.code, exc.message)
 
     return endpoint
 
@@ -139,9 +110,9 @@ def _float_param(request: Request, name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise _Refused(400, "BadRequest", f"`{name}` must be a number, got {raw[:50]!r}") from None
+        raise HttpError(400, "BadRequest", f"`{name}` must be a number, got {raw[:50]!r}") from None
     if not math.isfinite(value) or value < 0:
-        raise _Refused(400, "BadRequest", f"`{name}` must be a non-negative number, got {raw!r}")
+        raise HttpError(400, "BadRequest", f"`{name}` must be a non-negative number, got {raw!r}")
     return value
 
 
@@ -153,9 +124,9 @@ def _int_param(request: Request, name: str) -> int | None:
         value = int(raw)
     except ValueError:
         message = f"`{name}` must be an integer, got {raw[:50]!r}"
-        raise _Refused(400, "BadRequest", message) from None
+        raise HttpError(400, "BadRequest", message) from None
     if value < 0:
-        raise _Refused(400, "BadRequest", f"`{name}` must not be negative, got {value}")
+        raise HttpError(400, "BadRequest", f"`{name}` must not be negative, got {value}")
     return value
 
 
@@ -222,7 +193,7 @@ async def _stream_function_logs(deployment: Deployment, request: Request) -> Res
     """Convex's long poll: entries after ``cursor`` (milliseconds, opaque to the CLI), waiting
     up to MAX_WAIT_S for one. ``cursor=0`` (a client's first poll) answers at once, so the
     records that arrive next are not in the batch the CLI skips as history."""
-    await _require_admin(deployment, request)
+    await require_admin(deployment, request)
     execution_log = deployment.execution_log
     raw = _float_param(request, "cursor", 0.0)
     since = round(raw * 1000)
@@ -242,7 +213,7 @@ async def _execution_logs(deployment: Deployment, request: Request) -> Response:
     user_error, system_error or failure = both errors), ``request_id``, ``limit`` (the newest N
     matching; without it the oldest DEFAULT_LIMIT, to page forward with the answer's
     ``cursor``), ``wait`` (seconds to wait for a first matching record, at most MAX_WAIT_S)."""
-    await _require_admin(deployment, request)
+    await require_admin(deployment, request)
     execution_log = deployment.execution_log
     params = request.query_params
     since = _int_param(request, "cursor") or 0
@@ -263,7 +234,7 @@ async def _execution_logs(deployment: Deployment, request: Request) -> Response:
             )
             return found if limit is not None else found[:DEFAULT_LIMIT]
         except ValueError as exc:
-            raise _Refused(400, "BadRequest", str(exc)) from exc
+            raise HttpError(400, "BadRequest", str(exc)) from exc
 
     records = read()
     loop = asyncio.get_running_loop()
@@ -306,7 +277,7 @@ def record_http_action(
 
 async def _metrics(deployment: Deployment, request: Request) -> Response:
     if not deployment.metrics_public:
-        await _require_admin(deployment, request)
+        await require_admin(deployment, request)
     return Response(await deployment.metrics.exposition(), media_type=CONTENT_TYPE)
 
 

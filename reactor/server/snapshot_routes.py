@@ -33,12 +33,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from reactor.auth import AuthenticationError
-from reactor.errors import ReactorError, SnapshotError, TooManyFailedAdminKeyAttempts
+from reactor.errors import ReactorError, SnapshotError
 from reactor.operations.backup import backup_data_directory
 from reactor.operations.snapshot_import import ImportMode
 from reactor.operations.snapshot_input import ImportFormat
 from reactor.server.deployment import Deployment
+from reactor.server.http_errors import HttpError, error_response, require_admin
 
 __all__ = ["snapshot_routes"]
 
@@ -48,37 +48,8 @@ _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _error(status: int, code: str, message: str) -> Response:
-    return Response(
-        _json.encode({"code": code, "message": message}),
-        status_code=status,
-        media_type="application/json",
-    )
-
-
 def _ok(value: Any) -> Response:
     return Response(_json.encode(value), media_type="application/json")
-
-
-async def _require_admin(deployment: Deployment, request: Request) -> None:
-    try:
-        principal = await deployment.principal_for_http(request)
-    except TooManyFailedAdminKeyAttempts as exc:
-        raise _Refused(429, exc.code, exc.message) from exc
-    except AuthenticationError as exc:
-        raise _Refused(401, "Unauthenticated", exc.message) from exc
-    if not principal.is_admin:
-        raise _Refused(
-            403,
-            "BadAdminKey",
-            "This needs the deployment's admin key (Authorization: Convex <admin key>)",
-        )
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -86,11 +57,11 @@ async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = _decode.decode(raw) if raw.strip() else {}
     except msgspec.DecodeError as exc:
-        raise _Refused(
+        raise HttpError(
             400, "BadJsonBody", f"Failed to parse the request body as JSON: {exc}"
         ) from None
     if not isinstance(body, dict):
-        raise _Refused(400, "BadJsonBody", "The request body must be a JSON object")
+        raise HttpError(400, "BadJsonBody", "The request body must be a JSON object")
     return body
 
 
@@ -101,13 +72,13 @@ def _admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         deployment: Deployment = request.app.state.deployment
         try:
-            await _require_admin(deployment, request)
+            await require_admin(deployment, request)
             return await handler(deployment, request)
-        except _Refused as exc:
-            return _error(exc.status, exc.code, exc.message)
+        except HttpError as exc:
+            return error_response(exc.status, exc.code, exc.message)
         except ReactorError as exc:
             log.info("HTTP %s %s: %s", request.method, request.url.path, exc)
-            return _error(400, exc.code, exc.message)
+            return error_response(400, exc.code, exc.message)
 
     return endpoint
 
@@ -115,9 +86,9 @@ def _admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 async def _request_export(deployment: Deployment, request: Request) -> Response:
     flag = request.query_params.get("includeStorage", "false")
     if flag not in ("true", "false"):
-        raise _Refused(400, "BadRequest", f"includeStorage must be true or false, got {flag!r}")
+        raise HttpError(400, "BadRequest", f"includeStorage must be true or false, got {flag!r}")
     if deployment.snapshots.export_in_progress:
-        raise _Refused(
+        raise HttpError(
             400,
             "ExportInProgress",
             "A snapshot export is already requested or in progress: wait for it to finish",
@@ -129,11 +100,11 @@ async def _request_export(deployment: Deployment, request: Request) -> Response:
 async def _download_export(deployment: Deployment, request: Request) -> Response:
     raw = request.path_params["ts"]
     if not raw.isdigit():
-        raise _Refused(400, "BadRequest", f"The export timestamp must be an integer, got {raw!r}")
+        raise HttpError(400, "BadRequest", f"The export timestamp must be an integer, got {raw!r}")
     try:
         path = deployment.snapshots.export_file(int(raw))
     except SnapshotError as exc:
-        raise _Refused(404, "ExportNotFound", exc.message) from exc
+        raise HttpError(404, "ExportNotFound", exc.message) from exc
     return FileResponse(
         path,
         media_type="application/zip",
@@ -149,7 +120,7 @@ async def _upload_part(deployment: Deployment, request: Request) -> Response:
     token = request.query_params.get("uploadToken")
     number = request.query_params.get("partNumber", "")
     if not token or not number.isdigit():
-        raise _Refused(400, "BadRequest", "upload_part needs ?uploadToken=...&partNumber=N")
+        raise HttpError(400, "BadRequest", "upload_part needs ?uploadToken=...&partNumber=N")
     data = await request.body()
     return _ok(await deployment.snapshots.upload_part(token, int(number), data))
 
@@ -160,14 +131,14 @@ async def _finish_upload(deployment: Deployment, request: Request) -> Response:
     token = body.get("uploadToken")
     parts = body.get("partTokens")
     if not isinstance(spec, dict) or not isinstance(token, str) or not isinstance(parts, list):
-        raise _Refused(
+        raise HttpError(
             400, "BadRequest", "finish_upload needs import (an object), uploadToken and partTokens"
         )
     if spec.get("componentPath"):
-        raise _Refused(400, "BadRequest", "Importing into a component is not supported")
+        raise HttpError(400, "BadRequest", "Importing into a component is not supported")
     table = spec.get("tableName")
     if table is not None and not isinstance(table, str):
-        raise _Refused(400, "BadRequest", "import.tableName must be a string")
+        raise HttpError(400, "BadRequest", "import.tableName must be a string")
     job = await deployment.snapshots.finish_upload(
         token,
         parts,
@@ -182,7 +153,7 @@ async def _perform_import(deployment: Deployment, request: Request) -> Response:
     body = await _json_body(request)
     import_id = body.get("importId")
     if not isinstance(import_id, str):
-        raise _Refused(400, "BadRequest", "perform_import needs importId (a string)")
+        raise HttpError(400, "BadRequest", "perform_import needs importId (a string)")
     deployment.snapshots.perform_import(import_id)
     return _ok({})
 
@@ -190,7 +161,7 @@ async def _perform_import(deployment: Deployment, request: Request) -> Response:
 async def _backup(deployment: Deployment, request: Request) -> Response:
     directory = deployment.persistence.local_directory
     if directory is None:
-        raise _Refused(
+        raise HttpError(
             400,
             "BackupNotSupported",
             "reactor backup copies the embedded SQLite engine's data directory; back up a "
