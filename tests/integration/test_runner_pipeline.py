@@ -68,7 +68,7 @@ async def deployment(tmp_path: Path, query_runners: int) -> AsyncIterator[Deploy
         yield served
     finally:
         await served.stop()
-        served.persistence.close()
+        await served.persistence.aclose()
 
 
 async def _dispatched(deployment: Deployment, calls: int) -> None:
@@ -164,4 +164,4 @@ async def test_runners_see_new_environment_variables_at_once(tmp_path: Path) -> 
         assert result.success and result.value == "hello", result.error_message
     finally:
         await served.stop()
-        served.persistence.close()
+        await served.persistence.aclose()

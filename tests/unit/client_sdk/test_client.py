@@ -180,7 +180,7 @@ async def test_actions(fake_server: Any) -> None:
 async def test_bad_arguments_send_nothing(fake_server: Any) -> None:
     async with fast_client(fake_server) as client:
         with pytest.raises(TypeError):
-            await client.mutation("m:x", [1])  # type: ignore[arg-type]
+            await client.mutation("m:x", [1])  # type: ignore[call-overload]
         with pytest.raises(TypeError):
             client.subscribe("", {})
         assert len(client.protocol.request_manager) == 0
