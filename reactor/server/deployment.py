@@ -227,7 +227,7 @@ class Deployment:
             self.scheduler, self.executor, is_cron=lambda job_id: self.crons.is_cron_job(job_id)
         )
         with deployment_env.using(self.env):
-            self.crons = CronRunner(self.scheduler, load_crons(app))
+            self.crons: CronRunner = CronRunner(self.scheduler, load_crons(app))
         self.retention = Retention(self.database, self.scheduler, retention_s=retention_s)
         self.leadership = Leadership(
             persistence,

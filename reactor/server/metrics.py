@@ -10,21 +10,38 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from functions.store import IndexRange, Order
-from reactor.core.persistence import PublishedCommit
+from reactor.core.persistence import Persistence, PublishedCommit
+from reactor.engine.database import Database
 from reactor.engine.execution_log import SUCCESS, SYSTEM_ERROR, Caller, ExecutionRecord
+from reactor.engine.feed import Publisher
 from reactor.platform.scheduler import BY_STATE_TIME, TABLE as SCHEDULED_FUNCTIONS
 
-if TYPE_CHECKING:
-    from reactor.server.deployment import Deployment
+
+class Observed(Protocol):
+    """What the metrics read of a deployment (``reactor.server.deployment.Deployment``)."""
+
+    @property
+    def database(self) -> Database: ...
+    @property
+    def persistence(self) -> Persistence: ...
+    @property
+    def publisher(self) -> Publisher: ...
+    @property
+    def query_cache(self) -> Sized: ...
+    @property
+    def subscriptions(self) -> Sized: ...
+    @property
+    def execution_log(self) -> Sized: ...
+
 
 __all__ = ["CONTENT_TYPE", "DeploymentMetrics"]
 
@@ -57,7 +74,7 @@ class DeploymentMetrics:
     """The metrics of ``deployment``. ``on_execution``/``on_commit`` are its listeners (wired by
     the deployment); sync sessions call ``session_opened``/``session_closed``/``pushed``."""
 
-    def __init__(self, deployment: Deployment, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, deployment: Observed, *, clock: Callable[[], float] = time.monotonic):
         self.deployment = deployment
         self._clock = clock
         self.registry = CollectorRegistry()
@@ -200,7 +217,7 @@ class DeploymentMetrics:
 class _StateCollector(Collector):
     """Values the deployment already counts, read at scrape time."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Observed) -> None:
         self.deployment = deployment
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
