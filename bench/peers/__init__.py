@@ -1,0 +1,1 @@
+"""``python -m bench peers``: Reactor and Parse Server + LiveQuery side by side."""
