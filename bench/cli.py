@@ -253,6 +253,9 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 )
             )
 
+    if isinstance(push, dict):
+        out.extend(_fanout_limit_rows(push))
+
     bank = results.get("bank")
     if isinstance(bank, dict):
         for mode in ("uncontended", "contended", "uncontended_200"):
@@ -388,6 +391,17 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 "",
             )
         )
+        per_conn = fan.get("server_rss_per_conn_kib")
+        out.append(
+            (
+                "fanout",
+                "server RSS per idle subscribed connection",
+                _fmt(per_conn, "KiB"),
+                "<= 20 KiB",
+                _check(per_conn, "<=", 20),
+                "",
+            )
+        )
         out.append(
             (
                 "fanout",
@@ -461,6 +475,74 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         from bench.snapshot import snapshot_rows
 
         out.extend(snapshot_rows(snapshot))
+    return out
+
+
+def _fanout_limit_rows(push: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """Phase (b) against its raw limits measured in the same run: the pre-framed broadcast
+    (CPU per pushed message, p99) and the idle mutation round trip (the writer's own ack)."""
+    out: list[tuple[str, str, str, str, str, str]] = []
+    shared = push.get("shared") or {}
+    raw = push.get("raw_broadcast") or {}
+    raw_lat = raw.get("latency_ms") or {}
+    raw_cpu = raw.get("cpu_per_push_us")
+    if raw:
+        out.append(
+            (
+                "push",
+                "raw broadcast (1 frame, written to each socket): p50 / p99",
+                f"{_fmt(raw_lat.get('p50'), 'ms', 2)} / {_fmt(raw_lat.get('p99'), 'ms', 2)} "
+                f"({raw.get('receipts', 0):,} of {raw.get('pushed', 0):,})",
+                "",
+                "",
+                "1.00x",
+            )
+        )
+        out.append(
+            (
+                "push",
+                "raw broadcast: CPU per pushed message",
+                _fmt(raw_cpu, "us", 2),
+                "",
+                "",
+                "1.00x",
+            )
+        )
+    if shared:
+        cpu = shared.get("cpu_per_push_us")
+        out.append(
+            (
+                "push",
+                "(b) server CPU per pushed message (server process alone)",
+                f"{_fmt(cpu, 'us', 2)} ({_fmt(shared.get('process_cpu_per_push_us'), 'us', 2)})",
+                "<= 1.5x raw",
+                _check(cpu / raw_cpu if cpu and raw_cpu else None, "<=", 1.5),
+                _ratio(cpu, raw_cpu, "{:.2f}x raw"),
+            )
+        )
+        p99 = (shared.get("latency_ms") or {}).get("p99")
+        out.append(
+            (
+                "push",
+                "(b) commit->receipt p99 vs raw broadcast p99",
+                _fmt(p99, "ms", 2),
+                "<= 1.5x raw",
+                _check(p99 / raw_lat["p99"] if p99 and raw_lat.get("p99") else None, "<=", 1.5),
+                _ratio(p99, raw_lat.get("p99"), "{:.2f}x raw"),
+            )
+        )
+        ack = (shared.get("mutation_rtt_ms") or {}).get("p50")
+        idle = (push.get("idle_mutation_rtt_ms") or {}).get("p50")
+        out.append(
+            (
+                "push",
+                "(b) writer's own ack p50 (idle round trip p50)",
+                f"{_fmt(ack, 'ms', 2)} ({_fmt(idle, 'ms', 2)})",
+                "<= 2x idle",
+                _check(ack / idle if ack and idle else None, "<=", 2),
+                _ratio(ack, idle, "{:.2f}x idle"),
+            )
+        )
     return out
 
 

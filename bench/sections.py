@@ -18,6 +18,7 @@ from bench.common import (
     BenchError,
     Server,
     Worker,
+    cpu_seconds,
     free_port,
     make_workdir,
     percentile,
@@ -101,7 +102,7 @@ def split(total: int, parts: int) -> list[tuple[int, int]]:
 
 
 async def subscribe(
-    server: Server,
+    server: Server | None,
     workdir: Any,
     *,
     name: str,
@@ -114,13 +115,18 @@ async def subscribe(
     concurrency: int = 32,
     connect_deadline_s: float = 45.0,
     max_queue: int = 16,
+    url: str | None = None,
 ) -> tuple[list[Worker], dict[str, Any]]:
-    """Start subscriber processes and wait until all their sessions hold an initial result."""
+    """Start subscriber processes and wait until all their sessions hold an initial result
+    (from ``server``, or the websocket at ``url``)."""
+    if url is None:
+        assert server is not None
+        url = server.ws
     workers = [
         Worker(
             "subscribers",
             {
-                "url": server.ws,
+                "url": url,
                 "udf_path": udf_path,
                 "args": args,
                 "start": start,
@@ -165,13 +171,14 @@ async def start_writer(
     interval_s: float,
     owner_prefix: str,
     owners: int,
+    udf_path: str = "tasks:add",
 ) -> Worker:
     """A connected writer process, waiting for ``go``."""
     worker = Worker(
         "writer",
         {
             "url": server.ws,
-            "udf_path": "tasks:add",
+            "udf_path": udf_path,
             "count": count,
             "interval_s": interval_s,
             "owner_prefix": owner_prefix,
@@ -217,6 +224,21 @@ async def run_push(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
             args={"owner": "o{i}"},
             owner_prefix="o",
         )
+        # The writer's own round trip, the same mutation with nobody subscribed (phase (a)'s
+        # sessions are gone): the figure its acks during the shared fan-out are compared with.
+        idle = await start_writer(
+            server,
+            workdir,
+            name="push-idle-writer",
+            count=scale.n(100, 20),
+            interval_s=0.02,
+            owner_prefix="idle",
+            owners=0,
+        )
+        workers.append(idle)
+        idle_result = await run_writer(idle, 60)
+        await idle.stop()
+        out["idle_mutation_rtt_ms"] = summary_ms(idle_result["rtt_ns"])
         out["shared"] = await _push_phase(
             server,
             workdir,
@@ -231,10 +253,65 @@ async def run_push(scale: Scale, out: dict[str, Any]) -> dict[str, Any]:
             owner_prefix="w",
         )
         out["server_log_errors"] = _log_errors(server)
+        await server.stop()
+        out["raw_broadcast"] = await _raw_broadcast_phase(
+            workdir, workers, scale=scale, conns=scale.n(1000, 100), writes=scale.n(100, 10)
+        )
     finally:
         await stop_all(workers, server)
         shutil.rmtree(workdir, ignore_errors=True)
     return out
+
+
+async def _raw_broadcast_phase(
+    workdir: Any, workers: list[Worker], *, scale: Scale, conns: int, writes: int
+) -> dict[str, Any]:
+    """The shared fan-out's raw limit, measured as phase (b) is: the same subscribers, as many
+    pushes as apart, from a bare ``websockets`` server writing one pre-built frame to each
+    transport (``bench.worker.broadcast_server``)."""
+    port = free_port()
+    raw = Worker(
+        "broadcast_server",
+        {"port": port, "count": writes, "interval_s": 0.1},
+        workdir / "raw-broadcast.log",
+    )
+    workers.append(raw)
+    await raw.start()
+    await raw.expect("ready", 30)
+    subs, info = await subscribe(
+        None,
+        workdir,
+        name="raw-broadcast",
+        total=conns,
+        procs=2,
+        udf_path="tasks:board",
+        args={},
+        scale=scale,
+        expect_updates=writes,
+        url=f"ws://127.0.0.1:{port}/",
+    )
+    workers.extend(subs)
+    await asyncio.sleep(0.5)
+    cpu0 = raw.cpu()
+    raw.send("go")
+    pushed = (await raw.expect("result", writes * 0.1 + 60))["pushed"]
+    try:
+        await asyncio.gather(*(w.expect("done", 15) for w in subs))
+    except BenchError:
+        pass
+    cpu = cpu_delta(cpu0, raw.cpu())
+    results = await collect(subs)
+    raw.send("stop")
+    await asyncio.gather(*(w.stop() for w in [*subs, raw]))
+    latencies = [v for r in results for v in r["latencies_ns"]]
+    return {
+        "connections": info["connected"],
+        "pushed": pushed,
+        "receipts": len(latencies),
+        "latency_ms": summary_ms(latencies),
+        "server_cpu_s": cpu,
+        "cpu_per_push_us": None if cpu is None or not pushed else round(cpu / pushed * 1e6, 2),
+    }
 
 
 async def _push_phase(
@@ -279,6 +356,7 @@ async def _push_phase(
     )
     workers.append(writer)
     phase = await Phase.begin(server, subs, f"push-{name}")
+    own_cpu0 = cpu_seconds(server.pid)  # the server process alone, without its runners
     wres = await run_writer(writer, writes * interval_s + 60)
     if shared:
         # Every subscriber should see every write; wait (bounded) until they all have.
@@ -288,11 +366,22 @@ async def _push_phase(
             pass
     else:
         await asyncio.sleep(1.0)
+    cpu = cpu_delta(phase.server_cpu0, server.cpu())
+    own_cpu = cpu_delta(own_cpu0, cpu_seconds(server.pid))
     usage = await phase.finish()
     results = await collect(subs)
     await asyncio.gather(*(w.stop() for w in [*subs, writer]))
     latencies = [v for r in results for v in r["latencies_ns"]]
     expected = len(wres["commit_ts"]) * (info["connected"] if shared else 1)
+    # Server (and runner) CPU per Transition received: everything the server did over the
+    # phase (mutations, query runs, pushes) divided by the pushes.
+    usage["server_cpu_s"] = cpu
+    usage["cpu_per_push_us"] = (
+        None if cpu is None or not latencies else round(cpu / len(latencies) * 1e6, 2)
+    )
+    usage["process_cpu_per_push_us"] = (
+        None if own_cpu is None or not latencies else round(own_cpu / len(latencies) * 1e6, 2)
+    )
     return {
         "connections": info["connected"],
         "connect_failed": info["failed"],

@@ -11,6 +11,10 @@ Roles:
 - ``writer``: one websocket session sending mutations at a fixed pace.
 - ``bank``: C concurrent clients doing transfers (websocket mutations or HTTP keep-alive).
 - ``echo_server`` / ``echo_client``: the raw websocket round-trip limit.
+- ``broadcast_server``: the raw fan-out limit: a bare ``websockets`` server on the default
+  asyncio loop (as ``reactor serve`` runs) answering each ``ModifyQuerySet`` with a Transition
+  and then, on ``go``, pushing ``count`` Transitions ``interval_s`` apart to every connection:
+  each one encoded and framed once, the same bytes written to every transport.
 - ``sqlite``: the raw SQLite two-row transaction limit.
 """
 
@@ -255,7 +259,7 @@ async def request(
         json.dumps({"type": "Mutation", "requestId": request_id, "udfPath": path, "args": [args]})
     )
     while True:
-        message = _decode(await ws.recv())
+        message: dict[str, Any] = _decode(await ws.recv())
         if message.get("type") == "MutationResponse" and message.get("requestId") == request_id:
             return message
 
@@ -436,6 +440,91 @@ async def echo_server(config: dict[str, Any], commands: Commands) -> None:
         await commands.wait_for("stop")
 
 
+def _ts_b64(ts: int) -> str:
+    import base64
+    import struct
+
+    return base64.b64encode(struct.pack("<Q", ts)).decode()
+
+
+def _board(k: int) -> list[dict[str, Any]]:
+    """Ten documents shaped like ``tasks:board``'s (the raw pushes carry as many bytes)."""
+    return [
+        {
+            "_id": f"{k:06d}{i:02d}abcdefghjkmnpqrstvwxyz0123",
+            "_creationTime": 1.7e12 + k * 10 + i,
+            "owner": f"w{k}",
+            "title": f"t{k}",
+        }
+        for i in range(10)
+    ]
+
+
+def _raw_transition(k: int, ts: int) -> bytes:
+    version = {"querySet": 1, "identity": 0, "ts": _ts_b64(ts)}
+    return json.dumps(
+        {
+            "type": "Transition",
+            "startVersion": version if k else {"querySet": 0, "identity": 0, "ts": _ts_b64(0)},
+            "endVersion": version,
+            "modifications": [
+                {
+                    "type": "QueryUpdated",
+                    "queryId": 0,
+                    "value": _board(k),
+                    "logLines": [],
+                    "journal": None,
+                }
+            ],
+            "clientClockSkew": 0,
+            "serverTs": ts,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def _text_frame(payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+async def broadcast_server(config: dict[str, Any], commands: Commands) -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    subscribed: set[ServerConnection] = set()
+
+    async def handler(ws: ServerConnection) -> None:
+        async for raw in ws:
+            if _decode(raw).get("type") == "ModifyQuerySet":
+                await ws.send(_raw_transition(0, time.time_ns()).decode())
+                subscribed.add(ws)
+        subscribed.discard(ws)
+
+    async with serve(
+        handler, "127.0.0.1", int(config["port"]), compression=None, ping_interval=None
+    ):
+        emit("ready")
+        if await commands.wait_for("go") == "quit":
+            return
+        interval = float(config["interval_s"])
+        t0 = time.monotonic()
+        sent = 0
+        for k in range(1, int(config["count"]) + 1):
+            delay = t0 + k * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            frame = _text_frame(_raw_transition(k, time.time_ns()))
+            for ws in subscribed:
+                ws.transport.write(frame)
+            sent += len(subscribed)
+        emit("result", pushed=sent)
+        await commands.wait_for("stop")
+
+
 async def echo_client(config: dict[str, Any], commands: Commands) -> None:
     payload = json.dumps({"type": "Transition", "pad": "x" * int(config.get("payload", 200))})
     rtts: list[int] = []
@@ -489,6 +578,8 @@ async def main(role: str, config: dict[str, Any]) -> None:
         await echo_server(config, commands)
     elif role == "echo_client":
         await echo_client(config, commands)
+    elif role == "broadcast_server":
+        await broadcast_server(config, commands)
     elif role == "sqlite":
         await sqlite_limit(config, commands)
     else:
@@ -506,6 +597,8 @@ def run() -> None:
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
+    if role == "broadcast_server":
+        runner = asyncio.run  # the loop `reactor serve` runs on
     try:
         runner(main(role, config))
     except KeyboardInterrupt:

@@ -2,9 +2,20 @@
 
 Owns, per connection: the receive loop, the in-order mutation worker, the sender (outgoing
 frames in order, then the latest snapshot, as a Transition once the session allows it), the
-Ping timer, and closing with the right final message and code, or with 1011 when one of its
-tasks fails. It holds no protocol state: every rule lives in ``reactor.sync.protocol``, running
-and caching queries in ``reactor.engine.query_cache``; time comes from the deployment's runtime.
+Ping, and closing with the right final message and code, or with 1011 when one of its tasks
+fails. It holds no protocol state: every rule lives in ``reactor.sync.protocol``, running and
+caching queries in ``reactor.engine.query_cache``; time comes from the deployment's runtime.
+
+Cheap per connection, as a fan-out to thousands of sessions and thousands of idle sockets
+need: the receive loop is the connection's only task while it is idle. Frames go out at once,
+from whoever produced them (the query cache delivering a snapshot, the mutation worker), as
+long as the socket takes them; a task (the "sync sender") is started only to wait while the
+socket's buffer is full. Under uvicorn's websockets sans-I/O protocol without compression
+(what ``reactor serve`` runs), frames are framed here and written to the transport directly,
+skipping the ASGI send, its text round trip and the websocket library's per-frame work; the
+encoded part of a Transition that many sessions share is encoded once
+(``protocol.SharedTransitions``). The mutation worker exists while mutations are queued, and
+one sweep per event loop sends the Pings of every connection.
 """
 
 from __future__ import annotations
@@ -18,9 +29,11 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from functions.decorators import FunctionKind
 from reactor.auth import AuthenticationError, Credentials
+from reactor.core.runtime import Runtime
 from reactor.engine.execution_log import Caller
 from reactor.server.deployment import Deployment
 from reactor.server.outcomes import outcome_of
@@ -36,6 +49,7 @@ from reactor.sync.protocol import (
     QuerySuccess,
     ServerSession,
     SessionError,
+    SharedTransitions,
     decode_frame,
     final_message,
 )
@@ -73,8 +87,162 @@ def _decode_slot() -> asyncio.Semaphore:
     return slot
 
 
+_shared_transitions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedTransitions] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared() -> SharedTransitions:
+    loop = asyncio.get_running_loop()
+    shared = _shared_transitions.get(loop)
+    if shared is None:
+        shared = _shared_transitions[loop] = SharedTransitions()
+    return shared
+
+
+# Unmasked FIN text frame headers (RFC 6455 §5.2) for payloads below 126 bytes.
+_SHORT_HEADERS = [bytes((0x81, n)) for n in range(126)]
+
+
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as one unmasked websocket text frame (a server's frame, RFC 6455 §5.2)."""
+    n = len(payload)
+    if n < 126:
+        return _SHORT_HEADERS[n] + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+class FrameWriter:
+    """Writes text frames straight to the transport of uvicorn's websockets sans-I/O protocol.
+
+    Only for a connection without extensions (permessage-deflate frames must be compressed in
+    order by the websocket library). Frames written here and the protocol's own (its pings,
+    pongs, the close frame) never interleave: each is one ``transport.write``. Flow control is
+    the protocol's: ``writable`` is False while the transport's buffer is above its high-water
+    mark, as uvicorn's own send would wait then.
+    """
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+
+    @classmethod
+    def of(cls, websocket: WebSocket) -> FrameWriter | None:
+        """The writer for ``websocket`` (accepted), or None when frames must go through ASGI."""
+        # Starlette keeps the ASGI send it was given; under uvicorn it is the protocol's method.
+        protocol = getattr(getattr(websocket, "_send", None), "__self__", None)
+        if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.conn.extensions:
+            return None
+        return cls(protocol)
+
+    @property
+    def writable(self) -> bool:
+        return self._protocol.writable.is_set()
+
+    async def wait_writable(self) -> None:
+        await self._protocol.writable.wait()
+
+    def write(self, payload: bytes) -> bool:
+        """Write ``payload`` (UTF-8 JSON) as a text frame; return whether the socket takes more
+        now (``writable``).
+
+        Raises:
+            WebSocketDisconnect: the socket is gone (closed, closing, or our close was sent).
+        """
+        protocol = self._protocol
+        transport = protocol.transport
+        if protocol.disconnected or protocol.close_sent or transport.is_closing():
+            raise WebSocketDisconnect(1006)
+        transport.write(text_frame(payload))
+        return protocol.writable.is_set()
+
+
+class _PingSweep:
+    """Sends the Pings of every connection of one event loop and runtime from one task:
+    a connection that sent nothing for ``PING_INTERVAL_S`` gets a Ping within a third of that
+    more. The task ends when no connection is left (and starts again with the next one)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.connections: set[SyncConnection] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, connection: SyncConnection) -> None:
+        self.connections.add(connection)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="sync pings")
+
+    async def _run(self) -> None:
+        runtime = self.runtime
+        try:
+            while self.connections:
+                await runtime.sleep(PING_INTERVAL_S / 3)
+                now = runtime.monotonic_ns()
+                limit = now - int(PING_INTERVAL_S * 1e9)
+                for connection in list(self.connections):
+                    # Sending only sets ``_sent`` (no clock read per frame): the sweep turns it
+                    # into the time the connection was last seen sending.
+                    if connection._sent:
+                        connection._sent = False
+                        connection._quiet_since = now
+                    elif connection._quiet_since <= limit:
+                        try:
+                            connection._queue(connection.protocol.ping())
+                        except Exception as exc:
+                            connection._fail("sync pinger", exc)
+        finally:
+            self.task = None
+
+
+_ping_sweeps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Runtime, _PingSweep]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _ping_sweep(runtime: Runtime) -> _PingSweep:
+    sweeps = _ping_sweeps.setdefault(asyncio.get_running_loop(), {})
+    sweep = sweeps.get(runtime)
+    if sweep is None:
+        sweep = sweeps[runtime] = _PingSweep(runtime)
+    return sweep
+
+
 class SyncConnection:
     """One websocket client. Also the ``SessionSink`` that live queries deliver snapshots to."""
+
+    __slots__ = (
+        "__weakref__",
+        "_actions",
+        "_close_request",
+        "_closed",
+        "_delivered",
+        "_drainer",
+        "_expiry",
+        "_failed",
+        "_heads",
+        "_quiet_since",
+        "_mutation_task",
+        "_mutations",
+        "_outbox",
+        "_sending",
+        "_serving",
+        "_snapshot",
+        "_sent",
+        "_tasks",
+        "_writer",
+        "buffered_bytes",
+        "deferred_bytes",
+        "deployment",
+        "identity",
+        "is_admin",
+        "limits",
+        "protocol",
+        "queued_mutation_bytes",
+        "websocket",
+    )
 
     def __init__(
         self,
@@ -96,13 +264,13 @@ class SyncConnection:
         # Why the second term: Transitions are never queued. The sender builds one from the
         # latest snapshot only once the previous frame is out, and a newer snapshot replaces
         # an unsent one, so memory stays bounded (about one Transition plus the frame in the
-        # transport) however slowly the client reads. But the ASGI send of a client that does
-        # not read blocks for ever (uvicorn waits for the transport's buffer to drain), the
-        # queue never grows, and such a client was never closed while the server went on
-        # running its queries. ``deferred_bytes`` is what unbounded buffering would have
-        # queued behind that send; every send that completes resets it, so a client that
-        # reads, however slowly, is not closed for it.
-        self._outbox: collections.deque[bytes] = collections.deque()
+        # transport) however slowly the client reads. But the send to a client that does not
+        # read blocks for ever (it waits for the transport's buffer to drain), the queue never
+        # grows, and such a client was never closed while the server went on running its
+        # queries. ``deferred_bytes`` is what unbounded buffering would have queued behind
+        # that send; every send that completes resets it, so a client that reads, however
+        # slowly, is not closed for it.
+        self._outbox: collections.deque[bytes] | None = None  # created when needed
         self.buffered_bytes = 0
         self.deferred_bytes = 0
         self._sending = False
@@ -111,15 +279,21 @@ class SyncConnection:
         self.queued_mutation_bytes = 0
         self._close_request: tuple[int, str] | None = None
         self._snapshot: tuple[int, Mapping[int, QueryOutcome]] | None = None
-        self._wake = asyncio.Event()
-        self._mutations: asyncio.Queue[tuple[MutationRequested | CallRefused, int]] = (
-            asyncio.Queue()
+        # Mutations waiting for the worker, which runs only while there are some.
+        self._mutations: collections.deque[tuple[MutationRequested | CallRefused, int]] | None = (
+            None
         )
+        self._mutation_task: asyncio.Task[None] | None = None
         self._closed = False
-        self._last_send_ns = deployment.runtime.monotonic_ns()
+        # Pings: whether a frame went out since the last sweep, and since when none has.
+        self._sent = False
+        self._quiet_since = deployment.runtime.monotonic_ns()
+        self._heads: SharedTransitions | None = None  # the event loop's, set by serve()
         # Cancelled when the connection ends; actions are not (they run to completion).
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sender_task: asyncio.Task[None] | None = None
+        # The task sending while the socket cannot take more (or sends must go through ASGI).
+        self._drainer: asyncio.Task[None] | None = None
+        self._writer: FrameWriter | None = None  # set once accepted, when frames go direct
         self._actions: set[asyncio.Task[None]] = set()
         self._serving: asyncio.Task[Any] | None = None  # the task running serve()
         self._failed = False
@@ -144,7 +318,7 @@ class SyncConnection:
                 return
         self._delivered = outcomes
         self._snapshot = (ts, outcomes)
-        self._wake.set()
+        self._pump()
 
     @property
     def unsent_bytes(self) -> int:
@@ -160,14 +334,15 @@ class SyncConnection:
         reconnecting; an exception of the receive loop itself propagates to the ASGI server.
         """
         await self.websocket.accept()
+        self._writer = FrameWriter.of(self.websocket)
+        self._heads = _shared()
         metrics = self.deployment.metrics
         metrics.session_opened()
         # The receive loop runs in this task; a failed background task cancels it (one task
         # and no extra future per connection: 10,000 idle sockets stay cheap).
         self._serving = asyncio.current_task()
-        self._sender_task = self._start(self._sender(), "sync sender")
-        self._start(self._mutation_worker(), "sync mutation worker")
-        self._start(self._pinger(), "sync pinger")
+        pings = _ping_sweep(self.deployment.runtime)
+        pings.add(self)
         try:
             await self._receive_loop()
         except asyncio.CancelledError:
@@ -178,6 +353,7 @@ class SyncConnection:
         finally:
             metrics.session_closed()
             self._closed = True
+            pings.connections.discard(self)
             self.deployment.query_cache.remove_session(self)
             tasks = list(self._tasks)
             for task in tasks:
@@ -194,13 +370,20 @@ class SyncConnection:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """Log a failed task with its traceback and end the connection (serve closes it)."""
         self._tasks.discard(task)
-        if task.cancelled() or task.exception() is None:
+        if task.cancelled():
             return
+        exc = task.exception()
+        if exc is not None:
+            self._fail(task.get_name(), exc)
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        """``what`` failed with ``exc``: log it with its traceback and end the connection with
+        1011 (serve closes it)."""
         log.error(
             "sync session %s: %s failed; closing the connection",
             self.protocol.session_id,
-            task.get_name(),
-            exc_info=task.exception(),
+            what,
+            exc_info=exc,
         )
         if not self._failed and not self._closed and self._serving is not None:
             self._failed = True
@@ -357,13 +540,18 @@ class SyncConnection:
         waits for its answers never meets the bound.
         """
         limits = self.limits
-        if self._mutations.qsize() >= limits.max_queued_mutations:
+        queued = self._mutations
+        if queued is not None and len(queued) >= limits.max_queued_mutations:
             what = f"more than {limits.max_queued_mutations} mutations"
         elif self.queued_mutation_bytes + size > limits.max_queued_mutation_bytes:
             what = f"more than {limits.max_queued_mutation_bytes} bytes of mutations"
         else:
             self.queued_mutation_bytes += size
-            self._mutations.put_nowait((event, size))
+            if queued is None:
+                queued = self._mutations = collections.deque()
+            queued.append((event, size))
+            if self._mutation_task is None:
+                self._mutation_task = self._start(self._mutation_worker(), "sync mutation worker")
             return True
         log.warning(
             "closing sync session %s: %s: %s queued", self.protocol.session_id, BUSY_REASON, what
@@ -372,12 +560,19 @@ class SyncConnection:
         return False
 
     async def _mutation_worker(self) -> None:
-        while True:
-            request, size = await self._mutations.get()
-            try:
-                await self._run_mutation(request)
-            finally:
-                self.queued_mutation_bytes -= size
+        """Run the queued mutations in order; ends when none is left (``_enqueue_mutation``
+        starts another)."""
+        try:
+            while queued := self._mutations:
+                request, size = queued.popleft()
+                try:
+                    await self._run_mutation(request)
+                finally:
+                    self.queued_mutation_bytes -= size
+        finally:
+            self._mutation_task = None
+            if not self._mutations:
+                self._mutations = None
 
     async def _run_mutation(self, request: MutationRequested | CallRefused) -> None:
         deployment = self.deployment
@@ -439,9 +634,12 @@ class SyncConnection:
         if self.unsent_bytes + len(frame) > self.limits.max_buffered_bytes:
             self._close_slow_client()
             return False
-        self._outbox.append(frame)
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = collections.deque()
+        outbox.append(frame)
         self.buffered_bytes += len(frame)
-        self._wake.set()
+        self._pump()
         return True
 
     def _close_slow_client(self) -> None:
@@ -453,7 +651,7 @@ class SyncConnection:
             self.limits.max_buffered_bytes,
         )
         self._close_request = (1008, SLOW_CLIENT_REASON)
-        self._outbox.clear()
+        self._outbox = None
         self._snapshot = None
         self._delivered = {}
         self.deployment.query_cache.remove_session(self)
@@ -461,9 +659,83 @@ class SyncConnection:
             self._failed = True
             self._serving.cancel()
 
+    def _next_frame(self) -> tuple[bytes, int] | None:
+        """The next frame owed, counted in ``buffered_bytes`` (a queued one, else a Transition
+        of the latest snapshot when the session allows one), with the snapshot's ts (-1 for a
+        queued frame); None when nothing is owed now."""
+        outbox = self._outbox
+        if outbox:
+            frame = outbox.popleft()
+            if not outbox:
+                self._outbox = None
+            return frame, -1
+        snapshot = self._snapshot
+        if snapshot is None or self._close_request is not None:
+            return None
+        ts, outcomes = snapshot
+        transition = self.protocol.transition_for(
+            ts, outcomes, server_ts=self.deployment.runtime.now_ns(), shared=self._heads
+        )
+        if transition is None:
+            return None  # held by the session; the query cache delivers again
+        self._snapshot = None
+        self.buffered_bytes += len(transition)
+        if self.unsent_bytes > self.limits.max_buffered_bytes:
+            self._close_slow_client()
+            return None
+        return transition, ts
+
+    def _pump(self) -> None:
+        """Send what is owed: written at once while the socket takes it, else by the sender
+        task (started here), which waits for the socket and ends when nothing is left."""
+        if self._drainer is not None or self._closed or self._failed or self._close_request:
+            return
+        writer = self._writer
+        if writer is None or not writer.writable:
+            if self._serving is not None:  # before serve() nothing is sent
+                self._drainer = self._start(self._drain(), "sync sender")
+            return
+        try:
+            while (item := self._next_frame()) is not None:
+                frame, ts = item
+                self.buffered_bytes -= len(frame)
+                self._sent = True
+                writable = writer.write(frame)
+                self.deferred_bytes = 0
+                if ts >= 0:
+                    self.deployment.metrics.pushed(ts)
+                if not writable:
+                    if self._outbox or self._snapshot is not None:
+                        self._drainer = self._start(self._drain(), "sync sender")
+                    return
+        except _SOCKET_GONE as exc:
+            # The receive loop ends the session; nothing more is sent.
+            log.debug("sync session %s: sender stopped: %s", self.protocol.session_id, exc)
+            self._close_request = self._close_request or (1000, "")
+        except Exception as exc:
+            self._fail("sync sender", exc)
+
+    async def _drain(self) -> None:
+        """The sender task: send what is owed, waiting for the socket, until nothing is left."""
+        try:
+            while (item := self._next_frame()) is not None:
+                frame, ts = item
+                if not await self._send_or_stop(frame):
+                    return
+                if ts >= 0:
+                    self.deployment.metrics.pushed(ts)
+        finally:
+            self._drainer = None
+
     async def _send(self, frame: bytes) -> None:
-        self._last_send_ns = self.deployment.runtime.monotonic_ns()
-        await self.websocket.send({"type": "websocket.send", "text": frame.decode("utf-8")})
+        self._sent = True
+        writer = self._writer
+        if writer is None:
+            await self.websocket.send({"type": "websocket.send", "text": frame.decode("utf-8")})
+            return
+        if not writer.writable:
+            await writer.wait_writable()
+        writer.write(frame)
 
     async def _send_or_stop(self, frame: bytes) -> bool:
         """Send one frame counted in ``buffered_bytes`` until it is out (a client that does not
@@ -482,45 +754,10 @@ class SyncConnection:
         self.deferred_bytes = 0
         return True
 
-    async def _pinger(self) -> None:
-        """Queue a Ping whenever nothing went out for PING_INTERVAL_S (JS needs a text frame
-        at least every 60 s, Rust any frame every 30 s)."""
-        runtime = self.deployment.runtime
-        while True:
-            idle_s = (runtime.monotonic_ns() - self._last_send_ns) / 1e9
-            if idle_s < PING_INTERVAL_S:
-                await runtime.sleep(PING_INTERVAL_S - idle_s)
-                continue
-            self._queue(self.protocol.ping())
-            await runtime.sleep(PING_INTERVAL_S)
-
-    async def _sender(self) -> None:
-        runtime = self.deployment.runtime
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._outbox:
-                if not await self._send_or_stop(self._outbox.popleft()):
-                    return
-            snapshot = self._snapshot
-            if snapshot is None or self._close_request is not None:
-                continue
-            ts, outcomes = snapshot
-            transition = self.protocol.transition_for(ts, outcomes, server_ts=runtime.now_ns())
-            if transition is None:
-                continue  # held by the session; the query cache delivers again
-            self._snapshot = None
-            self.buffered_bytes += len(transition)
-            if self.unsent_bytes > self.limits.max_buffered_bytes:
-                self._close_slow_client()
-                return
-            if not await self._send_or_stop(transition):
-                return
-            self.deployment.metrics.pushed(ts)
-
     async def _close_with(self, final: bytes | None, code: int, reason: str) -> None:
-        if self._sender_task is not None:
-            self._sender_task.cancel()
+        self._close_request = self._close_request or (code, reason)  # nothing more is queued
+        if self._drainer is not None:
+            self._drainer.cancel()
         # Bounded: a client that does not read never lets the close frame out; after the
         # timeout the ASGI server drops the socket when this handler returns.
         with contextlib.suppress(*_SOCKET_GONE, TimeoutError):

@@ -90,6 +90,8 @@ __all__ = [
     "query_updated_body",
     "scan_frame",
     "transition",
+    "transition_head",
+    "transition_tail",
 ]
 
 U32_MAX = (1 << 32) - 1
@@ -869,21 +871,39 @@ def transition(
 
     ``clientClockSkew`` (ms) and ``serverTs`` (ns, a JSON number) are written only when given.
     """
-    parts = [
-        b'{"type":"Transition","startVersion":',
-        _state_version(start),
-        b',"endVersion":',
-        _state_version(end),
-        b',"modifications":[',
-        b",".join(modifications),
-        b"]",
-    ]
-    if client_clock_skew is not None:
-        parts.append(b',"clientClockSkew":%d' % client_clock_skew)
-    if server_ts is not None:
-        parts.append(b',"serverTs":%d' % server_ts)
-    parts.append(b"}")
-    return b"".join(parts)
+    return transition_head(start, end, modifications) + transition_tail(
+        client_clock_skew, server_ts
+    )
+
+
+def transition_head(
+    start: StateVersion, end: StateVersion, modifications: Iterable[QueryModification]
+) -> bytes:
+    """A ``Transition`` up to its modifications: the part sessions whose Transitions are equal
+    can share (``transition_head(...) + transition_tail(...)`` is ``transition(...)``)."""
+    return b"".join(
+        (
+            b'{"type":"Transition","startVersion":',
+            _state_version(start),
+            b',"endVersion":',
+            _state_version(end),
+            b',"modifications":[',
+            b",".join(modifications),
+            b"]",
+        )
+    )
+
+
+def transition_tail(client_clock_skew: int | None = None, server_ts: int | None = None) -> bytes:
+    """The per-session end of a ``Transition``: ``clientClockSkew`` and ``serverTs`` (each only
+    when given) and the closing brace."""
+    if client_clock_skew is None:
+        if server_ts is None:
+            return b"}"
+        return b',"serverTs":%d}' % server_ts
+    if server_ts is None:
+        return b',"clientClockSkew":%d}' % client_clock_skew
+    return b',"clientClockSkew":%d,"serverTs":%d}' % (client_clock_skew, server_ts)
 
 
 def mutation_response_success(

@@ -47,6 +47,7 @@ __all__ = [
     "QuerySuccess",
     "ServerSession",
     "SessionError",
+    "SharedTransitions",
     "SessionEvent",
     "decode_frame",
     "final_message",
@@ -155,6 +156,59 @@ class QueryFailure:
 
 
 QueryOutcome: TypeAlias = QuerySuccess | QueryFailure
+
+
+class SharedTransitions:
+    """Encoded Transition heads shared by the sessions of one fan-out.
+
+    When one commit changes a query many sessions watch, most of them get the same Transition
+    but for the per-session tail (``clientClockSkew``, ``serverTs``): same start and end
+    versions, same modifications. ``head`` encodes that part once and hands the same bytes to
+    every such session. It keeps only heads of the newest end ts it was asked for (older ones
+    cannot recur once the fan-out moved on) and at most ``max_heads`` of them; it holds the
+    outcomes of each head, so an entry's identity check (``is``) cannot be fooled by a reused
+    ``id``. Not thread-safe: one per event loop.
+    """
+
+    __slots__ = ("_heads", "_ts", "max_heads")
+
+    def __init__(self, max_heads: int = 256) -> None:
+        self.max_heads = max_heads
+        self._ts = -1
+        self._heads: dict[tuple[Any, ...], tuple[tuple[QueryOutcome | None, ...], bytes]] = {}
+
+    def head(
+        self,
+        start: StateVersion,
+        end: StateVersion,
+        modifications: list[tuple[int, QueryOutcome | None]],
+    ) -> bytes:
+        """``messages.transition_head`` of ``modifications`` (query id and its outcome, or None
+        for a ``QueryRemoved``, in the order they are sent), encoded once per distinct head."""
+        heads = self._heads
+        if end.ts != self._ts or len(heads) >= self.max_heads:
+            heads.clear()
+            self._ts = end.ts
+        key = (start, end, *[(query_id, id(outcome)) for query_id, outcome in modifications])
+        hit = heads.get(key)
+        if hit is not None:
+            return hit[1]
+        data = messages.transition_head(start, end, _encode_modifications(modifications))
+        heads[key] = (tuple(outcome for _, outcome in modifications), data)
+        return data
+
+
+def _first(item: tuple[int, Any]) -> int:
+    return int(item[0])
+
+
+def _encode_modifications(
+    modifications: list[tuple[int, QueryOutcome | None]],
+) -> list[bytes]:
+    return [
+        messages.query_removed(query_id) if outcome is None else outcome.encode(query_id)
+        for query_id, outcome in modifications
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,6 +529,7 @@ class ServerSession:
         outcomes: Mapping[int, QueryOutcome],
         *,
         server_ts: int | None = None,
+        shared: SharedTransitions | None = None,
     ) -> bytes | None:
         """Decide whether a snapshot of query outcomes makes a Transition now, and encode it.
 
@@ -487,6 +542,8 @@ class ServerSession:
             ts: the snapshot timestamp (ns) all ``outcomes`` are valid at.
             outcomes: query id → outcome, as the query cache delivered them.
             server_ts: optional ``serverTs`` (ns) to include.
+            shared: where sessions of one fan-out share the encoded part of equal Transitions
+                (``build_transition``).
 
         Returns:
             The Transition to send as a text frame (in order with every other frame), or None:
@@ -499,7 +556,7 @@ class ServerSession:
             outcomes = {**outcomes, **self._unresolved}
         if self._awaiting and not self._awaiting <= outcomes.keys():
             return None
-        return self.build_transition(ts, outcomes, server_ts=server_ts)
+        return self.build_transition(ts, outcomes, server_ts=server_ts, shared=shared)
 
     def build_transition(
         self,
@@ -507,6 +564,7 @@ class ServerSession:
         outcomes: Mapping[int, QueryOutcome],
         *,
         server_ts: int | None = None,
+        shared: SharedTransitions | None = None,
     ) -> bytes:
         """Encode the next Transition and advance ``sent_version`` to its ``endVersion``.
 
@@ -525,6 +583,8 @@ class ServerSession:
                 mutation response it must be >= the commit ts, or the mutation never resolves.
             outcomes: query id → outcome for the queries that (may have) changed.
             server_ts: optional ``serverTs`` (ns) to include.
+            shared: when given, the part of the Transition before ``clientClockSkew`` comes
+                from (and goes into) it, so sessions sending equal Transitions encode it once.
 
         Returns:
             The Transition as JSON bytes. Send it as a text frame, in order: never send two
@@ -535,10 +595,11 @@ class ServerSession:
             ts = start.ts
         end = StateVersion(self.query_set_version, self.identity_version, ts)
         last_sent = self._last_sent
-        modifications: dict[int, bytes] = {}
+        # query id -> its new outcome, or None for a QueryRemoved
+        modifications: dict[int, QueryOutcome | None] = {}
         if self._removed:
             for query_id in self._removed:
-                modifications[query_id] = messages.query_removed(query_id)
+                modifications[query_id] = None
                 del last_sent[query_id]
             self._removed.clear()
         if outcomes:
@@ -556,19 +617,17 @@ class ServerSession:
                     ):
                         continue
                 # Overrides a QueryRemoved for an id that was removed and re-added.
-                modifications[query_id] = outcome.encode(query_id)
+                modifications[query_id] = outcome
                 last_sent[query_id] = outcome
         if len(modifications) > 1:
-            encoded = [modifications[query_id] for query_id in sorted(modifications)]
+            items = sorted(modifications.items(), key=_first)
         else:
-            encoded = list(modifications.values())
-        data = messages.transition(
-            start,
-            end,
-            encoded,
-            client_clock_skew=self.client_clock_skew,
-            server_ts=server_ts,
-        )
+            items = list(modifications.items())
+        if shared is not None:
+            head = shared.head(start, end, items)
+        else:
+            head = messages.transition_head(start, end, _encode_modifications(items))
+        data = head + messages.transition_tail(self.client_clock_skew, server_ts)
         self.sent_version = end
         self._transition_owed = False
         return data
