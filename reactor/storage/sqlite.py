@@ -84,31 +84,43 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 """
 
-_SCAN_ASC = (
-    "SELECT key, MAX(ts), deleted, document_id, value FROM indexes "
-    "WHERE index_id = ? AND key >= ? AND key < ? AND ts <= ? "
-    "GROUP BY key ORDER BY key LIMIT ?"
+# A scan takes, per key, the newest index version at or below the snapshot (``g``), then the
+# document's newest version at or below it: index rows do not carry the document (older data
+# directories have a copy in ``indexes.value``; it is never read), and a write that leaves a
+# key where it was writes no new index version.
+_SCAN = (
+    "SELECT g.key, g.deleted, g.document_id, "
+    "(SELECT d.value FROM documents d WHERE d.id = g.document_id AND d.ts <= ?4 "
+    "ORDER BY d.ts DESC LIMIT 1) "
+    "FROM (SELECT key, MAX(ts), deleted, document_id FROM indexes "
+    "WHERE index_id = ?1 AND key >= ?2 {hi}AND ts <= ?4 "
+    "GROUP BY key ORDER BY key {order} LIMIT ?5) g ORDER BY g.key {order}"
 )
-_SCAN_ASC_OPEN = (
-    "SELECT key, MAX(ts), deleted, document_id, value FROM indexes "
-    "WHERE index_id = ? AND key >= ? AND ts <= ? "
-    "GROUP BY key ORDER BY key LIMIT ?"
-)
-_SCAN_DESC = (
-    "SELECT key, MAX(ts), deleted, document_id, value FROM indexes "
-    "WHERE index_id = ? AND key >= ? AND key < ? AND ts <= ? "
-    "GROUP BY key ORDER BY key DESC LIMIT ?"
-)
-_SCAN_DESC_OPEN = (
-    "SELECT key, MAX(ts), deleted, document_id, value FROM indexes "
-    "WHERE index_id = ? AND key >= ? AND ts <= ? "
-    "GROUP BY key ORDER BY key DESC LIMIT ?"
-)
+_SCAN_ASC = _SCAN.format(hi="AND key < ?3 ", order="ASC")
+_SCAN_ASC_OPEN = _SCAN.format(hi="", order="ASC")
+_SCAN_DESC = _SCAN.format(hi="AND key < ?3 ", order="DESC")
+_SCAN_DESC_OPEN = _SCAN.format(hi="", order="DESC")
+
+
+# The write path's bytes (issue #15). A commit writes each page it changes whole into the WAL,
+# and its rows land at random places of the B-trees (document ids, idempotency records), so
+# smaller pages write fewer bytes per commit. The size applies to a new database only (an
+# existing file keeps its own).
+PAGE_SIZE = 1024
+# A checkpoint copies every page changed since the last one into the database file, once:
+# a longer WAL lets the pages that commits keep changing (the hot documents, the ends of the
+# ts indexes, each session's idempotency records) be copied once for many commits.
+WAL_CHECKPOINT_BYTES = 16 * 2**20
+WAL_SIZE_LIMIT_BYTES = 2 * WAL_CHECKPOINT_BYTES  # the WAL file is cut back to this after a spike
 
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode=WAL")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page_size}")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA cache_size=-65536")
@@ -209,9 +221,16 @@ class SqlitePersistence:
     # -- reads (caller's thread) -------------------------------------------------------------
 
     def max_ts(self) -> int:
-        row = self._reader.execute("SELECT MAX(ts) FROM documents").fetchone()
-        stored = self.read_global("max_ts") or 0
-        return max(row[0] or 0, int(stored))
+        """The newest commit timestamp stored: the newest row of the log tables (each has an
+        index on ts), the ``max_ts`` global (written by a batch whose last commit left no such
+        row, and by earlier versions with every batch) and ``pruned_through`` (pruning may
+        remove the newest rows, tombstones, at or below it)."""
+        newest = [
+            self._reader.execute(f"SELECT MAX(ts) FROM {table}").fetchone()[0] or 0
+            for table in ("documents", "indexes", "mutations")
+        ]
+        stored = [int(self.read_global(key) or 0) for key in ("max_ts", "pruned_through")]
+        return max(*newest, *stored)
 
     def table_numbers(self) -> dict[str, int]:
         return dict(self._reader.execute("SELECT name, number FROM tables"))
@@ -241,17 +260,13 @@ class SqlitePersistence:
         while len(out) < limit:
             want = limit - len(out)
             batch = want + 8 if want < 1000 else want
+            params = (index_id, lo, hi, ts, batch)
             if order is Order.ASC:
-                if hi is None:
-                    rows = execute(_SCAN_ASC_OPEN, (index_id, lo, ts, batch)).fetchall()
-                else:
-                    rows = execute(_SCAN_ASC, (index_id, lo, hi, ts, batch)).fetchall()
-            elif hi is None:
-                rows = execute(_SCAN_DESC_OPEN, (index_id, lo, ts, batch)).fetchall()
+                rows = execute(_SCAN_ASC_OPEN if hi is None else _SCAN_ASC, params).fetchall()
             else:
-                rows = execute(_SCAN_DESC, (index_id, lo, hi, ts, batch)).fetchall()
-            for key, _ts, deleted, document_id, value in rows:
-                if not deleted:
+                rows = execute(_SCAN_DESC_OPEN if hi is None else _SCAN_DESC, params).fetchall()
+            for key, deleted, document_id, value in rows:
+                if not deleted and value is not None:
                     out.append(IndexRow(key, document_id, value))
                     if len(out) == limit:
                         return out
@@ -399,14 +414,7 @@ class SqlitePersistence:
                 documents.append((doc.id, ts, doc.table, doc.value, doc.value is None, doc.prev_ts))
             for entry in commit.indexes:
                 indexes.append(
-                    (
-                        entry.index_id,
-                        entry.key,
-                        ts,
-                        entry.value is None,
-                        entry.document_id,
-                        entry.value,
-                    )
+                    (entry.index_id, entry.key, ts, entry.value is None, entry.document_id)
                 )
             tables.extend(commit.tables.items())
             if commit.mutation is not None:
@@ -422,10 +430,11 @@ class SqlitePersistence:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 documents,
             )
+            changed = _changed_entries(conn, indexes)
             conn.executemany(
-                "INSERT INTO indexes (index_id, key, ts, deleted, document_id, value) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                indexes,
+                "INSERT INTO indexes (index_id, key, ts, deleted, document_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                changed,
             )
             if mutations:
                 conn.executemany(
@@ -433,10 +442,18 @@ class SqlitePersistence:
                     "VALUES (?, ?, ?, ?)",
                     mutations,
                 )
-            if commits:
+            # ``max_ts`` reads the newest row back; a global (one more page per batch) only
+            # when the last commit left none.
+            last = commits[-1].ts if commits else 0
+            stored = (
+                (documents and documents[-1][1])
+                or (changed and changed[-1][2])
+                or (mutations and mutations[-1][2])
+            )
+            if last and stored != last:
                 conn.execute(
                     "INSERT OR REPLACE INTO globals (key, value) VALUES ('max_ts', ?)",
-                    (json.dumps(commits[-1].ts),),
+                    (json.dumps(last),),
                 )
 
     # -- retention ---------------------------------------------------------------------------
@@ -495,6 +512,34 @@ class SqlitePersistence:
         self._reader.close()
         if self._lock is not None:
             self._lock.close()
+
+
+def _changed_entries(
+    conn: sqlite3.Connection, entries: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """The index versions of ``entries`` (index_id, key, ts, deleted, document_id; in ts
+    order) that change what the index holds: a key that already holds the same document (a
+    write that did not move it) keeps its older version, since scans take the value from
+    ``documents``. Skipping those is most of the write path's saving: a random-key insert
+    costs a whole page in the WAL and again at the checkpoint."""
+    latest: dict[tuple[str, bytes], tuple[int, str]] = {}  # this batch's own versions
+    out: list[tuple[Any, ...]] = []
+    current = conn.execute
+    for entry in entries:
+        index_id, key, _ts, deleted, document_id = entry
+        state = latest.get((index_id, key))
+        if state is None:
+            row = current(
+                "SELECT deleted, document_id FROM indexes WHERE index_id = ? AND key = ? "
+                "ORDER BY ts DESC LIMIT 1",
+                (index_id, key),
+            ).fetchone()
+            state = None if row is None else (row[0], row[1])
+        if not deleted and state is not None and not state[0] and state[1] == document_id:
+            continue
+        latest[index_id, key] = (int(deleted), document_id)
+        out.append(entry)
+    return out
 
 
 def check_batch(
