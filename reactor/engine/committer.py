@@ -34,6 +34,7 @@ MAX_BATCH = 512
 class _Pending:
     request: CommitRequest
     future: asyncio.Future[int]
+    priority: bool = False
 
 
 class Committer:
@@ -80,8 +81,16 @@ class Committer:
         self._last_assigned = ts
         return ts
 
-    async def commit(self, request: CommitRequest, mutation: MutationRecord | None = None) -> int:
+    async def commit(
+        self,
+        request: CommitRequest,
+        mutation: MutationRecord | None = None,
+        *,
+        priority: bool = False,
+    ) -> int:
         """Commit a prepared transaction; returns its timestamp once durable and published.
+        A ``priority`` request (a mutation re-run after a conflict) is checked before the
+        others of its batch, so they conflict with it rather than it with them.
 
         Raises:
             OptimisticConcurrencyError: a commit after ``request.begin_ts`` wrote a key the
@@ -93,7 +102,7 @@ class Committer:
         if mutation is not None:
             request.mutation = mutation
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(request, future))
+        self._queue.put_nowait(_Pending(request, future, priority))
         return await future
 
     async def _run(self) -> None:
@@ -101,6 +110,8 @@ class Committer:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            if any(pending.priority for pending in batch):
+                batch.sort(key=lambda pending: not pending.priority)  # stable: queue order
             try:
                 await self._process(batch)
             except Exception as exc:  # never let the writer die: fail the batch instead

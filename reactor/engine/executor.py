@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from functions.context import Scheduler
 from functions.decorators import FunctionKind, FunctionSpec
+from reactor.core.index_keys import BY_ID
 from reactor.core.persistence import CommitRequest, MutationRecord
 from reactor.engine.database import Database
 from reactor.engine.execution_log import Caller, ExecutionSink, record_of
@@ -42,6 +44,7 @@ __all__ = ["Executor", "FunctionResult", "TransactionHooks"]
 log = logging.getLogger("reactor.engine.executor")
 
 OCC_MAX_RETRIES = 4
+_BY_ID_SUFFIX = "." + BY_ID
 OCC_INITIAL_BACKOFF_S = 0.001
 OCC_MAX_BACKOFF_S = 0.05
 # Sessions whose newest request id is remembered (a resend below it is looked up in storage).
@@ -71,7 +74,11 @@ class Executor:
         self._storage_for = storage
         self.dev = dev
         self._on_execution = on_execution
-        self._retry_lane = asyncio.Lock()
+        # Retry lanes by written document (``_run_mutation``); a lane nobody holds or waits
+        # for is dropped (weak values).
+        self._retry_lanes: weakref.WeakValueDictionary[tuple[str, bytes], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._newest_request: dict[str, int] = {}
         # (session id, request id) -> a mutation still running; finished ones are in storage
         self._mutations: dict[tuple[str, int], asyncio.Future[FunctionResult]] = {}
@@ -314,24 +321,37 @@ class Executor:
         max_retries: int,
     ) -> FunctionResult:
         attempt = 0
-        lane: asyncio.Lock | None = None
+        lanes: list[asyncio.Lock] = []
         try:
             while True:
                 attempt += 1
-                if attempt == 2:
-                    # After a conflict, re-runs take turns in one lane: they then never conflict
-                    # with each other, only with first attempts, so a hot document costs one
-                    # execution per commit instead of one per contender.
-                    lane = self._retry_lane
-                    await lane.acquire()
-                result = await self._attempt(
+                outcome = await self._attempt(
                     spec, args, identity, idempotency_key, attempt, job_id, max_retries
                 )
-                if result is not None:
-                    return result
+                if isinstance(outcome, FunctionResult):
+                    return outcome
+                if not lanes:
+                    # After a conflict, re-runs of mutations that write the same documents
+                    # take turns (one lane per document): they then never conflict with each
+                    # other, only with first attempts, so a hot document costs one execution
+                    # per commit instead of one per contender, while re-runs about other
+                    # documents go on beside them instead of queueing behind them.
+                    lanes = [self._lane(key) for key in outcome]
+                    for held, lane in enumerate(lanes):
+                        try:
+                            await lane.acquire()
+                        except BaseException:
+                            del lanes[held:]  # only the ones held are released
+                            raise
         finally:
-            if lane is not None:
+            for lane in lanes:
                 lane.release()
+
+    def _lane(self, key: tuple[str, bytes]) -> asyncio.Lock:
+        lane = self._retry_lanes.get(key)
+        if lane is None:
+            lane = self._retry_lanes[key] = asyncio.Lock()
+        return lane
 
     async def _attempt(
         self,
@@ -342,8 +362,9 @@ class Executor:
         attempt: int,
         job_id: str | None,
         max_retries: int,
-    ) -> FunctionResult | None:
-        """One execution and commit; None when it conflicted and should be re-run."""
+    ) -> FunctionResult | list[tuple[str, bytes]]:
+        """One execution and commit; when it conflicted and should be re-run, the keys of the
+        retry lanes it takes turns in (``_lane_keys``)."""
         ts = self.snapshot_ts()
         result = await self.runner.mutation(
             _path(spec), args, identity=identity, ts=ts, job_id=job_id
@@ -365,7 +386,9 @@ class Executor:
         )
         try:
             self._adopt_tables(request)
-            result.ts = await self.committer.commit(request, record)
+            # A re-run goes first in its commit batch: it loses only to commits of earlier
+            # batches, not to first attempts queued beside it.
+            result.ts = await self.committer.commit(request, record, priority=attempt > 1)
             return result
         except OptimisticConcurrencyError as exc:
             if attempt > max_retries:
@@ -377,9 +400,12 @@ class Executor:
             # Re-running before the conflicting commit is visible would conflict again.
             if exc.write_ts is not None:
                 await self.committer.wait_published(exc.write_ts)
-            backoff = min(OCC_INITIAL_BACKOFF_S * 2 ** (attempt - 1), OCC_MAX_BACKOFF_S)
-            await self.runtime.sleep(backoff * self.runtime.random())
-            return None
+            if attempt == 1:
+                # Spread the first conflicts out; a re-run in the retry lane (which it holds)
+                # goes again at once: sleeping there would only hold the other re-runs back.
+                backoff = min(OCC_INITIAL_BACKOFF_S * 2 ** (attempt - 1), OCC_MAX_BACKOFF_S)
+                await self.runtime.sleep(backoff * self.runtime.random())
+            return _lane_keys(request)
         except StorageUnavailable as exc:
             failure = describe_failure(_path(spec), exc, dev=self.dev)
             failure.ts = ts
@@ -477,6 +503,25 @@ def _raised(exc: Exception) -> FunctionResult:
     """The execution record's result of a call whose runner raised (the caller reports and
     logs the exception itself): a system error."""
     return FunctionResult(False, error_message=f"{type(exc).__name__}: {exc}", retryable=True)
+
+
+# A re-run writing more documents than this takes turns in one shared lane.
+MAX_LANES = 16
+_SHARED_LANE: list[tuple[str, bytes]] = [("", b"")]
+
+
+def _lane_keys(request: CommitRequest) -> list[tuple[str, bytes]]:
+    """The retry lanes of a conflicted mutation: the documents it wrote (their ``by_id``
+    keys), sorted, so that every re-run takes its lanes in one order (no deadlock)."""
+    keys = sorted(
+        {
+            (index, key)
+            for index, written in request.write_keys.items()
+            if index.endswith(_BY_ID_SUFFIX)
+            for key in written
+        }
+    )
+    return keys if 0 < len(keys) <= MAX_LANES else _SHARED_LANE
 
 
 def _path(spec: FunctionSpec) -> str:
