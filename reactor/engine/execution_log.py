@@ -91,6 +91,7 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     documents_written: int
     occ_retries: int
     log_lines: tuple[str, ...]
+    traceback: str | None = None  # a system error's, as the server (or its runner) logged it
 
 
 _encode = msgspec.json.Encoder().encode
@@ -146,6 +147,7 @@ def record_of(
         documents_written=result.documents_written,
         occ_retries=occ_retries,
         log_lines=tuple(result.log_lines),
+        traceback=result.traceback if outcome == SYSTEM_ERROR else None,
     )
 
 

@@ -103,6 +103,8 @@ class FunctionResult:
     documents_written: int = 0
     # A resent mutation answered with its stored result: nothing ran (no execution record).
     answered_from_storage: bool = False
+    # A server error's traceback, as logged under its request id (for the execution log).
+    traceback: str | None = None
 
 
 @dataclass(slots=True)
@@ -223,7 +225,9 @@ def describe_failure(path: str, exc: BaseException, *, dev: bool) -> FunctionRes
         message += f"\nUncaught {type(exc).__name__}: {_printable(_text(exc))}\n{detail}"
     retryable = isinstance(exc, (OptimisticConcurrencyError, StorageError))
     code = exc.code if retryable and isinstance(exc, ReactorError) else None
-    return FunctionResult(False, error_message=message, retryable=retryable, error_code=code)
+    return FunctionResult(
+        False, error_message=message, retryable=retryable, error_code=code, traceback=detail
+    )
 
 
 def _text(exc: BaseException) -> str:

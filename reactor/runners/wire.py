@@ -125,6 +125,7 @@ class Done(msgspec.Struct, tag="done", array_like=True):
     job_gone: bool = False
     retryable: bool = False
     documents_read: int = 0
+    traceback: str | None = None
 
 
 class HttpDone(msgspec.Struct, tag="http_done", array_like=True):
@@ -244,6 +245,7 @@ def encode_result(call_id: int, result: FunctionResult) -> Done:
         result.job_gone,
         result.retryable,
         result.documents_read,
+        result.traceback,
     )
 
 
@@ -267,6 +269,7 @@ def decode_result(done: Done, ts: int) -> FunctionResult:
         error_code=done.error_code,
         job_gone=done.job_gone,
         documents_read=done.documents_read,
+        traceback=done.traceback,
     )
     if done.commit is not None:
         result.commit = decode_commit(ts, reads, done.commit)

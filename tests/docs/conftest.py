@@ -56,7 +56,7 @@ NODE_MODULES = ROOT / "tests" / "js" / "node_modules"
 COMMAND_LANGS = frozenset({"sh", "bash", "shell", "console"})
 OUTPUT_LANGS = frozenset({"", "text", "json"})
 DIRECTIVES = frozenset({"skip", "server", "restart", "setup"})
-COMMAND_TIMEOUT_S = 20.0
+COMMAND_TIMEOUT_S = 60.0  # the official CLI (npx convex ...) starts slowly on a busy machine
 READY_TIMEOUT_S = 20.0
 
 _FENCE = re.compile(r"^(```+)\s*([\w+-]*)\s*$")

@@ -159,6 +159,9 @@ def test_a_failing_call_appears_in_logs_with_its_request_id(
     assert (path, kind, caller, outcome) == ("tasks:fail", "query", "websocket", "system_error")
     assert request_id == result["requestId"]
     assert result["error"].startswith(f"[Request ID: {result['requestId']}] Server Error")
+    # a server error shows the traceback the server (its runner) logged under that request id
+    assert "RuntimeError: failing on purpose: for the logs page" in result["traceback"]
+    assert "Traceback (most recent call last)" in result["traceback"]
     # the failure filter shows failures only
     assert set(result["outcomes"]) <= {"user_error", "system_error"}
 

@@ -328,6 +328,7 @@ await check("failed_call_in_logs", async () => {
   const onScreenMs = Date.now() - started;
   const cells = await row.locator("td").allTextContents();
   const error = await page.getByTestId("log-error").first().textContent();
+  const traceback = await row.locator("xpath=following-sibling::tr[1]").getByTestId("log-traceback").textContent();
   const outcomes = await page.locator("tr[data-outcome]").evaluateAll((rows) => rows.map((r) => r.dataset.outcome));
   await shot("logs");
   // Filtering by the request id leaves that call alone.
@@ -341,7 +342,7 @@ await check("failed_call_in_logs", async () => {
     },
     requestId,
   );
-  return { requestId, onScreenMs, cells, error, outcomes: [...new Set(outcomes)] };
+  return { requestId, onScreenMs, cells, error, traceback, outcomes: [...new Set(outcomes)] };
 });
 
 await check("insert_from_dashboard", async () => {

@@ -101,6 +101,7 @@ export function render(root, deployment) {
     const details = [];
     if (r.error_message) details.push(h("div", { class: "outcome-failure log-line", "data-testid": "log-error" }, r.error_message));
     for (const line of r.log_lines) details.push(h("div", { class: "log-line" }, line));
+    if (r.traceback) details.push(h("pre", { class: "log-line traceback", "data-testid": "log-traceback" }, r.traceback));
     return [
       h(
         "tr",
