@@ -985,7 +985,10 @@ def peers_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             continue
         ratio = _ratio(r, p)
         if ratio:
-            ratio += " (better)" if (r < p if better == "lower" else r > p) else " (worse)"
+            if abs(r / p - 1) < 0.03:
+                ratio += " (even)"
+            else:
+                ratio += " (better)" if (r < p if better == "lower" else r > p) else " (worse)"
         out.append(
             (
                 label,
@@ -1055,7 +1058,13 @@ def render_peers(report: dict[str, Any]) -> str:
         + (f" on PostgreSQL {parse['postgres']}" if parse.get("postgres") else "")
         + ("  (--quick: counts scaled down ~10x)" if report.get("quick") else ""),
         f"  {machine.get('date')} | {machine.get('cores')} cores ({machine.get('cpu_model')}) | "
-        f"{machine.get('mem_total_gib')} GiB | code {machine.get('revision') or 'unknown'}",
+        f"{machine.get('mem_total_gib')} GiB | code {machine.get('revision') or 'unknown'}"
+        + (
+            f" | load average (1, 5, 15 min) {machine['load_average_before']} before, "
+            f"{machine.get('load_average_after')} after"
+            if machine.get("load_average_before")
+            else ""
+        ),
         "  both driven by bench/peers/harness.mjs (Node, ws); servers and load share the cores; "
         "127.0.0.1 only",
         "",
@@ -1073,6 +1082,7 @@ def render_peers(report: dict[str, Any]) -> str:
 def main_peers(quick: bool, json_path: Path) -> int:
     """Run the section (installing what it needs), print the table, save the JSON report."""
     machine = machine_facts()
+    load_before = [round(x, 1) for x in os.getloadavg()]
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     print("[bench] peers ...", file=sys.stderr, flush=True)
@@ -1098,6 +1108,8 @@ def main_peers(quick: bool, json_path: Path) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     print(f"[bench] peers done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+    machine["load_average_before"] = load_before
+    machine["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
     report = {"machine": machine, "quick": quick, "results": results, "errors": errors}
     print(render_peers(report))
     json_path.parent.mkdir(parents=True, exist_ok=True)
