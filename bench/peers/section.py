@@ -636,13 +636,14 @@ async def measure(t: Target, quick: bool, out: dict[str, Any]) -> dict[str, Any]
         return small if quick else full
 
     out["idle_ack"] = await idle_ack(t, n(50, 10))
+    # Before the push phases: their garbage (and a later collection) would move the RSS.
+    out["idle_rss"] = await idle_rss(t, n(3000, 300))
     out["push_distinct"] = await push_phase(
         t, "distinct", conns=n(1000, 100), writes=n(200, 20), interval_s=0.02, shared=False
     )
     out["push_shared"] = await push_phase(
         t, "shared", conns=n(1000, 100), writes=n(100, 10), interval_s=0.1, shared=True
     )
-    out["idle_rss"] = await idle_rss(t, n(3000, 300))
     t0 = time.monotonic()
     await t.seed_accounts()
     out["seed_s"] = round(time.monotonic() - t0, 1)
