@@ -76,7 +76,7 @@ class Executor:
         self._on_execution = on_execution
         # Retry lanes by written document (``_run_mutation``); a lane nobody holds or waits
         # for is dropped (weak values).
-        self._retry_lanes: weakref.WeakValueDictionary[tuple[str, bytes], asyncio.Lock] = (
+        self._retry_lanes: weakref.WeakValueDictionary[tuple[str, bytes], _Lane] = (
             weakref.WeakValueDictionary()
         )
         self._newest_request: dict[str, int] = {}
@@ -321,7 +321,7 @@ class Executor:
         max_retries: int,
     ) -> FunctionResult:
         attempt = 0
-        lanes: list[asyncio.Lock] = []
+        lanes: list[_Lane] = []
         try:
             while True:
                 attempt += 1
@@ -337,21 +337,41 @@ class Executor:
                     # per commit instead of one per contender, while re-runs about other
                     # documents go on beside them instead of queueing behind them.
                     lanes = [self._lane(key) for key in outcome]
+                    for lane in lanes:
+                        lane.users += 1
                     for held, lane in enumerate(lanes):
                         try:
-                            await lane.acquire()
+                            await lane.lock.acquire()
                         except BaseException:
+                            for waiting in lanes[held:]:
+                                waiting.users -= 1
                             del lanes[held:]  # only the ones held are released
                             raise
         finally:
             for lane in lanes:
-                lane.release()
+                lane.users -= 1
+                lane.lock.release()
 
-    def _lane(self, key: tuple[str, bytes]) -> asyncio.Lock:
+    def _lane(self, key: tuple[str, bytes]) -> _Lane:
         lane = self._retry_lanes.get(key)
         if lane is None:
-            lane = self._retry_lanes[key] = asyncio.Lock()
+            lane = self._retry_lanes[key] = _Lane()
         return lane
+
+    def _queued(self, request: CommitRequest) -> bool:
+        """Whether re-runs queue in the lane of a document ``request`` writes (one holds it and
+        another waits): the document is hot, and a first attempt that committed now would
+        make the lane's re-run conflict again. Such a first attempt joins the queue instead,
+        so a queued re-run is not beaten to its document by newcomers (and failed after its
+        retries). A single re-run still races everyone, and gives up after its retries."""
+        lanes = self._retry_lanes
+        if not lanes:
+            return False
+        for key in _lane_keys(request):
+            lane = lanes.get(key)
+            if lane is not None and lane.users > 1:
+                return True
+        return False
 
     async def _attempt(
         self,
@@ -384,6 +404,8 @@ class Executor:
             if idempotency_key is None
             else MutationRecord(idempotency_key[0], idempotency_key[1], result.value_json)
         )
+        if attempt == 1 and self._queued(request):
+            return _lane_keys(request)  # no commit: it waits its turn in the lane
         try:
             self._adopt_tables(request)
             # A re-run goes first in its commit batch: it loses only to commits of earlier
@@ -503,6 +525,17 @@ def _raised(exc: Exception) -> FunctionResult:
     """The execution record's result of a call whose runner raised (the caller reports and
     logs the exception itself): a system error."""
     return FunctionResult(False, error_message=f"{type(exc).__name__}: {exc}", retryable=True)
+
+
+class _Lane:
+    """One document's retry lane: re-runs writing it take turns; ``users`` counts the holder
+    and the waiters."""
+
+    __slots__ = ("__weakref__", "lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 # A re-run writing more documents than this takes turns in one shared lane.

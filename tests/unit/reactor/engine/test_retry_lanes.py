@@ -1,0 +1,194 @@
+"""The executor's retry lanes: after a conflict, re-runs of mutations that write the same
+document take turns, re-runs about other documents go on beside them, and while re-runs queue
+on a document a newcomer writing it joins the queue instead of beating them to it.
+
+Conflicts are made deterministic as in ``test_executor``: the app's mutation awaits hooks
+between its read and its write, per document; tests commit conflicting writes there, or hold
+a re-run at a gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reactor.engine.executor import FunctionResult
+from reactor.server.deployment import Deployment
+from reactor.testing import ManualClock, call, running_deployment, write_app
+
+pytestmark = pytest.mark.anyio
+
+APP = {
+    "schema.py": """
+        from schema import define_schema, define_table, v
+        schema = define_schema({"counters": define_table({"n": v.float64()})})
+    """,
+    "counters.py": """
+        from functions import mutation, query
+        from schema import v
+
+        # id -> hooks awaited between the read and the write of ``bump`` of that document.
+        HOOKS = {}
+
+        @mutation
+        async def create(ctx):
+            return await ctx.db.insert("counters", {"n": 0.0})
+
+        @mutation(args={"id": v.id("counters")})
+        async def bump(ctx, id):
+            doc = await ctx.db.get(id)
+            for hook in list(HOOKS.get(id, [])):
+                await hook()
+            await ctx.db.patch(id, {"n": doc["n"] + 1})
+            return doc["n"]
+
+        @query(args={"id": v.id("counters")})
+        async def get(ctx, id):
+            return (await ctx.db.get(id))["n"]
+    """,
+}
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@pytest.fixture
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    app = write_app(tmp_path / "app", APP)
+    clock = ManualClock(autojump=True)
+    async with running_deployment(
+        app, tmp_path / "data", runtime=clock, background=False
+    ) as running:
+        yield running
+
+
+async def create(deployment: Deployment) -> str:
+    result = await call(deployment, "counters:create")
+    assert result.success, result.error_message
+    doc_id: str = result.value
+    return doc_id
+
+
+def hooks(deployment: Deployment, doc_id: str) -> list[Hook]:
+    table: dict[str, list[Hook]] = deployment.app.modules["counters"].HOOKS
+    return table.setdefault(doc_id, [])
+
+
+def conflict_once(deployment: Deployment, doc_id: str) -> Hook:
+    """Commits ``n = n + 100`` to ``doc_id`` the first time it is awaited."""
+    done = [False]
+
+    async def write() -> None:
+        if done[0]:
+            return
+        done[0] = True
+        txn = deployment.database.begin(writable=True)
+        doc = await txn.get(doc_id)
+        assert doc is not None
+        await txn.patch(doc_id, {"n": doc["n"] + 100})
+        await deployment.committer.commit(txn.prepare_commit())
+
+    return write
+
+
+def gate_on_rerun(gate: asyncio.Event, held: asyncio.Event) -> Hook:
+    """From its second await on (the re-run), says it is ``held`` and waits for ``gate``."""
+    calls = [0]
+
+    async def wait() -> None:
+        calls[0] += 1
+        if calls[0] >= 2:
+            held.set()
+            await gate.wait()
+
+    return wait
+
+
+def bump(deployment: Deployment, doc_id: str) -> asyncio.Task[FunctionResult]:
+    return asyncio.ensure_future(call(deployment, "counters:bump", {"id": doc_id}))
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
+def queued_lanes(deployment: Deployment) -> int:
+    """Lanes with a holder and at least one waiter."""
+    lanes: Any = deployment.executor._retry_lanes
+    return sum(1 for lane in lanes.values() if lane.users > 1)
+
+
+async def test_reruns_about_other_documents_do_not_wait_for_each_other(
+    deployment: Deployment,
+) -> None:
+    a, b = await create(deployment), await create(deployment)
+    gate, held = asyncio.Event(), asyncio.Event()
+    hooks(deployment, a).extend([conflict_once(deployment, a), gate_on_rerun(gate, held)])
+    hooks(deployment, b).append(conflict_once(deployment, b))
+    first = bump(deployment, a)
+    await asyncio.wait_for(held.wait(), 10)  # a's re-run holds a's lane, at the gate
+    other = await asyncio.wait_for(bump(deployment, b), 10)  # one lane for all would wait
+    assert (other.success, other.attempts, other.value) == (True, 2, 100.0)
+    assert not first.done()
+    gate.set()
+    result = await asyncio.wait_for(first, 10)
+    assert (result.success, result.attempts, result.value) == (True, 2, 100.0)
+    assert [await call_get(deployment, doc) for doc in (a, b)] == [101.0, 101.0]
+
+
+async def test_a_newcomer_joins_the_queue_of_reruns_on_its_document(
+    deployment: Deployment,
+) -> None:
+    doc = await create(deployment)
+    gate, held = asyncio.Event(), asyncio.Event()
+    hooks(deployment, doc).extend([conflict_once(deployment, doc), gate_on_rerun(gate, held)])
+    first = bump(deployment, doc)  # conflicts, then its re-run waits at the gate
+    await asyncio.wait_for(held.wait(), 10)
+    hooks(deployment, doc).clear()
+    hooks(deployment, doc).append(conflict_once(deployment, doc))
+    second = bump(deployment, doc)  # conflicts, then waits for the lane: a queue
+    await until(lambda: queued_lanes(deployment) == 1)
+    hooks(deployment, doc).clear()
+    commits = deployment.committer.commits
+    newcomer = bump(deployment, doc)  # runs without conflict, but must not commit first
+    for _ in range(200):
+        await asyncio.sleep(0)
+    assert not newcomer.done() and deployment.committer.commits == commits
+    gate.set()
+    results = [await asyncio.wait_for(task, 10) for task in (first, second, newcomer)]
+    assert all(r.success for r in results), [r.error_message for r in results]
+    # The first re-run read before the second conflicting write (made while it waited at the
+    # gate), so it ran a third time; the newcomer's one run that did not commit counts too.
+    assert [r.attempts for r in results] == [3, 2, 2]
+    # Two conflicting writes of 100 and three bumps, each applied once, in turn.
+    assert await call_get(deployment, doc) == 203.0
+    assert sorted(r.value for r in results) == [200.0, 201.0, 202.0]
+
+
+async def test_a_single_rerun_still_races_newcomers(deployment: Deployment) -> None:
+    doc = await create(deployment)
+    gate, held = asyncio.Event(), asyncio.Event()
+    hooks(deployment, doc).extend([conflict_once(deployment, doc), gate_on_rerun(gate, held)])
+    first = bump(deployment, doc)
+    await asyncio.wait_for(held.wait(), 10)
+    hooks(deployment, doc).clear()
+    newcomer = await asyncio.wait_for(bump(deployment, doc), 10)  # nobody queues: it commits
+    assert (newcomer.success, newcomer.attempts) == (True, 1)
+    gate.set()
+    result = await asyncio.wait_for(first, 10)
+    assert (result.success, result.attempts) == (True, 3)  # its re-run conflicted once more
+    assert await call_get(deployment, doc) == 102.0
+
+
+async def call_get(deployment: Deployment, doc_id: str) -> float:
+    result = await call(deployment, "counters:get", {"id": doc_id})
+    assert result.success, result.error_message
+    value: float = result.value
+    return value
