@@ -322,13 +322,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                     )
                 )
             per = phase.get("written_bytes_per_transfer")
+            wal_per = phase.get("wal_bytes_per_transfer")
             if per is not None or "written_bytes" in phase:
                 # issue #15: WAL + database file bytes per committed transfer <= 16 KiB
                 out.append(
                     (
                         "bank",
-                        f"{label}: bytes written per transfer (server write_bytes)",
-                        "n/a" if per is None else f"{per / 1024:,.1f} KiB",
+                        f"{label}: bytes written per transfer (write_bytes; of it WAL frames)",
+                        ("n/a" if per is None else f"{per / 1024:,.1f} KiB")
+                        + ("" if wal_per is None else f" (WAL {wal_per / 1024:,.1f} KiB)"),
                         "<= 16 KiB" if mode == "uncontended" else "",
                         _check(per, "<=", 16 * 1024) if mode == "uncontended" else "",
                         "",

@@ -500,10 +500,15 @@ async def _bank_phase(
     phase = await Phase.begin(server, phase_workers, f"bank-{mode}")
     written0, files0 = _write_bytes(server.pid), _data_bytes(server.data_dir)
     reruns0 = await _occ_reruns(server)
+    wal = _WalFrames(server.data_dir)
+    watching = asyncio.ensure_future(wal.watch())
     for worker in phase_workers:
         worker.send("go")
     results = await asyncio.gather(*(w.expect("result", duration + 60) for w in phase_workers))
     written1, files1 = _write_bytes(server.pid), _data_bytes(server.data_dir)
+    watching.cancel()
+    await asyncio.gather(watching, return_exceptions=True)
+    wal.poll()
     # What the phase left in the WAL reaches the database file at a later checkpoint: count it
     # now (this process checkpoints, so its own write_bytes are that cost).
     checkpointed = await asyncio.to_thread(_checkpoint, server.data_dir)
@@ -525,6 +530,12 @@ async def _bank_phase(
         "written_bytes": written,
         "written_bytes_per_transfer": None if written is None or not ok else round(written / ok),
         "file_growth_bytes": files1 - files0,
+        # SQLite's own count, beside the kernel's: WAL frames appended over the phase (read
+        # from the WAL index in the -shm file), as bytes (page + frame header) per transfer.
+        "wal_frames": wal.frames,
+        "wal_bytes_per_transfer": (
+            round(wal.frames * (wal.page_size + 24) / ok) if ok and wal.page_size else None
+        ),
         # Executions of bank:transfer thrown away because their commit conflicted.
         "occ_reruns": None if reruns0 is None or reruns1 is None else reruns1 - reruns0,
         "seconds": round(seconds, 2),
@@ -703,6 +714,39 @@ async def _occ_reruns(server: Server, path: str = "bank:transfer") -> int | None
         if line.startswith(needle):
             return int(float(line[len(needle) :]))
     return 0
+
+
+class _WalFrames:
+    """Counts the frames SQLite appends to a database's WAL, polling ``mxFrame`` in the WAL
+    index header (the -shm file; it starts over at 0 when a checkpoint lets the WAL restart,
+    and the few frames written between the last poll and a restart are missed)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "reactor.sqlite3-shm"
+        self.frames = 0
+        self.page_size = 0
+        self._last: int | None = None
+
+    def poll(self) -> None:
+        import struct
+
+        try:
+            with open(self.path, "rb") as shm:
+                header = shm.read(24)
+        except OSError:
+            return
+        if len(header) < 24:
+            return
+        page_size, max_frame = struct.unpack_from("<HI", header, 14)
+        self.page_size = 65536 if page_size == 1 else page_size
+        if self._last is not None:
+            self.frames += max_frame - self._last if max_frame >= self._last else max_frame
+        self._last = max_frame
+
+    async def watch(self) -> None:
+        while True:
+            self.poll()
+            await asyncio.sleep(0.005)
 
 
 def _checkpoint(data_dir: Path) -> int:
