@@ -45,7 +45,9 @@ Encode = Callable[[FunctionResult], Outcome]
 
 
 class SessionSink(Protocol):
-    """A session receiving snapshots: all outcomes valid at ``ts``, by query id."""
+    """A session receiving snapshots: all outcomes valid at ``ts``, by query id. The mapping
+    may be shared with other sessions (those watching only the same query under the same id
+    get the same one in a fan-out): read it, never modify it."""
 
     def deliver(self, ts: int, outcomes: Mapping[int, Any]) -> None: ...
 
@@ -174,7 +176,10 @@ class LiveQueries:
                 self._shared.setdefault(base, entry)
                 self._dirty.add(entry)
         entry.subscribers.setdefault(session, set()).add(query_id)
-        self._identities[session, query_id] = identity
+        if identity is not None:  # None is what a missing one reads as
+            self._identities[session, query_id] = identity
+        else:
+            self._identities.pop((session, query_id), None)
         self._sessions.setdefault(session, {})[query_id] = entry
         self.request_update(session)
 
@@ -273,6 +278,9 @@ class LiveQueries:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         requested, self._pending = self._pending, set()
+        # One snapshot mapping for all the sessions that watch just the same entry under the
+        # same query id (the fan-out of a shared query): built once, held once.
+        single: dict[tuple[int, int], dict[int, Any]] = {}
         for session in requested:
             entries = self._sessions.get(session, {})
             lower = self._delivered.get(session, 0)
@@ -288,7 +296,13 @@ class LiveQueries:
             if not ready or lower > upper:
                 self._pending.add(session)  # a re-run under way will make a snapshot exist
                 continue
-            outcomes = {query_id: entry.outcome for query_id, entry in entries.items()}
+            if len(entries) == 1:
+                ((query_id, entry),) = entries.items()
+                outcomes = single.get((query_id, id(entry)))
+                if outcomes is None:
+                    outcomes = single[query_id, id(entry)] = {query_id: entry.outcome}
+            else:
+                outcomes = {query_id: entry.outcome for query_id, entry in entries.items()}
             self._delivered[session] = upper
             try:
                 session.deliver(upper, outcomes)

@@ -196,6 +196,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
     from reactor.server.deployment import Deployment
     from reactor.server.http_actions import create_site_app
     from reactor.server.settings import SettingsError, load_settings
+    from reactor.server.ws_protocol import LeanWebSocketProtocol
     from reactor.storage import open_storage
 
     try:
@@ -278,6 +279,7 @@ def _serve(args: argparse.Namespace, *, dev: bool) -> int:
             log_level=settings.log_level,
             access_log=False,
             ws_max_size=17 * 1024 * 1024,
+            ws=LeanWebSocketProtocol,  # uvicorn's, lighter per idle connection
             ws_ping_interval=20.0,
             ws_ping_timeout=60.0,
         )

@@ -24,6 +24,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import types
 import weakref
 from collections.abc import Coroutine, Mapping
 from typing import Any
@@ -77,6 +78,13 @@ CLOSE_TIMEOUT_S = 10.0
 SLOW_CLIENT_REASON = "ClientTooSlow"
 # Convex's reason for too many queued mutations; JS clients back off 3 s on it.
 BUSY_REASON = "TooManyConcurrentRequests"
+
+
+_NOTHING: Mapping[int, QueryOutcome] = types.MappingProxyType({})
+
+# Actions under way (a strong reference: the loop keeps only weak ones); they run to completion
+# even when their connection ends.
+_running_actions: set[asyncio.Task[None]] = set()
 
 
 def _decode_slot() -> asyncio.Semaphore:
@@ -215,7 +223,6 @@ class SyncConnection:
 
     __slots__ = (
         "__weakref__",
-        "_actions",
         "_close_request",
         "_closed",
         "_delivered",
@@ -274,7 +281,7 @@ class SyncConnection:
         self.buffered_bytes = 0
         self.deferred_bytes = 0
         self._sending = False
-        self._delivered: Mapping[int, QueryOutcome] = {}
+        self._delivered: Mapping[int, QueryOutcome] = _NOTHING
         # Frame bytes of the mutations queued for, or running in, the in-order worker.
         self.queued_mutation_bytes = 0
         self._close_request: tuple[int, str] | None = None
@@ -290,11 +297,10 @@ class SyncConnection:
         self._quiet_since = deployment.runtime.monotonic_ns()
         self._heads: SharedTransitions | None = None  # the event loop's, set by serve()
         # Cancelled when the connection ends; actions are not (they run to completion).
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] | None = None  # created with the first
         # The task sending while the socket cannot take more (or sends must go through ASGI).
         self._drainer: asyncio.Task[None] | None = None
         self._writer: FrameWriter | None = None  # set once accepted, when frames go direct
-        self._actions: set[asyncio.Task[None]] = set()
         self._serving: asyncio.Task[Any] | None = None  # the task running serve()
         self._failed = False
         self.is_admin = False
@@ -355,7 +361,7 @@ class SyncConnection:
             self._closed = True
             pings.connections.discard(self)
             self.deployment.query_cache.remove_session(self)
-            tasks = list(self._tasks)
+            tasks = list(self._tasks or ())
             for task in tasks:
                 task.cancel()
             # Failures were logged by _task_done; cancellation at shutdown stays quiet.
@@ -363,13 +369,16 @@ class SyncConnection:
 
     def _start(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work, name=name)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """Log a failed task with its traceback and end the connection (serve closes it)."""
-        self._tasks.discard(task)
+        if self._tasks is not None:
+            self._tasks.discard(task)
         if task.cancelled():
             return
         exc = task.exception()
@@ -442,8 +451,8 @@ class SyncConnection:
             task = asyncio.get_running_loop().create_task(
                 self._run_action(event), name=f"sync action {event.request_id}"
             )
-            self._actions.add(task)
-            task.add_done_callback(self._actions.discard)
+            _running_actions.add(task)
+            task.add_done_callback(_running_actions.discard)
             task.add_done_callback(self._task_done)
         elif isinstance(event, AuthenticateRequested):
             return await self._authenticate(event)
@@ -653,7 +662,7 @@ class SyncConnection:
         self._close_request = (1008, SLOW_CLIENT_REASON)
         self._outbox = None
         self._snapshot = None
-        self._delivered = {}
+        self._delivered = _NOTHING
         self.deployment.query_cache.remove_session(self)
         if not self._failed and not self._closed and self._serving is not None:
             self._failed = True

@@ -198,6 +198,14 @@ class SharedTransitions:
         return data
 
 
+_NO_IDS: frozenset[int] = frozenset()
+
+
+def _ids(ids: set[int] | frozenset[int]) -> set[int]:
+    """``ids`` itself when it is a set of its own, else a new set of the same ids."""
+    return ids if isinstance(ids, set) else set(ids)
+
+
 def _first(item: tuple[int, Any]) -> int:
     return int(item[0])
 
@@ -340,11 +348,13 @@ class ServerSession:
         self.authenticates_received = 0
         self.sent_version = INITIAL_VERSION
         self.queries: dict[int, QuerySpec] = {}
-        self._new: set[int] = set()
-        self._removed: set[int] = set()
+        # Query id sets, empty most of a session's life: the shared ``_NO_IDS`` until one is
+        # needed (``_ids`` swaps in a set of its own), so an idle session holds none.
+        self._new: set[int] | frozenset[int] = _NO_IDS
+        self._removed: set[int] | frozenset[int] = _NO_IDS
         self._last_sent: dict[int, QueryOutcome] = {}
         self._transition_owed = False
-        self._awaiting: set[int] = set()
+        self._awaiting: set[int] | frozenset[int] = _NO_IDS
         self._unresolved: dict[int, QueryFailure] = {}
         self._min_ts = 0
 
@@ -447,6 +457,8 @@ class ServerSession:
         added: list[QuerySpec] = []
         removed: list[int] = []
         queries = self.queries
+        new_ids, awaiting, removed_ids = _ids(self._new), _ids(self._awaiting), _ids(self._removed)
+        self._new, self._awaiting, self._removed = new_ids, awaiting, removed_ids
         for modification in message.modifications:
             query_id = modification.query_id
             if isinstance(modification, messages.Add):
@@ -460,18 +472,18 @@ class ServerSession:
                     modification.component_path,
                 )
                 queries[query_id] = spec
-                self._new.add(query_id)
-                self._awaiting.add(query_id)
+                new_ids.add(query_id)
+                awaiting.add(query_id)
                 self._unresolved.pop(query_id, None)
                 added.append(spec)
             else:
                 if queries.pop(query_id, None) is None:
                     raise QuerySetInconsistent(f"Nonexistent query id: {query_id}")
-                self._new.discard(query_id)
-                self._awaiting.discard(query_id)
+                new_ids.discard(query_id)
+                awaiting.discard(query_id)
                 self._unresolved.pop(query_id, None)
                 if query_id in self._last_sent:
-                    self._removed.add(query_id)
+                    removed_ids.add(query_id)
                 removed.append(query_id)
         self.query_set_version = new
         self._transition_owed = True
@@ -507,6 +519,7 @@ class ServerSession:
             raise RuntimeError("confirm_identity() called without an unconfirmed Authenticate")
         self.identity_version += 1
         self._transition_owed = True
+        self._awaiting = _ids(self._awaiting)
         self._awaiting.update(self.queries)
         self._unresolved.clear()
 
@@ -601,15 +614,18 @@ class ServerSession:
             for query_id in self._removed:
                 modifications[query_id] = None
                 del last_sent[query_id]
-            self._removed.clear()
+        self._removed = _NO_IDS
         if outcomes:
-            self._awaiting.difference_update(outcomes)
+            if self._awaiting:
+                awaiting = _ids(self._awaiting)
+                awaiting.difference_update(outcomes)
+                self._awaiting = awaiting or _NO_IDS
             queries, new = self.queries, self._new
             for query_id, outcome in outcomes.items():
                 if query_id not in queries:
                     continue
                 if query_id in new:
-                    new.discard(query_id)
+                    _ids(new).discard(query_id)  # a set of its own: it is not empty
                 else:
                     previous = last_sent.get(query_id)
                     if previous is outcome or (
@@ -628,6 +644,8 @@ class ServerSession:
         else:
             head = messages.transition_head(start, end, _encode_modifications(items))
         data = head + messages.transition_tail(self.client_clock_skew, server_ts)
+        if not self._new:
+            self._new = _NO_IDS
         self.sent_version = end
         self._transition_owed = False
         return data
