@@ -45,6 +45,7 @@ __all__ = ["AppLoadFailed", "RunnerPools", "RunnerSettings", "RunnerSetup", "pro
 log = logging.getLogger("reactor.runners")
 
 FUNCTION_TIMEOUT = "FunctionTimeout"
+_CALL_IDS = itertools.count(1)
 # How long a query or mutation that timed out or crashed its runner runs on a runner of its own.
 QUARANTINE_S = 60.0
 RUNNER_CRASHED = "RunnerCrashed"
@@ -272,12 +273,15 @@ class _Runner:
         )
 
     def _rescue(self, call_id: int) -> None:
-        """A call still queued behind a slow one runs elsewhere instead (``RETRY``); the copy
-        sent here stays listed, as the runner will still run it (its outcome is dropped: the
-        server commits only what it awaits, so a mutation still commits at most once)."""
+        """A call still queued behind a slow one runs elsewhere instead (``RETRY``). The runner
+        is told to skip the copy sent here (``Cancel``); it stays listed until the runner
+        answers it, and should the copy have started after all, its outcome is dropped: the
+        server commits only what it awaits, so a mutation still commits at most once."""
         future = self.calls.get(call_id)
         if future is not None and not future.done() and next(iter(self.calls)) != call_id:
             future.set_result(RETRY)
+            if self.alive and self.writer is not None:
+                wire.write_frame(self.writer, wire.Cancel(call_id))  # skip it if not started
 
     def _expire(self, call_id: int) -> None:
         """A call ran past its deadline: the runner is killed (its reader settles the rest)."""
@@ -327,6 +331,9 @@ class _Runner:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[wire.Done | wire.HttpDone | str] = loop.create_future()
         first = not self.calls
+        # Every send its own id: a call taken back and sent again must not be answered by
+        # the copy it left behind.
+        message.id = next(_CALL_IDS)
         self.calls[message.id] = future
         if services is not None:
             self.services[message.id] = services
@@ -587,7 +594,6 @@ class RunnerPools:
     def __init__(self, setup: RunnerSetup, settings: RunnerSettings) -> None:
         self.setup = setup
         self.settings = settings
-        self._ids = itertools.count(1)
         self.queries = self._pool("query")
         self.actions = self._pool("action")
         # function path -> loop time its quarantine ends (``_run``)
@@ -668,9 +674,7 @@ class RunnerPools:
         ts: int,
         journal: str | None,
     ) -> FunctionResult:
-        message = wire.Call(
-            next(self._ids), "query", path, dumps(args), _identity(identity), ts, journal
-        )
+        message = wire.Call(0, "query", path, dumps(args), _identity(identity), ts, journal)
         return self._result(await self._run("query", message, None, path), ts)
 
     async def _run(
@@ -739,9 +743,7 @@ class RunnerPools:
         ts: int,
         job_id: str | None,
     ) -> FunctionResult:
-        message = wire.Call(
-            next(self._ids), "mutation", path, dumps(args), _identity(identity), ts, None, job_id
-        )
+        message = wire.Call(0, "mutation", path, dumps(args), _identity(identity), ts, None, job_id)
         return self._result(await self._run("query", message, None, path), ts)
 
     async def action(
@@ -752,7 +754,7 @@ class RunnerPools:
         identity: dict[str, Any] | None,
         services: ActionServices,
     ) -> FunctionResult:
-        message = wire.Call(next(self._ids), "action", path, dumps(args), _identity(identity))
+        message = wire.Call(0, "action", path, dumps(args), _identity(identity))
         return self._result(await self._run("action", message, services, path), 0)
 
     async def http_action(
@@ -764,7 +766,7 @@ class RunnerPools:
         services: ActionServices,
     ) -> HttpReply:
         message = wire.Call(
-            next(self._ids),
+            0,
             "http",
             "",
             b"",

@@ -76,6 +76,13 @@ class Call(msgspec.Struct, tag="call", array_like=True):
     auth_error: tuple[str, str] | None = None
 
 
+class Cancel(msgspec.Struct, tag="cancel", array_like=True):
+    """Server → sequential runner: skip queued ``Call`` ``id`` if it has not started (it was
+    taken back and runs elsewhere); the runner still answers it, with a failed ``Done``."""
+
+    id: int
+
+
 class Reply(msgspec.Struct, tag="reply", array_like=True):
     """Server → runner: the answer to an ``Rpc`` (``error`` set when it failed)."""
 
@@ -147,7 +154,7 @@ class Rpc(msgspec.Struct, tag="rpc", array_like=True):
     identity: bytes | None = None
 
 
-ToRunner = Init | Call | Reply
+ToRunner = Init | Call | Reply | Cancel
 FromRunner = Ready | LoadFailed | Done | HttpDone | Rpc
 
 _encoder = msgspec.msgpack.Encoder()
@@ -178,7 +185,7 @@ async def _read(reader: asyncio.StreamReader) -> bytes | None:
         return None
 
 
-async def read_to_runner(reader: asyncio.StreamReader) -> Init | Call | Reply | None:
+async def read_to_runner(reader: asyncio.StreamReader) -> Init | Call | Reply | Cancel | None:
     body = await _read(reader)
     return None if body is None else _to_runner.decode(body)
 

@@ -12,6 +12,7 @@ it past a deadline and starts another, so nothing here cleans up after app code.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import functools
 import itertools
@@ -348,13 +349,47 @@ async def _serve(fd: int) -> None:
 
 async def _serve_in_order(worker: Worker, reader: asyncio.StreamReader) -> None:
     """Run the calls one at a time, in the order they arrive (queries and mutations: the
-    server times each from the end of the one before it)."""
-    while True:
-        message = await wire.read_to_runner(reader)
-        if message is None:
-            return  # the server went away
-        if isinstance(message, wire.Call):
-            await _handle(worker, message)
+    server times each from the end of the one before it). Frames are read as they come, so a
+    ``Cancel`` for a call still queued here is seen before that call would start."""
+    queued: collections.deque[wire.Call] = collections.deque()
+    cancelled: set[int] = set()
+    arrived = asyncio.Event()
+    gone = False
+
+    async def read() -> None:
+        nonlocal gone
+        while True:
+            message = await wire.read_to_runner(reader)
+            if message is None:
+                gone = True  # the server went away
+            elif isinstance(message, wire.Cancel):
+                cancelled.add(message.id)
+            elif isinstance(message, wire.Call):
+                queued.append(message)
+            arrived.set()
+            if gone:
+                return
+
+    reading = asyncio.get_running_loop().create_task(read())
+    try:
+        while True:
+            while not queued:
+                if gone:
+                    return
+                arrived.clear()
+                await arrived.wait()
+            # Two turns of the loop: frames already sent (a Cancel) are read first.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            call = queued.popleft()
+            if call.id in cancelled:
+                cancelled.discard(call.id)
+                skipped = FunctionResult(False, error_message="Cancelled: it ran elsewhere")
+                wire.write_frame(worker.writer, wire.encode_result(call.id, skipped))
+                continue
+            await _handle(worker, call)
+    finally:
+        reading.cancel()
 
 
 def _die_with_parent() -> None:

@@ -24,6 +24,7 @@ from reactor.engine.database import Database
 from reactor.engine.execution_log import SUCCESS, SYSTEM_ERROR, Caller, ExecutionRecord
 from reactor.engine.feed import Publisher
 from reactor.platform.scheduler import BY_STATE_TIME, TABLE as SCHEDULED_FUNCTIONS
+from schema.errors import OptimisticConcurrencyError
 
 
 class Observed(Protocol):
@@ -158,7 +159,7 @@ class DeploymentMetrics:
             self.errors.labels(kind, record.outcome, code).inc()
         if record.occ_retries:
             self.occ_retries.labels(record.path).inc(record.occ_retries)
-        conflicts = record.occ_retries + (record.error_code == "OptimisticConcurrencyError")
+        conflicts = record.occ_retries + (record.error_code == OptimisticConcurrencyError.code)
         if conflicts:
             self.occ_conflicts.labels(record.path).inc(conflicts)
         if record.live_rerun:

@@ -239,13 +239,13 @@ def test_occ_conflicts_are_retried_and_counted(server: ReactorServer) -> None:
     for response in asyncio.run(bump_many()):
         # Each commits, or (a loaded machine) runs out of retries: 503, as Convex answers.
         if response.status_code == 503:
-            assert response.json()["code"] == "OptimisticConcurrencyError", response.text
+            assert response.json()["code"] == "OptimisticConcurrencyControlFailure", response.text
         else:
             assert response.json()["status"] == "success", response.text
     after = metrics(server)
     mine = records(server, path="notes:bump")
     retries = sum(r["occ_retries"] for r in mine)
-    exhausted = sum(r["error_code"] == "OptimisticConcurrencyError" for r in mine)
+    exhausted = sum(r["error_code"] == "OptimisticConcurrencyControlFailure" for r in mine)
     assert retries, "eight concurrent read-modify-writes never conflicted"
     assert all(r["outcome"] == "system_error" for r in mine if r["error_code"])
 
@@ -386,6 +386,7 @@ def test_server_log_has_one_json_line_per_execution(server: ReactorServer) -> No
         "documents_written",
         "occ_retries",
         "log_lines",
+        "traceback",
     }
     assert "notes:add" in line["message"]
     # Every line of the server log is JSON in this format (uvicorn's own too).

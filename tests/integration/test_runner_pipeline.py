@@ -165,3 +165,21 @@ async def test_runners_see_new_environment_variables_at_once(tmp_path: Path) -> 
     finally:
         await served.stop()
         await served.persistence.aclose()
+
+
+async def test_a_call_taken_back_is_not_run_twice(deployment: Deployment) -> None:
+    """The copy of a call taken back from behind a slow one is skipped by its runner, so the
+    runner is free for the call again as soon as the slow one ends."""
+    busy = deployment.registry.get("work:busy")
+    assert busy is not None
+    loop = asyncio.get_running_loop()
+    head = asyncio.ensure_future(deployment.executor.run_query(busy, {"seconds": 0.15}))
+    start = loop.time()
+    taken_back = asyncio.ensure_future(deployment.executor.run_query(busy, {"seconds": 0.3}))
+    await _dispatched(deployment, 2)  # queued behind the head, then taken back after 5 ms
+    result = await asyncio.wait_for(taken_back, 20)
+    took = loop.time() - start
+    assert result.success, result.error_message
+    assert (await head).success
+    # 0.15 s behind the head, then its own 0.3 s; run twice it would end after 0.75 s.
+    assert took < 0.65, took

@@ -115,7 +115,10 @@ def test_outcomes_codes_and_request_ids() -> None:
 
     occ = record_of(
         FunctionResult(
-            False, error_message="conflict", retryable=True, error_code="OptimisticConcurrencyError"
+            False,
+            error_message="conflict",
+            retryable=True,
+            error_code="OptimisticConcurrencyControlFailure",
         ),
         path="m:f",
         kind="mutation",
@@ -124,7 +127,7 @@ def test_outcomes_codes_and_request_ids() -> None:
     )
     assert (occ.outcome, occ.error_code, occ.caller) == (
         "system_error",
-        "OptimisticConcurrencyError",
+        "OptimisticConcurrencyControlFailure",
         "cron",
     )
 
