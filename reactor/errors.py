@@ -40,7 +40,8 @@ the auth stack; the rest are re-exported from the layer that defines them.
     ├── RequestTooLarge                             here (HTTP 413)
     ├── CodegenError                                here (an app no API can describe)
     ├── SnapshotError                               here (export, import, backup)
-    │   └── SnapshotImportError                     (names the file/table and line at fault)
+    │   ├── SnapshotImportError                     (names the file/table and line at fault)
+    │   └── StreamingExportError                    (a connector's request; ``reason``)
     ├── ConnectionLost, FunctionFailed              (client side)
     └── ProtocolMismatch, HttpError                 client_sdk.errors
 """
@@ -89,8 +90,6 @@ __all__ = [
     "BlobNotFound",
     "BlobTooLarge",
     "CodegenError",
-    "NetworkNotAllowed",
-    "StorageFileNotFound",
     "ConnectionLost",
     "DocumentNotFound",
     "DocumentValidationError",
@@ -105,6 +104,7 @@ __all__ = [
     "InvalidMessage",
     "MalformedClientMessage",
     "ModuleLoadError",
+    "NetworkNotAllowed",
     "OptimisticConcurrencyError",
     "QueryNotUnique",
     "QuerySetInconsistent",
@@ -119,7 +119,9 @@ __all__ = [
     "SnapshotError",
     "SnapshotImportError",
     "StorageError",
+    "StorageFileNotFound",
     "StorageUnavailable",
+    "StreamingExportError",
     "SyncProtocolError",
     "TooManyFailedAdminKeyAttempts",
     "TransactionError",
@@ -201,6 +203,17 @@ class SnapshotError(ReactorError):
     """A snapshot export, import or backup cannot be done (e.g. one is already running)."""
 
     code = "SnapshotError"
+
+
+class StreamingExportError(SnapshotError):
+    """A streaming export request that cannot be answered; ``reason`` is the HTTP error code
+    (``OutOfRetention``, ``InvalidCursor``, ``TableNotFound``, ...)."""
+
+    code = "StreamingExportError"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class SnapshotImportError(SnapshotError):

@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from reactor.core.index_keys import BY_CREATION_TIME, index_id
 from reactor.core.persistence import DocumentLogEntry, Persistence
-from reactor.errors import SnapshotError
+from reactor.errors import StreamingExportError
 from reactor.platform.retention import PRUNED_THROUGH
 from schema.ordering import Order
 from schema.tables import SchemaDefinition
@@ -32,7 +32,6 @@ __all__ = [
     "DocumentHistory",
     "HeldSnapshots",
     "Page",
-    "StreamingExportError",
     "ValueFormat",
     "document_deltas",
     "json_schemas",
@@ -42,17 +41,6 @@ __all__ = [
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000
-
-
-class StreamingExportError(SnapshotError):
-    """A streaming export request that cannot be answered; ``reason`` is the HTTP error code
-    (``OutOfRetention``, ``InvalidCursor``, ``TableNotFound``, ...)."""
-
-    code = "StreamingExportError"
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @runtime_checkable

@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from reactor.errors import StreamingExportError
 from reactor.operations import streaming_export
 from reactor.operations.cli_functions import table_names
-from reactor.operations.streaming_export import StreamingExportError
 from reactor.server.deployment import Deployment
 from reactor.server.http_errors import HttpError, error_response, require_admin
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from reactor.errors import StreamingExportError
 from reactor.operations import streaming_export
 from reactor.operations.cli_functions import table_names
-from reactor.operations.streaming_export import StreamingExportError
 from reactor.platform.retention import PRUNED_THROUGH
 from reactor.server.deployment import Deployment
 from reactor.storage.sqlite import SqlitePersistence

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from functions.loader import load_app
+from reactor.errors import StreamingExportError
 from reactor.operations import streaming_export
 from reactor.operations.cli_functions import table_names
-from reactor.operations.streaming_export import StreamingExportError
 from reactor.server.deployment import Deployment
 from reactor.storage.mongo.engine import MongoPersistence
 from reactor.testing import call, write_app
