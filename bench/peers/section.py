@@ -801,6 +801,9 @@ async def run_peers(quick: bool, out: dict[str, Any]) -> dict[str, Any]:
     await run_reactor(quick, out["reactor"])
     out["parse"] = {}
     await run_parse(quick, out["parse"])
+    # Again at the end: on a shared machine one measurement of the limit can be a bad moment.
+    out["limits_after"] = {}
+    await run_limits(Scale(quick=quick), out["limits_after"])
     return out
 
 
@@ -949,6 +952,16 @@ METRICS: list[tuple[str, tuple[str, ...], str, int, str]] = [
 ]
 
 
+def best_limits(*runs: dict[str, Any]) -> dict[str, Any]:
+    """The better of the raw limits measured at the start and at the end of the run."""
+    rates = [r["sqlite_txn_per_s"] for r in runs if r.get("sqlite_txn_per_s")]
+    best: dict[str, Any] = {"sqlite_txn_per_s": max(rates) if rates else None, "ws_rtt_ms": {}}
+    for key in ("p50", "p99"):
+        rtts = [r["ws_rtt_ms"][key] for r in runs if (r.get("ws_rtt_ms") or {}).get(key)]
+        best["ws_rtt_ms"][key] = min(rtts) if rtts else None
+    return best
+
+
 def _limit(label: str, limits: dict[str, Any], value: Any) -> str:
     """The raw limit measured in the same run, and Reactor's figure against it."""
     tps = limits.get("sqlite_txn_per_s")
@@ -966,7 +979,7 @@ def peers_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(workload, Reactor, Parse + LiveQuery, Reactor ÷ Parse, raw limit) for every figure."""
     reactor = results.get("reactor") or {}
     parse = results.get("parse") or {}
-    limits = results.get("limits") or {}
+    limits = best_limits(results.get("limits") or {}, results.get("limits_after") or {})
     out = []
     conns = _get(reactor, "push_distinct", "connections") or _get(
         parse, "push_distinct", "connections"
@@ -1031,7 +1044,8 @@ NOTES = [
     "folio (up to 2 MiB) each time a write re-dirties one, so overwrites inside big files "
     "(PostgreSQL's preallocated WAL segments, SQLite's reused WAL) are inflated; PostgreSQL's "
     "own count (pg_stat_wal.wal_bytes + 8 KiB x pages written) is the logical figure.",
-    "Reactor ÷ Parse: 'better' / 'worse' say which way the figure points.",
+    "Reactor ÷ Parse: 'better' / 'worse' say which way the figure points; raw limits: the "
+    "better of the runs at the start and at the end of the section.",
 ]
 
 
