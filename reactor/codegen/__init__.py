@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from functions.loader import App
+from reactor.codegen.api_tree import ApiFunction, api_functions, api_tree
 from reactor.codegen.files import stale_files, write_files
-from reactor.codegen.manifest import ApiFunction, api_functions, api_tree
 from reactor.codegen.python import python_module
 from reactor.codegen.typescript import typescript_files, validator_type
 

@@ -13,7 +13,7 @@ import json
 import keyword
 import re
 
-from reactor.codegen.manifest import ApiBranch, ApiFunction, api_tree
+from reactor.codegen.api_tree import ApiBranch, ApiFunction, api_tree
 from reactor.errors import CodegenError
 from schema.tables import SchemaDefinition
 from schema.validators import (

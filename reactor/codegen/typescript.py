@@ -12,7 +12,7 @@ import json
 import math
 import re
 
-from reactor.codegen.manifest import ApiBranch, ApiFunction, api_tree
+from reactor.codegen.api_tree import ApiBranch, ApiFunction, api_tree
 from reactor.errors import CodegenError
 from schema.tables import SchemaDefinition, TableDefinition
 from schema.validators import (
@@ -154,7 +154,7 @@ def api_dts(functions: list[ApiFunction]) -> str:
     """``api.d.ts``: ``api`` and ``internal`` typed function by function (Convex's static API).
 
     Raises:
-        CodegenError: the function paths cannot form an API tree (``manifest.api_tree``).
+        CodegenError: the function paths cannot form an API tree (``api_tree.api_tree``).
     """
     out = [
         _header("Generated `api` utility."),

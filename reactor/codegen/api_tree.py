@@ -1,6 +1,6 @@
 """What code generation reads from a loaded app: its callable functions, as an API tree.
 
-Owns the manifest of an app's functions (module path, name, kind, visibility, argument and
+Owns the list of an app's callable functions (module path, name, kind, visibility, argument and
 return validators), the nested tree ``api.<folder>.<module>.<name>`` that Convex's generated
 ``api`` object has, and the errors for apps whose paths cannot form that tree. It does not
 render any language (``reactor.codegen.typescript``, ``reactor.codegen.python``) or write files
