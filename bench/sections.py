@@ -268,8 +268,8 @@ async def _raw_broadcast_phase(
     workdir: Any, workers: list[Worker], *, scale: Scale, conns: int, writes: int
 ) -> dict[str, Any]:
     """The shared fan-out's raw limit, measured as phase (b) is: the same subscribers, as many
-    pushes as apart, from a bare ``websockets`` server writing one pre-built frame to each
-    transport (``bench.worker.broadcast_server``)."""
+    pushes as apart, from a bare ``websockets`` server on uvloop (as ``reactor serve`` runs)
+    writing one pre-built frame to each transport (``bench.worker.broadcast_server``)."""
     port = free_port()
     raw = Worker(
         "broadcast_server",

@@ -11,8 +11,8 @@ Roles:
 - ``writer``: one websocket session sending mutations at a fixed pace.
 - ``bank``: C concurrent clients doing transfers (websocket mutations or HTTP keep-alive).
 - ``echo_server`` / ``echo_client``: the raw websocket round-trip limit.
-- ``broadcast_server``: the raw fan-out limit: a bare ``websockets`` server on the default
-  asyncio loop (as ``reactor serve`` runs) answering each ``ModifyQuerySet`` with a Transition
+- ``broadcast_server``: the raw fan-out limit: a bare ``websockets`` server on uvloop (the
+  loop ``reactor serve`` runs on) answering each ``ModifyQuerySet`` with a Transition
   and then, on ``go``, pushing ``count`` Transitions ``interval_s`` apart to every connection:
   each one encoded and framed once, the same bytes written to every transport.
 - ``sqlite``: the raw SQLite two-row transaction limit.
@@ -597,8 +597,6 @@ def run() -> None:
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
-    if role == "broadcast_server":
-        runner = asyncio.run  # the loop `reactor serve` runs on
     try:
         runner(main(role, config))
     except KeyboardInterrupt:

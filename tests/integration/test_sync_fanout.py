@@ -20,6 +20,7 @@ import websockets
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
+from reactor.server import sync_endpoint
 from reactor.server.app import create_app
 from reactor.server.sync_endpoint import FrameWriter, text_frame
 from reactor.server.ws_protocol import Inbox, LeanWebSocketProtocol
@@ -138,6 +139,27 @@ async def test_a_shared_query_reaches_every_session_directly_and_through_asgi(
                 assert isinstance(protocol.queue, Inbox)
         finally:
             await asyncio.gather(*(ws.close() for ws in [*plain, *deflated]))
+
+
+async def test_a_fan_out_sent_in_slices_reaches_every_session_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flusher sends a fan-out a few connections per turn of the event loop; every session
+    still gets each change once, and the writer its response."""
+    monkeypatch.setattr(sync_endpoint, "FLUSH_SLICE", 3)
+    async with serving(tmp_path) as (url, _):
+        sessions = [await websockets.connect(url, compression=None) for _ in range(10)]
+        try:
+            for ws in sessions:
+                assert await subscribe(ws) == []
+            for n in (1, 2):
+                await sessions[0].send(
+                    message("Mutation", requestId=n, udfPath="board:add", args=[{"n": n}])
+                )
+                for ws in sessions:
+                    assert await next_value(ws) == list(range(1, n + 1))
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sessions))
 
 
 async def test_frames_queued_behind_a_full_socket_go_out_in_order(
