@@ -133,14 +133,19 @@ class _Flusher:
 
     def _run(self) -> None:
         queue = self._queue
-        for _ in range(min(FLUSH_SLICE, len(queue))):
-            connection = queue.popleft()
-            connection._flush_queued = False
-            connection._pump()  # never raises: a failure ends that connection alone
-        if queue:
-            self._loop.call_soon(self._run)
-        else:
-            self._scheduled = False
+        try:
+            for _ in range(min(FLUSH_SLICE, len(queue))):
+                connection = queue.popleft()
+                connection._flush_queued = False
+                try:
+                    connection._pump()
+                except Exception as exc:  # that connection ends; the others are sent to
+                    connection._fail("sync sender", exc)
+        finally:
+            if queue:
+                self._loop.call_soon(self._run)
+            else:
+                self._scheduled = False
 
 
 _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
@@ -763,7 +768,8 @@ class SyncConnection:
             return
         writer = self._writer
         if writer is None or not writer.writable:
-            if self._serving is not None:  # before serve() nothing is sent
+            # Before serve() nothing is sent; a held snapshot waits for the next delivery.
+            if self._serving is not None and (self._outbox or self._snapshot is not None):
                 self._drainer = self._start(self._drain(), "sync sender")
             return
         try:
