@@ -47,11 +47,13 @@ PEERS_DIR = Path(__file__).resolve().parent
 HARNESS = PEERS_DIR / "harness.mjs"
 PARSE_SERVER = PEERS_DIR / "parse_server.mjs"
 PARSE_VERSION = "9.10.0"
+PG_ROOT = Path("/usr/lib/postgresql")  # Debian's layout: <version>/bin/initdb
+APT_OPTIONS = ["-o", "Acquire::Retries=1", "-o", "Acquire::http::Timeout=30"]  # fail, not hang
 APP_ID = "bench"
 MASTER_KEY = "bench-master-key-not-secret"
 ACCOUNTS = 10_000
 INITIAL_BALANCE = 1000.0
-INSTALL_TIMEOUT_S = 900.0
+INSTALL_TIMEOUT_S = 600.0
 SECTION_TIMEOUT_S = 1500.0  # both servers, every workload, plus first-time installs
 
 
@@ -82,9 +84,8 @@ def _run(cmd: list[str], what: str, timeout_s: float, **kwargs: Any) -> str:
 
 def postgres_bindir() -> Path | None:
     """The newest installed PostgreSQL server's bin directory (Debian layout), if any."""
-    root = Path("/usr/lib/postgresql")
     found = sorted(
-        (p / "bin" for p in root.glob("*") if (p / "bin" / "initdb").exists()),
+        (p / "bin" for p in PG_ROOT.glob("*") if (p / "bin" / "initdb").exists()),
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
     )
     return found[-1] if found else None
@@ -97,7 +98,7 @@ def ensure_postgres() -> Path:
         return found
     if shutil.which("apt-get") is None:
         raise BenchError(
-            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb) and apt-get is not "
+            f"PostgreSQL is not installed (no {PG_ROOT}/*/bin/initdb) and apt-get is not "
             "available to install it: install Debian's `postgresql` package"
         )
     print(
@@ -106,15 +107,15 @@ def ensure_postgres() -> Path:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         _run(
-            ["apt-get", "install", "-y", "postgresql"],
+            ["apt-get", "install", "-y", *APT_OPTIONS, "postgresql"],
             "installing PostgreSQL",
             INSTALL_TIMEOUT_S,
             env=env,
         )
     except BenchError:
-        _run(["apt-get", "update"], "apt-get update", INSTALL_TIMEOUT_S, env=env)
+        _run(["apt-get", "update", *APT_OPTIONS], "apt-get update", INSTALL_TIMEOUT_S, env=env)
         _run(
-            ["apt-get", "install", "-y", "postgresql"],
+            ["apt-get", "install", "-y", *APT_OPTIONS, "postgresql"],
             "installing PostgreSQL",
             INSTALL_TIMEOUT_S,
             env=env,
@@ -143,7 +144,7 @@ def ensure_node_modules() -> None:
         f"[bench] peers: npm ci in {PEERS_DIR} (parse-server {PARSE_VERSION}) ...", file=sys.stderr
     )
     _run(
-        ["npm", "ci", "--no-audit", "--no-fund"],
+        ["npm", "ci", "--no-audit", "--no-fund", "--fetch-retries=2", "--fetch-timeout=60000"],
         "installing Parse Server",
         INSTALL_TIMEOUT_S,
         cwd=PEERS_DIR,

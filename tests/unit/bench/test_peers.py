@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.cli import main
+from bench.common import BenchError
+from bench.peers import section
 from bench.peers.section import HARNESS, best_limits, peers_rows, render_peers
 
 NODE = shutil.which("node")
@@ -121,3 +124,47 @@ def test_the_raw_limit_is_the_better_of_the_start_and_the_end_of_the_run() -> No
     }
     rows = {r[0]: r for r in peers_rows(results)}
     assert rows["transfers/s, 50 clients, uncontended"][4] == "SQLite 2-row txn 6,000/s (0.50x)"
+
+
+def _path_with(tmp_path: Path, *programs: str) -> str:
+    """A PATH directory holding only ``programs`` (links to the real ones)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in programs:
+        real = shutil.which(program)
+        assert real is not None, program
+        (bin_dir / program).symlink_to(real)
+    return str(bin_dir)
+
+
+def test_without_postgresql_and_apt_get_the_section_fails_at_once_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(section, "PG_ROOT", tmp_path / "no-postgresql")
+    monkeypatch.setenv("PATH", _path_with(tmp_path))
+    with pytest.raises(BenchError, match="apt-get is not available to install it"):
+        section.ensure_postgres()
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_without_parse_server_and_npm_the_section_fails_at_once_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(section, "PEERS_DIR", tmp_path)  # no node_modules there
+    monkeypatch.setenv("PATH", _path_with(tmp_path, "node"))
+    with pytest.raises(
+        BenchError, match="npm is not installed: cannot install parse-server 9.10.0"
+    ):
+        section.ensure_node_modules()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin-empty"))
+    with pytest.raises(BenchError, match="node is not installed"):
+        section.ensure_node_modules()
+
+
+def test_a_setup_command_that_fails_is_reported_with_its_output(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="starting X: no-such-program-xyz is not installed"):
+        section._run(["no-such-program-xyz"], "starting X", 5)
+    with pytest.raises(BenchError, match=r"(?s)exited with 3:\nboom"):
+        section._run(["sh", "-c", "echo boom >&2; exit 3"], "starting Y", 5)
+    with pytest.raises(BenchError, match="did not finish in 1 s"):
+        section._run(["sleep", "5"], "waiting", 1)
