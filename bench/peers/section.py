@@ -17,6 +17,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -263,7 +264,7 @@ class Postgres:
         if not self.started:
             return
         self.started = False
-        with contextlib.suppress(BenchError):
+        try:
             _run(
                 [
                     *self.prefix,
@@ -278,6 +279,12 @@ class Postgres:
                 "stopping PostgreSQL",
                 60,
             )
+        except BenchError as exc:  # then the immediate shutdown, by the postmaster's pid
+            pid = self.pid
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGQUIT)
+            print(f"[bench] peers: {exc}; sent SIGQUIT to PostgreSQL ({pid})", file=sys.stderr)
 
 
 class ParseProcess:
@@ -784,10 +791,12 @@ async def run_parse(quick: bool, out: dict[str, Any]) -> dict[str, Any]:
     finally:
         if target is not None:
             await asyncio.gather(*(w.stop() for w in target.workers), return_exceptions=True)
-        if parse is not None:
-            await parse.stop()
-        await asyncio.to_thread(pg.stop)
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            if parse is not None:
+                await parse.stop()
+        finally:
+            pg.stop()  # whatever happened above: a cluster left running outlives the bench
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def run_peers(quick: bool, out: dict[str, Any]) -> dict[str, Any]:
