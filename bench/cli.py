@@ -258,6 +258,20 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
 
     bank = results.get("bank")
     if isinstance(bank, dict):
+        # The bank section measures the raw limit beside its phases too (the better of a run
+        # before and one after them): its ratios use that one.
+        sqlite_tps = bank.get("sqlite_txn_per_s") or sqlite_tps
+        if bank.get("sqlite_txn_per_s_runs"):
+            out.append(
+                (
+                    "bank",
+                    "raw SQLite 2-row txn/s beside the phases (before, after)",
+                    " / ".join(_fmt(v, "/s") for v in bank["sqlite_txn_per_s_runs"]),
+                    "",
+                    "",
+                    "1.00x",
+                )
+            )
         for mode in ("uncontended", "contended", "uncontended_200"):
             phase = bank.get(mode)
             if not phase:
