@@ -12,6 +12,7 @@ limits (SQLite two-row transaction, websocket echo) are measured in the same run
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import os
@@ -155,6 +156,15 @@ def ensure_node_modules() -> None:
 # -- PostgreSQL and Parse Server ---------------------------------------------------------------
 
 
+_clusters: set[Postgres] = set()  # started and not yet stopped: stop_clusters() stops them
+
+
+def stop_clusters() -> None:
+    """Stop every PostgreSQL cluster this process started (at exit, on SIGTERM or Ctrl-C)."""
+    for cluster in list(_clusters):
+        cluster.stop()
+
+
 class Postgres:
     """A private cluster in ``workdir/pg`` on 127.0.0.1:port (fsync and synchronous_commit on,
     the defaults: a commit is acknowledged once its WAL is flushed, as Reactor's are)."""
@@ -232,6 +242,7 @@ class Postgres:
             90,
         )
         self.started = True
+        _clusters.add(self)
         self.psql("CREATE DATABASE bench", database="postgres")
 
     def psql(self, sql: str, database: str = "bench") -> str:
@@ -264,6 +275,7 @@ class Postgres:
         if not self.started:
             return
         self.started = False
+        _clusters.discard(self)
         try:
             _run(
                 [
@@ -1126,10 +1138,15 @@ def main_peers(quick: bool, json_path: Path) -> int:
         finally:
             kill_all()
 
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop PostgreSQL (pg_ctl daemonizes it:
+    # kill_all cannot reach it) and Parse Server.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    atexit.register(stop_clusters)
     try:
         asyncio.run(go())
     except KeyboardInterrupt:
         kill_all()
+        stop_clusters()
         print("\ninterrupted", file=sys.stderr)
         return 130
     print(f"[bench] peers done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
