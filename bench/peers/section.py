@@ -332,7 +332,9 @@ class ParseProcess:
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             ["node", str(PARSE_SERVER), json.dumps(config)],
-            cwd=PEERS_DIR,
+            cwd=self.log_path.parent,
+            # Parse's default logger opens its folder when imported, before any option is read.
+            env={**os.environ, "PARSE_SERVER_LOGS_FOLDER": str(config["logsFolder"])},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
