@@ -56,6 +56,9 @@ RETRY = "retry"  # it never started: the runner died running a call queued befor
 # started less than this long ago: a slow call must not hold up a fast one.
 PIPELINE_BEHIND_S = 0.002
 QUERY_PIPELINE = 2  # calls a query runner holds: the one it runs and the next
+# Action runners run at a lower CPU priority than the server and the query runners: a
+# CPU-bound action takes what they leave, never what they need.
+ACTION_NICE = 10
 # A call still queued after this long (the one ahead turned out slow) runs elsewhere instead.
 RESCUE_AFTER_S = 0.005
 
@@ -204,6 +207,7 @@ class _Runner:
                 setup.secret(),
                 setup.base_url(),
                 self.sequential,
+                ACTION_NICE if self.kind == "action" else 0,
             ),
         )
         try:

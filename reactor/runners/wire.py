@@ -55,6 +55,7 @@ class Init(msgspec.Struct, tag="init", array_like=True):
     secret: str | None = None
     base_url: str = "http://127.0.0.1:3210"
     sequential: bool = False  # run calls one at a time, in the order sent
+    nice: int = 0  # how much lower than the server's this process's CPU priority is
 
 
 class Call(msgspec.Struct, tag="call", array_like=True):

@@ -309,6 +309,8 @@ async def _serve(fd: int) -> None:
     first = await wire.read_to_runner(reader)
     if not isinstance(first, wire.Init):
         return
+    if first.nice:
+        os.nice(first.nice)
     if first.memory_mb:
         limit = first.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

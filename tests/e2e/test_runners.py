@@ -282,6 +282,28 @@ def test_the_server_never_runs_app_code(server: ReactorServer, app_dir: Path) ->
     assert body["status"] == "success", body
 
 
+def _runner_nice_values(server_pid: int) -> list[int]:
+    values = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == server_pid and b"reactor.runners.worker" in cmdline:
+            values.append(int(stat[16]))  # field 19 of proc(5): nice
+    return values
+
+
+def test_action_runners_run_at_a_lower_cpu_priority(server: ReactorServer) -> None:
+    """A CPU-bound action gets only the CPU the server and the query runners leave."""
+    assert server.proc is not None
+    values = _runner_nice_values(server.proc.pid)
+    assert 0 in values and 10 in values, values
+
+
 async def test_a_query_looping_forever_times_out_alone(server: ReactorServer) -> None:
     async with AsyncReactorClient(server.url) as client:
         bystander = Bystander(client)
