@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from functions.decorators import FunctionKind, FunctionSpec, query
@@ -62,6 +62,7 @@ class Entry:
         "key",
         "outcome",
         "spec",
+        "stale",
         "subscribers",
         "subscription",
         "ts",
@@ -86,6 +87,9 @@ class Entry:
         self.outcome: Outcome | None = None
         self.ts = 0  # the snapshot the outcome was computed at
         self.valid_until: int | None = None  # the outcome holds for ts < this (None: for now)
+        # The outcome holds at no ts (computed by code since reloaded, or past lost feed
+        # events): no session gets a snapshot with it, until the re-run replaces it.
+        self.stale = False
         self.subscription: Subscription[Entry] | None = None
         self.subscribers: dict[SessionSink, set[int]] = {}
 
@@ -216,6 +220,7 @@ class LiveQueries:
         now = self.executor.snapshot_ts()
         for entry in self._entries.values():
             entry.valid_until = now + 1
+            entry.stale = True
             if entry.subscription is not None:
                 self.subscriptions.unsubscribe(entry.subscription)
                 entry.subscription = None
@@ -278,17 +283,22 @@ class LiveQueries:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         requested, self._pending = self._pending, set()
+        self._deliver(requested, published)
+
+    def _deliver(self, sessions: Iterable[SessionSink], published: int) -> None:
+        """Give each of ``sessions`` the newest snapshot all of its outcomes hold at (at most
+        ``published``), or keep it pending until a re-run under way makes one exist."""
         # One snapshot mapping for all the sessions that watch just the same entry under the
         # same query id (the fan-out of a shared query): built once, held once.
         single: dict[tuple[int, int], dict[int, Any]] = {}
-        for session in requested:
+        for session in sessions:
             entries = self._sessions.get(session, {})
             lower = self._delivered.get(session, 0)
             upper = published
             ready = True
             for entry in entries.values():
-                if entry.outcome is None:
-                    ready = False  # its first run has not ended
+                if entry.outcome is None or entry.stale:
+                    ready = False  # its first run (or its re-run after a reload) has not ended
                     break
                 lower = max(lower, entry.ts)
                 if entry.valid_until is not None:
@@ -362,8 +372,11 @@ class LiveQueries:
                     self.subscriptions.unsubscribe(entry.subscription)
                     entry.subscription = None
                 self._dirty.add(entry)
-            self._pending.update(entry.subscribers)
-            self._wake.set()
+                self._wake.set()
+            # Its subscribers get their snapshot now, not a turn of the loop later (a session
+            # still waiting on another query of its own stays pending until that one ends).
+            self._pending.difference_update(entry.subscribers)
+            self._deliver(list(entry.subscribers), self.executor.snapshot_ts())
 
     def _settle(self, entry: Entry, result: FunctionResult, ts: int) -> None:
         pinned = result.journal is not None and result.journal != entry.journal
@@ -378,6 +391,7 @@ class LiveQueries:
             outcome = previous  # keep the identical object so sessions dedupe in O(1)
         entry.outcome = outcome
         entry.ts = ts
+        entry.stale = False
         if not entry.subscribers:
             return
         if entry.subscription is not None:
