@@ -17,9 +17,9 @@ from functions.decorators import FunctionKind, Visibility
 from functions.paths import split_path
 from functions.registry import Registry
 from reactor.errors import CodegenError
-from schema.validators import ObjectV, OptionalV, Validator
+from schema.validators import AnyV, Float64V, IdV, ObjectV, OptionalV, UnionV, Validator
 
-__all__ = ["ApiBranch", "ApiFunction", "api_functions", "api_tree"]
+__all__ = ["ApiBranch", "ApiFunction", "api_functions", "api_tree", "document_validator"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +126,29 @@ def api_tree(functions: Iterable[ApiFunction], visibility: str) -> ApiBranch:
             )
         level[function.name] = function
     return root
+
+
+def document_validator(table: str, document: Validator, *, system_first: bool) -> Validator:
+    """``document`` (a table's validator) with ``_id`` and ``_creationTime`` added, as Convex's
+    documents have them: before the table's own fields, or after them (``system_first``).
+
+    Raises:
+        CodegenError: the validator is not an object, a union of objects or ``v.any()``.
+    """
+
+    def with_system_fields(validator: Validator) -> Validator:
+        if not isinstance(validator, ObjectV):
+            raise CodegenError(
+                f"Table {table}: system fields can only be added to object validators, "
+                f"got {validator!r}"
+            )
+        system = {"_id": IdV(table), "_creationTime": Float64V()}
+        if system_first:
+            return ObjectV({**system, **validator.fields})
+        return ObjectV({**validator.fields, **system})
+
+    if isinstance(document, AnyV):
+        return document
+    if isinstance(document, UnionV):
+        return UnionV(tuple(with_system_fields(member) for member in document.members))
+    return with_system_fields(document)

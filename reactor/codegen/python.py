@@ -13,7 +13,7 @@ import json
 import keyword
 import re
 
-from reactor.codegen.api_tree import ApiBranch, ApiFunction, api_tree
+from reactor.codegen.api_tree import ApiBranch, ApiFunction, api_tree, document_validator
 from reactor.errors import CodegenError
 from schema.tables import SchemaDefinition
 from schema.validators import (
@@ -150,22 +150,6 @@ class _Writer:
         return name
 
 
-def _document(table: str, document: Validator) -> Validator:
-    def with_system_fields(validator: Validator) -> Validator:
-        if not isinstance(validator, ObjectV):
-            raise CodegenError(
-                f"Table {table}: system fields can only be added to object validators, "
-                f"got {validator!r}"
-            )
-        return ObjectV({"_id": IdV(table), "_creationTime": Float64V(), **validator.fields})
-
-    if isinstance(document, AnyV):
-        return document
-    if isinstance(document, UnionV):
-        return UnionV(tuple(with_system_fields(member) for member in document.members))
-    return with_system_fields(document)
-
-
 def _function_types(writer: _Writer, function: ApiFunction) -> tuple[str, str]:
     """The (args, returns) type arguments of a function's reference."""
     base = _camel(function.module) + _camel(function.name)
@@ -240,7 +224,9 @@ def python_module(functions: list[ApiFunction], schema: SchemaDefinition | None)
     docs: list[str] = []
     if schema is not None:
         for table in sorted(schema.tables):
-            document = _document(table, schema.tables[table].document_validator)
+            document = document_validator(
+                table, schema.tables[table].document_validator, system_first=True
+            )
             base = _camel(table) + "Doc"
             if isinstance(document, ObjectV):
                 docs.append(writer.typed_dict(base, document.fields, f"A document of ``{table}``."))

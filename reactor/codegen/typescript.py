@@ -12,7 +12,7 @@ import json
 import math
 import re
 
-from reactor.codegen.api_tree import ApiBranch, ApiFunction, api_tree
+from reactor.codegen.api_tree import ApiBranch, ApiFunction, api_tree, document_validator
 from reactor.errors import CodegenError
 from schema.tables import SchemaDefinition, TableDefinition
 from schema.validators import (
@@ -186,25 +186,6 @@ def api_js() -> str:
     )
 
 
-def _document_validator(table: str, definition: TableDefinition) -> Validator:
-    """The table's document validator with ``_id`` and ``_creationTime`` added (as Convex)."""
-
-    def with_system_fields(validator: Validator) -> Validator:
-        if not isinstance(validator, ObjectV):
-            raise CodegenError(
-                f"Table {table}: system fields can only be added to object validators, "
-                f"got {validator!r}"
-            )
-        return ObjectV({**validator.fields, "_id": IdV(table), "_creationTime": Float64V()})
-
-    document = definition.document_validator
-    if isinstance(document, AnyV):
-        return document
-    if isinstance(document, UnionV):
-        return UnionV(tuple(with_system_fields(member) for member in document.members))
-    return with_system_fields(document)
-
-
 def _field_paths(validator: Validator) -> list[list[str]]:
     """Convex's ``extractFieldPaths``: every (nested) field path a filter or index may name."""
     if isinstance(validator, OptionalV):
@@ -229,7 +210,7 @@ def _string_union(items: list[str]) -> str:
 
 
 def _table_lines(table: str, definition: TableDefinition) -> list[str]:
-    document = _document_validator(table, definition)
+    document = document_validator(table, definition.document_validator, system_first=False)
     paths = sorted({".".join(path) for path in _field_paths(document)} - {""})
     lines = [
         f"  {_key(table)}: {{",
