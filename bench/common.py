@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,31 @@ def _nofile() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+async def wait_ready(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    what: str,
+    log_tail: Callable[[], str],
+    timeout_s: float,
+    interval_s: float,
+) -> None:
+    """Poll ``url`` until it answers 200.
+
+    Raises:
+        BenchError: ``proc`` exited first, or ``timeout_s`` passed (with the log's tail).
+    """
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BenchError(f"{what} exited with {proc.returncode}: {log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(interval_s)
+    raise BenchError(f"{what} not ready after {timeout_s:.0f} s: {log_tail()}")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -259,18 +285,7 @@ class Server:
             stderr=subprocess.STDOUT,
         )
         _children.add(self.proc)
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise BenchError(
-                        f"server exited with {self.proc.returncode}: {self.log_tail()}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(self.http + "/")).status_code == 200:
-                        return
-                await asyncio.sleep(0.1)
-        raise BenchError(f"server not ready after {timeout_s:.0f} s: {self.log_tail()}")
+        await wait_ready(self.proc, self.http + "/", "server", self.log_tail, timeout_s, 0.1)
 
     async def start_profile(self, tag: str) -> None:
         """``py-spy record`` the server (collapsed stacks) until ``stop_profile``, if asked for.

@@ -43,6 +43,7 @@ from bench.common import (
     rss_bytes,
     summary_ms,
     tree_cpu_seconds,
+    wait_ready,
 )
 
 PEERS_DIR = Path(__file__).resolve().parent
@@ -340,18 +341,9 @@ class ParseProcess:
             stderr=subprocess.STDOUT,
         )
         _children.add(self.proc)
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise BenchError(
-                        f"Parse Server exited with {self.proc.returncode}: {self.log_tail()}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(self.http + "/health")).status_code == 200:
-                        return
-                await asyncio.sleep(0.2)
-        raise BenchError(f"Parse Server not ready after {timeout_s:.0f} s: {self.log_tail()}")
+        await wait_ready(
+            self.proc, self.http + "/health", "Parse Server", self.log_tail, timeout_s, 0.2
+        )
 
     def log_tail(self, lines: int = 15) -> str:
         with contextlib.suppress(OSError):
