@@ -10,7 +10,7 @@ timestamps belong to ``reactor.engine.committer``.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -603,24 +603,17 @@ class Transaction:
             documents.append(DocumentLogEntry(doc_id, table, encoded, None))
             summary.append((table, doc_id, write.new))
             write_keys.setdefault(index_id(table, BY_ID), []).append(id_key(doc_id))
-            for name, fields in self._user_indexes(table).items():
-                iid = index_id(table, name)
-                keys = write_keys.setdefault(iid, [])
-                prefixes = write_prefixes.setdefault(iid, [])
-                old_key = new_key = None
-                if write.old is not None:
-                    old_key, old_prefixes = index_key_prefixes(write.old, fields)
-                    keys.append(old_key)
-                    prefixes.extend(old_prefixes)
-                if write.new is not None:
-                    new_key, new_prefixes = index_key_prefixes(write.new, fields)
-                    if new_key != old_key:
-                        keys.append(new_key)
-                        prefixes.extend(new_prefixes)
-                if old_key is not None and old_key != new_key:
-                    entries.append(IndexEntry(iid, old_key, doc_id, None))
-                if new_key is not None:
-                    entries.append(IndexEntry(iid, new_key, doc_id, encoded))
+            add_index_writes(
+                table,
+                self._user_indexes(table),
+                doc_id,
+                write.old,
+                write.new,
+                encoded,
+                write_keys,
+                write_prefixes,
+                entries,
+            )
         new_tables = self.tables.unpersisted()
 
         def build(ts: int) -> Commit:
@@ -636,6 +629,41 @@ class Transaction:
             write_prefixes,
             tables=new_tables,
         )
+
+
+def add_index_writes(
+    table: str,
+    indexes: Mapping[str, Sequence[str]],
+    doc_id: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    encoded: bytes | None,
+    write_keys: dict[str, list[bytes]],
+    write_prefixes: dict[str, list[bytes]],
+    entries: list[IndexEntry],
+) -> None:
+    """Add what a document's change from ``old`` to ``new`` writes in the user ``indexes`` of
+    ``table`` to a commit: the written keys (the old one and, if it moved, the new one, for the
+    OCC check and invalidation) with their prefixes, a tombstone where the key moved, and the
+    new entry (``encoded`` is the new document)."""
+    for name, fields in indexes.items():
+        iid = index_id(table, name)
+        keys = write_keys.setdefault(iid, [])
+        prefixes = write_prefixes.setdefault(iid, [])
+        old_key = new_key = None
+        if old is not None:
+            old_key, old_prefixes = index_key_prefixes(old, fields)
+            keys.append(old_key)
+            prefixes.extend(old_prefixes)
+        if new is not None:
+            new_key, new_prefixes = index_key_prefixes(new, fields)
+            if new_key != old_key:
+                keys.append(new_key)
+                prefixes.extend(new_prefixes)
+        if old_key is not None and old_key != new_key:
+            entries.append(IndexEntry(iid, old_key, doc_id, None))
+        if new_key is not None:
+            entries.append(IndexEntry(iid, new_key, doc_id, encoded))
 
 
 class SystemStore:

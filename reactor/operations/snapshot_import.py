@@ -41,12 +41,12 @@ from reactor.core.index_keys import (
     BY_ID,
     id_key,
     index_id,
-    index_key_prefixes,
 )
 from reactor.core.persistence import Commit, CommitRequest, DocumentLogEntry, IndexEntry
 from reactor.core.reads import ReadSet
 from reactor.core.system_tables import FIRST_USER_TABLE_NUMBER, SYSTEM_TABLES, TableRegistry
 from reactor.engine.database import Database
+from reactor.engine.transaction import add_index_writes
 from reactor.errors import SnapshotImportError
 from reactor.operations.snapshot_format import decode_line, import_json, storage_import_fields
 from reactor.operations.snapshot_input import SnapshotInput, TableInput
@@ -568,24 +568,9 @@ class _Importer:
             documents.append(DocumentLogEntry(doc_id, table, encoded, None))
             summary.append((table, doc_id, new))
             write_keys.setdefault(by_id, []).append(id_key(doc_id))
-            for name, fields in indexes.items():
-                iid = index_id(table, name)
-                keys = write_keys.setdefault(iid, [])
-                prefixes = write_prefixes.setdefault(iid, [])
-                old_key = new_key = None
-                if old is not None:
-                    old_key, old_prefixes = index_key_prefixes(old, fields)
-                    keys.append(old_key)
-                    prefixes.extend(old_prefixes)
-                if new is not None:
-                    new_key, new_prefixes = index_key_prefixes(new, fields)
-                    if new_key != old_key:
-                        keys.append(new_key)
-                        prefixes.extend(new_prefixes)
-                if old_key is not None and old_key != new_key:
-                    entries.append(IndexEntry(iid, old_key, doc_id, None))
-                if new_key is not None:
-                    entries.append(IndexEntry(iid, new_key, doc_id, encoded))
+            add_index_writes(
+                table, indexes, doc_id, old, new, encoded, write_keys, write_prefixes, entries
+            )
         new_tables = self.tables.unpersisted()
 
         def build(commit_ts: int) -> Commit:
