@@ -40,7 +40,7 @@ from reactor.engine.runner import FunctionRunner
 from reactor.engine.schema_check import check_stored_documents
 from reactor.engine.served_app import ServedApp
 from reactor.engine.subscriptions import SubscriptionManager
-from reactor.engine.transaction import SYSTEM_INDEXES
+from reactor.engine.transaction import SYSTEM_INDEXES, Transaction
 from reactor.operations import cli_functions, dashboard_functions, snapshot_functions
 from reactor.operations.snapshot_jobs import SnapshotJobs
 from reactor.operations.system_functions import SystemFunctions, SystemRouter, is_system_path
@@ -159,11 +159,12 @@ class Deployment:
         self.snapshots = SnapshotJobs(self, self.blobs.directory.parent)
 
         # Running functions (on the runners, or here), and the query cache of live queries.
+        def begin(ts: int, writable: bool, journal: str | None) -> Transaction:
+            return self.database.begin(ts, writable=writable, journal=journal)
+
         self.invoker = Invoker(
             registry=lambda: self.served.registry,
-            begin=lambda ts, writable, journal: self.database.begin(
-                ts, writable=writable, journal=journal
-            ),
+            begin=begin,
             env=lambda: self.env,
             scheduler=self.scheduler.handle,
             storage=self.files.handle,
@@ -194,9 +195,7 @@ class Deployment:
         self.system_functions = self._system_functions()
         self.system_invoker = Invoker(
             registry=lambda: self.system_functions.registry,
-            begin=lambda ts, writable, journal: self.database.begin(
-                ts, writable=writable, journal=journal
-            ),
+            begin=begin,
             env=lambda: self.env,
             scheduler=self.scheduler.handle,
             storage=self.files.handle,
