@@ -32,7 +32,7 @@ from functions.loader import App, Declared, package_name
 from functions.registry import Registry
 from schema.errors import SchemaError
 from schema.tables import SchemaDefinition, TableDefinition
-from schema.validators import Validator, v, validator_from_json
+from schema.validators import Validator, field_from_json, validator_from_json
 from schema.values import convex_to_json, json_to_convex
 
 __all__ = ["ManifestError", "app_from_manifest", "describe_app"]
@@ -71,11 +71,7 @@ def _describe_function(path: str, spec: FunctionSpec) -> dict[str, Any]:
     if isinstance(spec.args, Validator):
         args = {"validator": spec.args.to_json()}
     elif spec.args is not None:
-        args = {
-            "fields": [
-                [name, field.to_json(), field.is_optional] for name, field in spec.args.items()
-            ]
-        }
+        args = {"fields": [[name, _describe_field(field)] for name, field in spec.args.items()]}
     return {
         "path": path,
         "name": spec.__name__,
@@ -190,22 +186,17 @@ def _function(entry: Mapping[str, Any]) -> FunctionSpec:
         if "validator" in args:
             args = validator_from_json(args["validator"])
         else:
-            args = {name: _field(field, optional) for name, field, optional in args["fields"]}
+            args = {name: field_from_json(field) for name, field in args["fields"]}
     returns = entry["returns"]
     spec = FunctionSpec(
         _elsewhere,
         kind=FunctionKind(entry["kind"]),
         visibility=Visibility(entry["visibility"]),
         args=args,
-        returns=None if returns is None else _field(returns["fieldType"], returns["optional"]),
+        returns=None if returns is None else field_from_json(returns),
     )
     spec.__name__ = spec.__qualname__ = entry["name"]
     return spec
-
-
-def _field(descriptor: Any, optional: bool) -> Validator:
-    inner = validator_from_json(descriptor)
-    return v.optional(inner) if optional else inner
 
 
 def _schema(described: Mapping[str, Any]) -> SchemaDefinition:

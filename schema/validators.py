@@ -56,6 +56,7 @@ __all__ = [
     "Validator",
     "v",
     "validate_args",
+    "field_from_json",
     "validate_returns",
     "validator_from_json",
 ]
@@ -704,12 +705,12 @@ def validator_from_json(descriptor: Any, path: str = "$") -> Validator:
         if kind == "object":
             return v.object(
                 {
-                    name: _field_from_json(field, f"{path}.{name}")
+                    name: field_from_json(field, f"{path}.{name}")
                     for name, field in descriptor["value"].items()
                 }
             )
         if kind == "record":
-            values = _field_from_json(descriptor["values"], f"{path}.values")
+            values = field_from_json(descriptor["values"], f"{path}.values")
             return v.record(validator_from_json(descriptor["keys"], f"{path}.keys"), values)
         if kind == "union":
             return v.union(
@@ -723,7 +724,13 @@ def validator_from_json(descriptor: Any, path: str = "$") -> Validator:
     raise SchemaError(f"Unknown validator type {kind!r} at {path}")
 
 
-def _field_from_json(field: Any, path: str) -> Validator:
+def field_from_json(field: Any, path: str = "$") -> Validator:
+    """The validator of an object field's descriptor ``{"fieldType": ..., "optional": ...}``
+    (optional fields come back wrapped in ``v.optional``).
+
+    Raises:
+        SchemaError: not a field descriptor; the message names ``path``.
+    """
     if not isinstance(field, Mapping) or "fieldType" not in field:
         raise SchemaError(f"Not a field descriptor at {path}: {field!r:.200}")
     inner = validator_from_json(field["fieldType"], path)
