@@ -44,7 +44,10 @@ __all__ = ["AppLoadFailed", "RunnerPools", "RunnerSettings", "RunnerSetup", "pro
 
 log = logging.getLogger("reactor.runners")
 
-FUNCTION_TIMEOUT = "FunctionTimeout"
+FUNCTION_TIMEOUT = wire.FUNCTION_TIMEOUT
+# How long an action cancelled at its deadline has to end before its runner is killed (its
+# event loop is blocked, or it swallowed the cancellation).
+CANCEL_GRACE_S = 1.0
 _CALL_IDS = itertools.count(1)
 # How long a query or mutation that timed out or crashed its runner runs on a runner of its own.
 QUARANTINE_S = 60.0
@@ -65,6 +68,16 @@ RESCUE_AFTER_S = 0.005
 
 class _PoolClosed(Exception):
     """The pool a call waited on was retired (a reload) or stopped: take the current one."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Restarted:
+    """Why a call has no outcome: its runner was killed for another call (``cause``)."""
+
+    cause: str
+
+
+Outcome = wire.Done | wire.HttpDone | str | _Restarted
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +165,15 @@ class _Runner:
         self.writer: asyncio.StreamWriter | None = None
         # The calls sent and not yet answered, in the order sent; ``head_started`` is when the
         # oldest one started running (sequential runners), ``_timers`` their deadlines.
-        self.calls: dict[int, asyncio.Future[wire.Done | wire.HttpDone | str]] = {}
+        self.calls: dict[int, asyncio.Future[Outcome]] = {}
         self.head_started = 0.0
         self._timers: dict[int, asyncio.TimerHandle] = {}
+        # What each call runs (for errors), the calls cancelled at their deadline and not yet
+        # answered (concurrent runners: ``_expire``), and why the runner was killed, if for a
+        # call of its own: its other calls are told so.
+        self.labels: dict[int, str] = {}
+        self.expiring: set[int] = set()
+        self.restart_cause: str | None = None
         self.services: dict[int, ActionServices] = {}
         self.on_free: Callable[[], None] = lambda: None  # a call ended: room for another
         self.tables_generation = -1
@@ -244,24 +263,41 @@ class _Runner:
                     self._rpc_tasks.add(task)
                     task.add_done_callback(self._rpc_tasks.discard)
                 elif isinstance(message, (wire.Done, wire.HttpDone)):
+                    if isinstance(message, wire.Done) and message.error_code == OUT_OF_MEMORY:
+                        self.restart_cause = self._culprit(message.id, "ran out of memory")
                     self._settle(message.id, message)
         except Exception:
             log.exception("reading from a function runner failed")
         finally:
             self.kill()
             code = None if self.process is None else await self.process.wait()
-            reason = _exit_reason(code)
+            reason: str | _Restarted = _exit_reason(code)
+            if self.restart_cause is not None:
+                reason = _Restarted(self.restart_cause)
             # A sequential runner was running only its oldest call: the others never started.
             for index, call_id in enumerate(list(self.calls)):
                 self._settle(call_id, RETRY if self.sequential and index else reason)
 
-    def _settle(self, call_id: int, outcome: wire.Done | wire.HttpDone | str) -> None:
+    def _culprit(self, call_id: int, what: str) -> str:
+        label = self.labels.get(call_id, "a call")
+        return f"{self.kind} `{label}` on the same runner {what}"
+
+    def _settle(self, call_id: int, outcome: Outcome) -> None:
         """End call ``call_id`` with ``outcome``; on a sequential runner the next call starts
         now, and its deadline with it."""
         future = self.calls.pop(call_id, None)
         timer = self._timers.pop(call_id, None)
         if timer is not None:
             timer.cancel()
+        label = self.labels.pop(call_id, "a call")
+        if call_id in self.expiring:
+            self.expiring.discard(call_id)
+            if self.alive:
+                log.warning(
+                    "%s timed out after %g s; cancelled, its runner runs on", label, self.timeout_s
+                )
+                for _ in range(self.settings.actions_per_runner):
+                    self.on_free()  # ``_pick`` shunned this runner while the call was ending
         if future is None:
             return
         if not future.done():
@@ -288,8 +324,33 @@ class _Runner:
                 wire.write_frame(self.writer, wire.Cancel(call_id))  # skip it if not started
 
     def _expire(self, call_id: int) -> None:
-        """A call ran past its deadline: the runner is killed (its reader settles the rest)."""
+        """A call ran past its deadline. A concurrent runner is asked to cancel it (``Cancel``)
+        and answers it with the timeout error; only if it has not within ``CANCEL_GRACE_S``
+        (its event loop is blocked, or the call swallowed the cancellation) is it killed. A
+        sequential runner is killed at once. Its reader settles the other calls."""
         self._timers.pop(call_id, None)
+        if not self.sequential and call_id not in self.expiring and self.alive and self.writer:
+            self.expiring.add(call_id)
+            wire.write_frame(self.writer, wire.Cancel(call_id, self.timeout_s))
+            self._timers[call_id] = asyncio.get_running_loop().call_later(
+                CANCEL_GRACE_S, self._expire, call_id
+            )
+            return
+        if call_id in self.expiring:
+            self.restart_cause = self._culprit(
+                call_id,
+                f"exceeded its time limit ({self.timeout_s:g} s) and did not stop when "
+                f"cancelled (a blocked event loop, or a swallowed asyncio.CancelledError)",
+            )
+            self.expiring.discard(call_id)
+            log.warning(
+                "%s did not stop %g s after its deadline; its runner is killed, with %d other "
+                "call(s)",
+                self.labels.get(call_id, "a call"),
+                CANCEL_GRACE_S,
+                len(self.calls) - 1,
+            )
+        self.labels.pop(call_id, None)
         future = self.calls.pop(call_id, None)
         if future is not None and not future.done():
             future.set_result(TIMEOUT)
@@ -317,8 +378,8 @@ class _Runner:
             wire.write_frame(self.writer, reply)
 
     async def call(
-        self, message: wire.Call, services: ActionServices | None
-    ) -> wire.Done | wire.HttpDone | str:
+        self, message: wire.Call, services: ActionServices | None, label: str = ""
+    ) -> Outcome:
         """Send ``message`` and wait for its outcome: the outcome, or why there is none
         (``TIMEOUT``, ``RETRY``: it never started and may run elsewhere, or the runner's exit
         reason)."""
@@ -333,12 +394,13 @@ class _Runner:
             self.env_sent = env
             message.env = dict(env)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[wire.Done | wire.HttpDone | str] = loop.create_future()
+        future: asyncio.Future[Outcome] = loop.create_future()
         first = not self.calls
         # Every send its own id: a call taken back and sent again must not be answered by
         # the copy it left behind.
         message.id = next(_CALL_IDS)
         self.calls[message.id] = future
+        self.labels[message.id] = label or message.path
         if services is not None:
             self.services[message.id] = services
         try:
@@ -468,8 +530,8 @@ class _Pool:
         now = asyncio.get_running_loop().time()
         for runner in self.runners:
             load = runner.load
-            if not runner.alive or load >= self.per_runner:
-                continue
+            if not runner.alive or load >= self.per_runner or runner.expiring:
+                continue  # full, or a call past its deadline may yet get it killed
             if load == 0:
                 return runner
             if self.sequential and now - runner.head_started > PIPELINE_BEHIND_S:
@@ -533,23 +595,32 @@ class _Pool:
         there is none (deadline passed, runner died)."""
         while True:
             runner = await self._acquire()
-            outcome = await runner.call(message, services)
+            started = asyncio.get_running_loop().time()
+            outcome = await runner.call(message, services, label)
             if isinstance(outcome, wire.Done) and outcome.error_code == OUT_OF_MEMORY:
                 runner.kill()  # it exits anyway: a process past a MemoryError is not trusted
             if not runner.alive:
                 self._replace(runner)
             if outcome != RETRY:
                 break
+        if isinstance(outcome, _Restarted):
+            took = asyncio.get_running_loop().time() - started
+            log.error("%s stopped: its runner was killed (%s)", label, outcome.cause)
+            return FunctionResult(
+                False,
+                error_message=(
+                    f"{self.kind.capitalize()} runner restarted: {outcome.cause}; this "
+                    f"{message.kind if message.kind != 'http' else 'HTTP action'} was stopped "
+                    f"after {took:.1f} s, may have done part of its work, and is not run again"
+                ),
+                error_code=RUNNER_CRASHED,
+            )
         if not isinstance(outcome, str):
             return outcome
         if outcome == TIMEOUT:
             log.warning("%s timed out after %g s; its runner was replaced", label, self.timeout_s)
             return FunctionResult(
-                False,
-                error_message=(
-                    f"Function execution timed out (maximum duration: {self.timeout_s:g}s)"
-                ),
-                error_code=FUNCTION_TIMEOUT,
+                False, error_message=wire.timed_out(self.timeout_s), error_code=FUNCTION_TIMEOUT
             )
         log.error("the function runner running %s exited (%s); replaced", label, outcome)
         effect = (

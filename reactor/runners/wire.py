@@ -21,7 +21,9 @@ from reactor.engine.invocation import FunctionResult, HttpCall, HttpReply
 from schema.values import loads
 
 __all__ = [
+    "FUNCTION_TIMEOUT",
     "Call",
+    "Cancel",
     "Done",
     "HttpDone",
     "Init",
@@ -35,11 +37,18 @@ __all__ = [
     "encode_result",
     "read_from_runner",
     "read_to_runner",
+    "timed_out",
     "write_frame",
 ]
 
 MAX_FRAME = 1 << 30
 _LENGTH = struct.Struct("<I")
+FUNCTION_TIMEOUT = "FunctionTimeout"  # the error code of a call that passed its deadline
+
+
+def timed_out(timeout_s: float) -> str:
+    """Convex's error message for a call that ran past its deadline of ``timeout_s``."""
+    return f"Function execution timed out (maximum duration: {timeout_s:g}s)"
 
 
 class Init(msgspec.Struct, tag="init", array_like=True):
@@ -78,10 +87,14 @@ class Call(msgspec.Struct, tag="call", array_like=True):
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
-    """Server → sequential runner: skip queued ``Call`` ``id`` if it has not started (it was
-    taken back and runs elsewhere); the runner still answers it, with a failed ``Done``."""
+    """Server → runner. ``timeout_s`` 0, to a sequential runner: skip queued ``Call`` ``id``
+    if it has not started (it was taken back and runs elsewhere); the runner still answers it,
+    with a failed ``Done``. ``timeout_s`` > 0, to a concurrent (action) runner: call ``id``
+    passed its deadline of that many seconds: cancel its task and answer it, once the task has
+    ended, with the timeout error (``timed_out``); the runner's other calls run on."""
 
     id: int
+    timeout_s: float = 0.0
 
 
 class Reply(msgspec.Struct, tag="reply", array_like=True):

@@ -204,6 +204,10 @@ class Worker:
         self.remote = _Remote(writer)
         self.env: dict[str, str] = dict(init.env)
         self.tables: dict[str, int] = {}
+        # The calls running concurrently (an action runner) and not yet answered, and those of
+        # them the server cancelled at their deadline (``cancel``), with that deadline.
+        self.running: dict[int, asyncio.Task[None]] = {}
+        self.timed_out: dict[int, float] = {}
         app = _load(init.directory, self.env)
         self.served = ServedApp(app)
         with deployment_env.using(self.env):
@@ -241,6 +245,15 @@ class Worker:
         self.database.tables = TableRegistry(self.tables)
         return self.database.begin(ts, writable=writable, journal=journal)
 
+    def cancel(self, cancel: wire.Cancel) -> None:
+        """Call ``cancel.id`` passed its deadline: cancel its task. It answers with the timeout
+        error once it ends; a task that swallows the cancellation never does, and the server
+        kills this runner after a grace period."""
+        task = self.running.get(cancel.id)
+        if task is not None and cancel.timeout_s > 0:
+            self.timed_out[cancel.id] = cancel.timeout_s
+            task.cancel()
+
     async def handle(self, call: wire.Call) -> None:
         if call.tables is not None:
             self.tables = call.tables
@@ -277,6 +290,10 @@ class Worker:
             message = wire.HttpDone(
                 call.id, reply.status, reply.headers, reply.body, encoded, list(reply.log_lines)
             )
+        self.running.pop(call.id, None)  # answered from here on: a late Cancel is ignored
+        timeout_s = self.timed_out.pop(call.id, None)
+        if timeout_s is not None:  # cancelled at its deadline: whatever it ended with
+            message = _timed_out(message, timeout_s)
         try:
             wire.write_frame(self.writer, message)
         except Exception as exc:  # the outcome could not be encoded: report that instead
@@ -289,10 +306,35 @@ class Worker:
             os._exit(0)  # after a MemoryError this process is not to be trusted: replaced
 
 
+def _timed_out(answer: wire.Done | wire.HttpDone, timeout_s: float) -> wire.Done | wire.HttpDone:
+    """The answer of a call cancelled at its deadline: the timeout error (its logs kept)."""
+    failure = wire.Done(
+        answer.id,
+        False,
+        error_message=wire.timed_out(timeout_s),
+        error_code=wire.FUNCTION_TIMEOUT,
+        log_lines=answer.log_lines,
+    )
+    if isinstance(answer, wire.HttpDone):
+        return wire.HttpDone(answer.id, 500, [], b"", failure, answer.log_lines)
+    return failure
+
+
 async def _handle(worker: Worker, call: wire.Call) -> None:
     try:
         await worker.handle(call)
-    except BaseException as exc:  # a fault of this runner itself, not of the app's code
+    except BaseException as exc:
+        timeout_s = worker.timed_out.pop(call.id, None)
+        running = worker.running.pop(call.id, None)
+        if isinstance(exc, asyncio.CancelledError) and timeout_s is not None and running:
+            # Cancelled at its deadline outside the app's code (the invoker makes a
+            # cancellation inside it the call's outcome): answer the timeout all the same.
+            answer: wire.Done | wire.HttpDone = wire.Done(call.id, False)
+            if call.kind == "http":
+                answer = wire.HttpDone(call.id, 500, [], b"")
+            wire.write_frame(worker.writer, _timed_out(answer, timeout_s))
+            return
+        # A fault of this runner itself, not of the app's code.
         text = "".join(traceback.format_exception(exc))
         print(f"function runner failed on call {call.id}: {text}", file=sys.stderr)
         os._exit(70)  # the server fails the call and replaces this runner
@@ -343,9 +385,12 @@ async def _serve(fd: int) -> None:
             return  # the server went away
         if isinstance(message, wire.Reply):
             worker.remote.answer(message)
+        elif isinstance(message, wire.Cancel):
+            worker.cancel(message)
         elif isinstance(message, wire.Call):
             task = asyncio.get_running_loop().create_task(_handle(worker, message))
             tasks.add(task)
+            worker.running[message.id] = task
             task.add_done_callback(tasks.discard)
 
 
