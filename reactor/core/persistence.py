@@ -189,11 +189,13 @@ class Persistence(Protocol):
     ) -> list[CommitResult]:
         """Check each request against every commit after its snapshot (the earlier requests of
         the batch included), give the accepted ones increasing timestamps from ``next_ts`` (or
-        later ones) and store them durably, atomically. A single-process engine checks the
-        in-process ``write_log`` (it holds every recent commit: it must be the write log the
-        feed's sink appends to) and hands each stored commit to its feed before returning;
-        an engine shared by several processes checks its own commit log, and its feed reports
-        the commits later.
+        later ones) and store them, atomically: on return, a snapshot at their timestamps reads
+        them. They are durable once the feed publishes them (an engine that is not
+        ``visible_before_durable`` stores them durably before returning). A single-process
+        engine checks the in-process ``write_log`` (the write log the feed's sink appends to)
+        and the commits it has not published yet, and its feed publishes them itself; an
+        engine shared by several processes checks its own commit log, and its feed reports the
+        commits later.
 
         Raises:
             StorageUnavailable: nothing was stored.
@@ -260,6 +262,13 @@ class Persistence(Protocol):
 
     async def aclose(self) -> None:
         """Release the engine (connections, the data directory's lock)."""
+        ...
+
+    @property
+    def visible_before_durable(self) -> bool:
+        """Whether ``commit`` returns (its commits readable by new snapshots) before they are
+        durable: then only a mutation, whose answer waits for durability, may read at the
+        newest written commit; everything else reads at the published one."""
         ...
 
     @property

@@ -90,10 +90,21 @@ class WriteLog:
                     if stored == ts:
                         del latest[index_id, key]
 
+    def release_through(self, ts: int) -> None:
+        """Drop the commits at or below ``ts`` because another log now answers for them (an
+        engine's log of commits not yet durable, as they are published): unlike retention,
+        asking about older snapshots afterwards is not "unknown"."""
+        count = bisect.bisect_right(self._ts, ts)
+        if count:
+            self._drop(count)
+
     def _purge(self, count: int) -> None:
+        self.purged_through = self._ts[count - 1]
+        self._drop(count)
+
+    def _drop(self, count: int) -> None:
         for i in range(count):
             self._forget(i)
-        self.purged_through = self._ts[count - 1]
         del self._ts[:count], self._writes[:count], self._prefixes[:count], self._tables[:count]
 
     def find_conflict(

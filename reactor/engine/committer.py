@@ -3,7 +3,9 @@ engine check and store them, and answers each caller once its commit is publishe
 
 Invariants: commit timestamps strictly increase (``max(now, last + 1)``), across restarts too;
 a caller is answered only after its commit is durable and published (visible to new snapshots
-and to subscriptions), so its next read sees its own write; a transaction commits only if no
+and to subscriptions), so its next read sees its own write; on an engine whose commits are
+readable before they are durable, ``visible_ts`` (at or above ``published_ts``) is the newest
+one written, which only mutations read at; a transaction commits only if no
 commit after its snapshot wrote a key inside its read set (serializability, CONVEX_SEMANTICS
 §1.3), which the engine checks (``Persistence.commit``). Re-running a conflicted mutation is
 the executor's job; publishing is the change feed's (``reactor.engine.feed``).
@@ -55,6 +57,8 @@ class Committer:
         self.feed = feed
         self.runtime = runtime
         self._last_assigned = publisher.published_ts
+        self._early = persistence.visible_before_durable
+        self._written_ts = publisher.published_ts
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
@@ -72,9 +76,21 @@ class Committer:
         await stop_task(self._task)
         self._task = None
 
+    @property
+    def visible_ts(self) -> int:
+        """The newest commit a new snapshot may read, durable or not: the snapshot of a
+        mutation (whose answer waits until it is durable, ``wait_published``)."""
+        published = self.publisher.published_ts
+        return self._written_ts if self._early and self._written_ts > published else published
+
     async def wait_published(self, ts: int) -> None:
         """Return once the commit at ``ts`` (or a later one) is published."""
         await self.publisher.wait_published(ts)
+
+    async def wait_visible(self, ts: int) -> None:
+        """Return once a new snapshot (``visible_ts``) holds the commit at ``ts``."""
+        if ts > self.visible_ts:
+            await self.publisher.wait_published(ts)
 
     def next_ts(self) -> int:
         ts = max(self.runtime.now_ns(), self._last_assigned + 1, self.published_ts + 1)
@@ -137,6 +153,7 @@ class Committer:
                 continue
             self.commits += 1
             self._last_assigned = max(self._last_assigned, result)
+            self._written_ts = max(self._written_ts, result)
             if pending.request.tables:
                 self.tables.mark_persisted(pending.request.tables)
             self.publisher.when_published(result, pending.future)

@@ -56,6 +56,11 @@ class Database:
         """The newest published timestamp: a snapshot that holds every acknowledged commit."""
         return self.server_committer().published_ts
 
+    def mutation_snapshot_ts(self) -> int:
+        """The snapshot a mutation reads at: the newest commit readable, durable or not
+        (``Committer.visible_ts``). Whatever answers it gives waits until that is durable."""
+        return self.server_committer().visible_ts
+
     def now_ms(self) -> float:
         return self.runtime.now_ns() / 1e6
 

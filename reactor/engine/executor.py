@@ -284,6 +284,7 @@ class Executor:
         self._remember(session_id, newest)
         if stored is not None:
             ts, result_json = stored
+            await self.committer.wait_published(ts)  # written, maybe not yet durable
             answer = FunctionResult(True, value=loads(result_json), value_json=result_json, ts=ts)
             answer.answered_from_storage = True
             return answer
@@ -384,8 +385,13 @@ class Executor:
         max_retries: int,
     ) -> FunctionResult | list[tuple[str, bytes]]:
         """One execution and commit; when it conflicted and should be re-run, the keys of the
-        retry lanes it takes turns in (``_lane_keys``)."""
-        ts = self.snapshot_ts()
+        retry lanes it takes turns in (``_lane_keys``).
+
+        It reads at the newest written commit, durable or not (``mutation_snapshot_ts``): a
+        re-run after a conflict reads the commit that beat it without waiting for its fsync.
+        An answer that commits nothing waits until that snapshot is durable, and one that
+        commits is durable after it."""
+        ts = self.database.mutation_snapshot_ts()
         result = await self.runner.mutation(
             _path(spec), args, identity=identity, ts=ts, job_id=job_id
         )
@@ -396,8 +402,10 @@ class Executor:
         if request is not None:
             result.documents_written = len(request.writes)
         if not result.success or request is None:
+            await self.committer.wait_published(ts)
             return result
         if not request.write_keys and idempotency_key is None and job_id is None:
+            await self.committer.wait_published(ts)
             return result
         record = (
             None
@@ -419,9 +427,9 @@ class Executor:
                 failure.ts = ts
                 failure.attempts = attempt
                 return failure
-            # Re-running before the conflicting commit is visible would conflict again.
+            # Re-running before the conflicting commit is readable would conflict again.
             if exc.write_ts is not None:
-                await self.committer.wait_published(exc.write_ts)
+                await self.committer.wait_visible(exc.write_ts)
             if attempt == 1:
                 # Spread the first conflicts out; a re-run in the retry lane (which it holds)
                 # goes again at once: sleeping there would only hold the other re-runs back.

@@ -157,6 +157,7 @@ class MongoPersistence:
     """Persistence on a MongoDB replica set. Open with ``MongoPersistence.open(url)``."""
 
     single_process = False
+    visible_before_durable = False
 
     def __init__(
         self,

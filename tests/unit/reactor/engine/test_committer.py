@@ -27,8 +27,8 @@ from reactor.core.system_tables import TableRegistry
 from reactor.core.write_log import WriteLog
 from reactor.engine.committer import Committer
 from reactor.engine.feed import Publisher
-from reactor.storage.sqlite import SqlitePersistence
 from reactor.testing import ManualClock
+from reactor.testing.storage import HeldFsyncSqlite
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +38,7 @@ INDEX = "tasks.by_id"
 TIMEOUT = 5.0
 
 
-class RecordingSqlite(SqlitePersistence):
+class RecordingSqlite(HeldFsyncSqlite):
     """The SQLite engine, remembering the size of every batch it was asked to commit."""
 
     def __init__(self, path: Path) -> None:
@@ -313,3 +313,73 @@ class TestStorageFailure:
         assert parts.publisher.published_ts == 0
         with pytest.raises(StorageUnavailable):  # still answering, not wedged
             await commit(parts, request(0, "b"))
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+class TestReadableBeforeDurable:
+    """A written batch is readable (``visible_ts``) at once, answered only after the fsync of
+    the WAL that holds it, and checked against by later commits meanwhile."""
+
+    async def test_a_commit_is_readable_during_its_fsync_and_answered_after(
+        self, parts: Parts
+    ) -> None:
+        syncs = parts.persistence.syncs  # opening the engine synced its own writes
+        parts.persistence.hold()
+        pending = asyncio.ensure_future(parts.committer.commit(request(0, "a")))
+        await until(parts.persistence.held.is_set)
+        ts = parts.committer.visible_ts
+        assert ts > parts.publisher.published_ts
+        assert await parts.persistence.get_document("a", ts) == ("tasks", b'{"_id":"a"}')
+        assert not pending.done() and parts.published == []
+        parts.persistence.release()
+        assert await asyncio.wait_for(pending, TIMEOUT) == ts
+        assert parts.publisher.published_ts == ts == parts.committer.visible_ts
+        assert parts.persistence.syncs == syncs + 1
+
+    async def test_a_commit_conflicts_with_one_not_yet_durable(self, parts: Parts) -> None:
+        parts.persistence.hold()
+        before = parts.publisher.published_ts
+        first = asyncio.ensure_future(parts.committer.commit(request(0, "a")))
+        await until(parts.persistence.held.is_set)
+        with pytest.raises(OptimisticConcurrencyError) as info:  # while "a" awaits its fsync
+            await commit(parts, request(before, "b", reads=["a"]))
+        assert info.value.write_ts == parts.committer.visible_ts
+        # Read at the written snapshot, the same transaction commits, before "a" is durable.
+        later = asyncio.ensure_future(
+            parts.committer.commit(request(parts.committer.visible_ts, "b", reads=["a"]))
+        )
+        await until(lambda: parts.persistence.batches == [1, 1, 1])
+        beaten = info.value.write_ts
+        assert beaten is not None
+        await until(lambda: parts.committer.visible_ts > beaten)
+        assert not first.done() and not later.done()
+        parts.persistence.release()
+        a, b = await asyncio.wait_for(asyncio.gather(first, later), TIMEOUT)
+        assert a < b
+        assert [c.ts for c in parts.published] == [a, b]
+
+    async def test_a_batch_written_during_an_fsync_waits_for_the_next_one(
+        self, parts: Parts
+    ) -> None:
+        synced_at: dict[int, int] = {}
+        syncs = parts.persistence.syncs
+
+        def record(published: PublishedCommit) -> None:
+            synced_at.setdefault(published.ts, parts.persistence.syncs - syncs)
+
+        parts.publisher.subscribe(record)
+        parts.persistence.hold()
+        first = asyncio.ensure_future(parts.committer.commit(request(0, "a")))
+        await until(parts.persistence.held.is_set)
+        second = asyncio.ensure_future(parts.committer.commit(request(0, "b")))
+        await until(lambda: parts.persistence.batches == [1, 1])
+        await until(lambda: parts.committer.visible_ts == NOW + 1)
+        parts.persistence.release()
+        a, b = await asyncio.wait_for(asyncio.gather(first, second), TIMEOUT)
+        # "b" was written after the first fsync began: published only after a second one.
+        assert synced_at == {a: 1, b: 2}
