@@ -1,11 +1,13 @@
 """The function-runner pools: app code runs in worker processes, never in the server.
 
 Owns starting runner processes (``reactor.runners.worker``) and replacing them, handing each
-call to a free runner, the deadline of every call (enforced from outside: a runner past it is
-killed), and answering the calls back an action's ``ctx`` makes. Queries and mutations share
-one pool (one call per runner at a time); actions and HTTP actions another (several per
-runner), so long actions never starve short functions. A call whose runner dies, for whatever
-reason, fails alone with a clear error; the pool starts a fresh runner in its place.
+call to a free runner, the deadline of every call (enforced from outside: a query runner past
+it is killed; an action runner is first asked to cancel the action, and killed only if it
+does not within ``CANCEL_GRACE_S``), and answering the calls back an action's ``ctx`` makes.
+Queries and mutations share one pool (one call per runner at a time); actions and HTTP
+actions another (several per runner), so long actions never starve short functions. A call
+whose runner dies, for whatever reason, fails alone with a clear error; the pool starts a
+fresh runner in its place.
 """
 
 from __future__ import annotations

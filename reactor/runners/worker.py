@@ -5,8 +5,10 @@ a socket pair; the first frame it reads is its ``Init``. It reads the database i
 snapshot each call names (its own read connection to SQLite, or its own MongoDB client), and
 answers with the result, the read set and, for a mutation, the prepared commit; the server
 commits. An action's ``ctx.run_query``/``run_mutation``, ``ctx.scheduler`` and ``ctx.storage``
-are calls back to the server over the same socket. The process is disposable: the server kills
-it past a deadline and starts another, so nothing here cleans up after app code.
+are calls back to the server over the same socket. An action past its deadline has its task
+cancelled (``Cancel``) and is answered with the timeout error. The process is disposable: the
+server kills it when a call does not end in time and starts another, so nothing here cleans up
+after app code.
 """
 
 from __future__ import annotations
