@@ -67,6 +67,10 @@ APP = """
         await asyncio.sleep(3600)
 
     @action(args={})
+    async def hog(ctx):
+        raise MemoryError
+
+    @action(args={})
     async def spin(ctx):
         while True:
             pass
@@ -209,3 +213,18 @@ async def test_a_timed_out_http_action_is_cancelled_too(deployment: Deployment) 
     assert reply.failure.error_message == TIMED_OUT
     assert "hanging" in reply.failure.log_lines[0]
     assert await _pid(deployment) == before
+
+
+async def test_actions_stopped_by_a_neighbour_out_of_memory_say_so(deployment: Deployment) -> None:
+    before = await _pid(deployment)
+    bystander = _start(deployment, "nap", seconds=30.0)
+    await _running(deployment, 1)
+    result = await asyncio.wait_for(_start(deployment, "hog"), 20)
+    assert result.error_message == "Function execution ran out of memory (MemoryError)"
+    stopped = await asyncio.wait_for(bystander, 20)
+    assert not stopped.success
+    assert stopped.error_message.startswith(
+        "Action runner restarted: action `work:hog` on the same runner ran out of memory; "
+        "this action was stopped after "
+    ), stopped.error_message
+    assert await _pid(deployment) != before
