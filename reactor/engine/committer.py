@@ -113,6 +113,19 @@ class Committer:
                 transaction read. Nothing was written.
             StorageUnavailable: persisting failed. Nothing was written.
         """
+        ts = await self.commit_written(request, mutation, priority=priority)
+        await self.publisher.wait_published(ts)
+        return ts
+
+    async def commit_written(
+        self,
+        request: CommitRequest,
+        mutation: MutationRecord | None = None,
+        *,
+        priority: bool = False,
+    ) -> int:
+        """``commit``, returning as soon as the commit is readable (``visible_ts``), before it
+        is durable: whoever answers for it must ``wait_published`` first."""
         if self._task is None:
             raise RuntimeError("Committer.commit() called before Committer.start()")
         if mutation is not None:
@@ -156,5 +169,6 @@ class Committer:
             self._written_ts = max(self._written_ts, result)
             if pending.request.tables:
                 self.tables.mark_persisted(pending.request.tables)
-            self.publisher.when_published(result, pending.future)
+            if not pending.future.done():
+                pending.future.set_result(result)
         self.feed.poke()

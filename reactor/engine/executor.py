@@ -330,7 +330,7 @@ class Executor:
                     spec, args, identity, idempotency_key, attempt, job_id, max_retries
                 )
                 if isinstance(outcome, FunctionResult):
-                    return outcome
+                    break
                 if not lanes:
                     # After a conflict, re-runs of mutations that write the same documents
                     # take turns (one lane per document): they then never conflict with each
@@ -352,6 +352,10 @@ class Executor:
             for lane in lanes:
                 lane.users -= 1
                 lane.lock.release()
+        # The lanes are free as soon as the commit is readable (the next re-run reads it); the
+        # answer waits until it, or the snapshot of an answer that committed nothing, is durable.
+        await self.committer.wait_published(outcome.ts)
+        return outcome
 
     def _lane(self, key: tuple[str, bytes]) -> _Lane:
         lane = self._retry_lanes.get(key)
@@ -387,10 +391,10 @@ class Executor:
         """One execution and commit; when it conflicted and should be re-run, the keys of the
         retry lanes it takes turns in (``_lane_keys``).
 
-        It reads at the newest written commit, durable or not (``mutation_snapshot_ts``): a
-        re-run after a conflict reads the commit that beat it without waiting for its fsync.
-        An answer that commits nothing waits until that snapshot is durable, and one that
-        commits is durable after it."""
+        It reads at the newest written commit, durable or not (``mutation_snapshot_ts``), and
+        returns once its own commit is written: a re-run after a conflict reads the commit
+        that beat it without waiting for its fsync. ``result.ts`` is the commit's, or the
+        snapshot's when it committed nothing; the caller answers once that is durable."""
         ts = self.database.mutation_snapshot_ts()
         result = await self.runner.mutation(
             _path(spec), args, identity=identity, ts=ts, job_id=job_id
@@ -402,10 +406,8 @@ class Executor:
         if request is not None:
             result.documents_written = len(request.writes)
         if not result.success or request is None:
-            await self.committer.wait_published(ts)
             return result
         if not request.write_keys and idempotency_key is None and job_id is None:
-            await self.committer.wait_published(ts)
             return result
         record = (
             None
@@ -418,7 +420,7 @@ class Executor:
             self._adopt_tables(request)
             # A re-run goes first in its commit batch: it loses only to commits of earlier
             # batches, not to first attempts queued beside it.
-            result.ts = await self.committer.commit(request, record, priority=attempt > 1)
+            result.ts = await self.committer.commit_written(request, record, priority=attempt > 1)
             return result
         except OptimisticConcurrencyError as exc:
             if attempt > max_retries:

@@ -41,7 +41,6 @@ class Publisher:
         self._invalidators: list[Callable[[], None]] = []
         self._waiters: list[tuple[int, int, asyncio.Future[int]]] = []  # heap by ts
         self._waiter_seq = 0
-        self._published = asyncio.Event()  # replaced (after being set) by each publish
         self.published_commits = 0
 
     @property
@@ -101,8 +100,10 @@ class Publisher:
 
     async def wait_published(self, ts: int) -> None:
         """Return once ``ts`` (or a later timestamp) is published."""
-        while self._published_ts < ts:
-            await self._published.wait()
+        if ts > self._published_ts:
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self.when_published(ts, future)
+            await future
 
     def _advance(self, ts: int) -> None:
         self._published_ts = ts
@@ -114,5 +115,3 @@ class Publisher:
             commit_ts, _, future = heapq.heappop(waiters)
             if not future.done():
                 future.set_result(commit_ts)
-        event, self._published = self._published, asyncio.Event()
-        event.set()
