@@ -397,7 +397,7 @@ class Executor:
         snapshot's when it committed nothing; the caller answers once that is durable."""
         ts = self.database.mutation_snapshot_ts()
         result = await self.runner.mutation(
-            _path(spec), args, identity=identity, ts=ts, job_id=job_id
+            _path(spec), args, identity=identity, ts=ts, job_id=job_id, urgent=attempt > 1
         )
         result.attempts = attempt
         result.ts = ts

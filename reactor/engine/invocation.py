@@ -336,8 +336,10 @@ class Invoker:
         identity: dict[str, Any] | None,
         ts: int,
         job_id: str | None = None,
+        urgent: bool = False,
     ) -> FunctionResult:
-        """One execution at ``ts``: on success the result carries the prepared commit."""
+        """One execution at ``ts``: on success the result carries the prepared commit (in
+        process, nothing waits for a runner: ``urgent`` changes nothing)."""
         txn = self._begin(ts, True, None)
         auth = Auth(identity)
         hooks = None

@@ -19,7 +19,9 @@ __all__ = ["FunctionRunner", "HttpCall", "HttpReply"]
 
 class FunctionRunner(Protocol):
     """Runs handlers. Queries and mutations read at the snapshot ``ts`` given; a mutation's
-    result carries its prepared commit; an action reaches the server through ``services``."""
+    result carries its prepared commit, and an ``urgent`` one (a re-run after a conflict, which
+    others queue behind) goes before the calls waiting for a runner; an action reaches the
+    server through ``services``."""
 
     async def query(
         self,
@@ -39,6 +41,7 @@ class FunctionRunner(Protocol):
         identity: dict[str, Any] | None,
         ts: int,
         job_id: str | None,
+        urgent: bool = False,
     ) -> FunctionResult: ...
 
     async def action(

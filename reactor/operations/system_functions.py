@@ -208,8 +208,11 @@ class SystemRouter:
         identity: dict[str, Any] | None,
         ts: int,
         job_id: str | None,
+        urgent: bool = False,
     ) -> FunctionResult:
-        return await self._for(path).mutation(path, args, identity=identity, ts=ts, job_id=job_id)
+        return await self._for(path).mutation(
+            path, args, identity=identity, ts=ts, job_id=job_id, urgent=urgent
+        )
 
     async def action(
         self,

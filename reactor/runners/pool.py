@@ -542,8 +542,8 @@ class _Pool:
                 best = runner
         return best
 
-    async def _acquire(self) -> _Runner:
-        first = True
+    async def _acquire(self, urgent: bool = False) -> _Runner:
+        first = not urgent
         while True:
             if self.closed:
                 raise _PoolClosed
@@ -591,12 +591,18 @@ class _Pool:
         task.add_done_callback(self._replacing.discard)
 
     async def run(
-        self, message: wire.Call, services: ActionServices | None, label: str
+        self,
+        message: wire.Call,
+        services: ActionServices | None,
+        label: str,
+        *,
+        urgent: bool = False,
     ) -> wire.Done | wire.HttpDone | FunctionResult:
-        """Run ``message`` on a free runner: its outcome, or a failed result saying why
-        there is none (deadline passed, runner died)."""
+        """Run ``message`` on a free runner (``urgent``: before the calls already waiting):
+        its outcome, or a failed result saying why there is none (deadline passed, runner
+        died)."""
         while True:
-            runner = await self._acquire()
+            runner = await self._acquire(urgent)
             started = asyncio.get_running_loop().time()
             outcome = await runner.call(message, services, label)
             if isinstance(outcome, wire.Done) and outcome.error_code == OUT_OF_MEMORY:
@@ -755,14 +761,20 @@ class RunnerPools:
         return self._result(await self._run("query", message, None, path), ts)
 
     async def _run(
-        self, pool: str, message: wire.Call, services: ActionServices | None, label: str
+        self,
+        pool: str,
+        message: wire.Call,
+        services: ActionServices | None,
+        label: str,
+        *,
+        urgent: bool = False,
     ) -> wire.Done | wire.HttpDone | FunctionResult:
         while True:
             current = self.queries if pool == "query" else self.actions
             if pool == "query" and self._quarantined(label):
                 current = await self._quarantine_pool()
             try:
-                outcome = await current.run(message, services, label)
+                outcome = await current.run(message, services, label, urgent=urgent)
             except _PoolClosed:
                 if current is (self.queries if pool == "query" else self.actions):
                     return FunctionResult(
@@ -819,9 +831,10 @@ class RunnerPools:
         identity: dict[str, Any] | None,
         ts: int,
         job_id: str | None,
+        urgent: bool = False,
     ) -> FunctionResult:
         message = wire.Call(0, "mutation", path, dumps(args), _identity(identity), ts, None, job_id)
-        return self._result(await self._run("query", message, None, path), ts)
+        return self._result(await self._run("query", message, None, path, urgent=urgent), ts)
 
     async def action(
         self,
