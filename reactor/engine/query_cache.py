@@ -402,6 +402,7 @@ class LiveQueries:
         if entry.subscription is None:
             entry.valid_until = ts + 1  # a commit after ts already changed what it read
             self._dirty.add(entry)
+            self._wake.set()  # re-run now: no later commit may come to wake the loop
         if pinned:
             self._rekey(entry)
 

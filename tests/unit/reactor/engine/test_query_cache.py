@@ -12,12 +12,12 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from functions.loader import load_app
-from reactor.engine.executor import FunctionResult
+from reactor.engine.executor import Executor, FunctionResult
 from reactor.engine.query_cache import Entry, LiveQueries
 from reactor.engine.subscriptions import SubscriptionManager
 from reactor.server.deployment import Deployment
@@ -259,3 +259,49 @@ class TestLifecycle:
         _, outcomes = await kept.next()
         assert live.reruns == reruns + 1  # only tasks:version is left
         assert set(outcomes) == {2}
+
+
+class _CommitsDuringTheFirstRun:
+    """The deployment's executor, except that a commit into the query's read set lands while
+    its first run is under way (after its snapshot, before its outcome): a real mutation at
+    the moment a slow runner would let one through."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.inner = deployment.executor
+        self.registry = deployment.executor.registry
+        self.committed = False
+
+    def snapshot_ts(self) -> int:
+        return self.inner.snapshot_ts()
+
+    async def run_query(self, *args: Any, **kwargs: Any) -> FunctionResult:
+        result = await self.inner.run_query(*args, **kwargs)
+        if not self.committed:
+            self.committed = True
+            await call(self.deployment, "tasks:add", {"owner": "ann", "n": 7})
+        return result
+
+
+class TestBornInvalid:
+    async def test_an_outcome_stale_when_it_ends_reruns_without_another_commit(
+        self, deployment: Deployment
+    ) -> None:
+        subscriptions: SubscriptionManager[Entry] = SubscriptionManager(
+            deployment.write_log, processed_ts=deployment.publisher.published_ts
+        )
+        executor = cast(Executor, _CommitsDuringTheFirstRun(deployment))
+        live = LiveQueries(executor, subscriptions, encode=deployment.query_cache.encode)
+        deployment.publisher.subscribe(live.on_commit, invalidate_all=live.invalidate_all)
+        live.start()
+        try:
+            sink = Sink()
+            subscribe(live, sink, 1, "tasks:mine", {"owner": "ann"})
+            _, outcomes = await sink.next()
+            assert value_of(outcomes[1]) == []  # the snapshot it ran at, before the write
+            # No commit follows: the re-run comes because the outcome was stale as it ended.
+            _, outcomes = await sink.next()
+            assert value_of(outcomes[1]) == [7.0]
+            assert live.reruns == 2
+        finally:
+            await live.stop()
