@@ -67,10 +67,14 @@ class Sink:
 
 
 async def settle(deployment: Deployment) -> None:
-    for _ in range(200):
+    """Wait until the live-query loop has nothing left to do: no entry to run, no run under
+    way (its outcome is delivered as it ends) and no session waiting for a snapshot."""
+    live = deployment.query_cache
+    for _ in range(2000):
         await asyncio.sleep(0.005)
-        if not deployment.query_cache._dirty and not deployment.query_cache._pending:
+        if not live._dirty and not live._pending and not live._running:
             return
+    raise AssertionError("live queries never settled")
 
 
 @pytest.fixture

@@ -97,13 +97,14 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
 
 
 async def settle(deployment: Deployment) -> None:
-    """Wait until the live-query loop has nothing left to do."""
-    for _ in range(200):
+    """Wait until the live-query loop has nothing left to do: no entry to run, no run under
+    way (its outcome is delivered as it ends) and no session waiting for a snapshot."""
+    for _ in range(2000):
         await asyncio.sleep(0.005)
         live = deployment.query_cache
-        if not live._dirty and not live._pending:
+        if not live._dirty and not live._pending and not live._running:
             await asyncio.sleep(0.005)
-            if not live._dirty and not live._pending:
+            if not live._dirty and not live._pending and not live._running:
                 return
     raise AssertionError("live queries never settled")
 
