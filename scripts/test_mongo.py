@@ -36,10 +36,17 @@ CONFORMANCE = [
     "tests/integration/test_sync_ping.py",
 ]
 # Run a second time with app code in function runner processes (each its own MongoDB client,
-# reading at the snapshot the server gives it), as ``reactor serve`` runs it.
+# reading at the snapshot the server gives it), as ``reactor serve`` runs it. test_crons.py
+# runs on a manual clock, which keeps app code in-process: a second pass would repeat the first.
 ON_RUNNERS = [
     "tests/integration/test_transactions.py",
+    "tests/integration/test_documents.py",
+    "tests/integration/test_invalidation.py",
     "tests/integration/test_idempotency.py",
+    "tests/integration/test_scheduler.py",
+    "tests/integration/test_files.py",
+    "tests/integration/test_example_teamtasks.py",
+    "tests/integration/test_sync_ping.py",
 ]
 # Tests of the embedded engine itself, or of a property MongoDB does not promise.
 NOT_ON_MONGODB = {
@@ -56,21 +63,6 @@ NOT_ON_MONGODB = {
 # TransientTransactionError label, and a failed one can poison its pooled session: heavy
 # concurrency there fails for reasons a real MongoDB does not have.
 NOT_ON_EMULATOR = {"test_concurrent_transfers_conserve_the_total"}
-
-
-def _pytest(cmd: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
-    """Run pytest (its output passed through): its exit code and the ids of failed tests."""
-    proc = subprocess.Popen(
-        [*cmd, "-rf"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, bufsize=1
-    )
-    assert proc.stdout is not None
-    failed = []
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        if line.startswith("FAILED "):
-            failed.append(line.split()[1])
-    sys.stdout.flush()
-    return proc.wait(), failed
 
 
 def main(argv: list[str]) -> int:
@@ -98,16 +90,7 @@ def main(argv: list[str]) -> int:
             cmd = [python, "-m", "pytest", "-q", *suites, "-k", deselect, *args]
             how = ", app code in function runners" if runners else ""
             print(f"MongoDB suites against {where}{how}", file=sys.stderr)
-            code, failed = _pytest(cmd, env)
-            if code == 1 and emulator and failed:
-                # The emulator's live-query timing is not a replica set's: the tests that
-                # failed run once more, alone; this note stays in the log either way.
-                print(
-                    f"MongoDB suites: re-running {len(failed)} failed test(s) once on the "
-                    f"emulator (known flaky there, see docs/mongodb.md): {' '.join(failed)}",
-                    file=sys.stderr,
-                )
-                code, _ = _pytest([python, "-m", "pytest", "-q", *failed], env)
+            code = subprocess.call(cmd, cwd=ROOT, env=env)
             if code != 0:
                 return 1 if code == 5 else code
         return 0
