@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -127,14 +128,22 @@ PAGE_SIZE = 1024
 # ts indexes, each session's idempotency records) be copied once for many commits.
 WAL_CHECKPOINT_BYTES = 16 * 2**20
 WAL_SIZE_LIMIT_BYTES = 2 * WAL_CHECKPOINT_BYTES  # the WAL file is cut back to this after a spike
+# A batch of at most this many rows (document and index versions) is written on the event loop
+# itself: two thread hand-offs cost more than the write. Larger ones go to a worker thread.
+INLINE_WRITE_ROWS = 256
+# The wal-index header at the start of the -shm file holds ``mxFrame``, the number of frames
+# in the WAL since it last restarted, at this offset (SQLite's WAL file format).
+_SHM_MX_FRAME = struct.Struct("=I")
+_SHM_MX_FRAME_OFFSET = 16
 
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode=WAL")
-    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page_size}")
+    # Checkpoints are run by the change feed's thread (``_checkpoint_if_due``), never by a
+    # commit, which may be written on the event loop.
+    conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     # Commits are made durable by fsyncing the WAL ourselves (``_sync_wal``), after they are
     # readable; SQLite syncs at checkpoints only.
@@ -162,7 +171,8 @@ class SqlitePersistence:
             self._writer = _connect(path)
         except sqlite3.Error as exc:
             raise StorageUnavailable(f"Cannot open SQLite database {path}: {exc}") from exc
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._page_size = int(self._writer.execute("PRAGMA page_size").fetchone()[0])
         self._closed = False
         self._lock: Any = None
         self.wall_clock_ns: Callable[[], int] = time.time_ns  # lease expiry; tests replace it
@@ -211,7 +221,7 @@ class SqlitePersistence:
         except sqlite3.Error as exc:
             raise StorageUnavailable(f"Cannot open SQLite database {path}: {exc}") from exc
         engine._reader = engine._writer = conn
-        engine._write_lock = threading.Lock()
+        engine._write_lock = threading.RLock()
         engine._closed = False
         engine._lock = None
         engine.wall_clock_ns = time.time_ns
@@ -235,7 +245,7 @@ class SqlitePersistence:
         indexes: Callable[[str], Mapping[str, Sequence[str]]],
         checkpoint_key: str,
     ) -> _DurableFeed:
-        self._feed = _DurableFeed(sink, self._sync_wal)
+        self._feed = _DurableFeed(sink, self._sync_wal, self._checkpoint_due, self._checkpoint)
         return self._feed
 
     # -- reads (caller's thread) -------------------------------------------------------------
@@ -368,7 +378,16 @@ class SqlitePersistence:
         results, accepted = check_batch(requests, write_log, next_ts, feed.unsynced)
         if accepted:
             commits = [commit for _, commit in accepted]
-            await asyncio.to_thread(self._write_sync, commits, durable=False)
+            rows = sum(len(c.documents) + len(c.indexes) for c in commits)
+            # On the loop only if no other write holds the connection (pruning, a checkpoint):
+            # the loop must never wait for one.
+            if rows <= INLINE_WRITE_ROWS and self._write_lock.acquire(blocking=False):
+                try:
+                    self._write_sync(commits, durable=False)
+                finally:
+                    self._write_lock.release()
+            else:
+                await asyncio.to_thread(self._write_sync, commits, durable=False)
             feed.written([request.published(commit.ts) for request, commit in accepted])
         return results
 
@@ -400,6 +419,30 @@ class SqlitePersistence:
                 raise StorageUnavailable(f"SQLite {what} failed: {exc}") from exc
         if durable:
             self._sync_wal()
+
+    def _checkpoint_due(self) -> bool:
+        """Whether the WAL holds ``WAL_CHECKPOINT_BYTES`` since it last restarted."""
+        shm = self.path.with_name(self.path.name + "-shm")
+        end = _SHM_MX_FRAME_OFFSET + _SHM_MX_FRAME.size
+        try:
+            with open(shm, "rb") as file:
+                header = file.read(end)
+        except OSError:
+            return False
+        if len(header) < end:
+            return False
+        (frames,) = _SHM_MX_FRAME.unpack_from(header, _SHM_MX_FRAME_OFFSET)
+        return bool(frames * (self._page_size + 24) >= WAL_CHECKPOINT_BYTES)
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database file (what SQLite's automatic checkpoint does, on
+        the change feed's thread when ``_checkpoint_due``). Writers wait meanwhile, so it
+        catches up with the WAL and the next write restarts the WAL."""
+        with self._write_lock:
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # a later one tries again
+                log.warning("SQLite checkpoint failed: %s", exc)
 
     def _sync_wal(self) -> None:
         """Make every commit written so far durable: fdatasync the WAL file (and, the first
@@ -624,7 +667,8 @@ class _DurableFeed:
     durable. ``written`` queues a batch; one flush at a time fsyncs the WAL (``sync``, on a
     worker thread) and publishes every batch written before the fsync began, in order, so one
     fsync covers all the batches written while the previous one ran. Until published, a
-    commit is in ``unsynced`` for the conflict check of later ones.
+    commit is in ``unsynced`` for the conflict check of later ones. After publishing, it runs
+    the WAL's checkpoint when one is due (commits never do: they may be written on the loop).
 
     No task runs while nothing waits: a flush starts with the first batch written and ends
     when none is left. ``stop`` waits for the flush, so every written commit is published.
@@ -633,9 +677,17 @@ class _DurableFeed:
     its restart recovers what the WAL holds, as a crash would.
     """
 
-    def __init__(self, sink: FeedSink, sync: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        sink: FeedSink,
+        sync: Callable[[], None],
+        checkpoint_due: Callable[[], bool],
+        checkpoint: Callable[[], None],
+    ) -> None:
         self.sink = sink
         self._sync = sync
+        self._checkpoint_due = checkpoint_due
+        self._checkpoint = checkpoint
         self.unsynced = WriteLog(max_entries=2**62)  # released as published, never trimmed
         self._written: list[PublishedCommit] = []
         self._flush: asyncio.Task[None] | None = None
@@ -666,6 +718,8 @@ class _DurableFeed:
                 self.sink.publish(commit)
             self.unsynced.release_through(written[count - 1].ts)
             del written[:count]
+            if self._checkpoint_due():
+                await asyncio.to_thread(self._checkpoint)
 
     async def stop(self) -> None:
         flush = self._flush

@@ -27,6 +27,7 @@ from reactor.core.system_tables import TableRegistry
 from reactor.core.write_log import WriteLog
 from reactor.engine.committer import Committer
 from reactor.engine.feed import Publisher
+from reactor.storage import sqlite
 from reactor.testing import ManualClock
 from reactor.testing.storage import HeldFsyncSqlite
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
@@ -383,3 +384,25 @@ class TestReadableBeforeDurable:
         a, b = await asyncio.wait_for(asyncio.gather(first, second), TIMEOUT)
         # "b" was written after the first fsync began: published only after a second one.
         assert synced_at == {a: 1, b: 2}
+
+
+async def test_the_feed_checkpoints_the_wal_once_it_is_due(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite, "WAL_CHECKPOINT_BYTES", 64 * 1024)
+    database = parts.persistence.path
+    wal = database.with_name(database.name + "-wal")
+
+    def padded(doc: str) -> Callable[[int], Commit]:
+        value = b'{"_id":"%s","pad":"%s"}' % (doc.encode(), b"x" * 2000)
+        return lambda ts: Commit(ts, [DocumentLogEntry(doc, "tasks", value, None)])
+
+    for i in range(60):  # ~2 KiB documents: several times the WAL's threshold
+        req = request(0, f"doc{i}")
+        req.build = padded(f"doc{i}")
+        await commit(parts, req)
+    # Without checkpoints every page would stay in the WAL (SQLite's own are off, as commits
+    # may be written on the event loop): they reached the database file, and the WAL
+    # restarted instead of growing past the threshold by much.
+    assert database.stat().st_size > 100 * 1024
+    assert wal.stat().st_size < 3 * 64 * 1024

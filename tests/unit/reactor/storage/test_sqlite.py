@@ -97,6 +97,20 @@ def test_a_logged_commit_at_or_before_the_snapshot_does_not() -> None:
     assert results == [100]
 
 
+def test_a_written_commit_not_yet_published_conflicts_after_the_snapshot_only() -> None:
+    unsynced = log_with((11, b"k"))  # written (readable), its fsync still running
+    results, _ = check_batch(
+        [request(10, [b"z"], reads=[b"k"]), request(11, [b"y"], reads=[b"k"])],
+        WriteLog(),
+        Clock(),
+        unsynced,
+    )
+    conflict, accepted = results
+    assert isinstance(conflict, OptimisticConcurrencyError)
+    assert conflict.write_ts == 11
+    assert accepted == 100
+
+
 def test_a_logged_commit_of_another_key_does_not() -> None:
     results, _ = check_batch([request(10, [b"z"], reads=[b"k"])], log_with((11, b"j")), Clock())
     assert results == [100]
