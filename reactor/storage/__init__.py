@@ -48,5 +48,5 @@ def open_reader(url: str) -> Persistence:
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from reactor.storage.mongo.engine import MongoPersistence
 
-        return MongoPersistence.open(url)
+        return MongoPersistence.open(url, reader=True)
     raise ValueError(f"Unsupported storage URL for a reader: {url!r}")

@@ -23,11 +23,12 @@ from pymongo import MongoClient
 from functions.loader import load_app
 from reactor.core.persistence import PublishedCommit
 from reactor.server.deployment import Deployment
-from reactor.storage import open_storage
+from reactor.storage import open_reader, open_storage
 from reactor.storage.mongo.engine import MongoPersistence, parse_mongo_url
 from reactor.testing import call, write_app
 from schema.errors import StorageUnavailable
-from schema.values import Int64
+from schema.ordering import Order
+from schema.values import Int64, loads
 
 pytestmark = pytest.mark.anyio
 
@@ -284,3 +285,31 @@ def test_bad_storage_urls_are_refused_with_clear_errors(
         plain = storage_url.replace("&reactorFeed=poll", "")
         with pytest.raises(StorageUnavailable, match="not a replica set"):
             MongoPersistence.open(plain)
+
+
+async def test_a_reader_writes_nothing_and_sees_what_the_server_committed(
+    storage_url: str, raw: Any, app_dir: Path, tmp_path: Path
+) -> None:
+    # A function runner opens the database as a reader: on an empty database it creates no
+    # collection, index or sequence document (on the emulator any write fails every
+    # transaction in flight, so runners starting beside a commit made it fail).
+    reader = open_reader(storage_url)
+    try:
+        assert raw.list_collection_names() == []
+    finally:
+        await reader.aclose()
+    async with server(app_dir, storage_url, tmp_path, "a") as a:
+        await call(a, "doctors:add", {"name": "ann"})
+        collections = sorted(raw.list_collection_names())
+        indexes = {name: sorted(raw[name].index_information()) for name in collections}
+        reader = open_reader(a.persistence.reader_url)
+        try:
+            assert reader.table_numbers()["doctors"] == a.persistence.table_numbers()["doctors"]
+            rows = await reader.scan(
+                "doctors.by_id", b"", None, a.committer.published_ts, Order.ASC, 10
+            )
+            assert [loads(row.value)["name"] for row in rows] == ["ann"]
+        finally:
+            await reader.aclose()
+        assert sorted(raw.list_collection_names()) == collections
+        assert {name: sorted(raw[name].index_information()) for name in collections} == indexes

@@ -180,9 +180,11 @@ class MongoPersistence:
         self._closed = False
 
     @classmethod
-    def open(cls, url: str, *, timeout_s: float = 10.0) -> MongoPersistence:
+    def open(cls, url: str, *, timeout_s: float = 10.0, reader: bool = False) -> MongoPersistence:
         """Connect (synchronously, once, at startup), create the system collections, load
-        table numbers and the last commit timestamp."""
+        table numbers and the last commit timestamp. A ``reader`` (a function runner's own
+        connection, beside the server that opened the database) writes nothing: it only
+        loads them."""
         client_url, database, feed_mode = parse_mongo_url(url)
         try:
             client: MongoClient[dict[str, Any]]
@@ -197,14 +199,15 @@ class MongoPersistence:
                         "transactions and change streams (start mongod with --replSet rs0 and "
                         "run rs.initiate() once; a single-node replica set is enough)"
                     )
-                db[META].update_one(
-                    {"_id": SEQ},
-                    {"$setOnInsert": {"ts": BsonInt64(0), "trimmed": BsonInt64(0)}},
-                    upsert=True,
-                )
-                db[TABLES].create_index([("number", ASCENDING)], unique=True)
-                db[MUTATIONS].create_index([("s", ASCENDING), ("r", ASCENDING)])
-                db[MUTATIONS].create_index([("ts", ASCENDING)])
+                if not reader:
+                    db[META].update_one(
+                        {"_id": SEQ},
+                        {"$setOnInsert": {"ts": BsonInt64(0), "trimmed": BsonInt64(0)}},
+                        upsert=True,
+                    )
+                    db[TABLES].create_index([("number", ASCENDING)], unique=True)
+                    db[MUTATIONS].create_index([("s", ASCENDING), ("r", ASCENDING)])
+                    db[MUTATIONS].create_index([("ts", ASCENDING)])
                 tables = {d["_id"]: int(d["number"]) for d in db[TABLES].find({})}
                 seq = db[META].find_one({"_id": SEQ}) or {}
         except PyMongoError as exc:
