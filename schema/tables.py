@@ -23,14 +23,24 @@ import msgspec
 from schema.errors import SchemaError, ValidationError
 from schema.validators import (
     AnyV,
+    BooleanV,
+    BytesV,
+    Float64V,
+    IdV,
+    Int64V,
+    LiteralV,
+    NullV,
     ObjectV,
+    OptionalV,
     ResolveIdTable,
+    StringV,
     UnionV,
     Validator,
     v,
 )
 from schema.values import (
     MAX_DOCUMENT_SIZE,
+    MAX_FIELDS,
     Value,
     check_field_name,
     check_value,
@@ -241,6 +251,64 @@ def _check_top_level_names(doc: Any, table: str) -> Mapping[str, Value]:
     return doc
 
 
+_SCALARS = (StringV, Float64V, Int64V, BooleanV, NullV, BytesV, IdV, LiteralV)
+
+
+def _scalar(validator: Validator) -> bool:
+    if isinstance(validator, _SCALARS):
+        return True
+    if isinstance(validator, OptionalV):
+        return _scalar(validator.inner)
+    if isinstance(validator, UnionV):
+        return all(_scalar(member) for member in validator.members)
+    return False
+
+
+def _valid_top_level_name(name: Any) -> bool:
+    if not isinstance(name, str) or name.startswith("_"):
+        return False
+    try:
+        check_field_name(name, "$", top_level=True)
+    except ValidationError:
+        return False
+    return True
+
+
+def _flat(validator: Validator) -> bool:
+    """Whether everything ``validator`` returns is an object of at most ``MAX_FIELDS`` valid,
+    non-reserved top-level fields holding canonical scalars: such a result passes
+    ``check_document``'s name and value checks by construction (only its size is left)."""
+    if isinstance(validator, UnionV):
+        return all(_flat(member) for member in validator.members)
+    if not isinstance(validator, ObjectV) or len(validator.fields) > MAX_FIELDS:
+        return False
+    return all(
+        _valid_top_level_name(name) and _scalar(field) for name, field in validator.fields.items()
+    )
+
+
+# id(validator) -> (validator, _flat(validator)); the validator is kept so its id stays unique.
+_FLAT: dict[int, tuple[Validator, bool]] = {}
+
+
+def _is_flat(validator: Validator) -> bool:
+    entry = _FLAT.get(id(validator))
+    if entry is None or entry[0] is not validator:
+        if len(_FLAT) >= 4096:
+            _FLAT.clear()
+        entry = _FLAT[id(validator)] = (validator, _flat(validator))
+    return entry[1]
+
+
+def _check_size(mapping: Mapping[str, Value], table: str) -> None:
+    size = value_size(mapping)
+    if size > MAX_DOCUMENT_SIZE:
+        raise DocumentValidationError(
+            f"Document{_where(table)} is {size} bytes, more than the limit of {MAX_DOCUMENT_SIZE}",
+            table=table,
+        )
+
+
 def check_document(doc: Any, *, table: str = "") -> dict[str, Value]:
     """Structural checks every stored user document passes, schema or not.
 
@@ -260,12 +328,7 @@ def check_document(doc: Any, *, table: str = "") -> dict[str, Value]:
         raise DocumentValidationError(
             f"Invalid document{_where(table)}: {exc.detail}", path=exc.path, table=table
         ) from None
-    size = value_size(mapping)
-    if size > MAX_DOCUMENT_SIZE:
-        raise DocumentValidationError(
-            f"Document{_where(table)} is {size} bytes, more than the limit of {MAX_DOCUMENT_SIZE}",
-            table=table,
-        )
+    _check_size(mapping, table)
     return mapping if isinstance(mapping, dict) else dict(mapping)
 
 
@@ -290,9 +353,17 @@ class SchemaDefinition(msgspec.Struct, frozen=True):
         return definition
 
     def validate_document(
-        self, table: str, doc: Any, *, resolve_id_table: ResolveIdTable | None = None
+        self,
+        table: str,
+        doc: Any,
+        *,
+        resolve_id_table: ResolveIdTable | None = None,
+        names_checked: bool = False,
     ) -> dict[str, Value]:
         """Validate a user document (without ``_id``/``_creationTime``) for ``table``.
+
+        ``names_checked``: the caller has already checked that ``doc`` is a dict whose
+        top-level field names are valid and not reserved (the checks are then not repeated).
 
         Returns:
             The document converted to canonical form (plain ints → float or Int64).
@@ -305,7 +376,8 @@ class SchemaDefinition(msgspec.Struct, frozen=True):
         if definition is None or not self.schema_validation:
             return check_document(doc, table=table)
         # Reserved names first: `_id` in a document is a clearer error than "extra field".
-        _check_top_level_names(doc, table)
+        if not names_checked:
+            _check_top_level_names(doc, table)
         try:
             converted = definition.document_validator.validate(
                 doc, resolve_id_table=resolve_id_table
@@ -316,6 +388,10 @@ class SchemaDefinition(msgspec.Struct, frozen=True):
                 path=exc.path,
                 table=table,
             ) from None
+        if _is_flat(definition.document_validator):
+            # Names and values are valid by construction: only the size can still fail.
+            _check_size(converted, table)
+            return converted  # type: ignore[no-any-return]
         return check_document(converted, table=table)
 
     def index_fields(self, table: str, index: str) -> tuple[str, ...]:

@@ -111,12 +111,51 @@ def _int_as_float(value: int, path: str) -> float:
     return float(value)
 
 
+class _Slow(Exception):
+    """Raised by the fast converters where only the general one can answer (or name the path of
+    an error): the caller starts over with it."""
+
+
+def _to_json_fast(value: Value) -> JsonValue:
+    """``convex_to_json`` for the exact common types, without building error paths."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is float:
+        if value - value == 0.0 and (value != 0.0 or math.copysign(1.0, value) > 0):
+            return value
+        return {"$float": _b64(struct.pack("<d", value))}
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Slow
+            out[key] = _to_json_fast(item)
+        return out
+    if kind is list:
+        return [_to_json_fast(item) for item in value]
+    if kind is Int64:
+        return {"$integer": _b64(struct.pack("<q", value))}
+    if kind is int and -_F53 <= value <= _F53:
+        return float(value)
+    if kind is bytes:
+        return {"$bytes": _b64(value)}
+    raise _Slow
+
+
 def convex_to_json(value: Value, path: str = "$") -> JsonValue:
     """Encode a Python Convex value as convex encoded JSON (a JSON-able Python object).
 
     Plain ``int`` becomes a float (as the official clients do); floats that JSON cannot carry
     (NaN, ±Infinity, -0.0) become ``{"$float": ...}``.
     """
+    try:
+        return _to_json_fast(value)
+    except _Slow:
+        return _convex_to_json(value, path)
+
+
+def _convex_to_json(value: Value, path: str) -> JsonValue:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, Int64):
@@ -130,7 +169,7 @@ def convex_to_json(value: Value, path: str = "$") -> JsonValue:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$bytes": _b64(bytes(value))}
     if isinstance(value, (list, tuple)):
-        return [convex_to_json(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_convex_to_json(item, f"{path}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
@@ -138,19 +177,50 @@ def convex_to_json(value: Value, path: str = "$") -> JsonValue:
                 raise ValidationError(
                     f"Object keys must be strings, got {type_name(key)}", path=path
                 )
-            out[key] = convex_to_json(item, f"{path}.{key}")
+            out[key] = _convex_to_json(item, f"{path}.{key}")
         return out
     raise ValidationError(f"{type(value).__name__} is not a supported Convex value", path=path)
 
 
+def _from_json_fast(obj: JsonValue) -> Value:
+    """``json_to_convex`` for the exact JSON types, without building error paths."""
+    kind = type(obj)
+    if kind is str or kind is float or kind is bool or obj is None:
+        return obj
+    if kind is dict:
+        out = {}
+        for key, item in obj.items():
+            if key.startswith("$"):
+                if len(obj) != 1:
+                    raise _Slow
+                try:
+                    return _decode_special(key, item, "$")
+                except ValidationError:
+                    raise _Slow from None
+            out[key] = _from_json_fast(item)
+        return out
+    if kind is list:
+        return [_from_json_fast(item) for item in obj]
+    if kind is int:
+        return float(obj)
+    raise _Slow
+
+
 def json_to_convex(obj: JsonValue, path: str = "$") -> Value:
     """Decode convex encoded JSON into Python values; rejects malformed ``$`` objects."""
+    try:
+        return _from_json_fast(obj)
+    except _Slow:
+        return _json_to_convex(obj, path)
+
+
+def _json_to_convex(obj: JsonValue, path: str) -> Value:
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, (int, float)):
         return float(obj)
     if isinstance(obj, list):
-        return [json_to_convex(item, f"{path}[{i}]") for i, item in enumerate(obj)]
+        return [_json_to_convex(item, f"{path}[{i}]") for i, item in enumerate(obj)]
     if isinstance(obj, dict):
         if len(obj) == 1:
             (key,) = obj
@@ -160,7 +230,7 @@ def json_to_convex(obj: JsonValue, path: str = "$") -> Value:
         for key, item in obj.items():
             if key.startswith("$"):
                 raise ValidationError(f"Field name {key!r} starts with '$'", path=path)
-            out[key] = json_to_convex(item, f"{path}.{key}")
+            out[key] = _json_to_convex(item, f"{path}.{key}")
         return out
     raise ValidationError(f"Unsupported JSON value of type {type(obj).__name__}", path=path)
 
@@ -231,14 +301,54 @@ def check_field_name(name: Any, path: str, *, top_level: bool) -> None:
         raise ValidationError(f"Field name {name!r} starts with '$', which is reserved", path=path)
     if len(name) > limit:
         raise ValidationError(f"Field name {name[:20]!r}... is longer than {limit}", path=path)
-    if not all(32 <= ord(ch) <= 126 for ch in name):
+    # Printable ASCII is exactly 32..126: ``isprintable`` rejects the controls and DEL.
+    if not (name.isascii() and name.isprintable()):
         raise ValidationError(
             f"Field name {name!r} must contain only printable ASCII characters", path=path
         )
 
 
+def _check_fast(value: Value, depth: int) -> None:
+    """``check_value`` for the exact common types; raises ``_Slow`` on anything it cannot
+    pass (the general check then names the problem and its path)."""
+    if depth > MAX_NESTING:
+        raise _Slow
+    kind = type(value)
+    if kind is str or kind is float or kind is bool or value is None:
+        return
+    if kind is dict:
+        if len(value) > MAX_FIELDS:
+            raise _Slow
+        for key, item in value.items():
+            if (
+                type(key) is not str
+                or key.startswith("$")
+                or len(key) > MAX_NESTED_KEY_LEN
+                or not (key.isascii() and key.isprintable())
+            ):
+                raise _Slow
+            _check_fast(item, depth + 1)
+        return
+    if kind is list:
+        if len(value) > MAX_ARRAY_LEN:
+            raise _Slow
+        for item in value:
+            _check_fast(item, depth + 1)
+        return
+    if kind is Int64 or kind is bytes or (kind is int and -_F53 <= value <= _F53):
+        return
+    raise _Slow
+
+
 def check_value(value: Value, path: str = "$", *, depth: int = 0) -> None:
     """Check a value against Convex's structural limits (types, names, nesting, lengths)."""
+    try:
+        _check_fast(value, depth)
+    except _Slow:
+        _check_value(value, path, depth=depth)
+
+
+def _check_value(value: Value, path: str, *, depth: int) -> None:
     if depth > MAX_NESTING:
         raise ValidationError(f"Value is nested more than {MAX_NESTING} levels deep", path=path)
     if value is None or isinstance(value, (bool, float, str, bytes)):
@@ -253,7 +363,7 @@ def check_value(value: Value, path: str = "$", *, depth: int = 0) -> None:
                 f"Array has {len(value)} elements, more than the limit {MAX_ARRAY_LEN}", path=path
             )
         for i, item in enumerate(value):
-            check_value(item, f"{path}[{i}]", depth=depth + 1)
+            _check_value(item, f"{path}[{i}]", depth=depth + 1)
         return
     if isinstance(value, Mapping):
         if len(value) > MAX_FIELDS:
@@ -262,13 +372,27 @@ def check_value(value: Value, path: str = "$", *, depth: int = 0) -> None:
             )
         for key, item in value.items():
             check_field_name(key, path, top_level=False)
-            check_value(item, f"{path}.{key}", depth=depth + 1)
+            _check_value(item, f"{path}.{key}", depth=depth + 1)
         return
     raise ValidationError(f"{type(value).__name__} is not a supported Convex value", path=path)
 
 
 def value_size(value: Value) -> int:
     """An estimate of a value's stored size in bytes (for the 1 MiB document limit)."""
+    kind = type(value)
+    if kind is float:
+        return 9
+    if kind is str:
+        return (len(value) if value.isascii() else len(value.encode("utf-8"))) + 2
+    if kind is dict:
+        size = 2
+        for key, item in value.items():
+            size += len(key) + 1 + value_size(item)
+        return size
+    return _value_size(value)
+
+
+def _value_size(value: Value) -> int:
     if value is None or isinstance(value, bool):
         return 1
     if isinstance(value, (int, float)):

@@ -10,7 +10,7 @@ timestamps belong to ``reactor.engine.committer``.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -24,10 +24,10 @@ from functions.store import (
 from reactor.core.index_keys import (
     BY_CREATION_TIME,
     BY_ID,
+    field_value,
     id_key,
     index_id,
     index_key,
-    index_key_prefixes,
     range_interval,
 )
 from reactor.core.intervals import Interval
@@ -49,7 +49,16 @@ from schema.errors import (
     ValidationError,
 )
 from schema.ids import decode_id, encode_id, new_internal_id
-from schema.values import MAX_DOCUMENT_SIZE, check_field_name, check_value, dumps, loads, value_size
+from schema.ordering import encode_value
+from schema.values import (
+    MAX_DOCUMENT_SIZE,
+    MAX_FIELDS,
+    check_field_name,
+    check_value,
+    dumps,
+    loads,
+    value_size,
+)
 
 __all__ = ["SYSTEM_INDEXES", "Transaction"]
 
@@ -73,12 +82,40 @@ def _canonical(value: Any) -> Any:
     if kind is int:
         return float(value)
     if kind is dict:
-        return {k: _canonical(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            item_kind = type(v)
+            out[k] = v if item_kind is float or item_kind is str else _canonical(v)
+        return out
     if kind is list or kind is tuple:
         return [_canonical(v) for v in value]
     if kind is bytearray or kind is memoryview:
         return bytes(value)
     return value
+
+
+@dataclass(slots=True)
+class _SchemaCache:
+    """What a schema says about indexes, looked up once per schema rather than per read or
+    write (schemas are immutable; a new one is a new object)."""
+
+    schema: Any
+    index_fields: dict[tuple[str, str], tuple[str, ...]]
+    user_indexes: dict[str, dict[str, tuple[str, ...]]]
+
+
+_CACHE_LIMIT = 4096
+# id(schema) -> its cache; the entry keeps the schema alive, so its id is not reused.
+_SCHEMA_CACHES: dict[int, _SchemaCache] = {}
+
+
+def _schema_cache(schema: Any) -> _SchemaCache:
+    cache = _SCHEMA_CACHES.get(id(schema))
+    if cache is None or cache.schema is not schema:
+        if len(_SCHEMA_CACHES) >= 16:
+            _SCHEMA_CACHES.clear()
+        cache = _SCHEMA_CACHES[id(schema)] = _SchemaCache(schema, {}, {})
+    return cache
 
 
 @dataclass(slots=True)
@@ -160,6 +197,16 @@ class Transaction:
     # -- schema helpers ----------------------------------------------------------------------
 
     def _index_fields(self, table: str, index: str) -> tuple[str, ...]:
+        cache = _schema_cache(self.schema).index_fields
+        fields = cache.get((table, index))
+        if fields is None:
+            fields = self._lookup_index_fields(table, index)
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[(table, index)] = fields
+        return fields
+
+    def _lookup_index_fields(self, table: str, index: str) -> tuple[str, ...]:
         if index == BY_CREATION_TIME:
             return ()
         if is_system_table(table):
@@ -176,6 +223,16 @@ class Transaction:
         return tuple(self.schema.index_fields(table, index))
 
     def _user_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
+        cache = _schema_cache(self.schema).user_indexes
+        indexes = cache.get(table)
+        if indexes is None:
+            indexes = self._lookup_user_indexes(table)
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[table] = indexes
+        return indexes
+
+    def _lookup_user_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
         indexes: dict[str, tuple[str, ...]] = {BY_CREATION_TIME: ()}
         if is_system_table(table):
             indexes.update(SYSTEM_INDEXES.get(table, {}))
@@ -190,10 +247,18 @@ class Transaction:
             return None
         return name
 
-    def _validate(self, table: str, value: dict[str, Any]) -> dict[str, Any]:
+    def _validate(
+        self, table: str, value: dict[str, Any], changed: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """Check and canonicalise a user document. ``changed``: the fields a patch set; the
+        others come from the stored document, whose names and values were checked when written
+        (so only the changed fields' names and values are checked again; the schema and the
+        size always see the whole document)."""
         if not isinstance(value, dict):
             raise ValidationError(f"Documents must be objects, got {type(value).__name__}")
         for name in value:
+            if changed is not None and name not in changed:
+                continue
             check_field_name(name, "$", top_level=True)
             if isinstance(name, str) and name.startswith("_"):
                 raise ValidationError(
@@ -202,10 +267,20 @@ class Transaction:
                 )
         if self.schema is not None:
             value = self.schema.validate_document(
-                table, value, resolve_id_table=lambda i: self.table_for_id(None, i)
+                table,
+                value,
+                resolve_id_table=lambda i: self.table_for_id(None, i),
+                names_checked=True,
             )
-        else:
+        elif changed is None:
             check_value(value)
+        else:
+            # check_value(value) on the whole document, minus the stored fields it would pass.
+            if len(value) > MAX_FIELDS:
+                check_value(value)
+            for name, item in value.items():
+                if name in changed:
+                    check_value(item, f"$.{name}", depth=1)
         # Stored values read back in canonical form (a plain int is float64): so must our own.
         canonical: dict[str, Any] = _canonical(value)
         return canonical
@@ -524,6 +599,7 @@ class Transaction:
                 f"db.patch expects an object of fields, got {type(fields).__name__}"
             )
         merged = {k: v for k, v in current.items() if k not in _SYSTEM_FIELDS}
+        changed: set[str] = set()
         for name, value in fields.items():
             if name in _SYSTEM_FIELDS:
                 if value is not UNDEFINED and value != current[name]:
@@ -531,9 +607,11 @@ class Transaction:
                 continue
             if value is UNDEFINED:
                 merged.pop(name, None)
+                changed.discard(name)
             else:
                 merged[name] = value
-        merged = self._validate(table, merged)
+                changed.add(name)
+        merged = self._validate(table, merged, changed)
         doc = {"_id": current["_id"], "_creationTime": current["_creationTime"], **merged}
         self._check_size(doc)
         self._record(table, id, current, doc)
@@ -645,18 +723,24 @@ def add_index_writes(
     """Add what a document's change from ``old`` to ``new`` writes in the user ``indexes`` of
     ``table`` to a commit: the written keys (the old one and, if it moved, the new one, for the
     OCC check and invalidation) with their prefixes, a tombstone where the key moved, and the
-    new entry (``encoded`` is the new document)."""
+    new entry (``encoded`` is the new document).
+
+    The same as ``index_key_prefixes`` of ``old`` and ``new`` in every index, with each value
+    encoded once: ``_creationTime`` and ``_id`` once per document, and a field value ``new``
+    shares with ``old`` (the same object, as after a patch of other fields) once in all."""
+    old_parts = None if old is None else _KeyParts(old)
+    new_parts = None if new is None else _KeyParts(new, old_parts)
     for name, fields in indexes.items():
         iid = index_id(table, name)
         keys = write_keys.setdefault(iid, [])
         prefixes = write_prefixes.setdefault(iid, [])
         old_key = new_key = None
-        if old is not None:
-            old_key, old_prefixes = index_key_prefixes(old, fields)
+        if old_parts is not None:
+            old_key, old_prefixes = old_parts.key_prefixes(fields)
             keys.append(old_key)
             prefixes.extend(old_prefixes)
-        if new is not None:
-            new_key, new_prefixes = index_key_prefixes(new, fields)
+        if new_parts is not None:
+            new_key, new_prefixes = new_parts.key_prefixes(fields)
             if new_key != old_key:
                 keys.append(new_key)
                 prefixes.extend(new_prefixes)
@@ -664,6 +748,49 @@ def add_index_writes(
             entries.append(IndexEntry(iid, old_key, doc_id, None))
         if new_key is not None:
             entries.append(IndexEntry(iid, new_key, doc_id, encoded))
+
+
+class _KeyParts:
+    """A document's index key parts, each value encoded once (``index_key_prefixes``)."""
+
+    __slots__ = ("_creation", "_doc", "_encoded", "_id", "_other")
+
+    def __init__(self, doc: dict[str, Any], other: _KeyParts | None = None) -> None:
+        self._doc = doc
+        self._other = other
+        self._encoded: dict[str, tuple[Any, bytes]] = {}
+        self._creation: bytes
+        self._id: bytes
+        creation, doc_id = doc["_creationTime"], doc["_id"]
+        if other is not None and other._doc["_creationTime"] is creation:
+            self._creation = other._creation
+        else:
+            self._creation = encode_value(creation)
+        if other is not None and other._doc["_id"] is doc_id:
+            self._id = other._id
+        else:
+            self._id = encode_value(doc_id)
+
+    def _part(self, path: str) -> bytes:
+        value = field_value(self._doc, path)
+        other = self._other
+        if other is not None:
+            known = other._encoded.get(path)
+            if known is not None and known[0] is value:
+                return known[1]
+        part = encode_value(value)
+        self._encoded[path] = (value, part)
+        return part
+
+    def key_prefixes(self, fields: Sequence[str]) -> tuple[bytes, list[bytes]]:
+        prefixes = []
+        key = b""
+        for path in fields:
+            key += self._part(path)
+            prefixes.append(key)
+        key += self._creation
+        prefixes.append(key)
+        return key + self._id, prefixes
 
 
 class SystemStore:

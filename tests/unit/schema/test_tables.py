@@ -29,6 +29,7 @@ from schema.tables import (
     index_fields,
     validate_document,
 )
+from schema.validators import ObjectV
 from schema.values import MAX_DOCUMENT_SIZE
 
 TASK_ID = encode_id(10001, bytes(16))
@@ -425,3 +426,37 @@ def test_package_exports() -> None:
     for name in schema.__all__:
         assert hasattr(schema, name), name
     assert schema.v is v
+
+
+# Flat validators (objects of scalar fields) skip check_document's name and value checks, which
+# their output passes by construction; everything else, and any validator whose field names
+# were never checked (a TableDefinition built directly, as a manifest does), goes through them.
+FLAT_CASES: list[tuple[Any, Any]] = [
+    (v.object({"a": v.string(), "n": v.optional(v.union(v.number(), v.null()))}), {"a": "x"}),
+    (v.object({"a": v.string()}), {"a": "x" * MAX_DOCUMENT_SIZE}),
+    (v.object({"i": v.int64(), "b": v.bytes()}), {"i": 3, "b": bytearray(b"q")}),
+    (v.union(v.object({"k": v.literal("a")}), v.object({"k": v.literal(1)})), {"k": 1}),
+    (ObjectV({"$a": v.string()}), {"$a": "x"}),
+    (ObjectV({"_a": v.string()}), {"_a": "x"}),
+    (ObjectV({"é": v.string()}), {"é": "x"}),
+    (v.object({"a": v.any()}), {"a": {"$b": 1.0}}),
+    (v.object({"a": v.array(v.any())}), {"a": [{"b": 1 << 60}]}),
+    (v.any(), {"a": {"ctl\x01": 1.0}}),
+]
+
+
+@pytest.mark.parametrize(("validator", "doc"), FLAT_CASES, ids=range(len(FLAT_CASES)))
+def test_flat_validators_answer_as_the_full_checks(
+    validator: Any, doc: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table_schema = SchemaDefinition({"t": TableDefinition(validator)})
+
+    def outcome() -> Any:
+        try:
+            return table_schema.validate_document("t", doc, names_checked=True)
+        except ValidationError as exc:
+            return (type(exc), str(exc), exc.path)
+
+    fast = outcome()
+    monkeypatch.setattr(schema.tables, "_is_flat", lambda validator: False)
+    assert fast == outcome()

@@ -17,13 +17,14 @@ from typing import Any, cast
 import pytest
 
 from functions.store import UNDEFINED, Bound, IndexRange, Order, PaginationOptions
-from reactor.core.index_keys import id_key, index_key, range_interval
+from reactor.core.index_keys import id_key, index_key, index_key_prefixes, range_interval
 from reactor.core.intervals import Interval
+from reactor.core.persistence import IndexEntry
 from reactor.core.system_tables import TableRegistry
 from reactor.engine import transaction as transaction_module
-from reactor.engine.transaction import Transaction
+from reactor.engine.transaction import Transaction, add_index_writes
 from reactor.storage.sqlite import SqlitePersistence
-from schema import define_schema, define_table, v
+from schema import define_schema, define_table, tables as tables_module, v
 from schema.errors import (
     DocumentNotFound,
     InvalidCursor,
@@ -779,3 +780,253 @@ class TestPrepareCommit:
         assert await db.begin(ts - 1).get(doc_id) is None
         assert _ns(await _take(_by_n(db.begin(ts)))) == [1.0]
         assert db.storage.table_numbers() == {"messages": 10_001}
+
+
+# -- the cheaper patch and commit paths answer as the full ones ---------------------------------
+
+# A table whose validator is flat (scalar fields: only the size is left to check after it) and
+# one whose validator is not (nested values, v.any()): both take different paths in
+# SchemaDefinition.validate_document.
+MIXED_SCHEMA = define_schema(
+    {
+        "messages": define_table(
+            {"author": v.string(), "n": v.number(), "body": v.optional(v.string())}
+        ),
+        "things": define_table(
+            {"n": v.number(), "data": v.optional(v.any()), "tags": v.optional(v.array(v.string()))}
+        ),
+    }
+)
+
+
+def _deep(depth: int) -> Any:
+    value: Any = 1.0
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+# Patches of a stored {"n": 1.0, "author"/"data": ...} document: good ones and every kind of
+# bad input (names, reserved names, values, schema, nesting, the 1 MiB limit with and without
+# the system fields).
+PATCHES: list[dict[Any, Any]] = [
+    {"n": 2},
+    {"n": 2.0, "body": "hi"},
+    {"body": UNDEFINED},
+    {"author": UNDEFINED},
+    {"n": UNDEFINED, "$bad": UNDEFINED},
+    {"$bad": 1.0},
+    {"_hidden": 1.0},
+    {"x" * 65: 1.0},
+    {"ctl\x01": 1.0},
+    {"é": 1.0},
+    {5: 1.0},
+    {"n": "two"},
+    {"extra": 1.0},
+    {"n": 1 << 60},
+    {"n": "two", "$bad": 1.0},
+    {"n": "two", "extra": 1.0},
+    {"extra": 1.0, "n": "two"},
+    {"data": {"$x": 1.0}},
+    {"data": {"ok": [1, {"bad\x02": 2}]}},
+    {"data": _deep(16)},
+    {"data": _deep(17)},
+    {"data": [0.0] * 8193},
+    {"tags": ["a", 5]},
+    {"data": "x" * (1 << 20)},
+    {"body": "x" * ((1 << 20) - 40)},
+    {"data": "x" * ((1 << 20) - 40)},
+    {"body": "x" * ((1 << 20) - 80)},
+    {"data": "x" * ((1 << 20) - 80)},
+    {"n": 3.0, "data": Int64(4), "tags": ("a", "b")},
+    {"data": {"nested": bytearray(b"b"), "list": (1, 2)}},
+]
+
+
+class TestPatchChecks:
+    """``patch`` checks only the fields it changes (the stored ones were checked when written)
+    plus what the merged document needs: the outcome, error or document, is the same as the
+    whole merged document checked like a new one."""
+
+    @staticmethod
+    def _outcome(exc: BaseException) -> tuple[Any, ...]:
+        return (type(exc), str(exc), getattr(exc, "path", None))
+
+    async def _patched(self, db: Db, schema: Any, doc_id: str, fields: dict[Any, Any]) -> Any:
+        txn = db.begin(writable=True, schema=schema)
+        try:
+            await txn.patch(doc_id, fields)
+        except Exception as exc:
+            return self._outcome(exc)
+        return await txn.get(doc_id)
+
+    async def _reference(
+        self,
+        db: Db,
+        schema: Any,
+        table: str,
+        doc_id: str,
+        fields: dict[Any, Any],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> Any:
+        txn = db.begin(writable=True, schema=schema)
+        current = await txn.get(doc_id)
+        assert current is not None
+        merged = {k: value for k, value in current.items() if k not in ("_id", "_creationTime")}
+        for name, value in fields.items():
+            if value is UNDEFINED:
+                merged.pop(name, None)
+            else:
+                merged[name] = value
+        with monkeypatch.context() as patched:
+            # No shortcut: every name and value checked, check_document after the validator.
+            patched.setattr(tables_module, "_is_flat", lambda validator: False)
+            try:
+                user = txn._validate(table, merged)
+                doc = {"_id": doc_id, "_creationTime": current["_creationTime"], **user}
+                txn._check_size(doc)
+            except Exception as exc:
+                return self._outcome(exc)
+        return doc
+
+    @pytest.mark.parametrize("fields", PATCHES, ids=range(len(PATCHES)))
+    @pytest.mark.parametrize(
+        ("schema", "table", "stored"),
+        [
+            (MIXED_SCHEMA, "messages", {"author": "ada", "n": 1.0}),
+            (MIXED_SCHEMA, "things", {"n": 1.0, "data": {"k": [1.0, "v"]}}),
+            (None, "notes", {"author": "ada", "n": 1.0, "data": {"k": [1.0, "v"]}}),
+        ],
+        ids=["flat", "nested", "schemaless"],
+    )
+    async def test_patch_answers_as_checking_the_merged_document(
+        self,
+        db: Db,
+        monkeypatch: pytest.MonkeyPatch,
+        schema: Any,
+        table: str,
+        stored: dict[str, Any],
+        fields: dict[Any, Any],
+    ) -> None:
+        txn = db.begin(writable=True, schema=schema)
+        doc_id = await txn.insert(table, stored)
+        await db.commit(txn)
+
+        expected = await self._reference(db, schema, table, doc_id, fields, monkeypatch)
+        assert await self._patched(db, schema, doc_id, fields) == expected
+
+    async def test_a_bad_name_is_reported_even_where_the_value_is_bad_too(self, db: Db) -> None:
+        txn = db.begin(writable=True, schema=MIXED_SCHEMA)
+        doc_id = await txn.insert("messages", {"author": "ada", "n": 1.0})
+
+        with pytest.raises(ValidationError, match=r"Field name '\$bad' starts with '\$'"):
+            await txn.patch(doc_id, {"n": "two", "$bad": 1.0})
+        with pytest.raises(ValidationError, match="Expected `number`, got `string`"):
+            await txn.patch(doc_id, {"n": "two"})
+
+
+def _reference_index_writes(
+    table: str,
+    indexes: dict[str, tuple[str, ...]],
+    doc_id: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    encoded: bytes | None,
+) -> tuple[dict[str, list[bytes]], dict[str, list[bytes]], list[Any]]:
+    """What add_index_writes adds, computed with index_key_prefixes for every key."""
+    write_keys: dict[str, list[bytes]] = {}
+    write_prefixes: dict[str, list[bytes]] = {}
+    entries: list[Any] = []
+    for name, fields in indexes.items():
+        iid = f"{table}.{name}"
+        keys = write_keys.setdefault(iid, [])
+        prefixes = write_prefixes.setdefault(iid, [])
+        old_key = new_key = None
+        if old is not None:
+            old_key, old_prefixes = index_key_prefixes(old, fields)
+            keys.append(old_key)
+            prefixes.extend(old_prefixes)
+        if new is not None:
+            new_key, new_prefixes = index_key_prefixes(new, fields)
+            if new_key != old_key:
+                keys.append(new_key)
+                prefixes.extend(new_prefixes)
+        if old_key is not None and old_key != new_key:
+            entries.append(IndexEntry(iid, old_key, doc_id, None))
+        if new_key is not None:
+            entries.append(IndexEntry(iid, new_key, doc_id, encoded))
+    return write_keys, write_prefixes, entries
+
+
+class TestIndexWrites:
+    INDEXES = {
+        "by_creation_time": (),
+        "by_a": ("a",),
+        "by_a_b": ("a", "b"),
+        "by_nested": ("o.x", "a"),
+        "by_missing": ("nothing",),
+    }
+
+    @pytest.mark.parametrize(
+        "change",
+        ["insert", "delete", "same", "a_moves", "b_moves", "nested_moves", "equal_copies"],
+    )
+    def test_add_index_writes_matches_index_key_prefixes(self, change: str) -> None:
+        shared = {"x": [1.0, "s"]}
+        old: dict[str, Any] | None = {
+            "_id": "doc1",
+            "_creationTime": 5.0,
+            "a": 1.0,
+            "b": "two",
+            "o": shared,
+        }
+        assert old is not None
+        new: dict[str, Any] | None = dict(old)
+        assert new is not None
+        if change == "insert":
+            old = None
+        elif change == "delete":
+            new = None
+        elif change == "a_moves":
+            new["a"] = -0.0
+        elif change == "b_moves":
+            new["b"] = Int64(2)
+        elif change == "nested_moves":
+            new["o"] = {"x": [1.0, "t"]}
+        elif change == "equal_copies":
+            # Equal but not the same objects: 0.0 == -0.0 must still encode apart.
+            new.update({"a": True, "_creationTime": 5.0, "o": {"x": [1.0, "s"]}})
+            old["a"] = 1.0
+        expected = _reference_index_writes("t", self.INDEXES, "doc1", old, new, b"{}")
+
+        write_keys: dict[str, list[bytes]] = {}
+        write_prefixes: dict[str, list[bytes]] = {}
+        entries: list[Any] = []
+        add_index_writes(
+            "t", self.INDEXES, "doc1", old, new, b"{}", write_keys, write_prefixes, entries
+        )
+
+        assert (write_keys, write_prefixes, entries) == expected
+
+    async def test_a_commit_writes_the_keys_of_every_index(self, db: Db) -> None:
+        [doc_id] = await db.seed(1.0)
+        txn = db.begin(writable=True)
+        await txn.patch(doc_id, {"author": "bob"})
+        request = txn.prepare_commit()
+        commit = request.build(db.ts + 1)
+        stored = await db.begin().get(doc_id)
+        patched = await txn.get(doc_id)
+        assert stored is not None and patched is not None
+
+        expected: dict[str, list[bytes]] = {"messages.by_id": [id_key(doc_id)]}
+        keys, _prefixes, entries = _reference_index_writes(
+            "messages",
+            {"by_creation_time": (), "by_author": ("author", "n"), "by_n": ("n",)},
+            doc_id,
+            stored,
+            patched,
+            commit.documents[0].value,
+        )
+        expected.update(keys)
+        assert request.write_keys == expected
+        assert commit.indexes == entries
