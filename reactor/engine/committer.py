@@ -59,6 +59,7 @@ class Committer:
         self._last_assigned = publisher.published_ts
         self._early = persistence.visible_before_durable
         self._written_ts = publisher.published_ts
+        self._urgent: asyncio.Future[None] | None = None  # set while gathering a batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
@@ -132,11 +133,16 @@ class Committer:
             request.mutation = mutation
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(request, future, priority))
+        urgent = self._urgent
+        if priority and urgent is not None and not urgent.done():
+            urgent.set_result(None)
         return await future
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if not batch[0].priority and self._written_ts > self.publisher.published_ts:
+                await self._gather_during_flush()
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             if any(pending.priority for pending in batch):
@@ -151,6 +157,22 @@ class Committer:
                         pending.future.set_exception(
                             error or StorageUnavailable(f"Commit failed: {exc}")
                         )
+
+    async def _gather_during_flush(self) -> None:
+        """Wait, while written commits await their fsync, until it ends or an urgent commit
+        (a re-run after a conflict) arrives: the commits arriving meanwhile join one batch.
+        Writing them sooner would not answer them sooner, and every batch rewrites pages
+        (the ends of the timestamp indexes) that a bigger one shares."""
+        loop = asyncio.get_running_loop()
+        flushed: asyncio.Future[int] = loop.create_future()
+        self.publisher.when_published(self._written_ts, flushed)
+        self._urgent = loop.create_future()
+        try:
+            await asyncio.wait((flushed, self._urgent), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            flushed.cancel()
+            self._urgent.cancel()
+            self._urgent = None
 
     async def _process(self, batch: list[_Pending]) -> None:
         results = await self.persistence.commit(

@@ -347,12 +347,17 @@ class TestReadableBeforeDurable:
         before = parts.publisher.published_ts
         first = asyncio.ensure_future(parts.committer.commit(request(0, "a")))
         await until(parts.persistence.held.is_set)
-        with pytest.raises(OptimisticConcurrencyError) as info:  # while "a" awaits its fsync
-            await commit(parts, request(before, "b", reads=["a"]))
+        # Re-runs after a conflict (``priority``) are written at once, during "a"'s fsync.
+        with pytest.raises(OptimisticConcurrencyError) as info:
+            await asyncio.wait_for(
+                parts.committer.commit(request(before, "b", reads=["a"]), priority=True), TIMEOUT
+            )
         assert info.value.write_ts == parts.committer.visible_ts
         # Read at the written snapshot, the same transaction commits, before "a" is durable.
         later = asyncio.ensure_future(
-            parts.committer.commit(request(parts.committer.visible_ts, "b", reads=["a"]))
+            parts.committer.commit(
+                request(parts.committer.visible_ts, "b", reads=["a"]), priority=True
+            )
         )
         await until(lambda: parts.persistence.batches == [1, 1, 1])
         beaten = info.value.write_ts
@@ -377,13 +382,40 @@ class TestReadableBeforeDurable:
         parts.persistence.hold()
         first = asyncio.ensure_future(parts.committer.commit(request(0, "a")))
         await until(parts.persistence.held.is_set)
-        second = asyncio.ensure_future(parts.committer.commit(request(0, "b")))
+        second = asyncio.ensure_future(parts.committer.commit(request(0, "b"), priority=True))
         await until(lambda: parts.persistence.batches == [1, 1])
         await until(lambda: parts.committer.visible_ts == NOW + 1)
         parts.persistence.release()
         a, b = await asyncio.wait_for(asyncio.gather(first, second), TIMEOUT)
         # "b" was written after the first fsync began: published only after a second one.
         assert synced_at == {a: 1, b: 2}
+
+    async def test_commits_arriving_during_an_fsync_gather_until_it_ends(
+        self, parts: Parts
+    ) -> None:
+        parts.persistence.hold()
+        first = asyncio.ensure_future(parts.committer.commit(request(0, "a")))
+        await until(parts.persistence.held.is_set)
+        waiting = [asyncio.ensure_future(parts.committer.commit(request(0, doc))) for doc in "bc"]
+        await asyncio.sleep(0.05)
+        assert parts.persistence.batches == [1]  # nothing gained by writing them now
+        parts.persistence.release()
+        await asyncio.wait_for(asyncio.gather(first, *waiting), TIMEOUT)
+        assert parts.persistence.batches == [1, 2]
+
+    async def test_an_urgent_commit_does_not_wait_for_the_fsync(self, parts: Parts) -> None:
+        parts.persistence.hold()
+        first = asyncio.ensure_future(parts.committer.commit(request(0, "a")))
+        await until(parts.persistence.held.is_set)
+        waiting = asyncio.ensure_future(parts.committer.commit(request(0, "b")))
+        await asyncio.sleep(0.01)
+        urgent = asyncio.ensure_future(parts.committer.commit(request(0, "c"), priority=True))
+        # Written during "a"'s fsync, taking the commit that was gathering with it.
+        await until(lambda: parts.persistence.batches == [1, 2])
+        assert not urgent.done()
+        parts.persistence.release()
+        a, b, c = await asyncio.wait_for(asyncio.gather(first, waiting, urgent), TIMEOUT)
+        assert a < c < b  # the urgent one first in its batch
 
 
 async def test_the_feed_checkpoints_the_wal_once_it_is_due(
