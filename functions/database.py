@@ -143,8 +143,9 @@ def _check_field(field: Any, op: str) -> None:
 
 
 def _range_value(value: Any, op: str, field: str) -> Any:
-    if value is UNDEFINED:  # a missing field: q.eq("f", UNDEFINED)
-        return value
+    kind = type(value)
+    if value is UNDEFINED or kind is float or kind is str or kind is bool or value is None:
+        return value  # UNDEFINED: a missing field, q.eq("f", UNDEFINED); scalars always pass
     check_value(value, f"with_index .{op}({field!r})")
     return value
 
@@ -275,14 +276,20 @@ class Query:
         out: list[dict[str, Any]] = []
         if limit == 0:
             return out
-        stream = self.__aiter__()
+        # What iterating a QueryStream does, without its extra layer per document.
+        source = self._db.store.scan(*self._scan_args())
+        predicate = compile_filter(self._filters)
         try:
-            async for doc in stream:
+            async for doc in source:
+                if predicate is not None and not predicate(doc):
+                    continue
                 out.append(doc)
                 if limit is not None and len(out) >= limit:
                     break
         finally:
-            await stream.aclose()
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
         return out
 
     async def collect(self) -> list[dict[str, Any]]:

@@ -130,7 +130,15 @@ def _to_json_fast(value: Value) -> JsonValue:
         for key, item in value.items():
             if type(key) is not str:
                 raise _Slow
-            out[key] = _to_json_fast(item)
+            item_kind = type(item)
+            if item_kind is str or (
+                item_kind is float
+                and item - item == 0.0
+                and (item != 0.0 or math.copysign(1.0, item) > 0)
+            ):
+                out[key] = item
+            else:
+                out[key] = _to_json_fast(item)
         return out
     if kind is list:
         return [_to_json_fast(item) for item in value]
@@ -197,7 +205,8 @@ def _from_json_fast(obj: JsonValue) -> Value:
                     return _decode_special(key, item, "$")
                 except ValidationError:
                     raise _Slow from None
-            out[key] = _from_json_fast(item)
+            item_kind = type(item)
+            out[key] = item if item_kind is str or item_kind is float else _from_json_fast(item)
         return out
     if kind is list:
         return [_from_json_fast(item) for item in obj]
@@ -387,7 +396,13 @@ def value_size(value: Value) -> int:
     if kind is dict:
         size = 2
         for key, item in value.items():
-            size += len(key) + 1 + value_size(item)
+            item_kind = type(item)
+            if item_kind is float:
+                size += len(key) + 10
+            elif item_kind is str and item.isascii():
+                size += len(key) + 3 + len(item)
+            else:
+                size += len(key) + 1 + value_size(item)
         return size
     return _value_size(value)
 

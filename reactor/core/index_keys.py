@@ -88,21 +88,25 @@ def range_interval(rng: IndexRange, fields: Sequence[str], *, index: str) -> Int
 
     The eq fields must be a prefix of the index fields, and bounds must be on the next field.
     """
-    prefix = bytearray()
+    parts = []
     position = 0
+    count = len(fields)
     for name, value in rng.eq:
-        _check_next_field(fields, position, name, f"eq({name!r})", index)
-        prefix += encode_value(value)
+        if position >= count or fields[position] != name:
+            _check_next_field(fields, position, name, f"eq({name!r})", index)
+        parts.append(encode_value(value))
         position += 1
-    start = bytes(prefix)
+    start = prefix = b"".join(parts)
     # Not prefix_successor: "a" encodes as a byte prefix of "a\x00"; P + 0xFF bounds exactly
     # the keys whose values extend P (schema.ordering.key_prefix_end).
     end = key_prefix_end(start) if start else None
+    if rng.lower is None and rng.upper is None:
+        return Interval(start, end)
     for bound, is_lower in ((rng.lower, True), (rng.upper, False)):
         if bound is None:
             continue
         _check_next_field(fields, position, bound.field, f"a range on {bound.field!r}", index)
-        key = bytes(prefix) + encode_value(bound.value)
+        key = prefix + encode_value(bound.value)
         if is_lower:
             start = max(start, key if bound.inclusive else key_prefix_end(key))
         else:

@@ -264,6 +264,24 @@ class TestScan:
             ("messages.by_n", Interval(b"", index_key(docs[-1], BY_N) + b"\x00"))
         ]
 
+    @pytest.mark.parametrize("order", [Order.ASC, Order.DESC])
+    @pytest.mark.parametrize("count", [1, 31, 32, 33, 70, 100, None])
+    async def test_a_scan_of_storage_alone_answers_as_the_merging_scan(
+        self, db: Db, order: Order, count: int | None
+    ) -> None:
+        # A transaction that wrote nothing in the table reads storage alone; one that rewrote
+        # a document with the same values merges its own version in: same documents, same
+        # read set, across storage batches, stopped or exhausted.
+        ids = await db.seed(*(float(n) for n in range(100)))
+        plain = db.begin(writable=True)
+        await plain.system_insert("_storage", {"size": 1.0})
+        merging = db.begin(writable=True)
+        await merging.patch(ids[40], {"n": 40.0})
+
+        assert await _take(_by_n(plain, order), count) == await _take(_by_n(merging, order), count)
+        by_n = [read for read in _reads(merging) if read[0] == "messages.by_n"]
+        assert _reads(plain) == by_n
+
     async def test_a_scan_never_iterated_records_nothing(self, db: Db) -> None:
         await db.seed(1.0)
         txn = db.begin()
