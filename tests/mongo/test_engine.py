@@ -24,6 +24,7 @@ from functions.loader import load_app
 from reactor.core.persistence import PublishedCommit
 from reactor.server.deployment import Deployment
 from reactor.storage import open_reader, open_storage
+from reactor.storage.mongo import engine as mongo_engine
 from reactor.storage.mongo.engine import MongoPersistence, parse_mongo_url
 from reactor.testing import call, write_app
 from schema.errors import StorageUnavailable
@@ -313,3 +314,24 @@ async def test_a_reader_writes_nothing_and_sees_what_the_server_committed(
             await reader.aclose()
         assert sorted(raw.list_collection_names()) == collections
         assert {name: sorted(raw[name].index_information()) for name in collections} == indexes
+
+
+async def test_a_reader_retires_its_superseded_snapshots(
+    storage_url: str, app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A function runner has no change feed to retire its snapshots: each newer one does, once
+    # the older ones have been superseded for SNAPSHOT_KEEP_S (0 here; 120 s in service).
+    monkeypatch.setattr(mongo_engine, "SNAPSHOT_KEEP_S", 0.0)
+    async with server(app_dir, storage_url, tmp_path, "a") as a:
+        reader = MongoPersistence.open(a.persistence.reader_url, reader=True)
+        try:
+            seen = []
+            for name in ("ann", "bob", "cat"):
+                await call(a, "doctors:add", {"name": name})
+                seen.append(a.committer.published_ts)
+                await reader.snapshot(seen[-1])
+            assert sorted(reader._snapshots) == seen[1:]  # the first: superseded, then gone
+            rows = await reader.scan("doctors.by_id", b"", None, seen[-1], Order.ASC, 10)
+            assert len(rows) == 3
+        finally:
+            await reader.aclose()

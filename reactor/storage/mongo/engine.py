@@ -167,8 +167,10 @@ class MongoPersistence:
         tables: dict[str, int],
         max_ts: int,
         feed_mode: str = "change_stream",
+        reader: bool = False,
     ) -> None:
         self.url = url
+        self.reader = reader
         self.database_name = database
         self.feed_mode = feed_mode
         self._tables = {**tables, **SYSTEM_TABLES}
@@ -218,6 +220,7 @@ class MongoPersistence:
             tables=tables,
             max_ts=int(seq.get("ts") or 0),
             feed_mode=feed_mode,
+            reader=reader,
         )
 
     # -- connection --------------------------------------------------------------------------
@@ -357,6 +360,8 @@ class MongoPersistence:
                 snap.ready.set_exception(error)
                 snap.ready.exception()  # retrieved: concurrent waiters get it too
                 raise error from exc
+            if self.reader:  # no feed retires a function runner's snapshots: newer ones do
+                await self.retire_snapshots(ts)
         elif not snap.ready.done():
             await snap.ready
         return snap
