@@ -57,6 +57,7 @@ pagination_opts_validator: ObjectV = v.object(
     }
 )
 _PAGINATION_KEYS = set(pagination_opts_validator.fields)
+_EVERYTHING = IndexRange()  # immutable: every query without a range shares it
 
 
 @dataclass(slots=True)
@@ -201,19 +202,21 @@ class Query:
         self._db = db
         self._table = table
         self._index = index
-        self._range = range if range is not None else IndexRange()
+        self._range = range if range is not None else _EVERYTHING
         self._order = order
         self._filters = filters
 
-    def _derive(self, **changes: Any) -> Query:
-        state: dict[str, Any] = {
-            "index": self._index,
-            "range": self._range,
-            "order": self._order,
-            "filters": self._filters,
-        }
-        state.update(changes)
-        return Query(self._db, self._table, **state)
+    def _derive(
+        self, *, index: Any = _NO, range: Any = _NO, order: Any = _NO, filters: Any = _NO
+    ) -> Query:
+        return Query(
+            self._db,
+            self._table,
+            index=self._index if index is _NO else index,
+            range=self._range if range is _NO else range,
+            order=self._order if order is _NO else order,
+            filters=self._filters if filters is _NO else filters,
+        )
 
     def _check_initial(self, method: str) -> None:
         if self._index is not None or self._order is not None or self._filters:

@@ -101,7 +101,13 @@ class _SchemaCache:
 
     schema: Any
     index_fields: dict[tuple[str, str], tuple[str, ...]]
-    user_indexes: dict[str, dict[str, tuple[str, ...]]]
+    index_plans: dict[str, _IndexPlan]
+
+
+@dataclass(frozen=True, slots=True)
+class _IndexPlan:
+    by_id: str
+    indexes: tuple[tuple[str, Sequence[str]], ...]
 
 
 _CACHE_LIMIT = 4096
@@ -222,15 +228,22 @@ class Transaction:
             raise SchemaError(f"Index {table}.{index} not found.")
         return tuple(self.schema.index_fields(table, index))
 
-    def _user_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
-        cache = _schema_cache(self.schema).user_indexes
-        indexes = cache.get(table)
-        if indexes is None:
-            indexes = self._lookup_user_indexes(table)
+    def _index_plan(self, table: str) -> _IndexPlan:
+        """The ``by_id`` index id of ``table`` and (index id, fields) of its other indexes."""
+        cache = _schema_cache(self.schema).index_plans
+        plan = cache.get(table)
+        if plan is None:
+            plan = _IndexPlan(
+                index_id(table, BY_ID),
+                tuple(
+                    (index_id(table, name), fields)
+                    for name, fields in self._lookup_user_indexes(table).items()
+                ),
+            )
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
-            cache[table] = indexes
-        return indexes
+            cache[table] = plan
+        return plan
 
     def _lookup_user_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
         indexes: dict[str, tuple[str, ...]] = {BY_CREATION_TIME: ()}
@@ -306,7 +319,11 @@ class Transaction:
                     f"Invalid argument `id` for `db.get`: {id!r} is not an ID"
                 ) from None
             return None
-        self._reads.add_point(index_id(table, BY_ID), id_key(id))
+        return await self._get(table, id)
+
+    async def _get(self, table: str, id: str) -> dict[str, Any] | None:
+        """``get`` of an id known to belong to ``table``."""
+        self._reads.add_point(self._index_plan(table).by_id, id_key(id))
         write = self._writes.get(id)
         if write is not None:
             return None if write.new is None else dict(write.new)
@@ -596,7 +613,7 @@ class Transaction:
             raise ValidationError(
                 f"Documents of the system table {table!r} cannot be changed by db.{op}"
             )
-        current = await self.get(id) if table is not None else None
+        current = await self._get(table, id) if table is not None else None
         if table is None or current is None:
             raise DocumentNotFound(f"{op.capitalize()} on nonexistent document ID {id}")
         return table, current
@@ -716,10 +733,10 @@ class Transaction:
                     )
             documents.append(DocumentLogEntry(doc_id, table, encoded, None))
             summary.append((table, doc_id, write.new))
-            write_keys.setdefault(index_id(table, BY_ID), []).append(id_key(doc_id))
-            add_index_writes(
-                table,
-                self._user_indexes(table),
+            plan = self._index_plan(table)
+            write_keys.setdefault(plan.by_id, []).append(id_key(doc_id))
+            _add_index_writes(
+                plan.indexes,
                 doc_id,
                 write.old,
                 write.new,
@@ -764,10 +781,24 @@ def add_index_writes(
     The same as ``index_key_prefixes`` of ``old`` and ``new`` in every index, with each value
     encoded once: ``_creationTime`` and ``_id`` once per document, and a field value ``new``
     shares with ``old`` (the same object, as after a patch of other fields) once in all."""
+    plan = tuple((index_id(table, name), fields) for name, fields in indexes.items())
+    _add_index_writes(plan, doc_id, old, new, encoded, write_keys, write_prefixes, entries)
+
+
+def _add_index_writes(
+    indexes: Sequence[tuple[str, Sequence[str]]],
+    doc_id: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    encoded: bytes | None,
+    write_keys: dict[str, list[bytes]],
+    write_prefixes: dict[str, list[bytes]],
+    entries: list[IndexEntry],
+) -> None:
+    """``add_index_writes`` over (index id, fields) pairs."""
     old_parts = None if old is None else _KeyParts(old)
     new_parts = None if new is None else _KeyParts(new, old_parts)
-    for name, fields in indexes.items():
-        iid = index_id(table, name)
+    for iid, fields in indexes:
         keys = write_keys.setdefault(iid, [])
         prefixes = write_prefixes.setdefault(iid, [])
         old_key = new_key = None

@@ -802,3 +802,59 @@ def test_literal_matches_only_same_type_and_value(literal: Any, value: Any) -> N
     else:
         with pytest.raises(ValidationError):
             validator.validate(value)
+
+
+class _Float(float):
+    pass
+
+
+class _Str(str):
+    pass
+
+
+FIELD_VALIDATORS = [
+    v.float64(),
+    v.string(),
+    v.boolean(),
+    v.bytes(),
+    v.int64(),
+    v.optional(v.float64()),
+    v.optional(v.string()),
+    v.null(),
+    v.any(),
+]
+FIELD_VALUES: list[Any] = [
+    1.5,
+    3,
+    True,
+    "s",
+    b"b",
+    bytearray(b"b"),
+    Int64(2),
+    None,
+    _Float(1.0),
+    _Str("x"),
+    [1.0],
+]
+
+
+@pytest.mark.parametrize("validator", FIELD_VALIDATORS, ids=repr)
+@pytest.mark.parametrize("value", FIELD_VALUES, ids=repr)
+def test_object_fields_are_checked_as_their_validator_checks_them(
+    validator: Any, value: Any
+) -> None:
+    # An object's field of an exact scalar type skips the call (and its path): same answer.
+    def outcome(check: Any) -> Any:
+        try:
+            result = check()
+        except ValidationError as exc:
+            return ("raised", str(exc), exc.path)
+        return ("returned", type(result), result)
+
+    direct = outcome(lambda: validator.validate(value, "$.f"))
+    in_object = outcome(lambda: v.object({"f": validator}).validate({"f": value}))
+    if direct[0] == "returned":
+        assert in_object == ("returned", dict, {"f": value if direct[2] is value else direct[2]})
+        assert type(in_object[2]["f"]) is direct[1]
+    else:
+        assert in_object == direct
