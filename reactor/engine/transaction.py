@@ -176,6 +176,7 @@ class Transaction:
         self._seen: dict[str, dict[str, Any] | None] = {}
         self.journal = journal
         self.paginated = False
+        self._schema_info: _SchemaCache | None = None
 
     # -- read set --------------------------------------------------------------------------
 
@@ -202,8 +203,14 @@ class Transaction:
 
     # -- schema helpers ----------------------------------------------------------------------
 
+    def _info(self) -> _SchemaCache:
+        info = self._schema_info
+        if info is None or info.schema is not self.schema:
+            info = self._schema_info = _schema_cache(self.schema)
+        return info
+
     def _index_fields(self, table: str, index: str) -> tuple[str, ...]:
-        cache = _schema_cache(self.schema).index_fields
+        cache = self._info().index_fields
         fields = cache.get((table, index))
         if fields is None:
             fields = self._lookup_index_fields(table, index)
@@ -230,7 +237,7 @@ class Transaction:
 
     def _index_plan(self, table: str) -> _IndexPlan:
         """The ``by_id`` index id of ``table`` and (index id, fields) of its other indexes."""
-        cache = _schema_cache(self.schema).index_plans
+        cache = self._info().index_plans
         plan = cache.get(table)
         if plan is None:
             plan = _IndexPlan(
@@ -781,7 +788,7 @@ def add_index_writes(
     The same as ``index_key_prefixes`` of ``old`` and ``new`` in every index, with each value
     encoded once: ``_creationTime`` and ``_id`` once per document, and a field value ``new``
     shares with ``old`` (the same object, as after a patch of other fields) once in all."""
-    plan = tuple((index_id(table, name), fields) for name, fields in indexes.items())
+    plan = tuple((index_id(table, name), tuple(fields)) for name, fields in indexes.items())
     _add_index_writes(plan, doc_id, old, new, encoded, write_keys, write_prefixes, entries)
 
 
