@@ -23,7 +23,8 @@ class ReadSet:
         self._by_index: dict[str, IntervalSet] = {}
 
     def add(self, index_id: str, interval: Interval) -> None:
-        if interval.end is not None and interval.end <= interval.start:
+        start, end = interval
+        if end is not None and end <= start:
             return
         intervals = self._by_index.get(index_id)
         if intervals is None:
@@ -31,7 +32,11 @@ class ReadSet:
         intervals.add(interval)
 
     def add_point(self, index_id: str, key: bytes) -> None:
-        self.add(index_id, Interval(key, key + b"\x00"))
+        # Never empty: ``key + 0x00`` is the key's immediate successor.
+        intervals = self._by_index.get(index_id)
+        if intervals is None:
+            intervals = self._by_index[index_id] = IntervalSet()
+        intervals.add(Interval(key, key + b"\x00"))
 
     def contains(self, index_id: str, key: bytes) -> bool:
         intervals = self._by_index.get(index_id)
