@@ -531,6 +531,6 @@ class DatabaseWriter(DatabaseReader):
 
 
 def _document(op: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise ValidationError(f"db.{op}(): expected an object, got {value!r}")
     return dict(value)

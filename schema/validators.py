@@ -381,7 +381,7 @@ class OptionalV(Validator, frozen=True):
 def _validate_fields(
     fields: Mapping[str, Validator], value: Value, path: str, resolve: ResolveIdTable | None
 ) -> dict[str, Value]:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise ValidationError(f"Expected `object`, got {_got(value)}", path=path)
     for key in value:
         if key not in fields:
@@ -775,7 +775,7 @@ def validate_args(
     Raises:
         ArgumentValidationError: ``args`` is not an object or does not match.
     """
-    if not isinstance(args, Mapping):
+    if type(args) is not dict and not isinstance(args, Mapping):
         raise ArgumentValidationError(
             f"Expected the arguments to be an object, got {_got(args)}", function=function
         )
@@ -786,7 +786,8 @@ def validate_args(
             result = validators._check(args, "$", resolve_id_table)
         else:
             for name, field in validators.items():
-                _require_validator(field, f"Argument {name!r} of {function}")
+                if not isinstance(field, Validator):
+                    _require_validator(field, f"Argument {name!r} of {function}")
             result = _validate_fields(validators, args, "$", resolve_id_table)
     except ValidationError as exc:
         raise ArgumentValidationError(exc.detail, path=exc.path, function=function) from None

@@ -803,18 +803,31 @@ def _add_index_writes(
     entries: list[IndexEntry],
 ) -> None:
     """``add_index_writes`` over (index id, fields) pairs."""
-    old_parts = None if old is None else _KeyParts(old)
-    new_parts = None if new is None else _KeyParts(new, old_parts)
+    old_tail = new_tail = (b"", b"")  # the encoded _creationTime and _id
+    # path -> (value, its encoding) of old and of new: a value is encoded once per document,
+    # and new reuses old's where it holds the very same object.
+    old_parts: dict[str, tuple[Any, bytes]] = {}
+    new_parts: dict[str, tuple[Any, bytes]] = {}
+    if old is not None:
+        old_tail = (encode_value(old["_creationTime"]), encode_value(old["_id"]))
+    if new is not None:
+        creation, new_id = new["_creationTime"], new["_id"]
+        new_tail = (
+            old_tail[0]
+            if old is not None and old["_creationTime"] is creation
+            else encode_value(creation),
+            old_tail[1] if old is not None and old["_id"] is new_id else encode_value(new_id),
+        )
     for iid, fields in indexes:
         keys = write_keys.setdefault(iid, [])
         prefixes = write_prefixes.setdefault(iid, [])
         old_key = new_key = None
-        if old_parts is not None:
-            old_key, old_prefixes = old_parts.key_prefixes(fields)
+        if old is not None:
+            old_key, old_prefixes = _key_prefixes(old, fields, old_tail, old_parts, None)
             keys.append(old_key)
             prefixes.extend(old_prefixes)
-        if new_parts is not None:
-            new_key, new_prefixes = new_parts.key_prefixes(fields)
+        if new is not None:
+            new_key, new_prefixes = _key_prefixes(new, fields, new_tail, new_parts, old_parts)
             if new_key != old_key:
                 keys.append(new_key)
                 prefixes.extend(new_prefixes)
@@ -824,47 +837,32 @@ def _add_index_writes(
             entries.append(IndexEntry(iid, new_key, doc_id, encoded))
 
 
-class _KeyParts:
-    """A document's index key parts, each value encoded once (``index_key_prefixes``)."""
-
-    __slots__ = ("_creation", "_doc", "_encoded", "_id", "_other")
-
-    def __init__(self, doc: dict[str, Any], other: _KeyParts | None = None) -> None:
-        self._doc = doc
-        self._other = other
-        self._encoded: dict[str, tuple[Any, bytes]] = {}
-        self._creation: bytes
-        self._id: bytes
-        creation, doc_id = doc["_creationTime"], doc["_id"]
-        if other is not None and other._doc["_creationTime"] is creation:
-            self._creation = other._creation
+def _key_prefixes(
+    doc: dict[str, Any],
+    fields: Sequence[str],
+    tail: tuple[bytes, bytes],
+    parts: dict[str, tuple[Any, bytes]],
+    other: dict[str, tuple[Any, bytes]] | None,
+) -> tuple[bytes, list[bytes]]:
+    """``index_key_prefixes(doc, fields)`` with ``_creationTime`` and ``_id`` pre-encoded
+    (``tail``) and field encodings looked up in ``parts`` (this document's) and ``other``."""
+    prefixes = []
+    key = b""
+    for path in fields:
+        value = field_value(doc, path)
+        known = parts.get(path)
+        if (known is None or known[0] is not value) and other is not None:
+            known = other.get(path)
+        if known is not None and known[0] is value:
+            part = known[1]
         else:
-            self._creation = encode_value(creation)
-        if other is not None and other._doc["_id"] is doc_id:
-            self._id = other._id
-        else:
-            self._id = encode_value(doc_id)
-
-    def _part(self, path: str) -> bytes:
-        value = field_value(self._doc, path)
-        other = self._other
-        if other is not None:
-            known = other._encoded.get(path)
-            if known is not None and known[0] is value:
-                return known[1]
-        part = encode_value(value)
-        self._encoded[path] = (value, part)
-        return part
-
-    def key_prefixes(self, fields: Sequence[str]) -> tuple[bytes, list[bytes]]:
-        prefixes = []
-        key = b""
-        for path in fields:
-            key += self._part(path)
-            prefixes.append(key)
-        key += self._creation
+            part = encode_value(value)
+            parts[path] = (value, part)
+        key += part
         prefixes.append(key)
-        return key + self._id, prefixes
+    key += tail[0]
+    prefixes.append(key)
+    return key + tail[1], prefixes
 
 
 class SystemStore:
