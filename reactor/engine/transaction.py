@@ -100,8 +100,16 @@ class _SchemaCache:
     write (schemas are immutable; a new one is a new object)."""
 
     schema: Any
-    index_fields: dict[tuple[str, str], tuple[str, ...]]
+    scan_targets: dict[tuple[str, str], _ScanTarget]
     index_plans: dict[str, _IndexPlan]
+
+
+@dataclass(frozen=True, slots=True)
+class _ScanTarget:
+    fields: tuple[str, ...]  # the index's user fields
+    key_fields: tuple[str, ...]  # ... then _creationTime, as range_interval takes them
+    index_id: str
+    label: str  # "table.index", for error messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,14 +218,21 @@ class Transaction:
         return info
 
     def _index_fields(self, table: str, index: str) -> tuple[str, ...]:
-        cache = self._info().index_fields
-        fields = cache.get((table, index))
-        if fields is None:
+        return self._scan_target(table, index).fields
+
+    def _scan_target(self, table: str, index: str) -> _ScanTarget:
+        """What scanning ``table.index`` needs (raises as ``_lookup_index_fields`` does)."""
+        cache = self._info().scan_targets
+        target = cache.get((table, index))
+        if target is None:
             fields = self._lookup_index_fields(table, index)
+            target = _ScanTarget(
+                fields, (*fields, "_creationTime"), index_id(table, index), f"{table}.{index}"
+            )
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
-            cache[(table, index)] = fields
-        return fields
+            cache[(table, index)] = target
+        return target
 
     def _lookup_index_fields(self, table: str, index: str) -> tuple[str, ...]:
         if index == BY_CREATION_TIME:
@@ -402,10 +417,13 @@ class Transaction:
         keyed = rng is None
         if rng is not None:
             self._check_user_table(table, system=system)
-            fields = self._index_fields(table, index)
-            interval = range_interval(rng, fields + ("_creationTime",), index=f"{table}.{index}")
+            target = self._scan_target(table, index)
+            fields = target.fields
+            interval = range_interval(rng, target.key_fields, index=target.label)
+            iid = target.index_id
+        else:
+            iid = index_id(table, index)
         assert interval is not None
-        iid = index_id(table, index)
         if state is None:
             state = _ScanState(iid, interval, order)
             self._scans.append(state)
