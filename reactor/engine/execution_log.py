@@ -92,6 +92,9 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     occ_retries: int
     log_lines: tuple[str, ...]
     traceback: str | None = None  # a system error's, as the server (or its runner) logged it
+    # First runs stopped at a read of a document re-runs were queued to write (they ran again
+    # in turn; not counted in ``occ_retries``).
+    deferred_runs: int = 0
 
 
 _encode = msgspec.json.Encoder().encode
@@ -130,7 +133,7 @@ def record_of(
                 error_code = "ConvexError"
             else:
                 error_code = "Error"
-    occ_retries = max(0, result.attempts - 1)
+    occ_retries = max(0, result.attempts - 1 - result.deferred_runs)
     return ExecutionRecord(
         cursor=0,
         timestamp=0.0,
@@ -148,6 +151,7 @@ def record_of(
         occ_retries=occ_retries,
         log_lines=tuple(result.log_lines),
         traceback=result.traceback if outcome == SYSTEM_ERROR else None,
+        deferred_runs=result.deferred_runs,
     )
 
 
@@ -158,6 +162,8 @@ def summary(record: ExecutionRecord) -> str:
     counts = f"read {record.documents_read} written {record.documents_written}"
     if record.occ_retries:
         counts += f" occ_retries {record.occ_retries}"
+    if record.deferred_runs:
+        counts += f" deferred {record.deferred_runs}"
     if record.outcome == SUCCESS:
         return f"{head} success ({counts})"
     message = (record.error_message or "").replace("\n", " | ")

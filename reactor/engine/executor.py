@@ -15,11 +15,12 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from functions.context import Scheduler
 from functions.decorators import FunctionKind, FunctionSpec
-from reactor.core.index_keys import BY_ID
+from reactor.core.index_keys import BY_ID, id_key
 from reactor.core.persistence import CommitRequest, MutationRecord
 from reactor.engine.database import Database
 from reactor.engine.execution_log import Caller, ExecutionSink, record_of
@@ -322,6 +323,7 @@ class Executor:
         max_retries: int,
     ) -> FunctionResult:
         attempt = 0
+        deferred = 0
         lanes: list[_Lane] = []
         try:
             while True:
@@ -331,15 +333,19 @@ class Executor:
                 )
                 if isinstance(outcome, FunctionResult):
                     break
+                deferred += outcome.deferred
                 if not lanes:
                     # After a conflict, re-runs of mutations that write the same documents
                     # take turns (one lane per document): they then never conflict with each
                     # other, only with first attempts, so a hot document costs one execution
                     # per commit instead of one per contender, while re-runs about other
                     # documents go on beside them instead of queueing behind them.
-                    lanes = [self._lane(key) for key in outcome]
-                    for lane in lanes:
+                    lanes = [self._lane(key) for key in outcome.keys]
+                    for key, lane in zip(outcome.keys, lanes, strict=True):
                         lane.users += 1
+                        if lane.doc is None:
+                            lane.doc = outcome.docs.get(key)
+                            lane.group = outcome.keys
                     for held, lane in enumerate(lanes):
                         try:
                             await lane.lock.acquire()
@@ -355,6 +361,7 @@ class Executor:
         # The lanes are free as soon as the commit is readable (the next re-run reads it); the
         # answer waits until it, or the snapshot of an answer that committed nothing, is durable.
         await self.committer.wait_published(outcome.ts)
+        outcome.deferred_runs = deferred
         return outcome
 
     def _lane(self, key: tuple[str, bytes]) -> _Lane:
@@ -362,6 +369,25 @@ class Executor:
         if lane is None:
             lane = self._retry_lanes[key] = _Lane()
         return lane
+
+    def _hot_documents(self) -> frozenset[str] | None:
+        """The documents whose retry lanes have re-runs waiting: a first run reading one would
+        conflict with them, so it stops at that read and takes its turn (``deferred``)."""
+        lanes = self._retry_lanes
+        if not lanes:
+            return None
+        hot = frozenset(
+            lane.doc for lane in list(lanes.values()) if lane.users > 1 and lane.doc is not None
+        )
+        return hot or None
+
+    def _turns_after_hot_read(self, doc: str) -> _Turns:
+        """The lanes a first run stopped at its read of ``doc`` takes turns in: those of the
+        re-runs waiting to write ``doc`` (none if they are all done by now: it runs again)."""
+        for lane in list(self._retry_lanes.values()):
+            if lane.doc == doc and lane.users > 0:
+                return _Turns(list(lane.group), {}, deferred=1)
+        return _Turns([], {}, deferred=1)
 
     def _queued(self, request: CommitRequest) -> bool:
         """Whether re-runs queue in the lane of a document ``request`` writes (one holds it and
@@ -387,9 +413,10 @@ class Executor:
         attempt: int,
         job_id: str | None,
         max_retries: int,
-    ) -> FunctionResult | list[tuple[str, bytes]]:
-        """One execution and commit; when it conflicted and should be re-run, the keys of the
-        retry lanes it takes turns in (``_lane_keys``).
+    ) -> FunctionResult | _Turns:
+        """One execution and commit; when it conflicted and should be re-run, the retry lanes
+        it takes turns in (``_turns``). A first run is told the documents re-runs are queued
+        to write (``_hot_documents``) and stops if it reads one.
 
         It reads at the newest written commit, durable or not (``mutation_snapshot_ts``), and
         returns once its own commit is written: a re-run after a conflict reads the commit
@@ -397,8 +424,16 @@ class Executor:
         snapshot's when it committed nothing; the caller answers once that is durable."""
         ts = self.database.mutation_snapshot_ts()
         result = await self.runner.mutation(
-            _path(spec), args, identity=identity, ts=ts, job_id=job_id, urgent=attempt > 1
+            _path(spec),
+            args,
+            identity=identity,
+            ts=ts,
+            job_id=job_id,
+            urgent=attempt > 1,
+            hot=self._hot_documents() if attempt == 1 else None,
         )
+        if result.deferred is not None:
+            return self._turns_after_hot_read(result.deferred)
         result.attempts = attempt
         result.ts = ts
         request = result.commit
@@ -415,7 +450,7 @@ class Executor:
             else MutationRecord(idempotency_key[0], idempotency_key[1], result.value_json)
         )
         if attempt == 1 and self._queued(request):
-            return _lane_keys(request)  # no commit: it waits its turn in the lane
+            return _turns(request)  # no commit: it waits its turn in the lane
         try:
             self._adopt_tables(request)
             # A re-run goes first in its commit batch: it loses only to commits of earlier
@@ -437,7 +472,7 @@ class Executor:
                 # goes again at once: sleeping there would only hold the other re-runs back.
                 backoff = min(OCC_INITIAL_BACKOFF_S * 2 ** (attempt - 1), OCC_MAX_BACKOFF_S)
                 await self.runtime.sleep(backoff * self.runtime.random())
-            return _lane_keys(request)
+            return _turns(request)
         except StorageUnavailable as exc:
             failure = describe_failure(_path(spec), exc, dev=self.dev)
             failure.ts = ts
@@ -537,15 +572,37 @@ def _raised(exc: Exception) -> FunctionResult:
     return FunctionResult(False, error_message=f"{type(exc).__name__}: {exc}", retryable=True)
 
 
+LaneKey = tuple[str, bytes]
+
+
 class _Lane:
     """One document's retry lane: re-runs writing it take turns; ``users`` counts the holder
-    and the waiters."""
+    and the waiters; ``doc`` is the document's id, and ``group`` the lanes of the re-run that
+    opened it (a first run stopped at a read of ``doc`` takes turns in those)."""
 
-    __slots__ = ("__weakref__", "lock", "users")
+    __slots__ = ("__weakref__", "doc", "group", "lock", "users")
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.users = 0
+        self.doc: str | None = None
+        self.group: list[LaneKey] = []
+
+
+@dataclass(slots=True)
+class _Turns:
+    """Where a mutation that did not commit takes turns: the lanes' keys, the documents they
+    are for, and whether this run was stopped at a hot read (1) rather than run whole (0)."""
+
+    keys: list[LaneKey]
+    docs: dict[LaneKey, str]
+    deferred: int = 0
+
+
+def _turns(request: CommitRequest) -> _Turns:
+    keys = _lane_keys(request)
+    by_key = {id_key(doc): doc for _, doc, _ in request.writes}
+    return _Turns(keys, {key: by_key[key[1]] for key in keys if key[1] in by_key})
 
 
 # A re-run writing more documents than this takes turns in one shared lane.

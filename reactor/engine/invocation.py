@@ -34,7 +34,7 @@ from reactor.core.determinism import deterministic
 from reactor.core.persistence import CommitRequest
 from reactor.core.reads import ReadSet
 from reactor.engine.log_lines import capture
-from reactor.engine.transaction import Transaction
+from reactor.engine.transaction import HotDocumentRead, Transaction
 from reactor.errors import AuthenticationError, NetworkNotAllowed
 from schema.errors import (
     ArgumentValidationError,
@@ -105,6 +105,11 @@ class FunctionResult:
     answered_from_storage: bool = False
     # A server error's traceback, as logged under its request id (for the execution log).
     traceback: str | None = None
+    # A mutation's first run stopped at its read of this document, which other mutations are
+    # queued to write (``Transaction.hot``): no outcome; it runs again in its turn.
+    deferred: str | None = None
+    # Of ``attempts``, the first runs stopped so (they ran only up to that read).
+    deferred_runs: int = 0
 
 
 @dataclass(slots=True)
@@ -337,10 +342,14 @@ class Invoker:
         ts: int,
         job_id: str | None = None,
         urgent: bool = False,
+        hot: frozenset[str] | None = None,
     ) -> FunctionResult:
         """One execution at ``ts``: on success the result carries the prepared commit (in
-        process, nothing waits for a runner: ``urgent`` changes nothing)."""
+        process, nothing waits for a runner: ``urgent`` changes nothing). A read of a document
+        in ``hot`` stops it (``FunctionResult.deferred``)."""
         txn = self._begin(ts, True, None)
+        if hot:
+            txn.hot = hot
         auth = Auth(identity)
         hooks = None
         if job_id is not None and self._job_hooks is not None:
@@ -357,8 +366,12 @@ class Invoker:
                 if hooks is not None:
                     await hooks.after(txn)
                 result.commit = txn.prepare_commit()
+            except HotDocumentRead:
+                pass  # answered below, from txn.hot_read
             except BaseException as exc:
                 result = self.failure(path, exc)
+        if txn.hot_read is not None:  # even if the handler caught HotDocumentRead
+            result = FunctionResult(False, deferred=txn.hot_read)
         result.log_lines = logs.lines
         result.ts = ts
         result.documents_read = txn.documents_read

@@ -20,7 +20,8 @@ __all__ = ["FunctionRunner", "HttpCall", "HttpReply"]
 class FunctionRunner(Protocol):
     """Runs handlers. Queries and mutations read at the snapshot ``ts`` given; a mutation's
     result carries its prepared commit, and an ``urgent`` one (a re-run after a conflict, which
-    others queue behind) goes before the calls waiting for a runner; an action reaches the
+    others queue behind) goes before the calls waiting for a runner; one that reads a document
+    in ``hot`` stops there (``FunctionResult.deferred``); an action reaches the
     server through ``services``."""
 
     async def query(
@@ -42,6 +43,7 @@ class FunctionRunner(Protocol):
         ts: int,
         job_id: str | None,
         urgent: bool = False,
+        hot: frozenset[str] | None = None,
     ) -> FunctionResult: ...
 
     async def action(

@@ -60,7 +60,7 @@ from schema.values import (
     value_size,
 )
 
-__all__ = ["SYSTEM_INDEXES", "Transaction"]
+__all__ = ["SYSTEM_INDEXES", "HotDocumentRead", "Transaction"]
 
 # Indexes of the system tables (the runtime's own schema; apps cannot change it).
 SYSTEM_INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -157,6 +157,13 @@ class _ScanState:
         return Interval(self.last_key, self.interval.end)
 
 
+class HotDocumentRead(BaseException):
+    """Stops a mutation's first run at its read of a document in ``Transaction.hot``: other
+    mutations are queued to write it, so this run would conflict; it runs again in its turn.
+    A BaseException, so app code catching ``Exception`` does not swallow it (and if it is
+    swallowed anyway, ``Transaction.hot_read`` still says so)."""
+
+
 class Transaction:
     def __init__(
         self,
@@ -185,6 +192,10 @@ class Transaction:
         self.journal = journal
         self.paginated = False
         self._schema_info: _SchemaCache | None = None
+        # Documents other mutations are queued to write (``HotDocumentRead``), and the first
+        # of them this transaction read.
+        self.hot: frozenset[str] = frozenset()
+        self.hot_read: str | None = None
 
     # -- read set --------------------------------------------------------------------------
 
@@ -200,6 +211,11 @@ class Transaction:
     def documents_read(self) -> int:
         """Documents read so far (the execution record's count)."""
         return self._rows_read
+
+    def _stop_if_hot(self, doc_id: str) -> None:
+        if doc_id in self.hot:
+            self.hot_read = doc_id
+            raise HotDocumentRead(doc_id)
 
     def _count_read(self) -> None:
         self._rows_read += 1
@@ -349,6 +365,8 @@ class Transaction:
         write = self._writes.get(id)
         if write is not None:
             return None if write.new is None else dict(write.new)
+        if self.hot:
+            self._stop_if_hot(id)
         if id in self._seen:
             seen = self._seen[id]
             return None if seen is None else dict(seen)
@@ -443,9 +461,12 @@ class Transaction:
             # None of this transaction's own writes are in the table: storage alone, in order
             # (what the loop below does when it has no overlay, with less work per row).
             seen = self._seen
+            hot = self.hot
             while True:
                 rows = await self.persistence.scan(iid, lo, hi, self.ts, order, batch)
                 for stored in rows:
+                    if hot:
+                        self._stop_if_hot(stored.document_id)
                     self._count_read()
                     key = stored.key
                     doc = loads(stored.value)
@@ -495,6 +516,8 @@ class Transaction:
             else:
                 assert row is not None
                 position += 1
+                if self.hot:
+                    self._stop_if_hot(row.document_id)
                 self._count_read()
                 key, doc = row.key, loads(row.value)
                 self._seen[row.document_id] = doc

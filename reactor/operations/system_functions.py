@@ -209,9 +209,10 @@ class SystemRouter:
         ts: int,
         job_id: str | None,
         urgent: bool = False,
+        hot: frozenset[str] | None = None,
     ) -> FunctionResult:
         return await self._for(path).mutation(
-            path, args, identity=identity, ts=ts, job_id=job_id, urgent=urgent
+            path, args, identity=identity, ts=ts, job_id=job_id, urgent=urgent, hot=hot
         )
 
     async def action(

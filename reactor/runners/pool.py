@@ -832,8 +832,11 @@ class RunnerPools:
         ts: int,
         job_id: str | None,
         urgent: bool = False,
+        hot: frozenset[str] | None = None,
     ) -> FunctionResult:
         message = wire.Call(0, "mutation", path, dumps(args), _identity(identity), ts, None, job_id)
+        if hot:
+            message.hot = list(hot)
         return self._result(await self._run("query", message, None, path, urgent=urgent), ts)
 
     async def action(

@@ -84,6 +84,7 @@ class Call(msgspec.Struct, tag="call", array_like=True):
         None
     )
     auth_error: tuple[str, str] | None = None
+    hot: list[str] | None = None  # a mutation's first run stops reading one of these documents
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -147,6 +148,7 @@ class Done(msgspec.Struct, tag="done", array_like=True):
     retryable: bool = False
     documents_read: int = 0
     traceback: str | None = None
+    deferred: str | None = None  # the ``Call.hot`` document whose read stopped the run
 
 
 class HttpDone(msgspec.Struct, tag="http_done", array_like=True):
@@ -267,6 +269,7 @@ def encode_result(call_id: int, result: FunctionResult) -> Done:
         result.retryable,
         result.documents_read,
         result.traceback,
+        result.deferred,
     )
 
 
@@ -291,6 +294,7 @@ def decode_result(done: Done, ts: int) -> FunctionResult:
         job_gone=done.job_gone,
         documents_read=done.documents_read,
         traceback=done.traceback,
+        deferred=done.deferred,
     )
     if done.commit is not None:
         result.commit = decode_commit(ts, reads, done.commit)

@@ -271,7 +271,12 @@ class Worker:
             message = wire.encode_result(call.id, result)
         elif call.kind == "mutation":
             result = await self.invoker.mutation(
-                call.path, args, identity=identity, ts=call.ts, job_id=call.job_id
+                call.path,
+                args,
+                identity=identity,
+                ts=call.ts,
+                job_id=call.job_id,
+                hot=frozenset(call.hot) if call.hot else None,
             )
             message = wire.encode_result(call.id, result)
         elif call.kind == "action":

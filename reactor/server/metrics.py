@@ -108,6 +108,13 @@ class DeploymentMetrics:
         self.occ_retries = Counter(
             "reactor_occ_retries", "Mutations run again after a conflict", ["path"], registry=r
         )
+        self.deferred_runs = Counter(
+            "reactor_deferred_runs",
+            "Mutation first runs stopped at a read of a document other mutations were queued "
+            "to write; they ran again in turn",
+            ["path"],
+            registry=r,
+        )
         self.reruns = Counter(
             "reactor_live_query_reruns",
             "Live queries run again after a commit into their read set",
@@ -159,6 +166,8 @@ class DeploymentMetrics:
             self.errors.labels(kind, record.outcome, code).inc()
         if record.occ_retries:
             self.occ_retries.labels(record.path).inc(record.occ_retries)
+        if record.deferred_runs:
+            self.deferred_runs.labels(record.path).inc(record.deferred_runs)
         conflicts = record.occ_retries + (record.error_code == OptimisticConcurrencyError.code)
         if conflicts:
             self.occ_conflicts.labels(record.path).inc(conflicts)

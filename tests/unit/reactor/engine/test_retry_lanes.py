@@ -46,6 +46,21 @@ APP = {
             await ctx.db.patch(id, {"n": doc["n"] + 1})
             return doc["n"]
 
+        # The tags of the runs of ``bump_tagged`` that got past their read.
+        RUNS = []
+
+        @mutation(args={"id": v.id("counters"), "tag": v.string(), "swallow": v.boolean()})
+        async def bump_tagged(ctx, id, tag, swallow):
+            try:
+                doc = await ctx.db.get(id)
+            except BaseException:
+                if not swallow:
+                    raise
+                doc = {"n": -1000.0}  # what a careless handler might go on with
+            RUNS.append(tag)
+            await ctx.db.patch(id, {"n": doc["n"] + 1})
+            return doc["n"]
+
         @query(args={"id": v.id("counters")})
         async def get(ctx, id):
             return (await ctx.db.get(id))["n"]
@@ -192,3 +207,33 @@ async def call_get(deployment: Deployment, doc_id: str) -> float:
     assert result.success, result.error_message
     value: float = result.value
     return value
+
+
+@pytest.mark.parametrize("swallow", [False, True])
+async def test_a_first_run_reading_a_queued_document_stops_at_that_read(
+    deployment: Deployment, swallow: bool
+) -> None:
+    doc = await create(deployment)
+    gate, held = asyncio.Event(), asyncio.Event()
+    hooks(deployment, doc).extend([conflict_once(deployment, doc), gate_on_rerun(gate, held)])
+    first = bump(deployment, doc)  # conflicts, then its re-run waits at the gate
+    await asyncio.wait_for(held.wait(), 10)
+    hooks(deployment, doc).clear()
+    hooks(deployment, doc).append(conflict_once(deployment, doc))
+    second = bump(deployment, doc)  # conflicts, then waits for the lane: a queue
+    await until(lambda: queued_lanes(deployment) == 1)
+    hooks(deployment, doc).clear()
+    args = {"id": doc, "tag": "newcomer", "swallow": swallow}
+    newcomer = asyncio.ensure_future(call(deployment, "counters:bump_tagged", args))
+    for _ in range(200):
+        await asyncio.sleep(0)
+    runs: list[str] = deployment.app.modules["counters"].RUNS
+    # Stopped at its read; a handler that caught that went on, but its outcome is dropped.
+    assert runs == (["newcomer"] if swallow else [])
+    gate.set()
+    results = [await asyncio.wait_for(task, 10) for task in (first, second, newcomer)]
+    assert all(r.success for r in results), [r.error_message for r in results]
+    assert runs.count("newcomer") == len(runs) == (2 if swallow else 1)  # then, in its turn
+    assert (results[2].attempts, results[2].deferred_runs) == (2, 1)
+    assert await call_get(deployment, doc) == 203.0
+    assert sorted(r.value for r in results) == [200.0, 201.0, 202.0]
