@@ -328,8 +328,9 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 out.append(
                     (
                         "bank",
-                        f"{label}: wasted executions (conflicted, run again or failed)",
-                        f"{reruns:,} ({reruns / max(phase['committed'], 1):.2f} per committed)",
+                        f"{label}: wasted runs (conflicted + stopped at a hot read)",
+                        f"{reruns:,} ({reruns / max(phase['committed'], 1):.2f} per committed)"
+                        f" + {phase.get('deferred_runs') or 0:,}",
                         "",
                         "",
                         "",

@@ -543,7 +543,8 @@ async def _bank_phase(
             round(wal.frames * (wal.page_size + 24) / ok) if ok and wal.page_size else None
         ),
         # Executions of bank:transfer thrown away because their commit conflicted.
-        "occ_reruns": None if reruns0 is None or reruns1 is None else reruns1 - reruns0,
+        "occ_reruns": None if reruns0 is None or reruns1 is None else reruns1[0] - reruns0[0],
+        "deferred_runs": None if reruns0 is None or reruns1 is None else reruns1[1] - reruns0[1],
         "seconds": round(seconds, 2),
         "transfers_per_s": round(ok / seconds, 1),
         "occ_failures": sum(r["occ"] for r in results),
@@ -722,9 +723,10 @@ def _write_bytes(pid: int) -> int | None:
     return None
 
 
-async def _occ_reruns(server: Server, path: str = "bank:transfer") -> int | None:
-    """The server's count of conflicted executions of ``path`` (/metrics
-    ``reactor_occ_conflicts``: re-runs plus final OCC failures)."""
+async def _occ_reruns(server: Server, path: str = "bank:transfer") -> tuple[int, int] | None:
+    """The server's counts of wasted executions of ``path`` (/metrics): conflicted ones
+    (``reactor_occ_conflicts``: re-runs plus final OCC failures) and first runs stopped at a
+    read of a document re-runs were queued to write (``reactor_deferred_runs``)."""
     import httpx
 
     try:
@@ -732,11 +734,13 @@ async def _occ_reruns(server: Server, path: str = "bank:transfer") -> int | None
             text = (await client.get(server.http + "/metrics")).text
     except httpx.HTTPError:
         return None
-    needle = f'reactor_occ_conflicts_total{{path="{path}"}} '
-    for line in text.splitlines():
-        if line.startswith(needle):
-            return int(float(line[len(needle) :]))
-    return 0
+    counts = {"reactor_occ_conflicts_total": 0, "reactor_deferred_runs_total": 0}
+    for name in counts:
+        needle = f'{name}{{path="{path}"}} '
+        for line in text.splitlines():
+            if line.startswith(needle):
+                counts[name] = int(float(line[len(needle) :]))
+    return counts["reactor_occ_conflicts_total"], counts["reactor_deferred_runs_total"]
 
 
 class _WalFrames:
