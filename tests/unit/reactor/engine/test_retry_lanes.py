@@ -140,6 +140,23 @@ def queued_lanes(deployment: Deployment) -> int:
     return sum(1 for lane in lanes.values() if lane.users > 1)
 
 
+async def queue_two_reruns(
+    deployment: Deployment, doc: str, gate: asyncio.Event
+) -> tuple[asyncio.Task[FunctionResult], asyncio.Task[FunctionResult]]:
+    """Two bumps of ``doc`` that conflicted: the first one's re-run holds the lane, waiting
+    for ``gate``; the second one's waits for the lane (a queue). The hooks are left empty."""
+    held = asyncio.Event()
+    hooks(deployment, doc).extend([conflict_once(deployment, doc), gate_on_rerun(gate, held)])
+    first = bump(deployment, doc)
+    await asyncio.wait_for(held.wait(), 10)
+    hooks(deployment, doc).clear()
+    hooks(deployment, doc).append(conflict_once(deployment, doc))
+    second = bump(deployment, doc)
+    await until(lambda: queued_lanes(deployment) == 1)
+    hooks(deployment, doc).clear()
+    return first, second
+
+
 async def test_reruns_about_other_documents_do_not_wait_for_each_other(
     deployment: Deployment,
 ) -> None:
@@ -162,15 +179,8 @@ async def test_a_newcomer_joins_the_queue_of_reruns_on_its_document(
     deployment: Deployment,
 ) -> None:
     doc = await create(deployment)
-    gate, held = asyncio.Event(), asyncio.Event()
-    hooks(deployment, doc).extend([conflict_once(deployment, doc), gate_on_rerun(gate, held)])
-    first = bump(deployment, doc)  # conflicts, then its re-run waits at the gate
-    await asyncio.wait_for(held.wait(), 10)
-    hooks(deployment, doc).clear()
-    hooks(deployment, doc).append(conflict_once(deployment, doc))
-    second = bump(deployment, doc)  # conflicts, then waits for the lane: a queue
-    await until(lambda: queued_lanes(deployment) == 1)
-    hooks(deployment, doc).clear()
+    gate = asyncio.Event()
+    first, second = await queue_two_reruns(deployment, doc, gate)
     commits = deployment.committer.commits
     newcomer = bump(deployment, doc)  # runs without conflict, but must not commit first
     for _ in range(200):
@@ -214,15 +224,8 @@ async def test_a_first_run_reading_a_queued_document_stops_at_that_read(
     deployment: Deployment, swallow: bool
 ) -> None:
     doc = await create(deployment)
-    gate, held = asyncio.Event(), asyncio.Event()
-    hooks(deployment, doc).extend([conflict_once(deployment, doc), gate_on_rerun(gate, held)])
-    first = bump(deployment, doc)  # conflicts, then its re-run waits at the gate
-    await asyncio.wait_for(held.wait(), 10)
-    hooks(deployment, doc).clear()
-    hooks(deployment, doc).append(conflict_once(deployment, doc))
-    second = bump(deployment, doc)  # conflicts, then waits for the lane: a queue
-    await until(lambda: queued_lanes(deployment) == 1)
-    hooks(deployment, doc).clear()
+    gate = asyncio.Event()
+    first, second = await queue_two_reruns(deployment, doc, gate)
     args = {"id": doc, "tag": "newcomer", "swallow": swallow}
     newcomer = asyncio.ensure_future(call(deployment, "counters:bump_tagged", args))
     for _ in range(200):
