@@ -134,8 +134,22 @@ def canonicalize(path: Any) -> FunctionPath:
     Raises:
         InvalidFunctionPath: the path is malformed (a ``FunctionNotFound`` and a ``ValueError``).
     """
+    if type(path) is str:
+        known = _canonical.get(path)
+        if known is not None:
+            return known
     module, name = split_path(path)
-    return join_path(module, name)
+    canonical = join_path(module, name)
+    if type(path) is str:
+        if len(_canonical) >= _CANONICAL_CACHE:
+            _canonical.clear()  # a client naming endless paths cannot grow it
+        _canonical[path] = canonical
+    return canonical
+
+
+# Valid paths already canonicalized: every call names one, and clients name few.
+_canonical: dict[str, FunctionPath] = {}
+_CANONICAL_CACHE = 4096
 
 
 def path_from_run_url(url_path: str) -> FunctionPath:

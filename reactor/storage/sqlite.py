@@ -165,6 +165,7 @@ class SqlitePersistence:
         self.path = path
         self._feed: _DurableFeed | None = None
         self._directory_synced = False
+        self._shm_fd: int | None = None
         try:
             self._reader = _connect(path)
             self._reader.executescript(_SCHEMA)
@@ -212,6 +213,7 @@ class SqlitePersistence:
         engine.path = path
         engine._feed = None
         engine._directory_synced = False
+        engine._shm_fd = None
         try:
             conn = sqlite3.connect(
                 f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
@@ -422,11 +424,11 @@ class SqlitePersistence:
 
     def _checkpoint_due(self) -> bool:
         """Whether the WAL holds ``WAL_CHECKPOINT_BYTES`` since it last restarted."""
-        shm = self.path.with_name(self.path.name + "-shm")
         end = _SHM_MX_FRAME_OFFSET + _SHM_MX_FRAME.size
         try:
-            with open(shm, "rb") as file:
-                header = file.read(end)
+            if self._shm_fd is None:  # kept open: the file lives as long as our connections
+                self._shm_fd = os.open(self.path.with_name(self.path.name + "-shm"), os.O_RDONLY)
+            header = os.pread(self._shm_fd, end, 0)
         except OSError:
             return False
         if len(header) < end:
@@ -599,6 +601,8 @@ class SqlitePersistence:
         with self._write_lock:
             self._writer.close()
         self._reader.close()
+        if self._shm_fd is not None:
+            os.close(self._shm_fd)
         if self._lock is not None:
             self._lock.close()
 

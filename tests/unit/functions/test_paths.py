@@ -67,6 +67,20 @@ def test_malformed_paths(given: str, problem: str | None) -> None:
     assert f"Invalid function path {given!r}" in str(info.value)
 
 
+def test_canonical_paths_are_remembered_within_a_bound() -> None:
+    from functions import paths
+
+    paths._canonical.clear()
+    for _ in range(2):  # answered the same from the cache
+        assert canonicalize("dir/mod.js:fn") == "dir/mod:fn"
+        with pytest.raises(InvalidFunctionPath):
+            canonicalize("dir//mod:fn")  # refused each time: never remembered
+    assert paths._canonical == {"dir/mod.js:fn": "dir/mod:fn"}
+    for i in range(paths._CANONICAL_CACHE + 10):
+        canonicalize(f"m{i}:f")
+    assert len(paths._canonical) <= paths._CANONICAL_CACHE
+
+
 def test_non_string_paths() -> None:
     with pytest.raises(InvalidFunctionPath, match="expected a string, got int"):
         canonicalize(3)
