@@ -148,19 +148,10 @@ class LiveQueries:
     # -- called by the change feed's publisher ------------------------------------------------
 
     def on_commit(self, commit: PublishedCommit) -> None:
-        """Close the outcomes ``commit`` wrote into and start their re-runs now: their tasks
-        are queued ahead of whatever the publication wakes (the mutation's answer), and each
-        reads at the snapshot published when it starts (after every commit published with
-        this one), so the re-run reaches a runner one turn of the loop sooner than through
-        the update loop."""
-        started = self._task is not None
         for entry in self.subscriptions.advance(commit.ts, commit.write_keys):
             entry.subscription = None
             entry.valid_until = commit.ts
-            if started:
-                self._launch(entry)
-            else:
-                self._dirty.add(entry)
+            self._dirty.add(entry)
         if self._dirty:
             self._wake.set()
 
@@ -282,22 +273,17 @@ class LiveQueries:
         published = self.executor.snapshot_ts()
         dirty, self._dirty = self._dirty, set()
         for entry in dirty:
-            self._launch(entry)
+            if not entry.subscribers:
+                continue
+            if entry in self._running:
+                self._again.add(entry)  # invalidated while running: run again when it ends
+                continue
+            self._running.add(entry)
+            task = asyncio.get_running_loop().create_task(self._execute(entry, published))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         requested, self._pending = self._pending, set()
         self._deliver(requested, published)
-
-    def _launch(self, entry: Entry) -> None:
-        """Start a run of ``entry`` (at the snapshot published when its task starts), or, if
-        one is under way, have it run again when that one ends."""
-        if not entry.subscribers:
-            return
-        if entry in self._running:
-            self._again.add(entry)  # invalidated while running: run again when it ends
-            return
-        self._running.add(entry)
-        task = asyncio.get_running_loop().create_task(self._execute(entry))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _deliver(self, sessions: Iterable[SessionSink], published: int) -> None:
         """Give each of ``sessions`` the newest snapshot all of its outcomes hold at (at most
@@ -363,9 +349,8 @@ class LiveQueries:
                     journal=entry.journal,
                 )
 
-    async def _execute(self, entry: Entry) -> None:
+    async def _execute(self, entry: Entry, ts: int) -> None:
         self.reruns += 1
-        ts = self.executor.snapshot_ts()
         try:
             result = await self.executor.run_query(
                 entry.spec,

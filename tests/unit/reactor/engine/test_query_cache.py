@@ -192,31 +192,6 @@ class TestDeduplication:
         assert value_of(outcomes[0]) == [1.0, 2.0]
 
 
-class TestPrompt:
-    async def test_a_commit_starts_its_reruns_before_what_its_publication_wakes(
-        self, deployment: Deployment
-    ) -> None:
-        """The re-run of a query a commit invalidated starts ahead of the callbacks the
-        publication wakes (the mutation's answer): with function runners, its call is on its
-        way to a runner while the server answers the mutation, not after."""
-        live = deployment.query_cache
-        sink = Sink()
-        subscribe(live, sink, 0, "tasks:mine", {"owner": "ann"})
-        await sink.next()
-        loop = asyncio.get_running_loop()
-        seen: list[int] = []  # live.reruns when the first callback queued by publication ran
-
-        def woken_by_publication(commit: Any) -> None:
-            loop.call_soon(lambda: seen.append(live.reruns))
-
-        deployment.publisher.subscribe(woken_by_publication)
-        before = live.reruns
-        await call(deployment, "tasks:add", {"owner": "ann", "n": 1})
-        _, outcomes = await sink.next()
-        assert value_of(outcomes[0]) == [1.0]
-        assert seen[0] == before + 1
-
-
 class TestRebind:
     async def test_entries_point_at_the_reloaded_functions_and_rerun(
         self, deployment: Deployment, tmp_path: Path
