@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reactor.core.persistence import ChangeFeed, CommitRequest, MutationRecord, Persistence
@@ -25,11 +26,14 @@ from reactor.core.write_log import WriteLog
 from reactor.engine.feed import Publisher
 from schema.errors import OptimisticConcurrencyError, StorageUnavailable
 
-__all__ = ["Committer"]
+__all__ = ["Committer", "WrittenListener"]
 
 log = logging.getLogger("reactor.engine.committer")
 
 MAX_BATCH = 512
+
+# (commit ts, its written keys) of a commit written but not yet durable.
+WrittenListener = Callable[[int, Mapping[str, Sequence[bytes]]], None]
 
 
 @dataclass(slots=True)
@@ -60,6 +64,9 @@ class Committer:
         self._early = persistence.visible_before_durable
         self._written_ts = publisher.published_ts
         self._urgent: asyncio.Future[None] | None = None  # set while gathering a batch
+        # Told of each commit once written (readable), before it is durable: live queries it
+        # invalidates re-run during its fsync (``LiveQueries.on_written``).
+        self._written_listeners: list[WrittenListener] = []
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
@@ -76,6 +83,11 @@ class Committer:
     async def stop(self) -> None:
         await stop_task(self._task)
         self._task = None
+
+    def on_written(self, listener: WrittenListener) -> None:
+        """Call ``listener(ts, write_keys)`` for every commit written before it is durable
+        (on an engine whose commits are readable first; never otherwise)."""
+        self._written_listeners.append(listener)
 
     @property
     def visible_ts(self) -> int:
@@ -180,6 +192,7 @@ class Committer:
             write_log=self.write_log,
             next_ts=self.next_ts,
         )
+        written: list[tuple[int, CommitRequest]] = []
         for pending, result in zip(batch, results, strict=True):
             if isinstance(result, OptimisticConcurrencyError):
                 self.conflicts += 1
@@ -193,4 +206,12 @@ class Committer:
                 self.tables.mark_persisted(pending.request.tables)
             if not pending.future.done():
                 pending.future.set_result(result)
+            written.append((result, pending.request))
+        if self._early and self._written_listeners:
+            for ts, request in written:
+                for listener in self._written_listeners:
+                    try:
+                        listener(ts, request.write_keys)
+                    except Exception:
+                        log.exception("a listener failed on written commit %s", ts)
         self.feed.poke()

@@ -68,12 +68,14 @@ class Publisher:
         self.write_log.append(ts, commit.write_keys, commit.table, commit.write_prefixes)
         self._advance(ts)
         self.published_commits += 1
+        # Waiters first: their callers (a mutation's answer) resume before the work the
+        # listeners wake (a live query's fan-out); both see every listener's effects.
+        self._wake(ts)
         for listener in self._listeners:
             try:
                 listener(commit)
             except Exception:
                 log.exception("a listener failed on published commit %s", ts)
-        self._wake(ts)
         return ts
 
     def tick(self) -> int:

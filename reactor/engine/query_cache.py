@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from functions.decorators import FunctionKind, FunctionSpec, query
@@ -52,6 +52,12 @@ class SessionSink(Protocol):
     def deliver(self, ts: int, outcomes: Mapping[int, Any]) -> None: ...
 
 
+# A query watched by more sessions re-runs at publication, not at the write: its fan-out would
+# be ready when the commit is published and go out ahead of the mutation answers that the
+# same publication releases, and its send time dwarfs the run time an early start saves.
+EARLY_RUN_MAX_SESSIONS = 16
+
+
 class Entry:
     __slots__ = (
         "args",
@@ -61,6 +67,7 @@ class Entry:
         "journal",
         "key",
         "outcome",
+        "run_ts",
         "spec",
         "stale",
         "subscribers",
@@ -86,6 +93,7 @@ class Entry:
         self.journal = journal
         self.outcome: Outcome | None = None
         self.ts = 0  # the snapshot the outcome was computed at
+        self.run_ts = 0  # the snapshot of the latest run started
         self.valid_until: int | None = None  # the outcome holds for ts < this (None: for now)
         # The outcome holds at no ts (computed by code since reloaded, or past lost feed
         # events): no session gets a snapshot with it, until the re-run replaces it.
@@ -148,12 +156,32 @@ class LiveQueries:
     # -- called by the change feed's publisher ------------------------------------------------
 
     def on_commit(self, commit: PublishedCommit) -> None:
-        for entry in self.subscriptions.advance(commit.ts, commit.write_keys):
+        ts = commit.ts
+        for entry in self.subscriptions.advance(ts, commit.write_keys):
             entry.subscription = None
-            entry.valid_until = commit.ts
+            entry.valid_until = ts
+            if entry in self._running and entry.run_ts >= ts:
+                continue  # the run under way (started when the commit was written) holds it
             self._dirty.add(entry)
-        if self._dirty:
-            self._wake.set()
+        if self._dirty or self._pending:
+            self._wake.set()  # re-runs, and sessions waiting for this commit's publication
+
+    def on_written(self, ts: int, write_keys: Mapping[str, Sequence[bytes]]) -> None:
+        """A commit at ``ts`` is written (readable) but not yet durable: start the re-runs of
+        the live queries it invalidates now, at ``ts``, so they run during its fsync. Their
+        outcomes reach sessions only once ``ts`` is published (``_deliver`` gives no snapshot
+        past the published ts), and its publication then leaves them subscribed
+        (``SubscriptionManager.advance``: their read sets hold it)."""
+        if self._task is None:
+            return
+        for subscription in self.subscriptions.touched(write_keys):
+            entry = subscription.owner
+            if (
+                0 < len(entry.subscribers) <= EARLY_RUN_MAX_SESSIONS
+                and not entry.stale
+                and entry not in self._running
+            ):
+                self._launch(entry, ts)
 
     # -- called by sessions ------------------------------------------------------------------
 
@@ -278,12 +306,16 @@ class LiveQueries:
             if entry in self._running:
                 self._again.add(entry)  # invalidated while running: run again when it ends
                 continue
-            self._running.add(entry)
-            task = asyncio.get_running_loop().create_task(self._execute(entry, published))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._launch(entry, published)
         requested, self._pending = self._pending, set()
         self._deliver(requested, published)
+
+    def _launch(self, entry: Entry, ts: int) -> None:
+        self._running.add(entry)
+        entry.run_ts = ts
+        task = asyncio.get_running_loop().create_task(self._execute(entry, ts))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _deliver(self, sessions: Iterable[SessionSink], published: int) -> None:
         """Give each of ``sessions`` the newest snapshot all of its outcomes hold at (at most

@@ -21,11 +21,12 @@ T = TypeVar("T", bound=Hashable)
 
 
 class Subscription(Generic[T]):
-    __slots__ = ("active", "intervals", "owner")
+    __slots__ = ("active", "intervals", "owner", "ts")
 
-    def __init__(self, owner: T, intervals: list[tuple[str, Interval]]) -> None:
+    def __init__(self, owner: T, intervals: list[tuple[str, Interval]], ts: int = 0) -> None:
         self.owner = owner
         self.intervals = intervals
+        self.ts = ts  # the snapshot the read set was read at: it holds every commit up to it
         self.active = True  # until unsubscribed or fired
 
 
@@ -48,7 +49,7 @@ class SubscriptionManager(Generic[T]):
         if ts < self.processed_ts and self.write_log.find_conflict(read_set, ts, self.processed_ts):
             return None
         intervals = list(read_set.items())
-        subscription = Subscription(owner, intervals)
+        subscription = Subscription(owner, intervals, ts)
         for index_id, interval in intervals:
             index_map = self._maps.get(index_id)
             if index_map is None:
@@ -71,7 +72,19 @@ class SubscriptionManager(Generic[T]):
         self._count -= 1
 
     def advance(self, ts: int, writes: Mapping[str, Sequence[bytes]]) -> list[T]:
-        """Process one commit; returns the owners it invalidated (now unsubscribed)."""
+        """Process one commit; returns the owners it invalidated (now unsubscribed). A read
+        set read at ``ts`` or later (a run at a commit written before it was published) holds
+        the commit already: it stays."""
+        self.processed_ts = max(self.processed_ts, ts)
+        owners = []
+        for subscription in self.touched(writes):
+            if subscription.ts < ts:
+                owners.append(subscription.owner)
+                self.unsubscribe(subscription)
+        return owners
+
+    def touched(self, writes: Mapping[str, Sequence[bytes]]) -> set[Subscription[T]]:
+        """The subscriptions whose read sets hold one of ``writes``' keys, left subscribed."""
         hit: set[Subscription[T]] = set()
         maps = self._maps
         for index_id, keys in writes.items():
@@ -80,9 +93,4 @@ class SubscriptionManager(Generic[T]):
                 continue
             for key in keys:
                 hit |= index_map.stab(key)
-        self.processed_ts = max(self.processed_ts, ts)
-        owners = []
-        for subscription in hit:
-            owners.append(subscription.owner)
-            self.unsubscribe(subscription)
-        return owners
+        return hit

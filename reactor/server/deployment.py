@@ -244,6 +244,7 @@ class Deployment:
         self.publisher.subscribe(
             self.query_cache.on_commit, invalidate_all=self.query_cache.invalidate_all
         )
+        self.committer.on_written(self.query_cache.on_written)
         self.publisher.subscribe(self.jobs.on_commit)
         self.publisher.subscribe(self.files.on_commit)
         self.publisher.subscribe(self.metrics.on_commit)

@@ -18,11 +18,12 @@ import pytest
 
 from functions.loader import load_app
 from reactor.engine.executor import Executor, FunctionResult
-from reactor.engine.query_cache import Entry, LiveQueries
+from reactor.engine.query_cache import EARLY_RUN_MAX_SESSIONS, Entry, LiveQueries
 from reactor.engine.subscriptions import SubscriptionManager
 from reactor.server.deployment import Deployment
 from reactor.sync.protocol import QueryFailure, QuerySuccess
 from reactor.testing import ManualClock, call, running_deployment, write_app
+from reactor.testing.storage import HeldFsyncSqlite
 from schema.values import loads
 
 pytestmark = pytest.mark.anyio
@@ -305,3 +306,77 @@ class TestBornInvalid:
             assert live.reruns == 2
         finally:
             await live.stop()
+
+
+@pytest.fixture
+async def held(tmp_path: Path) -> AsyncIterator[tuple[Deployment, HeldFsyncSqlite]]:
+    """A deployment (real time) whose WAL fsyncs the test can hold back."""
+    app = write_app(tmp_path / "app", APP)
+    persistence = HeldFsyncSqlite.open(tmp_path / "data")
+    assert isinstance(persistence, HeldFsyncSqlite)
+    deployment = await Deployment.from_directory(app, persistence)
+    await deployment.start(background=False)
+    try:
+        yield deployment, persistence
+    finally:
+        persistence.release()
+        await deployment.stop()
+
+
+async def until(condition: Any) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+class TestRunsDuringTheFsync:
+    """A commit's invalidated live queries re-run once it is written, during its fsync; their
+    outcomes reach sessions only once it is published, and need no second run then."""
+
+    async def test_the_rerun_starts_at_the_write_and_is_delivered_at_publication(
+        self, held: tuple[Deployment, HeldFsyncSqlite]
+    ) -> None:
+        deployment, persistence = held
+        live = deployment.query_cache
+        sink = Sink()
+        subscribe(live, sink, 1, "tasks:mine", {"owner": "ann"})
+        _, outcomes = await sink.next()
+        assert value_of(outcomes[1]) == []
+        reruns = live.reruns
+        persistence.hold()
+        add = asyncio.ensure_future(call(deployment, "tasks:add", {"owner": "ann", "n": 1}))
+        await until(persistence.held.is_set)
+        entry = live._sessions[sink][1]
+        await until(lambda: entry.ts > deployment.publisher.published_ts)  # ran, not durable
+        assert live.reruns == reruns + 1
+        await asyncio.sleep(0.05)
+        assert sink.deliveries.empty() and not add.done()  # nothing shown before it is durable
+        persistence.release()
+        written = await asyncio.wait_for(add, TIMEOUT)
+        ts, outcomes = await sink.next()
+        assert value_of(outcomes[1]) == [1.0]
+        assert ts >= entry.ts and deployment.publisher.published_ts >= ts
+        assert written.success
+        assert live.reruns == reruns + 1  # its publication did not run it again
+
+    async def test_a_widely_watched_query_reruns_at_publication(
+        self, held: tuple[Deployment, HeldFsyncSqlite]
+    ) -> None:
+        deployment, persistence = held
+        live = deployment.query_cache
+        sinks = [Sink() for _ in range(EARLY_RUN_MAX_SESSIONS + 1)]
+        for sink in sinks:
+            subscribe(live, sink, 1, "tasks:mine", {"owner": "ann"})
+            await sink.next()
+        reruns = live.reruns
+        persistence.hold()
+        add = asyncio.ensure_future(call(deployment, "tasks:add", {"owner": "ann", "n": 1}))
+        await until(persistence.held.is_set)
+        await asyncio.sleep(0.05)
+        assert live.reruns == reruns  # its fan-out would go out ahead of the mutation's answer
+        persistence.release()
+        await asyncio.wait_for(add, TIMEOUT)
+        for sink in sinks:
+            _, outcomes = await sink.next()
+            assert value_of(outcomes[1]) == [1.0]
+        assert live.reruns == reruns + 1

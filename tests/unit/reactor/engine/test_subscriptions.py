@@ -92,6 +92,19 @@ class TestAdvance:
         assert manager.advance(1, {"t.by_n": [b"b"]}) == ["q"]
         assert manager.processed_ts == 1
 
+    def test_a_read_set_read_at_or_after_the_commit_holds_it_already(
+        self, manager: SubscriptionManager[str]
+    ) -> None:
+        # Read at 5, a commit written before it was published (ts 3 and 5) is in the read.
+        manager.subscribe("early", _reads(("t.by_n", Interval(b"a", b"c"))), 5)
+        manager.subscribe("late", _reads(("t.by_n", Interval(b"a", b"c"))), 2)
+
+        assert manager.advance(3, {"t.by_n": [b"b"]}) == ["late"]
+        assert manager.advance(5, {"t.by_n": [b"b"]}) == []
+        assert {s.owner for s in manager.touched({"t.by_n": [b"b"]})} == {"early"}
+        assert manager.advance(6, {"t.by_n": [b"b"]}) == ["early"]
+        assert len(manager) == 0
+
     def test_writes_outside_or_in_other_indexes_invalidate_nothing(
         self, manager: SubscriptionManager[str]
     ) -> None:
