@@ -329,7 +329,14 @@ class Executor:
             while True:
                 attempt += 1
                 outcome = await self._attempt(
-                    spec, args, identity, idempotency_key, attempt, job_id, max_retries
+                    # A run stopped at a hot read is no conflict: it does not use up a retry.
+                    spec,
+                    args,
+                    identity,
+                    idempotency_key,
+                    attempt,
+                    job_id,
+                    max_retries + deferred,
                 )
                 if isinstance(outcome, FunctionResult):
                     break
@@ -364,7 +371,7 @@ class Executor:
         outcome.deferred_runs = deferred
         return outcome
 
-    def _lane(self, key: tuple[str, bytes]) -> _Lane:
+    def _lane(self, key: LaneKey) -> _Lane:
         lane = self._retry_lanes.get(key)
         if lane is None:
             lane = self._retry_lanes[key] = _Lane()

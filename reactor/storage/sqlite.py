@@ -3,8 +3,8 @@
 Rows are never updated in place: every commit appends document versions and index-entry
 versions at its timestamp, and a read at snapshot ``ts`` takes the newest version at or below it.
 Reads run on the caller's thread (the event loop) on their own connection; batches of commits
-are written on a worker thread with a second connection, in one SQLite transaction each
-(group commit).
+are written with a second connection, in one SQLite transaction each (group commit): a small
+batch on the event loop itself, a large one on a worker thread.
 
 A written batch is readable at once (new snapshots, a function runner's connection) but durable
 only once its WAL frames are fsynced: ``commit`` returns after the write, and the change feed
@@ -141,8 +141,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode=WAL")
-    # Checkpoints are run by the change feed's thread (``_checkpoint_if_due``), never by a
-    # commit, which may be written on the event loop.
+    # Checkpoints are run on the change feed's thread (``_checkpoint``), never by a commit,
+    # which may be written on the event loop.
     conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     # Commits are made durable by fsyncing the WAL ourselves (``_sync_wal``), after they are
@@ -362,7 +362,7 @@ class SqlitePersistence:
         row = self._reader.execute("SELECT value FROM globals WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    # -- writes (worker thread) ---------------------------------------------------------------
+    # -- writes (a worker thread, or the loop for a small batch) ------------------------------
 
     async def write(self, commits: Sequence[Commit]) -> None:
         await asyncio.to_thread(self._write_sync, commits, durable=True)
