@@ -153,7 +153,7 @@ class Committer:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            if not batch[0].priority and self._written_ts > self.publisher.published_ts:
+            if self._early and not batch[0].priority and self._written_ts > self.published_ts:
                 await self._gather_during_flush()
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
