@@ -92,6 +92,8 @@ def test_outcomes_codes_and_request_ids() -> None:
     ok = _record(documents_read=3, documents_written=2, attempts=3, log_lines=("[LOG] hi",))
     assert ok.outcome == Outcome.SUCCESS.value
     assert (ok.documents_read, ok.documents_written, ok.occ_retries) == (3, 2, 2)
+    turned = _record(attempts=3, deferred_runs=1)  # one run stopped at a hot read: no conflict
+    assert (turned.occ_retries, turned.deferred_runs) == (1, 1)
     assert ok.log_lines == ("[LOG] hi",)
     assert ok.error_code is None and len(ok.request_id) == 16
 
