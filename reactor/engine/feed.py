@@ -37,6 +37,9 @@ class Publisher:
         self.write_log = write_log
         self.runtime = runtime
         self._published_ts = published_ts
+        # The newest published commit: ``published_ts`` without the ticks (new snapshots of an
+        # idle feed, which no commit holds).
+        self.last_commit_ts = published_ts
         self._listeners: list[Listener] = []
         self._invalidators: list[Callable[[], None]] = []
         self._waiters: list[tuple[int, int, asyncio.Future[int]]] = []  # heap by ts
@@ -67,6 +70,7 @@ class Publisher:
             )
         self.write_log.append(ts, commit.write_keys, commit.table, commit.write_prefixes)
         self._advance(ts)
+        self.last_commit_ts = ts
         self.published_commits += 1
         # Waiters first: their callers (a mutation's answer) resume before the work the
         # listeners wake (a live query's fan-out); both see every listener's effects.

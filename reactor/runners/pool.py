@@ -119,6 +119,9 @@ class RunnerSetup:
     blob_directory: str | None
     secret: Callable[[], str | None]
     base_url: Callable[[], str]
+    # The newest published commit (``Publisher.last_commit_ts``): a call at a ts past it (a
+    # tick) reads a snapshot that must hold that commit, not the ts (``Call.holds``).
+    last_commit: Callable[[], int] = lambda: 0
 
     @classmethod
     def probing(cls, directory: Path, env: Mapping[str, str]) -> RunnerSetup:
@@ -758,6 +761,7 @@ class RunnerPools:
         journal: str | None,
     ) -> FunctionResult:
         message = wire.Call(0, "query", path, dumps(args), _identity(identity), ts, journal)
+        message.holds = min(ts, self.setup.last_commit())
         return self._result(await self._run("query", message, None, path), ts)
 
     async def _run(
@@ -835,6 +839,7 @@ class RunnerPools:
         hot: frozenset[str] | None = None,
     ) -> FunctionResult:
         message = wire.Call(0, "mutation", path, dumps(args), _identity(identity), ts, None, job_id)
+        message.holds = min(ts, self.setup.last_commit())
         if hot:
             message.hot = list(hot)
         return self._result(await self._run("query", message, None, path, urgent=urgent), ts)

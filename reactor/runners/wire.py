@@ -85,6 +85,7 @@ class Call(msgspec.Struct, tag="call", array_like=True):
     )
     auth_error: tuple[str, str] | None = None
     hot: list[str] | None = None  # a mutation's first run stops reading one of these documents
+    holds: int = 0  # the newest commit at or below ``ts``: what the snapshot must hold
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):

@@ -263,6 +263,9 @@ class Worker:
             self.env = call.env
         args = loads(call.args) if call.args else {}
         identity = None if call.identity is None else loads(call.identity)
+        expect = getattr(self.persistence, "expect_commit", None)
+        if expect is not None and call.holds:
+            expect(call.ts, call.holds)  # a networked engine's snapshot of ts holds this commit
         message: Any
         if call.kind == "query":
             result = await self.invoker.query(

@@ -187,6 +187,7 @@ class Deployment:
                     blob_directory=str(self.blobs.directory),
                     secret=lambda: self.files.secret_hex,
                     base_url=lambda: self.files.base_url,
+                    last_commit=lambda: self.publisher.last_commit_ts,
                 ),
                 runners,
             )

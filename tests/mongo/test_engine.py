@@ -22,6 +22,7 @@ from pymongo import MongoClient
 
 from functions.loader import load_app
 from reactor.core.persistence import PublishedCommit
+from reactor.runners.pool import RunnerSettings
 from reactor.server.deployment import Deployment
 from reactor.storage import open_reader, open_storage
 from reactor.storage.mongo import engine as mongo_engine
@@ -333,5 +334,40 @@ async def test_a_reader_retires_its_superseded_snapshots(
             assert sorted(reader._snapshots) == seen[1:]  # the first: superseded, then gone
             rows = await reader.scan("doctors.by_id", b"", None, seen[-1], Order.ASC, 10)
             assert len(rows) == 3
+        finally:
+            await reader.aclose()
+
+
+async def test_a_function_runner_reads_at_a_tick_of_an_idle_feed(
+    storage_url: str, app_dir: Path, tmp_path: Path
+) -> None:
+    # An idle feed publishes a new ts without a commit every HEARTBEAT_S (a fresh snapshot).
+    # A runner asked to read there must not wait for a commit at that ts, which never comes:
+    # every query through runners timed out until the next commit.
+    persistence = MongoPersistence.open(storage_url)
+    deployment = await Deployment.from_directory(
+        app_dir,
+        persistence,
+        blob_directory=tmp_path / "blobs",
+        runners=RunnerSettings(query_runners=1, action_runners=1),
+    )
+    await deployment.start(background=False)
+    try:
+        await call(deployment, "doctors:add", {"name": "ann"})
+        committed = deployment.publisher.published_ts
+        assert deployment.publisher.tick() > committed == deployment.publisher.last_commit_ts
+        result = await call(deployment, "doctors:on_call", {})
+        assert (result.success, result.value) == (True, ["ann"]), result.error_message
+        assert (await call(deployment, "doctors:add", {"name": "bob"})).success
+    finally:
+        await deployment.stop()
+    # The reader's side: told which commit the snapshot of a tick must hold, it reads at once.
+    async with server(app_dir, storage_url, tmp_path, "a") as a:
+        ticked = a.publisher.tick()
+        reader = MongoPersistence.open(a.persistence.reader_url, reader=True)
+        try:
+            reader.expect_commit(ticked, a.publisher.last_commit_ts)
+            rows = await reader.scan("doctors.by_id", b"", None, ticked, Order.ASC, 10)
+            assert len(rows) == 2
         finally:
             await reader.aclose()

@@ -89,6 +89,7 @@ TRANSACTION_ATTEMPTS = 6
 WRITE_CONFLICT = 112
 SNAPSHOT_KEEP_S = 120.0  # a superseded snapshot stays usable this long (longer transactions fail)
 SNAPSHOT_CATCH_UP_S = 5.0  # how long a snapshot for a commit waits for the commit to show
+MAX_EXPECTED = 256  # the ts -> commit floors a function runner remembers (``expect_commit``)
 COMMIT_LOG_RETENTION_NS = 15 * 60 * 10**9
 MUTATION_RECORD_RETENTION_NS = 14 * 24 * 3600 * 10**9
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(document_class=dict, tz_aware=True)
@@ -178,6 +179,7 @@ class MongoPersistence:
         self._max_ts = max_ts
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._snapshots: dict[int, _Snapshot] = {}
+        self._expected: dict[int, int] = {}  # ts -> the commit its snapshot must hold
         self._ensured: set[str] = set()
         self._closed = False
 
@@ -335,6 +337,7 @@ class MongoPersistence:
         snap = self._snapshots.get(ts)
         if snap is None:
             snap = self._snapshots[ts] = _Snapshot()
+            holds = self._expected.get(ts, ts)
             try:
                 deadline = time.monotonic() + SNAPSHOT_CATCH_UP_S
                 while True:
@@ -345,13 +348,15 @@ class MongoPersistence:
                     snap.reactor_ts = int((seq or {}).get("ts") or 0)
                     # Another process (a function runner) may be handed ``ts`` before its own
                     # snapshots hold that commit: read at a newer snapshot, never an older one.
-                    if snap.reactor_ts >= ts or time.monotonic() > deadline:
+                    # A ts no commit has (a tick of an idle feed) needs only the newest commit
+                    # below it (``expect_commit``).
+                    if snap.reactor_ts >= holds or time.monotonic() > deadline:
                         break
                     await session.end_session()
                     await asyncio.sleep(0.002)
-                if snap.reactor_ts < ts:
+                if snap.reactor_ts < holds:
                     await session.end_session()
-                    raise PyMongoError(f"no snapshot holds commit {ts} yet")
+                    raise PyMongoError(f"no snapshot holds commit {holds} yet")
                 snap.session = session
                 snap.ready.set_result(None)
             except PyMongoError as exc:
@@ -365,6 +370,14 @@ class MongoPersistence:
         elif not snap.ready.done():
             await snap.ready
         return snap
+
+    def expect_commit(self, ts: int, holds: int) -> None:
+        """A snapshot of ``ts`` must hold the commit at ``holds`` (at most ``ts``; below it when
+        ``ts`` is a tick no commit has): what a function runner is told with each call."""
+        expected = self._expected
+        expected[ts] = min(ts, holds)
+        if len(expected) > MAX_EXPECTED:
+            del expected[next(iter(expected))]  # the oldest
 
     def visible_reactor_ts(self, ts: int) -> int | None:
         """The newest Reactor commit the snapshot of ``ts`` holds (None: never read at ts)."""
