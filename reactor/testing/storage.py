@@ -5,12 +5,15 @@ durable."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from reactor.server.deployment import Deployment
 from reactor.storage.sqlite import SqlitePersistence
 
-__all__ = ["HeldFsyncSqlite"]
+__all__ = ["HeldFsyncSqlite", "held_fsync_deployment"]
 
 HOLD_LIMIT_S = 10.0  # a test that forgets to release does not hang for good
 
@@ -41,3 +44,20 @@ class HeldFsyncSqlite(SqlitePersistence):
             self._released.wait(HOLD_LIMIT_S)
         super()._sync_wal()
         self.syncs += 1
+
+
+@contextlib.asynccontextmanager
+async def held_fsync_deployment(
+    app_dir: Path, data_dir: Path
+) -> AsyncIterator[tuple[Deployment, HeldFsyncSqlite]]:
+    """A started deployment of the app in ``app_dir`` (real time, app code in-process, no
+    background work) on a ``HeldFsyncSqlite`` in ``data_dir``, released and stopped on exit."""
+    persistence = HeldFsyncSqlite.open(data_dir)
+    assert isinstance(persistence, HeldFsyncSqlite)
+    deployment = await Deployment.from_directory(app_dir, persistence)
+    await deployment.start(background=False)
+    try:
+        yield deployment, persistence
+    finally:
+        persistence.release()
+        await deployment.stop()

@@ -13,7 +13,7 @@ import pytest
 
 from reactor.server.deployment import Deployment
 from reactor.testing import call, write_app
-from reactor.testing.storage import HeldFsyncSqlite
+from reactor.testing.storage import HeldFsyncSqlite, held_fsync_deployment
 
 pytestmark = pytest.mark.anyio
 
@@ -60,15 +60,8 @@ APP = {
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[tuple[Deployment, HeldFsyncSqlite]]:
     app = write_app(tmp_path / "app", APP)
-    persistence = HeldFsyncSqlite.open(tmp_path / "data")
-    assert isinstance(persistence, HeldFsyncSqlite)
-    deployment = await Deployment.from_directory(app, persistence)
-    await deployment.start(background=False)
-    try:
-        yield deployment, persistence
-    finally:
-        persistence.release()
-        await deployment.stop()
+    async with held_fsync_deployment(app, tmp_path / "data") as held:
+        yield held
 
 
 async def value(deployment: Deployment, path: str, args: dict[str, Any]) -> Any:

@@ -23,7 +23,7 @@ from reactor.engine.subscriptions import SubscriptionManager
 from reactor.server.deployment import Deployment
 from reactor.sync.protocol import QueryFailure, QuerySuccess
 from reactor.testing import ManualClock, call, running_deployment, write_app
-from reactor.testing.storage import HeldFsyncSqlite
+from reactor.testing.storage import HeldFsyncSqlite, held_fsync_deployment
 from schema.values import loads
 
 pytestmark = pytest.mark.anyio
@@ -312,15 +312,8 @@ class TestBornInvalid:
 async def held(tmp_path: Path) -> AsyncIterator[tuple[Deployment, HeldFsyncSqlite]]:
     """A deployment (real time) whose WAL fsyncs the test can hold back."""
     app = write_app(tmp_path / "app", APP)
-    persistence = HeldFsyncSqlite.open(tmp_path / "data")
-    assert isinstance(persistence, HeldFsyncSqlite)
-    deployment = await Deployment.from_directory(app, persistence)
-    await deployment.start(background=False)
-    try:
-        yield deployment, persistence
-    finally:
-        persistence.release()
-        await deployment.stop()
+    async with held_fsync_deployment(app, tmp_path / "data") as running:
+        yield running
 
 
 async def until(condition: Any) -> None:
