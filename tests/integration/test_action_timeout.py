@@ -10,19 +10,17 @@ driven through the deployment's executor.
 from __future__ import annotations
 
 import asyncio
-import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from functions.loader import load_app
 from reactor.engine.invocation import FunctionResult, HttpCall
 from reactor.runners import pool
 from reactor.runners.pool import RunnerSettings
 from reactor.server.deployment import Deployment
-from reactor.storage import open_storage
+from reactor.testing import running_deployment, write_app
 
 pytestmark = pytest.mark.anyio
 
@@ -88,18 +86,12 @@ APP = """
 @pytest.fixture
 async def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Deployment]:
     monkeypatch.setattr(pool, "CANCEL_GRACE_S", GRACE_S)
-    app_dir = tmp_path / "app"
-    app_dir.mkdir()
-    (app_dir / "work.py").write_text(textwrap.dedent(APP))
-    (app_dir / "http.py").write_text(textwrap.dedent(HTTP))
+    app = write_app(tmp_path / "app", {"work.py": APP, "http.py": HTTP})
     settings = RunnerSettings(query_runners=1, action_runners=1, action_timeout_s=TIMEOUT_S)
-    served = Deployment(load_app(app_dir), open_storage(None, tmp_path / "data"), runners=settings)
-    await served.start(background=False)
-    try:
+    async with running_deployment(
+        app, tmp_path / "data", background=False, runners=settings
+    ) as served:
         yield served
-    finally:
-        await served.stop()
-        await served.persistence.aclose()
 
 
 def _start(deployment: Deployment, name: str, **args: Any) -> asyncio.Future[FunctionResult]:
