@@ -77,7 +77,8 @@ class Commit:
     documents: list[DocumentLogEntry] = field(default_factory=list)
     indexes: list[IndexEntry] = field(default_factory=list)
     tables: dict[str, int] = field(default_factory=dict)  # tables first used by this commit
-    mutation: MutationRecord | None = None
+    # The idempotency records of the mutations this commit applies (several for a batch).
+    mutations: tuple[MutationRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ class CommitRequest:
     table: str | None = None
     writes: list[Write] = field(default_factory=list)
     write_prefixes: dict[str, list[bytes]] = field(default_factory=dict)
-    mutation: MutationRecord | None = None
+    mutations: tuple[MutationRecord, ...] = ()
     tables: dict[str, int] = field(default_factory=dict)
 
     def published(self, ts: int) -> PublishedCommit:

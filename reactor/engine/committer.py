@@ -113,11 +113,12 @@ class Committer:
     async def commit(
         self,
         request: CommitRequest,
-        mutation: MutationRecord | None = None,
+        mutations: Sequence[MutationRecord] = (),
         *,
         priority: bool = False,
     ) -> int:
-        """Commit a prepared transaction; returns its timestamp once durable and published.
+        """Commit a prepared transaction, with the idempotency records of the mutations it
+        applies; returns its timestamp once durable and published.
         A ``priority`` request (a mutation re-run after a conflict) is checked before the
         others of its batch, so they conflict with it rather than it with them.
 
@@ -126,14 +127,14 @@ class Committer:
                 transaction read. Nothing was written.
             StorageUnavailable: persisting failed. Nothing was written.
         """
-        ts = await self.commit_written(request, mutation, priority=priority)
+        ts = await self.commit_written(request, mutations, priority=priority)
         await self.publisher.wait_published(ts)
         return ts
 
     async def commit_written(
         self,
         request: CommitRequest,
-        mutation: MutationRecord | None = None,
+        mutations: Sequence[MutationRecord] = (),
         *,
         priority: bool = False,
     ) -> int:
@@ -141,8 +142,8 @@ class Committer:
         is durable: whoever answers for it must ``wait_published`` first."""
         if self._task is None:
             raise RuntimeError("Committer.commit() called before Committer.start()")
-        if mutation is not None:
-            request.mutation = mutation
+        if mutations:
+            request.mutations = tuple(mutations)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(request, future, priority))
         urgent = self._urgent

@@ -95,6 +95,9 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     # First runs stopped at a read of a document re-runs were queued to write (they ran again
     # in turn; not counted in ``occ_retries``).
     deferred_runs: int = 0
+    # Mutations in the one transaction this one committed in (re-runs waiting for the same
+    # documents, run together: ``reactor.engine.retry_lanes``); 0: alone.
+    batched: int = 0
 
 
 _encode = msgspec.json.Encoder().encode
@@ -155,6 +158,7 @@ def record_of(
         log_lines=tuple(result.log_lines),
         traceback=result.traceback if outcome == SYSTEM_ERROR else None,
         deferred_runs=result.deferred_runs,
+        batched=result.batched,
     )
 
 
@@ -167,6 +171,8 @@ def summary(record: ExecutionRecord) -> str:
         counts += f" occ_retries {record.occ_retries}"
     if record.deferred_runs:
         counts += f" deferred {record.deferred_runs}"
+    if record.batched:
+        counts += f" batched {record.batched}"
     if record.outcome == SUCCESS:
         return f"{head} success ({counts})"
     message = (record.error_message or "").replace("\n", " | ")

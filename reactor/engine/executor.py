@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from functions.context import Scheduler
 from functions.decorators import FunctionKind, FunctionSpec
-from reactor.core.index_keys import BY_ID, id_key
 from reactor.core.persistence import CommitRequest, MutationRecord
 from reactor.engine.database import Database
 from reactor.engine.execution_log import Caller, ExecutionSink, record_of
@@ -28,9 +26,11 @@ from reactor.engine.invocation import (
     MAX_VALUE_BYTES,
     ActionServices,
     FunctionResult,
+    MutationCall,
     TransactionHooks,
     describe_failure,
 )
+from reactor.engine.retry_lanes import Lanes, RetryLanes, Rider, Turns, turns
 from reactor.engine.runner import FunctionRunner
 from reactor.engine.transaction import Transaction
 from schema.errors import (
@@ -45,9 +45,10 @@ __all__ = ["Executor", "FunctionResult", "TransactionHooks"]
 log = logging.getLogger("reactor.engine.executor")
 
 OCC_MAX_RETRIES = 4
-_BY_ID_SUFFIX = "." + BY_ID
 OCC_INITIAL_BACKOFF_S = 0.001
 OCC_MAX_BACKOFF_S = 0.05
+# The most mutations one re-run in its turn runs in one transaction (itself and its riders).
+MAX_BATCH = 16
 # Sessions whose newest request id is remembered (a resend below it is looked up in storage).
 MAX_REMEMBERED_SESSIONS = 100_000
 
@@ -75,11 +76,8 @@ class Executor:
         self._storage_for = storage
         self.dev = dev
         self._on_execution = on_execution
-        # Retry lanes by written document (``_run_mutation``); a lane nobody holds or waits
-        # for is dropped (weak values).
-        self._retry_lanes: weakref.WeakValueDictionary[tuple[str, bytes], _Lane] = (
-            weakref.WeakValueDictionary()
-        )
+        # Where re-runs take turns, by written document (``_run_mutation``).
+        self._lanes = RetryLanes()
         self._newest_request: dict[str, int] = {}
         # (session id, request id) -> a mutation still running; finished ones are in storage
         self._mutations: dict[tuple[str, int], asyncio.Future[FunctionResult]] = {}
@@ -324,92 +322,52 @@ class Executor:
     ) -> FunctionResult:
         attempt = 0
         deferred = 0
-        lanes: list[_Lane] = []
+        lanes: Lanes = []
+        rider: Rider | None = None
         try:
             while True:
                 attempt += 1
-                outcome = await self._attempt(
-                    # A run stopped at a hot read is no conflict: it does not use up a retry.
-                    spec,
-                    args,
-                    identity,
-                    idempotency_key,
-                    attempt,
-                    job_id,
-                    max_retries + deferred,
-                )
+                # A run stopped at a hot read is no conflict: it does not use up a retry.
+                if rider is None:
+                    outcome = await self._attempt(
+                        spec,
+                        args,
+                        identity,
+                        idempotency_key,
+                        attempt,
+                        job_id,
+                        max_retries + deferred,
+                    )
+                else:
+                    outcome = await self._attempt_in_turn(
+                        spec, lanes, rider, attempt, max_retries + deferred
+                    )
                 if isinstance(outcome, FunctionResult):
                     break
                 deferred += outcome.deferred
-                if not lanes:
+                if rider is None and outcome.keys:
                     # After a conflict, re-runs of mutations that write the same documents
                     # take turns (one lane per document): they then never conflict with each
                     # other, only with first attempts, so a hot document costs one execution
                     # per commit instead of one per contender, while re-runs about other
-                    # documents go on beside them instead of queueing behind them.
-                    lanes = [self._lane(key) for key in outcome.keys]
-                    for key, lane in zip(outcome.keys, lanes, strict=True):
-                        lane.users += 1
-                        if lane.doc is None:
-                            lane.doc = outcome.docs.get(key)
-                            lane.group = outcome.keys
-                    for held, lane in enumerate(lanes):
-                        try:
-                            await lane.lock.acquire()
-                        except BaseException:
-                            for waiting in lanes[held:]:
-                                waiting.users -= 1
-                            del lanes[held:]  # only the ones held are released
-                            raise
+                    # documents go on beside them instead of queueing behind them. The one
+                    # whose turn it is runs the others waiting for the same documents along.
+                    call = MutationCall(_path(spec), args, identity, job_id)
+                    rider = Rider(call, idempotency_key, outcome.keys)
+                    lanes = self._lanes.join(outcome)
+                    carried = await self._lanes.take_turns(lanes, rider)
+                    if carried is not None:
+                        outcome = carried
+                        outcome.attempts = attempt + 1
+                        break
         finally:
-            for lane in lanes:
-                lane.users -= 1
-                lane.lock.release()
+            if rider is not None:
+                self._lanes.leave(lanes, rider)
         # The lanes are free as soon as the commit is readable (the next re-run reads it); the
         # answer waits until it, or the snapshot of an answer that committed nothing, is durable.
         await self.committer.wait_published(outcome.ts)
         outcome.deferred_runs = deferred
         return outcome
-
-    def _lane(self, key: LaneKey) -> _Lane:
-        lane = self._retry_lanes.get(key)
-        if lane is None:
-            lane = self._retry_lanes[key] = _Lane()
-        return lane
-
-    def _hot_documents(self) -> frozenset[str] | None:
-        """The documents whose retry lanes have re-runs waiting: a first run reading one would
-        conflict with them, so it stops at that read and takes its turn (``deferred``)."""
-        lanes = self._retry_lanes
-        if not lanes:
-            return None
-        hot = frozenset(
-            lane.doc for lane in list(lanes.values()) if lane.users > 1 and lane.doc is not None
-        )
-        return hot or None
-
-    def _turns_after_hot_read(self, doc: str) -> _Turns:
-        """The lanes a first run stopped at its read of ``doc`` takes turns in: those of the
-        re-runs waiting to write ``doc`` (none if they are all done by now: it runs again)."""
-        for lane in list(self._retry_lanes.values()):
-            if lane.doc == doc and lane.users > 0:
-                return _Turns(list(lane.group), {}, deferred=1)
-        return _Turns([], {}, deferred=1)
-
-    def _queued(self, request: CommitRequest) -> bool:
-        """Whether re-runs queue in the lane of a document ``request`` writes (one holds it and
-        another waits): the document is hot, and a first attempt that committed now would
-        make the lane's re-run conflict again. Such a first attempt joins the queue instead,
-        so a queued re-run is not beaten to its document by newcomers (and failed after its
-        retries). A single re-run still races everyone, and gives up after its retries."""
-        lanes = self._retry_lanes
-        if not lanes:
-            return False
-        for key in _lane_keys(request):
-            lane = lanes.get(key)
-            if lane is not None and lane.users > 1:
-                return True
-        return False
 
     async def _attempt(
         self,
@@ -420,10 +378,10 @@ class Executor:
         attempt: int,
         job_id: str | None,
         max_retries: int,
-    ) -> FunctionResult | _Turns:
+    ) -> FunctionResult | Turns:
         """One execution and commit; when it conflicted and should be re-run, the retry lanes
-        it takes turns in (``_turns``). A first run is told the documents re-runs are queued
-        to write (``_hot_documents``) and stops if it reads one.
+        it takes turns in (``turns``). A first run is told the documents re-runs are queued
+        to write (``hot_documents``) and stops if it reads one.
 
         It reads at the newest written commit, durable or not (``mutation_snapshot_ts``), and
         returns once its own commit is written: a re-run after a conflict reads the commit
@@ -437,10 +395,10 @@ class Executor:
             ts=ts,
             job_id=job_id,
             urgent=attempt > 1,
-            hot=self._hot_documents() if attempt == 1 else None,
+            hot=self._lanes.hot_documents() if attempt == 1 else None,
         )
         if result.deferred is not None:
-            return self._turns_after_hot_read(result.deferred)
+            return self._lanes.after_hot_read(result.deferred)
         result.attempts = attempt
         result.ts = ts
         request = result.commit
@@ -451,19 +409,104 @@ class Executor:
             return result
         if not request.write_keys and idempotency_key is None and job_id is None:
             return result
-        record = (
-            None
+        records = (
+            []
             if idempotency_key is None
-            else MutationRecord(idempotency_key[0], idempotency_key[1], result.value_json)
+            else [MutationRecord(idempotency_key[0], idempotency_key[1], result.value_json)]
         )
-        if attempt == 1 and self._queued(request):
-            return _turns(request)  # no commit: it waits its turn in the lane
+        if attempt == 1 and self._lanes.queued(request):
+            return turns(request)  # no commit: it waits its turn in the lane
+        committed = await self._commit(spec, request, records, ts, attempt, max_retries)
+        if isinstance(committed, int):
+            result.ts = committed
+            return result
+        if isinstance(committed, StorageFailure):
+            return committed.result()
+        return committed
+
+    async def _attempt_in_turn(
+        self, spec: FunctionSpec, lanes: Lanes, rider: Rider, attempt: int, max_retries: int
+    ) -> FunctionResult | Turns:
+        """A re-run in its turn (holding its lanes), with up to ``MAX_BATCH - 1`` riders
+        waiting for the same lanes and function run after it in one transaction
+        (``FunctionRunner.mutation_batch``), committed together: one runner call and one
+        commit for all of them. Each rider is handed its outcome, or its place in the queue
+        back when it did not run or the commit conflicted."""
+        riders = self._lanes.take_riders(lanes, rider, MAX_BATCH - 1)
+        if not riders:
+            call = rider.call
+            return await self._attempt(
+                spec,
+                call.args,
+                call.identity,
+                rider.idempotency_key,
+                attempt,
+                call.job_id,
+                max_retries,
+            )
+        try:
+            members = [rider, *riders]
+            ts = self.database.mutation_snapshot_ts()
+            batch = await self.runner.mutation_batch([m.call for m in members], ts=ts)
+            results = batch.results
+            if not results:  # it could not run: the head runs alone, the riders wait again
+                self._lanes.put_back(lanes, riders)
+                call = rider.call
+                return await self._attempt(
+                    spec,
+                    call.args,
+                    call.identity,
+                    rider.idempotency_key,
+                    attempt,
+                    call.job_id,
+                    max_retries,
+                )
+            members = members[: len(results)]
+            self._lanes.put_back(lanes, riders[len(results) - 1 :])  # those not run
+            request = batch.commit
+            records = [
+                MutationRecord(m.idempotency_key[0], m.idempotency_key[1], r.value_json)
+                for m, r in zip(members, results, strict=True)
+                if r.success and m.idempotency_key is not None
+            ]
+            jobs = any(r.success and m.call.job_id for m, r in zip(members, results, strict=True))
+            committed = ts
+            if request is not None and (request.write_keys or records or jobs):
+                outcome = await self._commit(spec, request, records, ts, attempt, max_retries)
+                if isinstance(outcome, StorageFailure):
+                    for other in riders[: len(results) - 1]:
+                        self._lanes.settle(other, outcome.result())
+                    return outcome.result()
+                if not isinstance(outcome, int):
+                    return outcome  # conflicted: the riders wait again (``finally``)
+                committed = outcome
+            for member, result in zip(members, results, strict=True):
+                result.ts = committed if result.success else ts
+                result.attempts = attempt
+                result.batched = len(results)
+                if member is not rider:
+                    self._lanes.settle(member, result)
+            return results[0]
+        finally:
+            self._lanes.put_back(lanes, riders)  # those without an outcome (it raised)
+
+    async def _commit(
+        self,
+        spec: FunctionSpec,
+        request: CommitRequest,
+        records: list[MutationRecord],
+        ts: int,
+        attempt: int,
+        max_retries: int,
+    ) -> int | FunctionResult | Turns | StorageFailure:
+        """Commit a mutation's ``request`` read at ``ts``: its commit ts once written; after a
+        conflict the turns to re-run in (``Turns``), or, past ``max_retries``, the failure;
+        ``StorageFailure`` when storage failed."""
         try:
             self._adopt_tables(request)
             # A re-run goes first in its commit batch: it loses only to commits of earlier
             # batches, not to first attempts queued beside it.
-            result.ts = await self.committer.commit_written(request, record, priority=attempt > 1)
-            return result
+            return await self.committer.commit_written(request, records, priority=attempt > 1)
         except OptimisticConcurrencyError as exc:
             if attempt > max_retries:
                 exc.function = spec.path
@@ -479,11 +522,9 @@ class Executor:
                 # goes again at once: sleeping there would only hold the other re-runs back.
                 backoff = min(OCC_INITIAL_BACKOFF_S * 2 ** (attempt - 1), OCC_MAX_BACKOFF_S)
                 await self.runtime.sleep(backoff * self.runtime.random())
-            return _turns(request)
+            return turns(request)
         except StorageUnavailable as exc:
-            failure = describe_failure(_path(spec), exc, dev=self.dev)
-            failure.ts = ts
-            return failure
+            return StorageFailure(_path(spec), exc, ts, self.dev)
 
     def _adopt_tables(self, request: CommitRequest) -> None:
         """Take the tables a runner numbered into this deployment's registry.
@@ -579,56 +620,19 @@ def _raised(exc: Exception) -> FunctionResult:
     return FunctionResult(False, error_message=f"{type(exc).__name__}: {exc}", retryable=True)
 
 
-LaneKey = tuple[str, bytes]
-
-
-class _Lane:
-    """One document's retry lane: re-runs writing it take turns; ``users`` counts the holder
-    and the waiters; ``doc`` is the document's id, and ``group`` the lanes of the re-run that
-    opened it (a first run stopped at a read of ``doc`` takes turns in those)."""
-
-    __slots__ = ("__weakref__", "doc", "group", "lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
-        self.doc: str | None = None
-        self.group: list[LaneKey] = []
-
-
 @dataclass(slots=True)
-class _Turns:
-    """Where a mutation that did not commit takes turns: the lanes' keys, the documents they
-    are for, and whether this run was stopped at a hot read (1) rather than run whole (0)."""
+class StorageFailure:
+    """A commit storage refused: each mutation it carried fails with the same error."""
 
-    keys: list[LaneKey]
-    docs: dict[LaneKey, str]
-    deferred: int = 0
+    path: str
+    error: StorageUnavailable
+    ts: int
+    dev: bool
 
-
-def _turns(request: CommitRequest) -> _Turns:
-    keys = _lane_keys(request)
-    by_key = {id_key(doc): doc for _, doc, _ in request.writes}
-    return _Turns(keys, {key: by_key[key[1]] for key in keys if key[1] in by_key})
-
-
-# A re-run writing more documents than this takes turns in one shared lane.
-MAX_LANES = 16
-_SHARED_LANE: list[tuple[str, bytes]] = [("", b"")]
-
-
-def _lane_keys(request: CommitRequest) -> list[tuple[str, bytes]]:
-    """The retry lanes of a conflicted mutation: the documents it wrote (their ``by_id``
-    keys), sorted, so that every re-run takes its lanes in one order (no deadlock)."""
-    keys = sorted(
-        {
-            (index, key)
-            for index, written in request.write_keys.items()
-            if index.endswith(_BY_ID_SUFFIX)
-            for key in written
-        }
-    )
-    return keys if 0 < len(keys) <= MAX_LANES else _SHARED_LANE
+    def result(self) -> FunctionResult:
+        failure = describe_failure(self.path, self.error, dev=self.dev)
+        failure.ts = self.ts
+        return failure
 
 
 def _path(spec: FunctionSpec) -> str:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +57,7 @@ from schema.values import MAX_DOCUMENT_SIZE, dumps, to_clean_json
 
 __all__ = [
     "MAX_CALL_DEPTH",
+    "BATCH_TIME_S",
     "MAX_VALUE_BYTES",
     "OUT_OF_MEMORY",
     "ActionServices",
@@ -63,6 +65,8 @@ __all__ = [
     "HttpCall",
     "HttpReply",
     "Invoker",
+    "MutationBatch",
+    "MutationCall",
     "TransactionHooks",
     "describe_failure",
 ]
@@ -72,6 +76,8 @@ log = logging.getLogger("reactor.engine.invocation")
 MAX_CALL_DEPTH = 8
 # The error code of a call that exhausted its runner's memory (the runner is then replaced).
 OUT_OF_MEMORY = "OutOfMemory"
+# How long a batch of mutations (``Invoker.mutation_batch``) starts new ones for.
+BATCH_TIME_S = 0.05
 # Convex's limit on a function's arguments and on its result (CONVEX_SEMANTICS.md §5).
 MAX_VALUE_BYTES = 16 * 1024 * 1024
 assert MAX_VALUE_BYTES >= MAX_DOCUMENT_SIZE
@@ -110,6 +116,27 @@ class FunctionResult:
     deferred: str | None = None
     # Of ``attempts``, the first runs stopped so (they ran only up to that read).
     deferred_runs: int = 0
+    # A mutation run in a batch of this many (``Invoker.mutation_batch``); 0: alone.
+    batched: int = 0
+
+
+@dataclass(slots=True)
+class MutationCall:
+    """One mutation of a batch (``Invoker.mutation_batch``)."""
+
+    path: str
+    args: dict[str, Any]
+    identity: dict[str, Any] | None = None
+    job_id: str | None = None
+
+
+@dataclass(slots=True)
+class MutationBatch:
+    """What a batch of mutations did: the outcomes of those that ran, in order (the others did
+    not run), and the commit of their writes (None: nothing to commit)."""
+
+    results: list[FunctionResult]
+    commit: CommitRequest | None
 
 
 @dataclass(slots=True)
@@ -350,32 +377,79 @@ class Invoker:
         txn = self._begin(ts, True, None)
         if hot:
             txn.hot = hot
-        auth = Auth(identity)
-        hooks = None
-        if job_id is not None and self._job_hooks is not None:
-            hooks = self._job_hooks(job_id)
-            if not await hooks.before(txn):
-                return FunctionResult(False, error_message="job gone", job_gone=True, ts=ts)
-        with capture() as logs:
-            try:
-                spec = self.resolve(path, FunctionKind.MUTATION)
-                ctx = self._mutation_ctx(txn, auth, depth=0)
-                with deterministic("mutation"), deployment_env.using(self._env()):
-                    value = await spec.invoke(ctx, args)
-                result = success(value)
-                if hooks is not None:
-                    await hooks.after(txn)
-                result.commit = txn.prepare_commit()
-            except HotDocumentRead:
-                pass  # answered below, from txn.hot_read
-            except BaseException as exc:
-                result = self.failure(path, exc)
+        result, _ = await self._execute(txn, MutationCall(path, args, identity, job_id), True)
         if txn.hot_read is not None:  # even if the handler caught HotDocumentRead
-            result = FunctionResult(False, deferred=txn.hot_read)
-        result.log_lines = logs.lines
+            result = FunctionResult(False, deferred=txn.hot_read, log_lines=result.log_lines)
         result.ts = ts
         result.documents_read = txn.documents_read
         return result
+
+    async def mutation_batch(self, calls: Sequence[MutationCall], *, ts: int) -> MutationBatch:
+        """Run ``calls`` one after the other in one transaction at ``ts``, each seeing the
+        writes of those before it, as if each had committed alone in this order; a failed one
+        leaves no write behind. The outcomes of the calls that ran (in order) and the commit
+        of all their writes (None when there is none).
+
+        The batch stops early, leaving the remaining calls not run, after ``BATCH_TIME_S`` or
+        when a call other than the first exceeds a transaction limit the calls before it used
+        up in part: those run again, alone or in another batch. When the writes of all of
+        them exceed a limit together, none counts as run. The commit, when one succeeded,
+        carries the read set of all of them (a read-only one's too: its record may need it).
+        """
+        txn = self._begin(ts, True, None)
+        results: list[FunctionResult] = []
+        deadline = time.monotonic() + BATCH_TIME_S
+        for index, call in enumerate(calls):
+            if index and time.monotonic() > deadline:
+                break
+            savepoint = txn.savepoint()
+            read_before = txn.documents_read
+            result, error = await self._execute(txn, call, False)
+            if not result.success:
+                txn.rollback_to(savepoint)
+                if index and isinstance(error, TransactionLimitExceeded):
+                    break  # it may fit alone: it runs again
+            else:
+                result.documents_written = txn.written_since(savepoint)
+            result.ts = ts
+            result.documents_read = txn.documents_read - read_before
+            results.append(result)
+        if not any(result.success for result in results):
+            return MutationBatch(results, None)
+        try:
+            return MutationBatch(results, txn.prepare_commit())
+        except TransactionLimitExceeded:
+            return MutationBatch([], None)  # too much together: each runs again
+
+    async def _execute(
+        self, txn: Transaction, call: MutationCall, prepare: bool
+    ) -> tuple[FunctionResult, BaseException | None]:
+        """Run ``call``'s handler in ``txn`` (and its job's bookkeeping): its outcome, with the
+        exception it failed with; ``prepare``: a success carries the prepared commit."""
+        hooks = None
+        if call.job_id is not None and self._job_hooks is not None:
+            hooks = self._job_hooks(call.job_id)
+            if not await hooks.before(txn):
+                return FunctionResult(False, error_message="job gone", job_gone=True), None
+        error: BaseException | None = None
+        with capture() as logs:
+            try:
+                spec = self.resolve(call.path, FunctionKind.MUTATION)
+                ctx = self._mutation_ctx(txn, Auth(call.identity), depth=0)
+                with deterministic("mutation"), deployment_env.using(self._env()):
+                    value = await spec.invoke(ctx, call.args)
+                result = success(value)
+                if hooks is not None:
+                    await hooks.after(txn)
+                if prepare:
+                    result.commit = txn.prepare_commit()
+            except HotDocumentRead:
+                result = FunctionResult(False)  # the caller answers from txn.hot_read
+            except BaseException as exc:
+                error = exc
+                result = self.failure(call.path, exc)
+        result.log_lines = logs.lines
+        return result, error
 
     # -- contexts and nested calls in one transaction -----------------------------------------
 

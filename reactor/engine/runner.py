@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from reactor.engine.invocation import ActionServices, FunctionResult, HttpCall, HttpReply
+from reactor.engine.invocation import (
+    ActionServices,
+    FunctionResult,
+    HttpCall,
+    HttpReply,
+    MutationBatch,
+    MutationCall,
+)
 
 __all__ = ["FunctionRunner", "HttpCall", "HttpReply"]
 
@@ -45,6 +52,11 @@ class FunctionRunner(Protocol):
         urgent: bool = False,
         hot: frozenset[str] | None = None,
     ) -> FunctionResult: ...
+
+    async def mutation_batch(self, calls: list[MutationCall], *, ts: int) -> MutationBatch:
+        """Run ``calls`` in one transaction at ``ts``, one after the other
+        (``Invoker.mutation_batch``); as urgent as a re-run."""
+        ...
 
     async def action(
         self,

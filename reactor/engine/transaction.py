@@ -747,6 +747,14 @@ class Transaction:
         (``ctx.run_mutation``) that raises leaves none of its own writes behind."""
         return {doc_id: _Write(w.table, w.old, w.new) for doc_id, w in self._writes.items()}
 
+    def written_since(self, savepoint: dict[str, _Write]) -> int:
+        """How many documents were written since ``savepoint`` was taken."""
+        return sum(
+            1
+            for doc_id, write in self._writes.items()
+            if (before := savepoint.get(doc_id)) is None or before.new is not write.new
+        )
+
     def rollback_to(self, savepoint: dict[str, _Write]) -> None:
         """Drop every write made since ``savepoint`` was taken (reads stay in the read set)."""
         self._writes = dict(savepoint)

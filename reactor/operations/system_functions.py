@@ -47,7 +47,14 @@ from functions.decorators import (
 )
 from functions.paths import FunctionPath, canonicalize
 from functions.registry import Registry
-from reactor.engine.invocation import ActionServices, FunctionResult, HttpCall, HttpReply
+from reactor.engine.invocation import (
+    ActionServices,
+    FunctionResult,
+    HttpCall,
+    HttpReply,
+    MutationBatch,
+    MutationCall,
+)
 from reactor.engine.runner import FunctionRunner
 from schema.errors import FunctionNotFound
 from schema.validators import Validator
@@ -214,6 +221,10 @@ class SystemRouter:
         return await self._for(path).mutation(
             path, args, identity=identity, ts=ts, job_id=job_id, urgent=urgent, hot=hot
         )
+
+    async def mutation_batch(self, calls: list[MutationCall], *, ts: int) -> MutationBatch:
+        """Runs on the runner of the first call's path: a batch is of one function."""
+        return await self._for(calls[0].path).mutation_batch(calls, ts=ts)
 
     async def action(
         self,

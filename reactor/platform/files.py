@@ -216,12 +216,12 @@ class FileStorage:
             self._publishing.add(storage_id)
             try:
                 await self.blobs.publish(pending, storage_id)
-                record = (
-                    None
+                records = (
+                    []
                     if upload_id is None
-                    else MutationRecord(_UPLOAD_SESSION + upload_id, 0, dumps(storage_id))
+                    else [MutationRecord(_UPLOAD_SESSION + upload_id, 0, dumps(storage_id))]
                 )
-                await database.server_committer().commit(txn.prepare_commit(), record)
+                await database.server_committer().commit(txn.prepare_commit(), records)
                 return storage_id
             except OptimisticConcurrencyError as exc:
                 # Nothing was written: re-run under a new id (publish moves the file again).

@@ -35,6 +35,8 @@ from reactor.engine.invocation import (
     FunctionResult,
     HttpCall,
     HttpReply,
+    MutationBatch,
+    MutationCall,
     describe_failure,
 )
 from reactor.errors import AppLoadFailed
@@ -843,6 +845,19 @@ class RunnerPools:
         if hot:
             message.hot = list(hot)
         return self._result(await self._run("query", message, None, path, urgent=urgent), ts)
+
+    async def mutation_batch(self, calls: list[MutationCall], *, ts: int) -> MutationBatch:
+        """``FunctionRunner.mutation_batch``: one call on a query runner. A batch that could
+        not run (its runner died, or it passed the deadline) has no outcome: each of its
+        mutations runs again."""
+        message = wire.Call(0, "mutation", calls[0].path, b"", None, ts)
+        message.holds = min(ts, self.setup.last_commit())
+        message.batch = wire.batch_call(calls)
+        label = f"{calls[0].path} and {len(calls) - 1} more mutation(s) in one batch"
+        outcome = await self._run("query", message, None, label, urgent=True)
+        if not isinstance(outcome, wire.Done) or outcome.batch is None:
+            return MutationBatch([], None)
+        return wire.decode_batch(outcome, ts)
 
     async def action(
         self,

@@ -17,8 +17,14 @@ import msgspec
 from reactor.core.intervals import Interval
 from reactor.core.persistence import Commit, CommitRequest, DocumentLogEntry, IndexEntry
 from reactor.core.reads import ReadSet
-from reactor.engine.invocation import FunctionResult, HttpCall, HttpReply
-from schema.values import loads
+from reactor.engine.invocation import (
+    FunctionResult,
+    HttpCall,
+    HttpReply,
+    MutationBatch,
+    MutationCall,
+)
+from schema.values import dumps, loads
 
 __all__ = [
     "FUNCTION_TIMEOUT",
@@ -31,8 +37,12 @@ __all__ = [
     "Ready",
     "Reply",
     "Rpc",
+    "batch_call",
+    "decode_batch",
+    "decode_calls",
     "decode_commit",
     "decode_result",
+    "encode_batch",
     "encode_commit",
     "encode_result",
     "read_from_runner",
@@ -86,6 +96,9 @@ class Call(msgspec.Struct, tag="call", array_like=True):
     auth_error: tuple[str, str] | None = None
     hot: list[str] | None = None  # a mutation's first run stops reading one of these documents
     holds: int = 0  # the newest commit at or below ``ts``: what the snapshot must hold
+    # A batch of mutations run in one transaction (``Invoker.mutation_batch``), each as
+    # (path, args, identity, job_id); then ``path`` only names the call.
+    batch: list[tuple[str, bytes, bytes | None, str | None]] | None = None
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -150,6 +163,9 @@ class Done(msgspec.Struct, tag="done", array_like=True):
     documents_read: int = 0
     traceback: str | None = None
     deferred: str | None = None  # the ``Call.hot`` document whose read stopped the run
+    # A batch's outcomes, of the mutations that ran (``commit`` and ``reads`` are all of theirs)
+    batch: list[Done] | None = None
+    documents_written: int = 0  # by a mutation of a batch (else counted from ``commit``)
 
 
 class HttpDone(msgspec.Struct, tag="http_done", array_like=True):
@@ -271,6 +287,8 @@ def encode_result(call_id: int, result: FunctionResult) -> Done:
         result.documents_read,
         result.traceback,
         result.deferred,
+        None,
+        result.documents_written,
     )
 
 
@@ -296,10 +314,40 @@ def decode_result(done: Done, ts: int) -> FunctionResult:
         documents_read=done.documents_read,
         traceback=done.traceback,
         deferred=done.deferred,
+        documents_written=done.documents_written,
     )
     if done.commit is not None:
         result.commit = decode_commit(ts, reads, done.commit)
     return result
+
+
+def batch_call(calls: list[MutationCall]) -> list[tuple[str, bytes, bytes | None, str | None]]:
+    """``Call.batch`` of ``calls``."""
+    return [
+        (c.path, dumps(c.args), None if c.identity is None else dumps(c.identity), c.job_id)
+        for c in calls
+    ]
+
+
+def decode_calls(call: Call) -> list[MutationCall]:
+    """The mutations of a batch ``call``."""
+    assert call.batch is not None
+    return [
+        MutationCall(path, loads(args), None if identity is None else loads(identity), job_id)
+        for path, args, identity, job_id in call.batch
+    ]
+
+
+def encode_batch(call_id: int, batch: MutationBatch) -> Done:
+    """The ``Done`` of a batch: its commit and read set, and each outcome (without either)."""
+    done = encode_result(call_id, FunctionResult(True, commit=batch.commit))
+    done.batch = [encode_result(call_id, result) for result in batch.results]
+    return done
+
+
+def decode_batch(done: Done, ts: int) -> MutationBatch:
+    head = decode_result(done, ts)
+    return MutationBatch([decode_result(item, ts) for item in done.batch or ()], head.commit)
 
 
 def http_call(call: HttpCall) -> Any:

@@ -272,6 +272,13 @@ class Worker:
                 call.path, args, identity=identity, ts=call.ts, journal=call.journal
             )
             message = wire.encode_result(call.id, result)
+        elif call.kind == "mutation" and call.batch is not None:
+            batch = await self.invoker.mutation_batch(wire.decode_calls(call), ts=call.ts)
+            # A member out of memory ends this process after the answer, as a lone call does.
+            result = next(
+                (r for r in batch.results if r.error_code == OUT_OF_MEMORY), FunctionResult(True)
+            )
+            message = wire.encode_batch(call.id, batch)
         elif call.kind == "mutation":
             result = await self.invoker.mutation(
                 call.path,

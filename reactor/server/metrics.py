@@ -115,6 +115,13 @@ class DeploymentMetrics:
             ["path"],
             registry=r,
         )
+        self.batched = Counter(
+            "reactor_batched_mutations",
+            "Mutations run in one transaction with other re-runs waiting for the same documents "
+            "(one runner call and one commit for all of them)",
+            ["path"],
+            registry=r,
+        )
         self.reruns = Counter(
             "reactor_live_query_reruns",
             "Live queries run again after a commit into their read set",
@@ -168,6 +175,8 @@ class DeploymentMetrics:
             self.occ_retries.labels(record.path).inc(record.occ_retries)
         if record.deferred_runs:
             self.deferred_runs.labels(record.path).inc(record.deferred_runs)
+        if record.batched:
+            self.batched.labels(record.path).inc()
         conflicts = record.occ_retries + (record.error_code == OptimisticConcurrencyError.code)
         if conflicts:
             self.occ_conflicts.labels(record.path).inc(conflicts)

@@ -508,8 +508,7 @@ class SqlitePersistence:
                     (entry.index_id, entry.key, ts, entry.value is None, entry.document_id)
                 )
             tables.extend(commit.tables.items())
-            if commit.mutation is not None:
-                record = commit.mutation
+            for record in commit.mutations:
                 mutations.append((record.session_id, record.request_id, ts, record.result))
         with self._write_transaction("write", durable=durable) as conn:
             if tables:
@@ -660,7 +659,7 @@ def check_batch(
         ts = next_ts()
         batch.append(ts, request.write_keys, request.table, request.write_prefixes)
         commit = request.build(ts)
-        commit.mutation = request.mutation
+        commit.mutations = request.mutations
         accepted.append((request, commit))
         results.append(ts)
     return results, accepted

@@ -168,7 +168,7 @@ class Txn:
             writes[0].table if writes else None,
             [(w.table, document(w)["_id"], w.new) for w in writes],
             prefixes,
-            mutation,
+            () if mutation is None else (mutation,),
         )
 
 

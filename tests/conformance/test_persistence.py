@@ -126,7 +126,7 @@ def commit(
                 entries.append(IndexEntry(index_id(write.table, name), new_key, doc_id, encoded))
     if tables is None:
         tables = {w.table: TABLE_NUMBERS[w.table] for w in writes}
-    return Commit(ts, documents, entries, tables, mutation)
+    return Commit(ts, documents, entries, tables, () if mutation is None else (mutation,))
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -570,7 +570,7 @@ async def test_mutation_records_are_found_by_session_and_request(persistence: Pe
         commit(10, insert(note(1.0)), mutation=MutationRecord("s1", 9, b"nine")),
         commit(20, insert(note(2.0)), mutation=MutationRecord("s1", 10, b"")),
         # A mutation that wrote nothing still leaves its record.
-        Commit(30, mutation=MutationRecord("s2", 2**40, b"\x00\xff")),
+        Commit(30, mutations=(MutationRecord("s2", 2**40, b"\x00\xff"),)),
     )
 
     assert await persistence.lookup_mutation("s1", 9) == (ts[0], b"nine")

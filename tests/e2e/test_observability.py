@@ -388,6 +388,7 @@ def test_server_log_has_one_json_line_per_execution(server: ReactorServer) -> No
         "log_lines",
         "traceback",
         "deferred_runs",
+        "batched",
     }
     assert "notes:add" in line["message"]
     # Every line of the server log is JSON in this format (uvicorn's own too).

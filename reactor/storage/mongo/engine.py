@@ -566,7 +566,7 @@ class MongoPersistence:
                 last = ts
                 log_.append(ts, request.write_keys, request.table, request.write_prefixes)
                 commit = request.build(ts)
-                commit.mutation = request.mutation
+                commit.mutations = request.mutations
                 await self._apply(session, commit)
                 await db[COMMITS].insert_one(
                     {
@@ -651,8 +651,7 @@ class MongoPersistence:
                 {"_id": name}, {"$setOnInsert": {"number": number}}, upsert=True, session=session
             )
             self._learn_table(name, number)
-        if commit.mutation is not None:
-            record = commit.mutation
+        for record in commit.mutations:
             await db[MUTATIONS].replace_one(
                 {"_id": f"{record.session_id}:{record.request_id}"},
                 {

@@ -148,7 +148,7 @@ class TestCommit:
 
     async def test_the_mutation_record_is_stored_with_the_commit(self, parts: Parts) -> None:
         record = MutationRecord("session", 7, b'"done"')
-        ts = await asyncio.wait_for(parts.committer.commit(request(0, "a"), record), TIMEOUT)
+        ts = await asyncio.wait_for(parts.committer.commit(request(0, "a"), [record]), TIMEOUT)
         assert await parts.persistence.lookup_mutation("session", 7) == (ts, b'"done"')
 
     async def test_new_tables_are_marked_persisted(self, parts: Parts) -> None:

@@ -94,6 +94,9 @@ def test_outcomes_codes_and_request_ids() -> None:
     assert (ok.documents_read, ok.documents_written, ok.occ_retries) == (3, 2, 2)
     turned = _record(attempts=3, deferred_runs=1)  # one run stopped at a hot read: no conflict
     assert (turned.occ_retries, turned.deferred_runs) == (1, 1)
+    carried = _record(attempts=2, batched=5)  # its second run rode along with four others
+    assert (carried.occ_retries, carried.batched) == (1, 5)
+    assert summary(carried).endswith("(read 0 written 0 occ_retries 1 batched 5)")
     assert ok.log_lines == ("[LOG] hi",)
     assert ok.error_code is None and len(ok.request_id) == 16
 

@@ -38,12 +38,14 @@ APP = {
         async def create(ctx):
             return await ctx.db.insert("counters", {"n": 0.0})
 
-        @mutation(args={"id": v.id("counters")})
-        async def bump(ctx, id):
+        @mutation(args={"id": v.id("counters"), "fail": v.optional(v.boolean())})
+        async def bump(ctx, id, fail=False):
             doc = await ctx.db.get(id)
             for hook in list(HOOKS.get(id, [])):
                 await hook()
             await ctx.db.patch(id, {"n": doc["n"] + 1})
+            if fail:
+                raise ValueError("refused after its write")
             return doc["n"]
 
         # The tags of the runs of ``bump_tagged`` that got past their read.
@@ -122,8 +124,14 @@ def gate_on_rerun(gate: asyncio.Event, held: asyncio.Event) -> Hook:
     return wait
 
 
-def bump(deployment: Deployment, doc_id: str) -> asyncio.Task[FunctionResult]:
-    return asyncio.ensure_future(call(deployment, "counters:bump", {"id": doc_id}))
+def bump(
+    deployment: Deployment, doc_id: str, *, fail: bool = False, key: tuple[str, int] | None = None
+) -> asyncio.Task[FunctionResult]:
+    args: dict[str, Any] = {"id": doc_id, "fail": fail}
+    if key is None:
+        return asyncio.ensure_future(call(deployment, "counters:bump", args))
+    spec = deployment.registry.resolve("counters:bump")
+    return asyncio.ensure_future(deployment.executor.run_mutation(spec, args, idempotency_key=key))
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -136,7 +144,7 @@ async def until(condition: Callable[[], bool]) -> None:
 
 def queued_lanes(deployment: Deployment) -> int:
     """Lanes with a holder and at least one waiter."""
-    lanes: Any = deployment.executor._retry_lanes
+    lanes: Any = deployment.executor._lanes._lanes
     return sum(1 for lane in lanes.values() if lane.users > 1)
 
 
@@ -240,3 +248,82 @@ async def test_a_first_run_reading_a_queued_document_stops_at_that_read(
     assert (results[2].attempts, results[2].deferred_runs) == (2, 1)
     assert await call_get(deployment, doc) == 203.0
     assert sorted(r.value for r in results) == [200.0, 201.0, 202.0]
+
+
+async def queue_newcomers(
+    deployment: Deployment, tasks: list[asyncio.Task[FunctionResult]]
+) -> list[asyncio.Task[FunctionResult]]:
+    """Wait until each of ``tasks`` (first runs while re-runs queue) waits in the lane."""
+    lanes: Any = deployment.executor._lanes._lanes
+    await until(lambda: sum(lane.users for lane in lanes.values()) == 2 + len(tasks))
+    assert not any(task.done() for task in tasks)
+    return tasks
+
+
+async def test_the_reruns_waiting_for_a_turn_ride_along_in_one_transaction(
+    deployment: Deployment,
+) -> None:
+    doc = await create(deployment)
+    gate = asyncio.Event()
+    first, second = await queue_two_reruns(deployment, doc, gate)
+    newcomers = await queue_newcomers(deployment, [bump(deployment, doc) for _ in range(3)])
+    commits = deployment.committer.commits
+    gate.set()
+    results = [await asyncio.wait_for(task, 10) for task in (first, second, *newcomers)]
+    assert all(r.success for r in results), [r.error_message for r in results]
+    # The first re-run conflicted once more (the second's conflicting write), then ran the
+    # four waiting after it in the same transaction, in their order: one commit for five.
+    assert [r.batched for r in results] == [5] * 5
+    assert [r.value for r in results] == [200.0, 201.0, 202.0, 203.0, 204.0]
+    assert len({r.ts for r in results}) == 1
+    assert deployment.committer.commits == commits + 1
+    assert [r.documents_written for r in results] == [1] * 5
+    assert await call_get(deployment, doc) == 205.0
+
+
+async def test_a_rider_that_fails_leaves_no_write_and_the_others_commit(
+    deployment: Deployment,
+) -> None:
+    doc = await create(deployment)
+    gate = asyncio.Event()
+    first, second = await queue_two_reruns(deployment, doc, gate)
+    failing, last = await queue_newcomers(
+        deployment, [bump(deployment, doc, fail=True), bump(deployment, doc)]
+    )
+    gate.set()
+    results = [await asyncio.wait_for(task, 10) for task in (first, second, failing, last)]
+    assert [r.success for r in results] == [True, True, False, True]
+    assert "refused after its write" in (results[2].traceback or "")
+    assert [r.value for r in results if r.success] == [200.0, 201.0, 202.0]
+    assert await call_get(deployment, doc) == 203.0
+
+
+async def test_riders_leave_their_idempotency_records(deployment: Deployment) -> None:
+    doc = await create(deployment)
+    gate = asyncio.Event()
+    first, second = await queue_two_reruns(deployment, doc, gate)
+    keyed = await queue_newcomers(
+        deployment, [bump(deployment, doc, key=("session", n)) for n in (1, 2)]
+    )
+    gate.set()
+    results = [await asyncio.wait_for(task, 10) for task in (first, second, *keyed)]
+    assert [r.batched for r in results] == [4] * 4
+    for n, result in zip((1, 2), results[2:], strict=True):
+        stored = await deployment.persistence.lookup_mutation("session", n)
+        assert stored == (result.ts, result.value_json)
+
+
+async def test_a_rider_of_another_function_waits_for_its_own_turn(
+    deployment: Deployment,
+) -> None:
+    doc = await create(deployment)
+    gate = asyncio.Event()
+    first, second = await queue_two_reruns(deployment, doc, gate)
+    args = {"id": doc, "tag": "other", "swallow": False}
+    other = asyncio.ensure_future(call(deployment, "counters:bump_tagged", args))
+    other, same = await queue_newcomers(deployment, [other, bump(deployment, doc)])
+    gate.set()
+    results = [await asyncio.wait_for(task, 10) for task in (first, second, same, other)]
+    assert all(r.success for r in results), [r.error_message for r in results]
+    assert [r.batched for r in results] == [3, 3, 3, 0]
+    assert await call_get(deployment, doc) == 204.0

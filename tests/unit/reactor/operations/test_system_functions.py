@@ -10,7 +10,14 @@ import pytest
 from functions.decorators import FunctionKind, http_action, query
 from functions.errors import FunctionDefinitionError
 from functions.registry import Registry
-from reactor.engine.invocation import ActionServices, FunctionResult, HttpCall, HttpReply
+from reactor.engine.invocation import (
+    ActionServices,
+    FunctionResult,
+    HttpCall,
+    HttpReply,
+    MutationBatch,
+    MutationCall,
+)
 from reactor.operations.system_functions import SystemFunctions, SystemRouter, is_system_path
 from schema import v
 from schema.errors import FunctionNotFound
@@ -86,6 +93,10 @@ class Recorder:
         self.paths.append(path)
         return FunctionResult(True)
 
+    async def mutation_batch(self, calls: list[MutationCall], **_: Any) -> MutationBatch:
+        self.paths.extend(call.path for call in calls)
+        return MutationBatch([], None)
+
     async def action(self, path: str, args: dict[str, Any], **_: Any) -> FunctionResult:
         self.paths.append(path)
         return FunctionResult(True)
@@ -104,9 +115,23 @@ async def test_the_router_runs_system_paths_on_the_system_runner_only() -> None:
     await router.query("messages:list", {}, identity=None, ts=1, journal=None)
     await router.mutation("_system/test:write", {}, identity=None, ts=1, job_id=None)
     await router.mutation("messages:send", {}, identity=None, ts=1, job_id=None)
+    await router.mutation_batch([MutationCall("_system/test:write", {})] * 2, ts=1)
+    await router.mutation_batch([MutationCall("messages:send", {})], ts=1)
     await router.action("_system/test:act", {}, identity=None, services=services)
     await router.action("messages:act", {}, identity=None, services=services)
     call = HttpCall("GET", "/_system/hook", b"", [], b"")
     await router.http_action(call, identity=None, auth_error=None, services=services)
-    assert system.paths == ["_system/cli/tables:default", "_system/test:write", "_system/test:act"]
-    assert app.paths == ["messages:list", "messages:send", "messages:act", "/_system/hook"]
+    assert system.paths == [
+        "_system/cli/tables:default",
+        "_system/test:write",
+        "_system/test:write",
+        "_system/test:write",
+        "_system/test:act",
+    ]
+    assert app.paths == [
+        "messages:list",
+        "messages:send",
+        "messages:send",
+        "messages:act",
+        "/_system/hook",
+    ]

@@ -46,7 +46,14 @@ def request(
         docs = [DocumentLogEntry(key.decode(), table, b"{}", None) for key in written]
         return Commit(ts, docs)
 
-    return CommitRequest(begin_ts, read_set, {INDEX: written}, build, table, mutation=mutation)
+    return CommitRequest(
+        begin_ts,
+        read_set,
+        {INDEX: written},
+        build,
+        table,
+        mutations=() if mutation is None else (mutation,),
+    )
 
 
 def log_with(*commits: tuple[int, bytes]) -> WriteLog:
@@ -76,7 +83,7 @@ def test_independent_requests_get_increasing_timestamps_and_their_records() -> N
 def test_the_mutation_record_goes_into_the_commit() -> None:
     record = MutationRecord("session", 3, b"null")
     _, accepted = check_batch([request(0, [b"a"], mutation=record)], WriteLog(), Clock())
-    assert accepted[0][1].mutation is record
+    assert accepted[0][1].mutations == (record,)
 
 
 def test_a_logged_commit_after_the_snapshot_conflicts() -> None:

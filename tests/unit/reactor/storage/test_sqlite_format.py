@@ -160,7 +160,7 @@ async def test_max_ts_is_kept_without_a_global_per_batch(tmp_path: Path) -> None
         await engine.write([Commit(20, [], [IndexEntry(BY_N, b"k1", DOC, doc(1))])])
         assert rows(engine.path, "SELECT value FROM globals WHERE key = 'max_ts'") == [("20",)]
         # Rows of any log table count: a commit that stored only an idempotency record.
-        only_record = Commit(30, mutation=MutationRecord("session", 1, b"null"))
+        only_record = Commit(30, mutations=(MutationRecord("session", 1, b"null"),))
         other = DocumentLogEntry(OTHER, "accounts", doc(2), None)
         await engine.write([Commit(29, [other]), only_record])
         path = tmp_path
