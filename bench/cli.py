@@ -336,6 +336,18 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                         "",
                     )
                 )
+            batched = phase.get("batched")
+            if batched:
+                out.append(
+                    (
+                        "bank",
+                        f"{label}: committed in batches of re-runs (retry lanes' riders)",
+                        f"{batched:,} ({batched / max(phase['committed'], 1):.0%} of committed)",
+                        "",
+                        "",
+                        "",
+                    )
+                )
             per = phase.get("written_bytes_per_transfer")
             wal_per = phase.get("wal_bytes_per_transfer")
             if per is not None or "written_bytes" in phase:

@@ -545,6 +545,8 @@ async def _bank_phase(
         # Executions of bank:transfer thrown away because their commit conflicted.
         "occ_reruns": None if reruns0 is None or reruns1 is None else reruns1[0] - reruns0[0],
         "deferred_runs": None if reruns0 is None or reruns1 is None else reruns1[1] - reruns0[1],
+        # Transfers committed in one transaction with other re-runs (retry lanes' riders).
+        "batched": None if reruns0 is None or reruns1 is None else reruns1[2] - reruns0[2],
         "seconds": round(seconds, 2),
         "transfers_per_s": round(ok / seconds, 1),
         "occ_failures": sum(r["occ"] for r in results),
@@ -723,10 +725,12 @@ def _write_bytes(pid: int) -> int | None:
     return None
 
 
-async def _occ_reruns(server: Server, path: str = "bank:transfer") -> tuple[int, int] | None:
+async def _occ_reruns(server: Server, path: str = "bank:transfer") -> tuple[int, int, int] | None:
     """The server's counts of wasted executions of ``path`` (/metrics): conflicted ones
     (``reactor_occ_conflicts``: re-runs plus final OCC failures) and first runs stopped at a
-    read of a document re-runs were queued to write (``reactor_deferred_runs``)."""
+    read of a document re-runs were queued to write (``reactor_deferred_runs``); and of its
+    executions run together with other re-runs in one transaction (``reactor_batched_mutations``).
+    """
     import httpx
 
     try:
@@ -734,13 +738,21 @@ async def _occ_reruns(server: Server, path: str = "bank:transfer") -> tuple[int,
             text = (await client.get(server.http + "/metrics")).text
     except httpx.HTTPError:
         return None
-    counts = {"reactor_occ_conflicts_total": 0, "reactor_deferred_runs_total": 0}
+    counts = {
+        "reactor_occ_conflicts_total": 0,
+        "reactor_deferred_runs_total": 0,
+        "reactor_batched_mutations_total": 0,
+    }
     for name in counts:
         needle = f'{name}{{path="{path}"}} '
         for line in text.splitlines():
             if line.startswith(needle):
                 counts[name] = int(float(line[len(needle) :]))
-    return counts["reactor_occ_conflicts_total"], counts["reactor_deferred_runs_total"]
+    return (
+        counts["reactor_occ_conflicts_total"],
+        counts["reactor_deferred_runs_total"],
+        counts["reactor_batched_mutations_total"],
+    )
 
 
 class _WalFrames:
