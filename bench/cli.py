@@ -341,7 +341,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 out.append(
                     (
                         "bank",
-                        f"{label}: committed in batches of re-runs (retry lanes' riders)",
+                        f"{label}: committed in batches (several mutations in one transaction)",
                         f"{batched:,} ({batched / max(phase['committed'], 1):.0%} of committed)",
                         "",
                         "",

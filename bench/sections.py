@@ -545,7 +545,7 @@ async def _bank_phase(
         # Executions of bank:transfer thrown away because their commit conflicted.
         "occ_reruns": None if reruns0 is None or reruns1 is None else reruns1[0] - reruns0[0],
         "deferred_runs": None if reruns0 is None or reruns1 is None else reruns1[1] - reruns0[1],
-        # Transfers committed in one transaction with other re-runs (retry lanes' riders).
+        # Transfers committed in one transaction with others (``reactor_batched_mutations``).
         "batched": None if reruns0 is None or reruns1 is None else reruns1[2] - reruns0[2],
         "seconds": round(seconds, 2),
         "transfers_per_s": round(ok / seconds, 1),

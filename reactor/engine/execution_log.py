@@ -96,7 +96,7 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     # in turn; not counted in ``occ_retries``).
     deferred_runs: int = 0
     # Mutations in the one transaction this one committed in (re-runs waiting for the same
-    # documents, run together: ``reactor.engine.retry_lanes``); 0: alone.
+    # documents, or first runs gathered while the runners were busy); 0: alone.
     batched: int = 0
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from functions.context import Scheduler
 from functions.decorators import FunctionKind, FunctionSpec
 from reactor.core.persistence import CommitRequest, MutationRecord
+from reactor.core.tasks import start_task
 from reactor.engine.database import Database
 from reactor.engine.execution_log import Caller, ExecutionSink, record_of
 from reactor.engine.invocation import (
@@ -78,6 +79,9 @@ class Executor:
         self._on_execution = on_execution
         # Where re-runs take turns, by written document (``_run_mutation``).
         self._lanes = RetryLanes()
+        # First runs gathering while the runners have no room, by function (``_gather``).
+        self._gatherings: dict[str, list[Rider]] = {}
+        self._gathering_tasks: set[asyncio.Task[None]] = set()
         self._newest_request: dict[str, int] = {}
         # (session id, request id) -> a mutation still running; finished ones are in storage
         self._mutations: dict[tuple[str, int], asyncio.Future[FunctionResult]] = {}
@@ -328,7 +332,15 @@ class Executor:
             while True:
                 attempt += 1
                 # A run stopped at a hot read is no conflict: it does not use up a retry.
-                if rider is None:
+                if rider is not None:
+                    outcome = await self._attempt_in_turn(
+                        spec, lanes, rider, attempt, max_retries + deferred
+                    )
+                elif attempt == 1:
+                    outcome = await self._first_attempt(
+                        spec, args, identity, idempotency_key, job_id, max_retries
+                    )
+                else:
                     outcome = await self._attempt(
                         spec,
                         args,
@@ -337,10 +349,6 @@ class Executor:
                         attempt,
                         job_id,
                         max_retries + deferred,
-                    )
-                else:
-                    outcome = await self._attempt_in_turn(
-                        spec, lanes, rider, attempt, max_retries + deferred
                     )
                 if isinstance(outcome, FunctionResult):
                     break
@@ -428,67 +436,148 @@ class Executor:
         self, spec: FunctionSpec, lanes: Lanes, rider: Rider, attempt: int, max_retries: int
     ) -> FunctionResult | Turns:
         """A re-run in its turn (holding its lanes), with up to ``MAX_BATCH - 1`` riders
-        waiting for the same lanes and function run after it in one transaction
-        (``FunctionRunner.mutation_batch``), committed together: one runner call and one
-        commit for all of them. Each rider is handed its outcome, or its place in the queue
-        back when it did not run or the commit conflicted."""
+        waiting for the same lanes and function run after it in one transaction and committed
+        with it (``_run_together``). Each rider is handed its outcome, or its place in the
+        queue back when it did not run or the commit conflicted."""
         riders = self._lanes.take_riders(lanes, rider, MAX_BATCH - 1)
         if not riders:
-            call = rider.call
-            return await self._attempt(
-                spec,
-                call.args,
-                call.identity,
-                rider.idempotency_key,
-                attempt,
-                call.job_id,
-                max_retries,
-            )
+            return await self._alone(spec, rider, attempt, max_retries)
         try:
-            members = [rider, *riders]
-            ts = self.database.mutation_snapshot_ts()
-            batch = await self.runner.mutation_batch([m.call for m in members], ts=ts)
-            results = batch.results
-            if not results:  # it could not run: the head runs alone, the riders wait again
-                self._lanes.put_back(lanes, riders)
-                call = rider.call
-                return await self._attempt(
-                    spec,
-                    call.args,
-                    call.identity,
-                    rider.idempotency_key,
-                    attempt,
-                    call.job_id,
-                    max_retries,
-                )
-            members = members[: len(results)]
-            self._lanes.put_back(lanes, riders[len(results) - 1 :])  # those not run
-            request = batch.commit
-            records = [
-                MutationRecord(m.idempotency_key[0], m.idempotency_key[1], r.value_json)
-                for m, r in zip(members, results, strict=True)
-                if r.success and m.idempotency_key is not None
-            ]
-            jobs = any(r.success and m.call.job_id for m, r in zip(members, results, strict=True))
-            committed = ts
-            if request is not None and (request.write_keys or records or jobs):
-                outcome = await self._commit(spec, request, records, ts, attempt, max_retries)
-                if isinstance(outcome, StorageFailure):
-                    for other in riders[: len(results) - 1]:
-                        self._lanes.settle(other, outcome.result())
-                    return outcome.result()
-                if not isinstance(outcome, int):
-                    return outcome  # conflicted: the riders wait again (``finally``)
-                committed = outcome
-            for member, result in zip(members, results, strict=True):
-                result.ts = committed if result.success else ts
-                result.attempts = attempt
-                result.batched = len(results)
-                if member is not rider:
-                    self._lanes.settle(member, result)
-            return results[0]
+            together = await self._run_together(spec, [rider, *riders], attempt, max_retries)
+            if not together.ran:  # it could not run: the head runs alone, the riders wait again
+                return await self._alone(spec, rider, attempt, max_retries)
+            ridden = riders[: together.ran - 1]  # the others did not run: they wait again
+            if together.failure is not None:
+                for other in ridden:
+                    self._lanes.settle(other, together.failure.result())
+                return together.failure.result()
+            if together.again is not None:
+                return together.again  # conflicted: the riders wait again
+            for other, result in zip(ridden, together.results[1:], strict=True):
+                self._lanes.settle(other, result)
+            return together.results[0]
         finally:
-            self._lanes.put_back(lanes, riders)  # those without an outcome (it raised)
+            self._lanes.put_back(lanes, riders)  # those without an outcome
+
+    async def _alone(
+        self, spec: FunctionSpec, rider: Rider, attempt: int, max_retries: int
+    ) -> FunctionResult | Turns:
+        call = rider.call
+        return await self._attempt(
+            spec,
+            call.args,
+            call.identity,
+            rider.idempotency_key,
+            attempt,
+            call.job_id,
+            max_retries,
+        )
+
+    async def _first_attempt(
+        self,
+        spec: FunctionSpec,
+        args: dict[str, Any],
+        identity: dict[str, Any] | None,
+        idempotency_key: tuple[str, int] | None,
+        job_id: str | None,
+        max_retries: int,
+    ) -> FunctionResult | Turns:
+        """A mutation's first run. While the runners have no room for it, first runs of one
+        function gather and run together (``_gather``) instead of each waiting for a runner:
+        one runner call and one commit for up to ``MAX_BATCH`` of them; a first run whose
+        gathering could not run it runs alone. Not while re-runs queue on hot documents (a
+        first run then stops at its read of one, alone), nor with a retry budget of its own."""
+        path = _path(spec)
+        if (
+            max_retries == OCC_MAX_RETRIES
+            and not self.runner.has_room(path)
+            and self._lanes.hot_documents() is None
+        ):
+            rider = Rider(MutationCall(path, args, identity, job_id), idempotency_key, [])
+            outcome = await self._gather(spec, rider)
+            if outcome is not None:
+                return outcome
+        return await self._attempt(spec, args, identity, idempotency_key, 1, job_id, max_retries)
+
+    async def _gather(self, spec: FunctionSpec, rider: Rider) -> FunctionResult | Turns | None:
+        """Join the gathering of first runs of ``rider``'s function (opening one if there is
+        none, or it is full): its outcome, ``Turns`` with no lanes when the commit of the
+        gathering conflicted (it runs again alone), or None when it did not run."""
+        path = rider.call.path
+        gathering = self._gatherings.get(path)
+        if gathering is None or len(gathering) >= MAX_BATCH:
+            gathering = self._gatherings[path] = []
+            task = start_task(self._run_gathering(spec, gathering), name=f"gathering {path}")
+            self._gathering_tasks.add(task)
+            task.add_done_callback(self._gathering_tasks.discard)
+        wake: asyncio.Future[FunctionResult | Turns | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        rider.wake = wake
+        gathering.append(rider)
+        return await wake
+
+    async def _run_gathering(self, spec: FunctionSpec, gathering: list[Rider]) -> None:
+        """Wait for room on the runners, then run the first runs gathered meanwhile
+        together; each one is handed its outcome (None: it runs alone)."""
+        path = _path(spec)
+        members: list[Rider] = []
+        try:
+            await self.runner.room(path)
+            if self._gatherings.get(path) is gathering:
+                del self._gatherings[path]
+            members = [rider for rider in gathering if rider.waiting]
+            if len(members) < 2:
+                return  # alone (``finally``)
+            together = await self._run_together(spec, members, 1, OCC_MAX_RETRIES)
+            ran = members[: together.ran]
+            if together.failure is not None:
+                for rider in ran:
+                    self._lanes.settle(rider, together.failure.result())
+            elif together.again is not None:
+                for rider in ran:
+                    self._lanes.settle(rider, Turns([], {}))  # conflicted: again, alone
+            else:
+                for rider, result in zip(ran, together.results, strict=True):
+                    self._lanes.settle(rider, result)
+        finally:
+            if self._gatherings.get(path) is gathering:
+                del self._gatherings[path]
+            for rider in gathering:
+                self._lanes.settle(rider, None)  # not run: alone
+
+    async def _run_together(
+        self, spec: FunctionSpec, members: list[Rider], attempt: int, max_retries: int
+    ) -> _Together:
+        """Run ``members`` (mutations of ``spec``) one after the other in one transaction
+        (``FunctionRunner.mutation_batch``) and commit them together: one runner call and one
+        commit for all of them, each with its own idempotency record."""
+        ts = self.database.mutation_snapshot_ts()
+        batch = await self.runner.mutation_batch([m.call for m in members], ts=ts)
+        results = batch.results
+        if not results:
+            return _Together(0)
+        members = members[: len(results)]
+        request = batch.commit
+        records = [
+            MutationRecord(m.idempotency_key[0], m.idempotency_key[1], r.value_json)
+            for m, r in zip(members, results, strict=True)
+            if r.success and m.idempotency_key is not None
+        ]
+        jobs = any(r.success and m.call.job_id for m, r in zip(members, results, strict=True))
+        committed = ts
+        if request is not None and (request.write_keys or records or jobs):
+            outcome = await self._commit(spec, request, records, ts, attempt, max_retries)
+            if isinstance(outcome, StorageFailure):
+                return _Together(len(results), failure=outcome)
+            if not isinstance(outcome, int):
+                return _Together(len(results), again=outcome)
+            committed = outcome
+        for result in results:
+            result.ts = committed if result.success else ts
+            result.attempts = attempt
+            result.batched = len(results)
+        return _Together(len(results), results)
 
     async def _commit(
         self,
@@ -618,6 +707,18 @@ def _raised(exc: Exception) -> FunctionResult:
     """The execution record's result of a call whose runner raised (the caller reports and
     logs the exception itself): a system error."""
     return FunctionResult(False, error_message=f"{type(exc).__name__}: {exc}", retryable=True)
+
+
+@dataclass(slots=True)
+class _Together:
+    """What running mutations together came to: how many ran, and either their outcomes
+    (committed together, or failed alone), or, for all of them, ``again`` (the commit
+    conflicted: the turns to re-run in, or past the retries the failure) or ``failure``."""
+
+    ran: int
+    results: list[FunctionResult] = field(default_factory=list)
+    again: FunctionResult | Turns | None = None
+    failure: StorageFailure | None = None
 
 
 @dataclass(slots=True)

@@ -384,6 +384,13 @@ class Invoker:
         result.documents_read = txn.documents_read
         return result
 
+    def has_room(self, path: str) -> bool:
+        """In process, a call never waits for a runner."""
+        return True
+
+    async def room(self, path: str) -> None:
+        return None
+
     async def mutation_batch(self, calls: Sequence[MutationCall], *, ts: int) -> MutationBatch:
         """Run ``calls`` one after the other in one transaction at ``ts``, each seeing the
         writes of those before it, as if each had committed alone in this order; a failed one

@@ -57,9 +57,11 @@ class _Lane:
 
 
 class Rider:
-    """A mutation taking turns: what a batch runs for it (``call``), its idempotency key, its
-    lanes' ``keys``, how many of them it holds (``held``), and, while it waits, ``wake``: None
-    once it holds the lane it waits for, or its outcome once a batch ran it."""
+    """A mutation taking turns, or gathering with other first runs: what a batch runs for it
+    (``call``), its idempotency key, its lanes' ``keys``, how many of them it holds
+    (``held``), and, while it waits, ``wake``: None once it holds the lane it waits for (or,
+    gathering, when it was not run), or its outcome once a batch ran it (gathering: ``Turns``
+    when the batch's commit conflicted)."""
 
     __slots__ = ("call", "held", "idempotency_key", "keys", "wake")
 
@@ -70,7 +72,7 @@ class Rider:
         self.idempotency_key = idempotency_key
         self.keys = keys
         self.held = 0
-        self.wake: asyncio.Future[FunctionResult | None] | None = None
+        self.wake: asyncio.Future[FunctionResult | Turns | None] | None = None
 
     @property
     def waiting(self) -> bool:
@@ -147,7 +149,7 @@ class RetryLanes:
                 lane.held = True
                 rider.held += 1
                 continue
-            wake: asyncio.Future[FunctionResult | None] = loop.create_future()
+            wake: asyncio.Future[FunctionResult | Turns | None] = loop.create_future()
             rider.wake = wake
             lane.queue.append(rider)
             try:
@@ -158,7 +160,7 @@ class RetryLanes:
                 elif rider in lane.queue:
                     lane.queue.remove(rider)
                 raise
-            if outcome is not None:
+            if isinstance(outcome, FunctionResult):
                 return outcome
             rider.held += 1
         return None
@@ -192,7 +194,7 @@ class RetryLanes:
         lanes[0].queue.extendleft(reversed([rider for rider in riders if rider.waiting]))
 
     @staticmethod
-    def settle(rider: Rider, outcome: FunctionResult) -> None:
+    def settle(rider: Rider, outcome: FunctionResult | Turns | None) -> None:
         """A rider taken along is done: ``outcome`` is its result."""
         if rider.wake is not None and not rider.wake.done():
             rider.wake.set_result(outcome)

@@ -53,6 +53,15 @@ class FunctionRunner(Protocol):
         hot: frozenset[str] | None = None,
     ) -> FunctionResult: ...
 
+    def has_room(self, path: str) -> bool:
+        """Whether a call of ``path`` sent now would start without waiting for a runner."""
+        ...
+
+    async def room(self, path: str) -> None:
+        """Return once a call of ``path`` sent now would start without waiting for a runner
+        (taking no room itself: the caller sends its call at once)."""
+        ...
+
     async def mutation_batch(self, calls: list[MutationCall], *, ts: int) -> MutationBatch:
         """Run ``calls`` in one transaction at ``ts``, one after the other
         (``Invoker.mutation_batch``); as urgent as a re-run."""

@@ -222,6 +222,12 @@ class SystemRouter:
             path, args, identity=identity, ts=ts, job_id=job_id, urgent=urgent, hot=hot
         )
 
+    def has_room(self, path: str) -> bool:
+        return self._for(path).has_room(path)
+
+    async def room(self, path: str) -> None:
+        await self._for(path).room(path)
+
     async def mutation_batch(self, calls: list[MutationCall], *, ts: int) -> MutationBatch:
         """Runs on the runner of the first call's path: a batch is of one function."""
         return await self._for(calls[0].path).mutation_batch(calls, ts=ts)

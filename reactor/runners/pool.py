@@ -566,6 +566,26 @@ class _Pool:
                     self._wake()  # pass the wake-up on
                 raise
 
+    def has_room(self) -> bool:
+        """Whether a call sent now would start at once: a runner has room, and no call waits."""
+        return not self._waiters and self._pick() is not None
+
+    async def room(self) -> None:
+        """Return once a runner has room for a call (in turn with the calls waiting for one),
+        without taking it: the caller sends its call in the same turn of the event loop. A
+        closed pool has room (the call is refused there)."""
+        first = True
+        while not self.closed and self._pick() is None:
+            waiter = asyncio.get_running_loop().create_future()
+            (self._waiters.append if first else self._waiters.appendleft)(waiter)
+            first = False
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # pass the wake-up on
+                raise
+
     def _replace(self, runner: _Runner) -> None:
         if runner not in self.runners:
             return
@@ -845,6 +865,14 @@ class RunnerPools:
         if hot:
             message.hot = list(hot)
         return self._result(await self._run("query", message, None, path, urgent=urgent), ts)
+
+    def has_room(self, path: str) -> bool:
+        """A quarantined function runs apart: it never waits behind the others."""
+        return self._quarantined(path) or self.queries.has_room()
+
+    async def room(self, path: str) -> None:
+        if not self._quarantined(path):
+            await self.queries.room()
 
     async def mutation_batch(self, calls: list[MutationCall], *, ts: int) -> MutationBatch:
         """``FunctionRunner.mutation_batch``: one call on a query runner. A batch that could

@@ -117,8 +117,9 @@ class DeploymentMetrics:
         )
         self.batched = Counter(
             "reactor_batched_mutations",
-            "Mutations run in one transaction with other re-runs waiting for the same documents "
-            "(one runner call and one commit for all of them)",
+            "Mutations run in one transaction with others (re-runs waiting for the same "
+            "documents, or first runs gathered while the runners were busy): one runner call "
+            "and one commit for all of them",
             ["path"],
             registry=r,
         )

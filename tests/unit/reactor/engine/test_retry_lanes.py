@@ -327,3 +327,100 @@ async def test_a_rider_of_another_function_waits_for_its_own_turn(
     assert all(r.success for r in results), [r.error_message for r in results]
     assert [r.batched for r in results] == [3, 3, 3, 0]
     assert await call_get(deployment, doc) == 204.0
+
+
+class Crowded:
+    """The deployment's function runner with no room for a call until ``free`` is set (as
+    runners all busy): first runs gather meanwhile."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.free = asyncio.Event()
+        self.batches: list[int] = []
+
+    def has_room(self, path: str) -> bool:
+        return self.free.is_set()
+
+    async def room(self, path: str) -> None:
+        await self.free.wait()
+
+    async def mutation_batch(self, calls: list[Any], *, ts: int) -> Any:
+        self.batches.append(len(calls))
+        return await self.inner.mutation_batch(calls, ts=ts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def crowd(deployment: Deployment) -> Crowded:
+    crowded = Crowded(deployment.executor.runner)
+    deployment.executor.runner = crowded
+    return crowded
+
+
+async def gathered(deployment: Deployment, count: int) -> None:
+    gatherings: dict[str, list[Any]] = deployment.executor._gatherings
+    await until(lambda: sum(len(g) for g in gatherings.values()) == count)
+
+
+async def test_first_runs_gather_while_the_runners_have_no_room(deployment: Deployment) -> None:
+    docs = [await create(deployment) for _ in range(4)]
+    crowded = crowd(deployment)
+    commits = deployment.committer.commits
+    tasks = [bump(deployment, doc, key=("session", n)) for n, doc in enumerate(docs)]
+    await gathered(deployment, 4)
+    assert not any(task.done() for task in tasks)
+    crowded.free.set()
+    results = [await asyncio.wait_for(task, 10) for task in tasks]
+    assert all(r.success for r in results), [r.error_message for r in results]
+    assert crowded.batches == [4]
+    assert [(r.batched, r.attempts, r.value) for r in results] == [(4, 1, 0.0)] * 4
+    assert deployment.committer.commits == commits + 1
+    for n, result in enumerate(results):
+        stored = await deployment.persistence.lookup_mutation("session", n)
+        assert stored == (result.ts, result.value_json)
+    assert [await call_get(deployment, doc) for doc in docs] == [1.0] * 4
+
+
+async def test_a_gathering_whose_commit_conflicts_runs_each_again_alone(
+    deployment: Deployment,
+) -> None:
+    doc = await create(deployment)
+    crowded = crowd(deployment)
+    tasks = [bump(deployment, doc) for _ in range(3)]
+    await gathered(deployment, 3)
+    hooks(deployment, doc).append(conflict_once(deployment, doc))  # during the batch's run
+    crowded.free.set()
+    results = [await asyncio.wait_for(task, 10) for task in tasks]
+    assert all(r.success for r in results), [r.error_message for r in results]
+    assert crowded.batches == [3]  # then each alone: their commits take turns
+    assert all(r.attempts >= 2 and r.batched == 0 for r in results)
+    assert sorted(r.value for r in results) == [100.0, 101.0, 102.0]
+    assert await call_get(deployment, doc) == 103.0
+
+
+async def test_a_first_run_leaving_a_gathering_is_not_run(deployment: Deployment) -> None:
+    docs = [await create(deployment) for _ in range(3)]
+    crowded = crowd(deployment)
+    tasks = [bump(deployment, doc) for doc in docs]
+    await gathered(deployment, 3)
+    tasks[1].cancel()
+    crowded.free.set()
+    results = [await asyncio.wait_for(tasks[n], 10) for n in (0, 2)]
+    assert [(r.success, r.batched) for r in results] == [(True, 2), (True, 2)]
+    assert [await call_get(deployment, doc) for doc in docs] == [1.0, 0.0, 1.0]
+
+
+async def test_no_gathering_while_reruns_queue_on_hot_documents(deployment: Deployment) -> None:
+    doc = await create(deployment)
+    others = [await create(deployment) for _ in range(2)]
+    gate = asyncio.Event()
+    first, second = await queue_two_reruns(deployment, doc, gate)
+    crowded = crowd(deployment)
+    crowded.free.set()  # no room says has_room; room() has some at once
+    crowded.has_room = lambda path: False  # type: ignore[method-assign]
+    alone = await asyncio.gather(*(bump(deployment, other) for other in others))
+    assert [(r.success, r.batched) for r in alone] == [(True, 0)] * 2
+    assert crowded.batches == []
+    gate.set()
+    assert [(await asyncio.wait_for(t, 10)).success for t in (first, second)] == [True] * 2

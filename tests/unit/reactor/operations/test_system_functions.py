@@ -93,6 +93,13 @@ class Recorder:
         self.paths.append(path)
         return FunctionResult(True)
 
+    def has_room(self, path: str) -> bool:
+        self.paths.append(path)
+        return True
+
+    async def room(self, path: str) -> None:
+        self.paths.append(path)
+
     async def mutation_batch(self, calls: list[MutationCall], **_: Any) -> MutationBatch:
         self.paths.extend(call.path for call in calls)
         return MutationBatch([], None)
