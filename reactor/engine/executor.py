@@ -438,14 +438,45 @@ class Executor:
         """A re-run in its turn (holding its lanes), with up to ``MAX_BATCH - 1`` riders
         waiting for the same lanes and function run after it in one transaction and committed
         with it (``_run_together``). Each rider is handed its outcome, or its place in the
-        queue back when it did not run or the commit conflicted."""
+        queue back when it did not run or the commit conflicted. The batch is a task of its
+        own: cancelled (its client left), this re-run still lets it end, and its riders get
+        their outcomes then (its commit may land: they must not run again)."""
         riders = self._lanes.take_riders(lanes, rider, MAX_BATCH - 1)
         if not riders:
             return await self._alone(spec, rider, attempt, max_retries)
+        work = asyncio.ensure_future(
+            self._run_together(spec, [rider, *riders], attempt, max_retries)
+        )
         try:
-            together = await self._run_together(spec, [rider, *riders], attempt, max_retries)
-            if not together.ran:  # it could not run: the head runs alone, the riders wait again
-                return await self._alone(spec, rider, attempt, max_retries)
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if work.done():
+                self._end_turn(lanes, riders, work)
+            else:
+                work.add_done_callback(lambda done: self._end_turn(lanes, riders, done))
+            raise
+        except Exception:
+            pass  # the batch did not run (``_end_turn`` logs why)
+        outcome = self._end_turn(lanes, riders, work)
+        if outcome is None:  # it could not run: the head runs alone, the riders wait again
+            return await self._alone(spec, rider, attempt, max_retries)
+        return outcome
+
+    def _end_turn(
+        self, lanes: Lanes, riders: list[Rider], work: asyncio.Future[_Together]
+    ) -> FunctionResult | Turns | None:
+        """Hand the riders of a batch that ended their outcomes, or their places back; the
+        head's outcome (None: the batch did not run)."""
+        try:
+            if work.cancelled():
+                return None
+            error = work.exception()
+            if error is not None:
+                log.error("running mutations together failed", exc_info=error)
+                return None
+            together = work.result()
+            if not together.ran:
+                return None
             ridden = riders[: together.ran - 1]  # the others did not run: they wait again
             if together.failure is not None:
                 for other in ridden:
@@ -529,7 +560,12 @@ class Executor:
             members = [rider for rider in gathering if rider.waiting]
             if len(members) < 2:
                 return  # alone (``finally``)
-            together = await self._run_together(spec, members, 1, OCC_MAX_RETRIES)
+            try:
+                together = await self._run_together(spec, members, 1, OCC_MAX_RETRIES)
+            except BaseException as exc:  # its commit may have landed: none runs again
+                for rider in members:
+                    self._lanes.settle(rider, describe_failure(path, exc, dev=self.dev))
+                raise
             ran = members[: together.ran]
             if together.failure is not None:
                 for rider in ran:

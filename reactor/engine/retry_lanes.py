@@ -190,8 +190,16 @@ class RetryLanes:
 
     @staticmethod
     def put_back(lanes: Lanes, riders: list[Rider]) -> None:
-        """Riders taken along that did not get an outcome wait again, first in line."""
-        lanes[0].queue.extendleft(reversed([rider for rider in riders if rider.waiting]))
+        """Riders taken along that did not get an outcome wait again, first in line (given
+        the lane at once if nobody holds it any more: the one that took them left)."""
+        waiting = [rider for rider in riders if rider.waiting]
+        if not waiting:
+            return
+        lane = lanes[0]
+        lane.queue.extendleft(reversed(waiting))
+        if not lane.held:
+            lane.held = True
+            _release(lane)
 
     @staticmethod
     def settle(rider: Rider, outcome: FunctionResult | Turns | None) -> None:

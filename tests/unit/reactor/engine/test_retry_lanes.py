@@ -329,6 +329,32 @@ async def test_a_rider_of_another_function_waits_for_its_own_turn(
     assert await call_get(deployment, doc) == 204.0
 
 
+async def test_riders_of_a_rerun_whose_client_left_get_their_outcomes_once(
+    deployment: Deployment,
+) -> None:
+    doc = await create(deployment)
+    gate, paused, resume = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    first, second = await queue_two_reruns(deployment, doc, gate)
+    (newcomer,) = await queue_newcomers(deployment, [bump(deployment, doc)])
+
+    async def pause_once() -> None:
+        if not paused.is_set():
+            paused.set()
+            await resume.wait()
+
+    hooks(deployment, doc).append(pause_once)
+    gate.set()  # the first re-run conflicts once more, then runs the others along: paused
+    await asyncio.wait_for(paused.wait(), 10)
+    first.cancel()  # its client left while the batch runs
+    resume.set()
+    results = [await asyncio.wait_for(task, 10) for task in (second, newcomer)]
+    assert [(r.success, r.batched) for r in results] == [(True, 3), (True, 3)]
+    assert [r.value for r in results] == [201.0, 202.0]
+    # The batch committed, the cancelled head's bump with it; no rider ran twice.
+    assert await call_get(deployment, doc) == 203.0
+    assert first.cancelled()
+
+
 class Crowded:
     """The deployment's function runner with no room for a call until ``free`` is set (as
     runners all busy): first runs gather meanwhile."""
