@@ -322,7 +322,7 @@ class LiveQueries:
         ``published``), or keep it pending until a re-run under way makes one exist."""
         # One snapshot mapping for all the sessions that watch just the same entry under the
         # same query id (the fan-out of a shared query): built once, held once.
-        single: dict[tuple[int, int], dict[int, Any]] = {}
+        single: dict[tuple[int, Entry], dict[int, Any]] = {}
         for session in sessions:
             entries = self._sessions.get(session, {})
             lower = self._delivered.get(session, 0)
@@ -340,9 +340,10 @@ class LiveQueries:
                 continue
             if len(entries) == 1:
                 ((query_id, entry),) = entries.items()
-                outcomes = single.get((query_id, id(entry)))
+                # Keyed by the entry itself (hashed by identity): no ``id()``, an audited call.
+                outcomes = single.get((query_id, entry))
                 if outcomes is None:
-                    outcomes = single[query_id, id(entry)] = {query_id: entry.outcome}
+                    outcomes = single[query_id, entry] = {query_id: entry.outcome}
             else:
                 outcomes = {query_id: entry.outcome for query_id, entry in entries.items()}
             self._delivered[session] = upper

@@ -24,6 +24,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import struct
 import types
 import weakref
 from collections.abc import Coroutine, Mapping
@@ -37,6 +38,7 @@ from reactor.auth import AuthenticationError, Credentials
 from reactor.core.runtime import Runtime
 from reactor.engine.execution_log import Caller
 from reactor.server.deployment import Deployment
+from reactor.server.metrics import DeploymentMetrics
 from reactor.server.outcomes import outcome_of
 from reactor.sync.limits import SyncLimits
 from reactor.sync.protocol import (
@@ -132,16 +134,38 @@ class _Flusher:
             self._loop.call_soon(self._run)
 
     def _run(self) -> None:
+        """One slice. Its Transitions carry one ``serverTs``, the time read before the first of
+        them is written (per runtime: tests run deployments on manual clocks), and its pushes
+        go into the metrics once per commit ts (``DeploymentMetrics.pushed``), not one by one."""
         queue = self._queue
+        runtime: Runtime | None = None
+        server_ts = 0
+        metrics: DeploymentMetrics | None = None
+        pushed_ts = -1
+        pushed = 0
         try:
             for _ in range(min(FLUSH_SLICE, len(queue))):
                 connection = queue.popleft()
                 connection._flush_queued = False
+                deployment = connection.deployment
+                if deployment.runtime is not runtime:
+                    runtime = deployment.runtime
+                    server_ts = runtime.now_ns()
                 try:
-                    connection._pump()
+                    ts = connection._send_owed(server_ts)
                 except Exception as exc:  # that connection ends; the others are sent to
                     connection._fail("sync sender", exc)
+                    continue
+                if ts >= 0:
+                    if ts == pushed_ts and deployment.metrics is metrics:
+                        pushed += 1
+                    else:
+                        if metrics is not None:
+                            metrics.pushed(pushed_ts, pushed)
+                        metrics, pushed_ts, pushed = deployment.metrics, ts, 1
         finally:
+            if metrics is not None:
+                metrics.pushed(pushed_ts, pushed)
             if queue:
                 self._loop.call_soon(self._run)
             else:
@@ -161,8 +185,10 @@ def _flusher() -> _Flusher:
     return flusher
 
 
-# Unmasked FIN text frame headers (RFC 6455 §5.2) for payloads below 126 bytes.
+# Unmasked FIN text frame headers (RFC 6455 §5.2) for payloads below 126 bytes, and the header
+# of one below 65536 bytes: (0x81, 126, its length as 16 bits).
 _SHORT_HEADERS = [bytes((0x81, n)) for n in range(126)]
+_MEDIUM_HEADER = struct.Struct(">BBH").pack
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -171,7 +197,7 @@ def text_frame(payload: bytes) -> bytes:
     if n < 126:
         return _SHORT_HEADERS[n] + payload
     if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+        return _MEDIUM_HEADER(0x81, 126, n) + payload
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
@@ -217,7 +243,11 @@ class FrameWriter:
         transport = protocol.transport
         if protocol.disconnected or protocol.close_sent or transport.is_closing():
             raise WebSocketDisconnect(1006)
-        transport.write(text_frame(payload))
+        n = len(payload)
+        if 126 <= n < 65536:  # a Transition's usual size: text_frame, inlined
+            transport.write(_MEDIUM_HEADER(0x81, 126, n) + payload)
+        else:
+            transport.write(text_frame(payload))
         return protocol.writable.is_set()
 
 
@@ -735,10 +765,11 @@ class SyncConnection:
             self._failed = True
             self._serving.cancel()
 
-    def _next_frame(self) -> tuple[bytes, int] | None:
+    def _next_frame(self, server_ts: int | None = None) -> tuple[bytes, int] | None:
         """The next frame owed, counted in ``buffered_bytes`` (a queued one, else a Transition
-        of the latest snapshot when the session allows one), with the snapshot's ts (-1 for a
-        queued frame); None when nothing is owed now."""
+        of the latest snapshot when the session allows one, its ``serverTs`` ``server_ts`` or
+        else now), with the snapshot's ts (-1 for a queued frame); None when nothing is owed
+        now."""
         outbox = self._outbox
         if outbox:
             frame = outbox.popleft()
@@ -749,8 +780,10 @@ class SyncConnection:
         if snapshot is None or self._close_request is not None:
             return None
         ts, outcomes = snapshot
+        if server_ts is None:
+            server_ts = self.deployment.runtime.now_ns()
         transition = self.protocol.transition_for(
-            ts, outcomes, server_ts=self.deployment.runtime.now_ns(), shared=self._heads
+            ts, outcomes, server_ts=server_ts, shared=self._heads
         )
         if transition is None:
             return None  # held by the session; the query cache delivers again
@@ -764,33 +797,42 @@ class SyncConnection:
     def _pump(self) -> None:
         """Send what is owed: written at once while the socket takes it, else by the sender
         task (started here), which waits for the socket and ends when nothing is left."""
+        ts = self._send_owed(None)
+        if ts >= 0:
+            self.deployment.metrics.pushed(ts)
+
+    def _send_owed(self, server_ts: int | None) -> int:
+        """``_pump``, for a Transition of ``serverTs`` ``server_ts`` (None: now); returns the
+        ts of the Transition written (-1: none), for the caller to count in the metrics."""
         if self._drainer is not None or self._closed or self._failed or self._close_request:
-            return
+            return -1
         writer = self._writer
         if writer is None or not writer.writable:
             # Before serve() nothing is sent; a held snapshot waits for the next delivery.
             if self._serving is not None and (self._outbox or self._snapshot is not None):
                 self._drainer = self._start(self._drain(), "sync sender")
-            return
+            return -1
+        pushed = -1
         try:
-            while (item := self._next_frame()) is not None:
+            while (item := self._next_frame(server_ts)) is not None:
                 frame, ts = item
                 self.buffered_bytes -= len(frame)
                 self._sent = True
                 writable = writer.write(frame)
                 self.deferred_bytes = 0
                 if ts >= 0:
-                    self.deployment.metrics.pushed(ts)
+                    pushed = ts
                 if not writable:
                     if self._outbox or self._snapshot is not None:
                         self._drainer = self._start(self._drain(), "sync sender")
-                    return
+                    break
         except _SOCKET_GONE as exc:
             # The receive loop ends the session; nothing more is sent.
             log.debug("sync session %s: sender stopped: %s", self.protocol.session_id, exc)
             self._close_request = self._close_request or (1000, "")
         except Exception as exc:
             self._fail("sync sender", exc)
+        return pushed
 
     async def _drain(self) -> None:
         """The sender task: send what is owed, waiting for the socket, until nothing is left."""

@@ -906,6 +906,14 @@ def transition_tail(client_clock_skew: int | None = None, server_ts: int | None 
     return b',"clientClockSkew":%d,"serverTs":%d}' % (client_clock_skew, server_ts)
 
 
+def transition_tail_prefix(client_clock_skew: int | None = None) -> bytes:
+    """A session's part of ``transition_tail(client_clock_skew, server_ts)`` up to the
+    ``serverTs`` number: ``transition_tail_prefix(skew) + b"%d}" % server_ts`` is that tail."""
+    if client_clock_skew is None:
+        return b',"serverTs":'
+    return b',"clientClockSkew":%d,"serverTs":' % client_clock_skew
+
+
 def mutation_response_success(
     request_id: int, result_json: bytes | None, ts: int, log_lines: Sequence[str] = ()
 ) -> bytes:

@@ -165,17 +165,63 @@ class SharedTransitions:
     but for the per-session tail (``clientClockSkew``, ``serverTs``): same start and end
     versions, same modifications. ``head`` encodes that part once and hands the same bytes to
     every such session. It keeps only heads of the newest end ts it was asked for (older ones
-    cannot recur once the fan-out moved on) and at most ``max_heads`` of them; it holds the
-    outcomes of each head, so an entry's identity check (``is``) cannot be fooled by a reused
-    ``id``. Not thread-safe: one per event loop.
+    cannot recur once the fan-out moved on) and at most ``max_heads`` of them, filed by their
+    versions and query ids with the outcomes they encode: a hit must hold the very same outcome
+    objects (``is``; no ``id()``, an audited call, on this path). Not thread-safe: one per
+    event loop.
     """
 
-    __slots__ = ("_heads", "_ts", "max_heads")
+    __slots__ = (
+        "_heads",
+        "_pair",
+        "_server_ts",
+        "_server_ts_tail",
+        "_ts",
+        "max_heads",
+    )
 
     def __init__(self, max_heads: int = 256) -> None:
         self.max_heads = max_heads
         self._ts = -1
         self._heads: dict[tuple[Any, ...], tuple[tuple[QueryOutcome | None, ...], bytes]] = {}
+        self._server_ts = -1
+        self._server_ts_tail = b""
+        # The last (held, new) outcome pair ``unchanged`` compared, and whether they are equal.
+        self._pair: tuple[QueryOutcome | None, QueryOutcome | None, bool] = (None, None, False)
+
+    def unchanged(self, held: QueryOutcome, outcome: QueryOutcome) -> bool:
+        """Whether a client holding ``held`` already holds ``outcome`` (equal fingerprints),
+        compared once for the sessions of a fan-out, which all hold the same previous one."""
+        pair = self._pair
+        if pair[0] is held and pair[1] is outcome:
+            return pair[2]
+        same = held is outcome or held.fingerprint == outcome.fingerprint
+        self._pair = (held, outcome, same)
+        return same
+
+    def server_ts_tail(self, server_ts: int) -> bytes:
+        """The end of a Transition after ``messages.transition_tail_prefix``: ``serverTs``'s
+        number and the closing brace, encoded once for the sessions sent to at one time."""
+        if server_ts != self._server_ts:
+            self._server_ts_tail = b"%d}" % server_ts
+            self._server_ts = server_ts
+        return self._server_ts_tail
+
+    def head_of_one(
+        self, start: StateVersion, end: StateVersion, query_id: int, outcome: QueryOutcome
+    ) -> bytes:
+        """``head(start, end, [(query_id, outcome)])``, without building its list."""
+        heads = self._heads
+        if end.ts != self._ts or len(heads) >= self.max_heads:
+            heads.clear()
+            self._ts = end.ts
+        key = (start, end, query_id)
+        hit = heads.get(key)
+        if hit is not None and hit[0][0] is outcome:
+            return hit[1]
+        data = messages.transition_head(start, end, (outcome.encode(query_id),))
+        heads[key] = ((outcome,), data)
+        return data
 
     def head(
         self,
@@ -189,12 +235,13 @@ class SharedTransitions:
         if end.ts != self._ts or len(heads) >= self.max_heads:
             heads.clear()
             self._ts = end.ts
-        key = (start, end, *[(query_id, id(outcome)) for query_id, outcome in modifications])
+        key = (start, end, *[query_id for query_id, _ in modifications])
+        outcomes = tuple(outcome for _, outcome in modifications)
         hit = heads.get(key)
-        if hit is not None:
+        if hit is not None and all(a is b for a, b in zip(hit[0], outcomes, strict=True)):
             return hit[1]
         data = messages.transition_head(start, end, _encode_modifications(modifications))
-        heads[key] = (tuple(outcome for _, outcome in modifications), data)
+        heads[key] = (outcomes, data)
         return data
 
 
@@ -336,6 +383,31 @@ class ServerSession:
     ``final_message`` (if any), close, and drop the session.
     """
 
+    # Slots: thousands of sessions each keep one for their whole life, and a fan-out reads a
+    # few of its fields per session (no per-instance dict to load).
+    __slots__ = (
+        "_awaiting",
+        "_last_sent",
+        "_min_ts",
+        "_new",
+        "_removed",
+        "_skew_of_tail",
+        "_skew_tail",
+        "_transition_owed",
+        "_unresolved",
+        "authenticates_received",
+        "client_clock_skew",
+        "client_ts",
+        "connection_count",
+        "identity_version",
+        "last_close_reason",
+        "max_observed_ts",
+        "queries",
+        "query_set_version",
+        "sent_version",
+        "session_id",
+    )
+
     def __init__(self) -> None:
         self.session_id: str | None = None
         self.connection_count: int | None = None
@@ -357,6 +429,10 @@ class ServerSession:
         self._awaiting: set[int] | frozenset[int] = _NO_IDS
         self._unresolved: dict[int, QueryFailure] = {}
         self._min_ts = 0
+        # This session's encoded ``clientClockSkew`` part of a Transition's tail, and the skew
+        # it encodes (``_tail``).
+        self._skew_tail: bytes | None = None
+        self._skew_of_tail: int | None = None
 
     # ---- state the server reads ---------------------------------------------------------
 
@@ -607,6 +683,60 @@ class ServerSession:
         if ts < start.ts:
             ts = start.ts
         end = StateVersion(self.query_set_version, self.identity_version, ts)
+        if len(outcomes) == 1 and not (self._removed or self._new or self._awaiting):
+            # A fan-out's case: one query's outcome and nothing added or removed since the last
+            # Transition. The rules below, without their dict, loop and sort.
+            ((query_id, outcome),) = outcomes.items()
+            last_sent = self._last_sent
+            previous = last_sent.get(query_id)
+            if (
+                previous is outcome
+                or query_id not in self.queries
+                or (
+                    previous is not None
+                    and (
+                        previous.fingerprint == outcome.fingerprint
+                        if shared is None
+                        else shared.unchanged(previous, outcome)
+                    )
+                )
+            ):
+                head = (
+                    messages.transition_head(start, end, ())
+                    if shared is None
+                    else shared.head(start, end, [])
+                )
+            else:
+                last_sent[query_id] = outcome
+                if shared is None:
+                    head = messages.transition_head(start, end, (outcome.encode(query_id),))
+                else:
+                    head = shared.head_of_one(start, end, query_id, outcome)
+            self.sent_version = end
+            self._transition_owed = False
+            return head + self._tail(server_ts, shared)
+        return self._build(start, end, outcomes, server_ts, shared)
+
+    def _tail(self, server_ts: int | None, shared: SharedTransitions | None) -> bytes:
+        """``messages.transition_tail`` of this session's clock skew and ``server_ts``."""
+        if server_ts is None or shared is None:
+            return messages.transition_tail(self.client_clock_skew, server_ts)
+        skew = self.client_clock_skew
+        prefix = self._skew_tail
+        if prefix is None or self._skew_of_tail != skew:
+            prefix = self._skew_tail = messages.transition_tail_prefix(skew)
+            self._skew_of_tail = skew
+        return prefix + shared.server_ts_tail(server_ts)
+
+    def _build(
+        self,
+        start: StateVersion,
+        end: StateVersion,
+        outcomes: Mapping[int, QueryOutcome],
+        server_ts: int | None,
+        shared: SharedTransitions | None,
+    ) -> bytes:
+        """``build_transition``'s general case."""
         last_sent = self._last_sent
         # query id -> its new outcome, or None for a QueryRemoved
         modifications: dict[int, QueryOutcome | None] = {}
@@ -643,7 +773,7 @@ class ServerSession:
             head = shared.head(start, end, items)
         else:
             head = messages.transition_head(start, end, _encode_modifications(items))
-        data = head + messages.transition_tail(self.client_clock_skew, server_ts)
+        data = head + self._tail(server_ts, shared)
         if not self._new:
             self._new = _NO_IDS
         self.sent_version = end

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -158,6 +159,49 @@ async def test_a_fan_out_sent_in_slices_reaches_every_session_once(
                 )
                 for ws in sessions:
                     assert await next_value(ws) == list(range(1, n + 1))
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sessions))
+
+
+async def test_a_slice_carries_one_server_ts_and_counts_its_pushes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flusher reads the time once per slice: the Transitions of a slice carry the same
+    ``serverTs``, taken before any of them was written (never after its receipt), and the
+    slice's pushes reach ``reactor_push_latency_seconds`` as one observation of their count."""
+    monkeypatch.setattr(sync_endpoint, "FLUSH_SLICE", 4)
+    observed: list[int] = []
+    async with serving(tmp_path) as (url, server):
+        app: Any = server.config.app
+        metrics = app.state.deployment.metrics
+        real_observe = metrics.push_latency.observe
+
+        def observe(amount: float, count: int = 1) -> None:
+            observed.append(count)
+            real_observe(amount, count)
+
+        monkeypatch.setattr(metrics.push_latency, "observe", observe)
+        sessions = [await websockets.connect(url, compression=None) for _ in range(12)]
+        try:
+            for ws in sessions:
+                assert await subscribe(ws) == []
+            observed.clear()
+            before = metrics.push_latency.count
+            await sessions[0].send(
+                message("Mutation", requestId=1, udfPath="board:add", args=[{"n": 1}])
+            )
+            stamps: list[tuple[int, int]] = []
+            for ws in sessions:
+                while True:
+                    data = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if data["type"] == "Transition" and data["modifications"]:
+                        stamps.append((data["serverTs"], time.time_ns()))
+                        break
+            assert all(server_ts <= received for server_ts, received in stamps)
+            # 12 sessions in slices of 4 (the writer's own Transition may go out alone).
+            assert len({server_ts for server_ts, _ in stamps}) <= 4
+            assert metrics.push_latency.count - before >= 12
+            assert max(observed) > 1  # a slice is observed at once, with its count
         finally:
             await asyncio.gather(*(ws.close() for ws in sessions))
 

@@ -81,3 +81,80 @@ def test_a_newer_fan_out_drops_older_heads_and_the_cache_is_bounded() -> None:
     for query_id in (1, 2, 3):
         subscribed(query_id).transition_for(4, {query_id: QuerySuccess(b"1")}, shared=shared)
         assert len(shared._heads) <= 2
+
+
+def modify(session: ServerSession, base: int, *modifications: dict[str, object]) -> None:
+    session.receive(
+        json.dumps(
+            {
+                "type": "ModifyQuerySet",
+                "baseVersion": base,
+                "newVersion": base + 1,
+                "modifications": list(modifications),
+            }
+        )
+    )
+
+
+def test_a_fan_out_gives_each_session_its_own_frame_and_shares_the_common_part() -> None:
+    """Sessions differing in clock skew, query-set version, start version, or that already hold
+    the result, each get exactly the Transition they would get alone (a JSON comparison with
+    the plain encoder), and those whose only difference is the tail share one head object."""
+    first, second = QuerySuccess(b"[1]"), QuerySuccess(b"[1,2]")
+
+    def sessions() -> list[ServerSession]:
+        skews = [subscribed(now_ms=5_000 + i) for i in range(3)]
+        no_connect = ServerSession()  # never sent a Connect: no clientClockSkew at all
+        modify(no_connect, 0, {"type": "Add", "queryId": 0, "udfPath": "tasks:board", "args": [{}]})
+        newer_set = subscribed()  # added and removed another query: query set version 3
+        behind = subscribed()  # its last Transition is older: another start version
+        holds = subscribed()  # already holds ``second``: an empty Transition
+        all_ = [*skews, no_connect, newer_set, behind, holds]
+        for session in all_:
+            session.build_transition(10, {0: first}, server_ts=11)
+        modify(newer_set, 1, {"type": "Add", "queryId": 5, "udfPath": "tasks:board", "args": [{}]})
+        newer_set.build_transition(12, {0: first, 5: first}, server_ts=13)
+        modify(newer_set, 2, {"type": "Remove", "queryId": 5})
+        newer_set.build_transition(14, {}, server_ts=15)
+        behind.sent_version = behind.sent_version.__class__(1, 0, 3)
+        holds.build_transition(15, {0: second}, server_ts=16)
+        return all_
+
+    shared = SharedTransitions()
+    sent = [s.transition_for(20, {0: second}, server_ts=21, shared=shared) for s in sessions()]
+    alone = [s.transition_for(20, {0: second}, server_ts=21) for s in sessions()]
+    assert None not in sent and sent == alone
+    decoded = [json.loads(frame or b"") for frame in sent]
+    skews = [d.get("clientClockSkew") for d in decoded]
+    assert skews == [-4_000, -4_001, -4_002, None, -4_000, -4_000, -4_000]
+    assert {d["serverTs"] for d in decoded} == {21}
+    assert decoded[4]["endVersion"]["querySet"] == 3
+    assert decoded[4]["startVersion"]["querySet"] == 3
+    assert decoded[5]["startVersion"]["ts"] != decoded[0]["startVersion"]["ts"]
+    assert decoded[6]["modifications"] == []
+    assert all(d["modifications"] == decoded[0]["modifications"] for d in decoded[:6])
+    # One head for the three skews and the session without a Connect; one each for the
+    # other query set, the other start version and the empty Transition.
+    heads = [head for _, head in shared._heads.values()]
+    assert len(heads) == 4
+    assert sum(frame.startswith(heads[0]) for frame in sent if frame) == 4
+
+
+def test_a_new_outcome_at_the_same_versions_is_not_answered_from_the_cache() -> None:
+    """Two queries' entries (say one per identity) under the same query id and versions: each
+    session gets its own outcome, though their heads are filed under the same key."""
+    shared = SharedTransitions()
+    mine, theirs = QuerySuccess(b'"mine"'), QuerySuccess(b'"theirs"')
+    frames = [
+        subscribed().transition_for(9, {0: outcome}, shared=shared)
+        for outcome in (mine, theirs, mine)
+    ]
+    values = [json.loads(frame or b"")["modifications"][0]["value"] for frame in frames]
+    assert values == ["mine", "theirs", "mine"]
+
+
+def test_the_server_ts_of_a_slice_is_encoded_once() -> None:
+    shared = SharedTransitions()
+    assert shared.server_ts_tail(123) == b"123}"
+    assert shared.server_ts_tail(123) is shared.server_ts_tail(123)
+    assert shared.server_ts_tail(124) == b"124}"
