@@ -323,9 +323,10 @@ class LiveQueries:
         # One snapshot mapping for all the sessions that watch just the same entry under the
         # same query id (the fan-out of a shared query): built once, held once.
         single: dict[tuple[int, Entry], dict[int, Any]] = {}
+        entries_of, delivered = self._sessions, self._delivered  # looked up once per session
         for session in sessions:
-            entries = self._sessions.get(session, {})
-            lower = self._delivered.get(session, 0)
+            entries = entries_of.get(session, {})
+            lower = delivered.get(session, 0)
             upper = published
             ready = True
             for entry in entries.values():
@@ -346,7 +347,7 @@ class LiveQueries:
                     outcomes = single[query_id, entry] = {query_id: entry.outcome}
             else:
                 outcomes = {query_id: entry.outcome for query_id, entry in entries.items()}
-            self._delivered[session] = upper
+            delivered[session] = upper
             try:
                 session.deliver(upper, outcomes)
             except Exception:

@@ -211,10 +211,11 @@ class FrameWriter:
     mark, as uvicorn's own send would wait then.
     """
 
-    __slots__ = ("_protocol",)
+    __slots__ = ("_protocol", "_writable")
 
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self._protocol = protocol
+        self._writable = protocol.writable  # the protocol's, for its whole life
 
     @classmethod
     def of(cls, websocket: WebSocket) -> FrameWriter | None:
@@ -227,14 +228,14 @@ class FrameWriter:
 
     @property
     def writable(self) -> bool:
-        return self._protocol.writable.is_set()
+        return self._writable.is_set()
 
     async def wait_writable(self) -> None:
         await self._protocol.writable.wait()
 
-    def write(self, payload: bytes) -> bool:
-        """Write ``payload`` (UTF-8 JSON) as a text frame; return whether the socket takes more
-        now (``writable``).
+    def write(self, payload: bytes, *more: bytes) -> bool:
+        """Write ``payload`` (UTF-8 JSON) as a text frame, and each of ``more`` after it (in
+        one write); return whether the socket takes more now (``writable``).
 
         Raises:
             WebSocketDisconnect: the socket is gone (closed, closing, or our close was sent).
@@ -243,12 +244,15 @@ class FrameWriter:
         transport = protocol.transport
         if protocol.disconnected or protocol.close_sent or transport.is_closing():
             raise WebSocketDisconnect(1006)
+        if more:
+            transport.write(b"".join([text_frame(payload), *map(text_frame, more)]))
+            return self._writable.is_set()
         n = len(payload)
         if 126 <= n < 65536:  # a Transition's usual size: text_frame, inlined
             transport.write(_MEDIUM_HEADER(0x81, 126, n) + payload)
         else:
             transport.write(text_frame(payload))
-        return protocol.writable.is_set()
+        return self._writable.is_set()
 
 
 class _PingSweep:
@@ -710,12 +714,57 @@ class SyncConnection:
         result = await asyncio.shield(task)
         outcome = outcome_of(result)
         frame = self.protocol.mutation_response(request.request_id, outcome, ts=result.ts)
-        self._send_then_transition(frame)
+        self._send_then_transition(frame, result.ts)
 
-    def _send_then_transition(self, frame: bytes) -> None:
-        """Queue a MutationResponse and ask for the snapshot its Transition is built from."""
+    def _send_then_transition(self, frame: bytes, ts: int | None = None) -> None:
+        """Queue a MutationResponse and ask for the snapshot its Transition is built from.
+
+        A session without queries (a client that only calls mutations) needs no snapshot:
+        when nothing else is owed, its Transition is built at once, at the mutation's ``ts``,
+        and written with the response in one write."""
+        if ts is not None and not self.protocol.queries and self._send_with_transition(frame, ts):
+            return
         if self._queue(frame):
             self.deployment.query_cache.request_update(self)
+
+    def _send_with_transition(self, frame: bytes, ts: int) -> bool:
+        """Write ``frame`` and the Transition at ``ts`` (of a session without queries) together;
+        False (nothing done) unless the socket takes them now with nothing queued before."""
+        writer = self._writer
+        if (
+            writer is None
+            or not writer.writable
+            or self._drainer is not None
+            or self._outbox
+            or self._snapshot is not None
+            or self._closed
+            or self._failed
+            or self._close_request is not None
+        ):
+            return False
+        transition = self.protocol.transition_for(
+            ts, _NOTHING, server_ts=self.deployment.runtime.now_ns()
+        )
+        if transition is None:  # held below an earlier response's ts: the general way
+            self._queue(frame)
+            self.deployment.query_cache.request_update(self)
+            return True
+        size = len(frame) + len(transition)
+        if self.unsent_bytes + size > self.limits.max_buffered_bytes:
+            self._close_slow_client()
+            return True
+        self._sent = True
+        try:
+            writable = writer.write(frame, transition)
+        except _SOCKET_GONE as exc:
+            log.debug("sync session %s: sender stopped: %s", self.protocol.session_id, exc)
+            self._close_request = self._close_request or (1000, "")
+            return True
+        self.deferred_bytes = 0
+        self.deployment.metrics.pushed(ts)
+        if not writable and self._outbox:
+            self._drainer = self._start(self._drain(), "sync sender")
+        return True
 
     async def _run_action(self, event: ActionRequested) -> None:
         try:
@@ -788,8 +837,8 @@ class SyncConnection:
         if transition is None:
             return None  # held by the session; the query cache delivers again
         self._snapshot = None
-        self.buffered_bytes += len(transition)
-        if self.unsent_bytes > self.limits.max_buffered_bytes:
+        buffered = self.buffered_bytes = self.buffered_bytes + len(transition)
+        if buffered + self.deferred_bytes > self.limits.max_buffered_bytes:
             self._close_slow_client()
             return None
         return transition, ts

@@ -174,6 +174,7 @@ class SharedTransitions:
     __slots__ = (
         "_heads",
         "_pair",
+        "fan_out",
         "_server_ts",
         "_server_ts_tail",
         "_ts",
@@ -186,6 +187,12 @@ class SharedTransitions:
         self._heads: dict[tuple[Any, ...], tuple[tuple[QueryOutcome | None, ...], bytes]] = {}
         self._server_ts = -1
         self._server_ts_tail = b""
+        # What ``ServerSession.build_transition`` decided for the last session of a fan-out in
+        # the common case, by what decides it: (outcome, the one it replaces, ts, query id,
+        # whether the query is in the set, query-set version, identity version, start
+        # version) -> (end version, head, whether the outcome is sent). Sessions in the same
+        # state as the one before reuse it, end version object included.
+        self.fan_out: tuple[Any, ...] | None = None
         # The last (held, new) outcome pair ``unchanged`` compared, and whether they are equal.
         self._pair: tuple[QueryOutcome | None, QueryOutcome | None, bool] = (None, None, False)
 
@@ -680,41 +687,60 @@ class ServerSession:
             Transitions out of the order they were built.
         """
         start = self.sent_version
-        if ts < start.ts:
-            ts = start.ts
-        end = StateVersion(self.query_set_version, self.identity_version, ts)
         if len(outcomes) == 1 and not (self._removed or self._new or self._awaiting):
             # A fan-out's case: one query's outcome and nothing added or removed since the last
-            # Transition. The rules below, without their dict, loop and sort.
+            # Transition. The rules below, without their dict, loop and sort; and with
+            # ``shared``, decided once for the sessions in the same state (``_fan_out``).
             ((query_id, outcome),) = outcomes.items()
             last_sent = self._last_sent
             previous = last_sent.get(query_id)
+            member = query_id in self.queries
+            qsv, identity = self.query_set_version, self.identity_version
+            memo = None if shared is None else shared.fan_out
+            head: bytes
             if (
-                previous is outcome
-                or query_id not in self.queries
-                or (
-                    previous is not None
-                    and (
+                memo is not None
+                and memo[0] is outcome
+                and memo[1] is previous
+                and memo[2] == ts
+                and memo[3] == query_id
+                and memo[4] == member
+                and memo[5] == qsv
+                and memo[6] == identity
+                and (memo[7] is start or memo[7] == start)
+            ):
+                end, head, changed = memo[8], memo[9], memo[10]
+            else:
+                end = StateVersion(qsv, identity, start.ts if ts < start.ts else ts)
+                changed = member and (
+                    previous is None
+                    or not (
                         previous.fingerprint == outcome.fingerprint
                         if shared is None
                         else shared.unchanged(previous, outcome)
                     )
                 )
-            ):
-                head = (
-                    messages.transition_head(start, end, ())
-                    if shared is None
-                    else shared.head(start, end, [])
-                )
-            else:
-                last_sent[query_id] = outcome
                 if shared is None:
-                    head = messages.transition_head(start, end, (outcome.encode(query_id),))
+                    modifications = (outcome.encode(query_id),) if changed else ()
+                    head = messages.transition_head(start, end, modifications)
                 else:
-                    head = shared.head_of_one(start, end, query_id, outcome)
+                    head = (
+                        shared.head_of_one(start, end, query_id, outcome)
+                        if changed
+                        else shared.head(start, end, [])
+                    )
+                    shared.fan_out = (
+                        outcome, previous, ts, query_id, member, qsv, identity, start,
+                        end, head, changed,
+                    )  # fmt: skip
+            if changed:
+                last_sent[query_id] = outcome
             self.sent_version = end
             self._transition_owed = False
             return head + self._tail(server_ts, shared)
+        if ts < start.ts:
+            ts = start.ts
+        end = StateVersion(self.query_set_version, self.identity_version, ts)
         return self._build(start, end, outcomes, server_ts, shared)
 
     def _tail(self, server_ts: int | None, shared: SharedTransitions | None) -> bytes:

@@ -206,6 +206,58 @@ async def test_a_slice_carries_one_server_ts_and_counts_its_pushes_once(
             await asyncio.gather(*(ws.close() for ws in sessions))
 
 
+async def test_a_session_without_queries_gets_its_transition_with_the_response(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that only calls mutations gets each MutationResponse and the Transition that
+    resolves it in one write (no snapshot of the query cache needed); one with a query still
+    gets its Transition from the query cache, after the response."""
+    writes: list[int] = []
+    real_write = FrameWriter.write
+
+    def counting_write(self: FrameWriter, payload: bytes, *more: bytes) -> bool:
+        writes.append(1 + len(more))
+        return real_write(self, payload, *more)
+
+    monkeypatch.setattr(FrameWriter, "write", counting_write)
+    async with serving(tmp_path) as (url, _):
+        async with websockets.connect(url, compression=None) as ws:
+            await ws.send(
+                message(
+                    "Connect",
+                    sessionId=str(uuid.uuid4()),
+                    connectionCount=0,
+                    lastCloseReason="InitialConnect",
+                    clientTs=0,
+                )
+            )
+            for n in range(3):
+                writes.clear()
+                await ws.send(
+                    message("Mutation", requestId=n, udfPath="board:add", args=[{"n": n}])
+                )
+                response = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                transition = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                assert response["type"] == "MutationResponse" and response["success"]
+                assert transition["type"] == "Transition"
+                assert transition["endVersion"]["ts"] == response["ts"]
+                assert transition["modifications"] == []
+                assert writes == [2]
+            # With a query, the Transition comes from the query cache: a write of its own.
+            assert await subscribe(ws) == [0, 1, 2]
+            writes.clear()
+            await ws.send(message("Mutation", requestId=9, udfPath="board:add", args=[{"n": 9}]))
+            seen: set[str] = set()
+            while seen != {"MutationResponse", "update"}:
+                data = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if data["type"] == "Transition" and data["modifications"]:
+                    assert data["modifications"][0]["value"] == [0, 1, 2, 9]
+                    seen.add("update")
+                elif data["type"] == "MutationResponse":
+                    seen.add("MutationResponse")
+            assert 2 not in writes
+
+
 async def test_frames_queued_behind_a_full_socket_go_out_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

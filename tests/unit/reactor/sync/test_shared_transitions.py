@@ -121,7 +121,8 @@ def test_a_fan_out_gives_each_session_its_own_frame_and_shares_the_common_part()
         return all_
 
     shared = SharedTransitions()
-    sent = [s.transition_for(20, {0: second}, server_ts=21, shared=shared) for s in sessions()]
+    outcomes = {0: second}  # one mapping for them all, as the query cache delivers a fan-out
+    sent = [s.transition_for(20, outcomes, server_ts=21, shared=shared) for s in sessions()]
     alone = [s.transition_for(20, {0: second}, server_ts=21) for s in sessions()]
     assert None not in sent and sent == alone
     decoded = [json.loads(frame or b"") for frame in sent]
@@ -158,3 +159,40 @@ def test_the_server_ts_of_a_slice_is_encoded_once() -> None:
     assert shared.server_ts_tail(123) == b"123}"
     assert shared.server_ts_tail(123) is shared.server_ts_tail(123)
     assert shared.server_ts_tail(124) == b"124}"
+
+
+def test_sessions_in_different_states_interleaved_in_a_fan_out_get_their_own_frames() -> None:
+    """What a fan-out decides for one session is reused by the next only when it is in the same
+    state: in any order, each frame is what that session would send alone."""
+    first, second = QuerySuccess(b"[1]"), QuerySuccess(b"[2]")
+
+    def sessions() -> list[ServerSession]:
+        same = [subscribed(now_ms=5_000 + i) for i in range(3)]
+        other_query = subscribed(query_id=7)  # the outcome is not for its query: no change
+        holds = subscribed()  # already holds the new result: no change
+        other_set = subscribed()  # another query-set version
+        later = subscribed()  # its last Transition is later than the fan-out's ts
+        equal = subscribed()  # same versions, but holds an equal copy of the new result
+        for session in [*same, other_query, holds, other_set, later]:
+            session.build_transition(10, {0: first, 7: first}, server_ts=11)
+        equal.build_transition(10, {0: QuerySuccess(b"[2]")}, server_ts=11)
+        holds.build_transition(12, {0: second}, server_ts=13)
+        modify(other_set, 1, {"type": "Add", "queryId": 3, "udfPath": "t:q", "args": [{}]})
+        other_set.build_transition(14, {0: first, 3: first}, server_ts=15)
+        later.build_transition(30, {0: first}, server_ts=31)
+        return [same[0], other_query, same[1], holds, same[2], other_set, later, equal]
+
+    for order in ([0, 1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1, 0], [0, 7, 2, 4, 1, 3, 5, 6]):
+        shared, outcomes = SharedTransitions(), {0: second}
+        group, alone_group = sessions(), sessions()
+        sent = [group[i].transition_for(20, outcomes, server_ts=21, shared=shared) for i in order]
+        alone = [alone_group[i].transition_for(20, {0: second}, server_ts=21) for i in order]
+        assert sent == alone, order
+        # and the next Transition of each (nothing changed) still matches
+        again = [group[i].transition_for(25, outcomes, server_ts=26, shared=shared) for i in order]
+        alone_again = [alone_group[i].transition_for(25, {0: second}, server_ts=26) for i in order]
+        assert again == alone_again, order
+    decoded = [json.loads(frame or b"") for frame in sent]
+    assert [bool(d["modifications"]) for d in decoded] == [
+        True, False, True, True, False, False, True, True
+    ]  # fmt: skip
