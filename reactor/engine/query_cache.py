@@ -323,6 +323,7 @@ class LiveQueries:
         # One snapshot mapping for all the sessions that watch just the same entry under the
         # same query id (the fan-out of a shared query): built once, held once.
         single: dict[tuple[int, Entry], dict[int, Any]] = {}
+        last: tuple[int, Entry | None, dict[int, Any]] = (-1, None, {})  # the last one used
         entries_of, delivered = self._sessions, self._delivered  # looked up once per session
         for session in sessions:
             entries = entries_of.get(session, {})
@@ -333,18 +334,24 @@ class LiveQueries:
                 if entry.outcome is None or entry.stale:
                     ready = False  # its first run (or its re-run after a reload) has not ended
                     break
-                lower = max(lower, entry.ts)
-                if entry.valid_until is not None:
-                    upper = min(upper, entry.valid_until - 1)
+                if entry.ts > lower:
+                    lower = entry.ts
+                if entry.valid_until is not None and entry.valid_until <= upper:
+                    upper = entry.valid_until - 1
             if not ready or lower > upper:
                 self._pending.add(session)  # a re-run under way will make a snapshot exist
                 continue
             if len(entries) == 1:
                 ((query_id, entry),) = entries.items()
-                # Keyed by the entry itself (hashed by identity): no ``id()``, an audited call.
-                outcomes = single.get((query_id, entry))
-                if outcomes is None:
-                    outcomes = single[query_id, entry] = {query_id: entry.outcome}
+                if last[1] is entry and last[0] == query_id:
+                    outcomes = last[2]
+                else:
+                    # Keyed by the entry itself (hashed by identity): no ``id()``, an audited
+                    # call.
+                    outcomes = single.get((query_id, entry))
+                    if outcomes is None:
+                        outcomes = single[query_id, entry] = {query_id: entry.outcome}
+                    last = (query_id, entry, outcomes)
             else:
                 outcomes = {query_id: entry.outcome for query_id, entry in entries.items()}
             delivered[session] = upper

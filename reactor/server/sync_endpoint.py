@@ -152,7 +152,7 @@ class _Flusher:
                     runtime = deployment.runtime
                     server_ts = runtime.now_ns()
                 try:
-                    ts = connection._send_owed(server_ts)
+                    ts = connection._flush(server_ts)
                 except Exception as exc:  # that connection ends; the others are sent to
                     connection._fail("sync sender", exc)
                     continue
@@ -842,6 +842,45 @@ class SyncConnection:
             self._close_slow_client()
             return None
         return transition, ts
+
+    def _flush(self, server_ts: int) -> int:
+        """``_send_owed(server_ts)`` for the flusher; its common case (just a snapshot owed,
+        the socket taking it) without the general loop."""
+        snapshot = self._snapshot
+        writer = self._writer
+        if (
+            snapshot is None
+            or writer is None
+            or self._outbox is not None
+            or self._drainer is not None
+            or self._closed
+            or self._failed
+            or self._close_request is not None
+            or not writer.writable
+        ):
+            return self._send_owed(server_ts)
+        ts, outcomes = snapshot
+        transition = self.protocol.transition_for(
+            ts, outcomes, server_ts=server_ts, shared=self._heads
+        )
+        if transition is None:
+            return -1  # held by the session; the query cache delivers again
+        self._snapshot = None
+        size = len(transition)
+        if self.buffered_bytes + self.deferred_bytes + size > self.limits.max_buffered_bytes:
+            self._close_slow_client()
+            return -1
+        self._sent = True
+        try:
+            writable = writer.write(transition)
+        except _SOCKET_GONE as exc:
+            log.debug("sync session %s: sender stopped: %s", self.protocol.session_id, exc)
+            self._close_request = self._close_request or (1000, "")
+            return -1
+        self.deferred_bytes = 0
+        if not writable and (self._outbox or self._snapshot is not None):
+            self._drainer = self._start(self._drain(), "sync sender")
+        return ts
 
     def _pump(self) -> None:
         """Send what is owed: written at once while the socket takes it, else by the sender

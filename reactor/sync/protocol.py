@@ -188,10 +188,10 @@ class SharedTransitions:
         self._server_ts = -1
         self._server_ts_tail = b""
         # What ``ServerSession.build_transition`` decided for the last session of a fan-out in
-        # the common case, by what decides it: (outcome, the one it replaces, ts, query id,
-        # whether the query is in the set, query-set version, identity version, start
-        # version) -> (end version, head, whether the outcome is sent). Sessions in the same
-        # state as the one before reuse it, end version object included.
+        # the common case: ((outcome, the one it replaces, ts, query id, whether the query is
+        # in the set, query-set version, identity version, start version), end version, head,
+        # whether the outcome is sent). Sessions in the same state as the one before reuse it,
+        # end version object included.
         self.fan_out: tuple[Any, ...] | None = None
         # The last (held, new) outcome pair ``unchanged`` compared, and whether they are equal.
         self._pair: tuple[QueryOutcome | None, QueryOutcome | None, bool] = (None, None, False)
@@ -652,7 +652,7 @@ class ServerSession:
             outcomes = {**outcomes, **self._unresolved}
         if self._awaiting and not self._awaiting <= outcomes.keys():
             return None
-        return self.build_transition(ts, outcomes, server_ts=server_ts, shared=shared)
+        return self._transition(ts, outcomes, server_ts, shared)
 
     def build_transition(
         self,
@@ -686,6 +686,16 @@ class ServerSession:
             The Transition as JSON bytes. Send it as a text frame, in order: never send two
             Transitions out of the order they were built.
         """
+        return self._transition(ts, outcomes, server_ts, shared)
+
+    def _transition(
+        self,
+        ts: int,
+        outcomes: Mapping[int, QueryOutcome],
+        server_ts: int | None,
+        shared: SharedTransitions | None,
+    ) -> bytes:
+        """``build_transition``, with positional arguments (a fan-out calls it per session)."""
         start = self.sent_version
         if len(outcomes) == 1 and not (self._removed or self._new or self._awaiting):
             # A fan-out's case: one query's outcome and nothing added or removed since the last
@@ -698,18 +708,11 @@ class ServerSession:
             qsv, identity = self.query_set_version, self.identity_version
             memo = None if shared is None else shared.fan_out
             head: bytes
-            if (
-                memo is not None
-                and memo[0] is outcome
-                and memo[1] is previous
-                and memo[2] == ts
-                and memo[3] == query_id
-                and memo[4] == member
-                and memo[5] == qsv
-                and memo[6] == identity
-                and (memo[7] is start or memo[7] == start)
-            ):
-                end, head, changed = memo[8], memo[9], memo[10]
+            # Everything the Transition's head depends on (outcomes compare by identity first,
+            # then by value: equal values encode the same).
+            key = (outcome, previous, ts, query_id, member, qsv, identity, start)
+            if memo is not None and memo[0] == key:
+                end, head, changed = memo[1], memo[2], memo[3]
             else:
                 end = StateVersion(qsv, identity, start.ts if ts < start.ts else ts)
                 changed = member and (
@@ -729,14 +732,19 @@ class ServerSession:
                         if changed
                         else shared.head(start, end, [])
                     )
-                    shared.fan_out = (
-                        outcome, previous, ts, query_id, member, qsv, identity, start,
-                        end, head, changed,
-                    )  # fmt: skip
+                    shared.fan_out = (key, end, head, changed)
             if changed:
                 last_sent[query_id] = outcome
             self.sent_version = end
             self._transition_owed = False
+            if (
+                shared is not None
+                and server_ts is not None
+                and server_ts == shared._server_ts
+                and self._skew_tail is not None
+                and self._skew_of_tail == self.client_clock_skew
+            ):  # ``_tail``, inlined: the skew and the slice's serverTs already encoded
+                return head + self._skew_tail + shared._server_ts_tail
             return head + self._tail(server_ts, shared)
         if ts < start.ts:
             ts = start.ts
