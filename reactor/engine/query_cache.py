@@ -348,10 +348,11 @@ class LiveQueries:
                 else:
                     # Keyed by the entry itself (hashed by identity): no ``id()``, an audited
                     # call.
-                    outcomes = single.get((query_id, entry))
-                    if outcomes is None:
-                        outcomes = single[query_id, entry] = {query_id: entry.outcome}
-                    last = (query_id, entry, outcomes)
+                    held = single.get((query_id, entry))
+                    if held is None:
+                        held = single[query_id, entry] = {query_id: entry.outcome}
+                    outcomes = held
+                    last = (query_id, entry, held)
             else:
                 outcomes = {query_id: entry.outcome for query_id, entry in entries.items()}
             delivered[session] = upper
