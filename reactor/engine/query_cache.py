@@ -330,7 +330,8 @@ class LiveQueries:
             lower = delivered.get(session, 0)
             upper = published
             ready = True
-            for entry in entries.values():
+            query_id = -1
+            for query_id, entry in entries.items():  # the last pair is at hand after the loop
                 if entry.outcome is None or entry.stale:
                     ready = False  # its first run (or its re-run after a reload) has not ended
                     break
@@ -341,8 +342,7 @@ class LiveQueries:
             if not ready or lower > upper:
                 self._pending.add(session)  # a re-run under way will make a snapshot exist
                 continue
-            if len(entries) == 1:
-                ((query_id, entry),) = entries.items()
+            if len(entries) == 1:  # ``query_id`` and ``entry``: its only pair
                 if last[1] is entry and last[0] == query_id:
                     outcomes = last[2]
                 else:
