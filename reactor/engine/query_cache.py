@@ -331,7 +331,8 @@ class LiveQueries:
             upper = published
             ready = True
             query_id = -1
-            for query_id, entry in entries.items():  # the last pair is at hand after the loop
+            # The last pair stays at hand after the loop (read below for a single entry).
+            for query_id, entry in entries.items():  # noqa: B007
                 if entry.outcome is None or entry.stale:
                     ready = False  # its first run (or its re-run after a reload) has not ended
                     break
