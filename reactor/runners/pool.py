@@ -548,10 +548,26 @@ class _Pool:
         return best
 
     async def _acquire(self, urgent: bool = False) -> _Runner:
+        runner = await self._wait_for_room(urgent)
+        if runner is None:
+            raise _PoolClosed
+        return runner
+
+    def has_room(self) -> bool:
+        """Whether a call sent now would start at once: a runner has room, and no call waits."""
+        return not self._waiters and self._pick() is not None
+
+    async def room(self) -> None:
+        """Return once a runner has room for a call (in turn with the calls waiting for one),
+        without taking it: the caller sends its call in the same turn of the event loop. A
+        closed pool has room (the call is refused there)."""
+        await self._wait_for_room()
+
+    async def _wait_for_room(self, urgent: bool = False) -> _Runner | None:
+        """Wait in turn (``urgent``: before the calls already waiting) until a runner has room:
+        that runner; None once the pool is closed."""
         first = not urgent
-        while True:
-            if self.closed:
-                raise _PoolClosed
+        while not self.closed:
             runner = self._pick()
             if runner is not None:
                 return runner
@@ -565,26 +581,7 @@ class _Pool:
                 if waiter.done() and not waiter.cancelled():
                     self._wake()  # pass the wake-up on
                 raise
-
-    def has_room(self) -> bool:
-        """Whether a call sent now would start at once: a runner has room, and no call waits."""
-        return not self._waiters and self._pick() is not None
-
-    async def room(self) -> None:
-        """Return once a runner has room for a call (in turn with the calls waiting for one),
-        without taking it: the caller sends its call in the same turn of the event loop. A
-        closed pool has room (the call is refused there)."""
-        first = True
-        while not self.closed and self._pick() is None:
-            waiter = asyncio.get_running_loop().create_future()
-            (self._waiters.append if first else self._waiters.appendleft)(waiter)
-            first = False
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake()  # pass the wake-up on
-                raise
+        return None
 
     def _replace(self, runner: _Runner) -> None:
         if runner not in self.runners:
