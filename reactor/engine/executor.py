@@ -516,14 +516,9 @@ class Executor:
         """A mutation's first run. While the runners have no room for it, first runs of one
         function gather and run together (``_gather``) instead of each waiting for a runner:
         one runner call and one commit for up to ``MAX_BATCH`` of them; a first run whose
-        gathering could not run it runs alone. Not while re-runs queue on hot documents (a
-        first run then stops at its read of one, alone), nor with a retry budget of its own."""
+        gathering could not run it runs alone. Not with a retry budget of its own."""
         path = _path(spec)
-        if (
-            max_retries == OCC_MAX_RETRIES
-            and not self.runner.has_room(path)
-            and self._lanes.hot_documents() is None
-        ):
+        if max_retries == OCC_MAX_RETRIES and not self.runner.has_room(path):
             rider = Rider(MutationCall(path, args, identity, job_id), idempotency_key, [])
             outcome = await self._gather(spec, rider)
             if outcome is not None:
@@ -550,7 +545,9 @@ class Executor:
 
     async def _run_gathering(self, spec: FunctionSpec, gathering: list[Rider]) -> None:
         """Wait for room on the runners, then run the first runs gathered meanwhile
-        together; each one is handed its outcome (None: it runs alone)."""
+        together; each one is handed its outcome (None: it runs alone). Each is told the
+        documents re-runs are queued to write (``hot_documents``): one that reads one stops
+        there and takes its turn, the others go on."""
         path = _path(spec)
         members: list[Rider] = []
         try:
@@ -561,7 +558,9 @@ class Executor:
             if len(members) < 2:
                 return  # alone (``finally``)
             try:
-                together = await self._run_together(spec, members, 1, OCC_MAX_RETRIES)
+                together = await self._run_together(
+                    spec, members, 1, OCC_MAX_RETRIES, hot=self._lanes.hot_documents()
+                )
             except BaseException as exc:  # its commit may have landed: none runs again
                 for rider in members:
                     self._lanes.settle(rider, describe_failure(path, exc, dev=self.dev))
@@ -575,7 +574,10 @@ class Executor:
                     self._lanes.settle(rider, Turns([], {}))  # conflicted: again, alone
             else:
                 for rider, result in zip(ran, together.results, strict=True):
-                    self._lanes.settle(rider, result)
+                    if result.deferred is not None:  # stopped at a hot read: its turn
+                        self._lanes.settle(rider, self._lanes.after_hot_read(result.deferred))
+                    else:
+                        self._lanes.settle(rider, result)
         finally:
             if self._gatherings.get(path) is gathering:
                 del self._gatherings[path]
@@ -583,15 +585,25 @@ class Executor:
                 self._lanes.settle(rider, None)  # not run: alone
 
     async def _run_together(
-        self, spec: FunctionSpec, members: list[Rider], attempt: int, max_retries: int
+        self,
+        spec: FunctionSpec,
+        members: list[Rider],
+        attempt: int,
+        max_retries: int,
+        *,
+        hot: frozenset[str] | None = None,
     ) -> _Together:
         """Run ``members`` (mutations of ``spec``) one after the other in one transaction
         (``FunctionRunner.mutation_batch``) and commit them together: one runner call and one
-        commit for all of them, each with its own idempotency record."""
+        commit for all of them, each with its own idempotency record. First runs (``hot``)
+        that together write a document re-runs queue on do not commit ahead of them: none ran
+        (each runs alone, and takes its turn)."""
         ts = self.database.mutation_snapshot_ts()
-        batch = await self.runner.mutation_batch([m.call for m in members], ts=ts)
+        batch = await self.runner.mutation_batch([m.call for m in members], ts=ts, hot=hot)
         results = batch.results
-        if not results:
+        if not results or (
+            attempt == 1 and batch.commit is not None and self._lanes.queued(batch.commit)
+        ):
             return _Together(0)
         members = members[: len(results)]
         request = batch.commit

@@ -391,11 +391,14 @@ class Invoker:
     async def room(self, path: str) -> None:
         return None
 
-    async def mutation_batch(self, calls: Sequence[MutationCall], *, ts: int) -> MutationBatch:
+    async def mutation_batch(
+        self, calls: Sequence[MutationCall], *, ts: int, hot: frozenset[str] | None = None
+    ) -> MutationBatch:
         """Run ``calls`` one after the other in one transaction at ``ts``, each seeing the
         writes of those before it, as if each had committed alone in this order; a failed one
-        leaves no write behind. The outcomes of the calls that ran (in order) and the commit
-        of all their writes (None when there is none).
+        leaves no write behind, nor does one stopped at its read of a document in ``hot``
+        (``FunctionResult.deferred``, as ``mutation``). The outcomes of the calls that ran (in
+        order) and the commit of all their writes (None when there is none).
 
         The batch stops early, leaving the remaining calls not run, after ``BATCH_TIME_S`` or
         when a call other than the first exceeds a transaction limit the calls before it used
@@ -404,6 +407,8 @@ class Invoker:
         carries the read set of all of them (a read-only one's too: its record may need it).
         """
         txn = self._begin(ts, True, None)
+        if hot:
+            txn.hot = hot
         results: list[FunctionResult] = []
         deadline = time.monotonic() + BATCH_TIME_S
         for index, call in enumerate(calls):
@@ -412,6 +417,9 @@ class Invoker:
             savepoint = txn.savepoint()
             read_before = txn.documents_read
             result, error = await self._execute(txn, call, False)
+            if txn.hot_read is not None:  # even if the handler caught HotDocumentRead
+                result = FunctionResult(False, deferred=txn.hot_read, log_lines=result.log_lines)
+                txn.hot_read = None
             if not result.success:
                 txn.rollback_to(savepoint)
                 if index and isinstance(error, TransactionLimitExceeded):

@@ -62,9 +62,11 @@ class FunctionRunner(Protocol):
         (taking no room itself: the caller sends its call at once)."""
         ...
 
-    async def mutation_batch(self, calls: list[MutationCall], *, ts: int) -> MutationBatch:
-        """Run ``calls`` in one transaction at ``ts``, one after the other
-        (``Invoker.mutation_batch``); as urgent as a re-run."""
+    async def mutation_batch(
+        self, calls: list[MutationCall], *, ts: int, hot: frozenset[str] | None = None
+    ) -> MutationBatch:
+        """Run ``calls`` in one transaction at ``ts``, one after the other, each stopped at a
+        read of a document in ``hot`` (``Invoker.mutation_batch``); as urgent as a re-run."""
         ...
 
     async def action(

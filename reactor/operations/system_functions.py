@@ -228,9 +228,11 @@ class SystemRouter:
     async def room(self, path: str) -> None:
         await self._for(path).room(path)
 
-    async def mutation_batch(self, calls: list[MutationCall], *, ts: int) -> MutationBatch:
+    async def mutation_batch(
+        self, calls: list[MutationCall], *, ts: int, hot: frozenset[str] | None = None
+    ) -> MutationBatch:
         """Runs on the runner of the first call's path: a batch is of one function."""
-        return await self._for(calls[0].path).mutation_batch(calls, ts=ts)
+        return await self._for(calls[0].path).mutation_batch(calls, ts=ts, hot=hot)
 
     async def action(
         self,

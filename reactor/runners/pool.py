@@ -871,13 +871,17 @@ class RunnerPools:
         if not self._quarantined(path):
             await self.queries.room()
 
-    async def mutation_batch(self, calls: list[MutationCall], *, ts: int) -> MutationBatch:
+    async def mutation_batch(
+        self, calls: list[MutationCall], *, ts: int, hot: frozenset[str] | None = None
+    ) -> MutationBatch:
         """``FunctionRunner.mutation_batch``: one call on a query runner. A batch that could
         not run (its runner died, or it passed the deadline) has no outcome: each of its
         mutations runs again."""
         message = wire.Call(0, "mutation", calls[0].path, b"", None, ts)
         message.holds = min(ts, self.setup.last_commit())
         message.batch = wire.batch_call(calls)
+        if hot:
+            message.hot = list(hot)
         label = f"{calls[0].path} and {len(calls) - 1} more mutation(s) in one batch"
         outcome = await self._run("query", message, None, label, urgent=True)
         if not isinstance(outcome, wire.Done) or outcome.batch is None:

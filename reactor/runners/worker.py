@@ -273,7 +273,11 @@ class Worker:
             )
             message = wire.encode_result(call.id, result)
         elif call.kind == "mutation" and call.batch is not None:
-            batch = await self.invoker.mutation_batch(wire.decode_calls(call), ts=call.ts)
+            batch = await self.invoker.mutation_batch(
+                wire.decode_calls(call),
+                ts=call.ts,
+                hot=frozenset(call.hot) if call.hot else None,
+            )
             # A member out of memory ends this process after the answer, as a lone call does.
             result = next(
                 (r for r in batch.results if r.error_code == OUT_OF_MEMORY), FunctionResult(True)

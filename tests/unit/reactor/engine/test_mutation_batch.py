@@ -157,3 +157,20 @@ async def test_a_batch_whose_runner_died_has_no_outcome(deployment: Deployment) 
     assert batch == MutationBatch([], None)  # each runs again: nothing committed
     batch, _ = await run_batch(deployment, bumps(doc, False))  # on the runner replacing it
     assert [r.value for r in batch.results] == [0.0]
+
+
+async def test_one_stopped_at_a_hot_read_leaves_no_write_and_the_others_go_on(
+    deployment: Deployment,
+) -> None:
+    doc, hot = await create(deployment), await create(deployment)
+    calls = [*bumps(doc, False), *bumps(hot, False), *bumps(doc, False)]
+    ts = deployment.database.mutation_snapshot_ts()
+    batch = await deployment.executor.runner.mutation_batch(calls, ts=ts, hot=frozenset([hot]))
+    assert [(r.success, r.deferred) for r in batch.results] == [
+        (True, None),
+        (False, hot),
+        (True, None),
+    ]
+    assert [r.value for r in batch.results if r.success] == [0.0, 1.0]
+    assert batch.commit is not None
+    assert [doc_id for _, doc_id, _ in batch.commit.writes] == [doc]

@@ -370,9 +370,9 @@ class Crowded:
     async def room(self, path: str) -> None:
         await self.free.wait()
 
-    async def mutation_batch(self, calls: list[Any], *, ts: int) -> Any:
+    async def mutation_batch(self, calls: list[Any], *, ts: int, hot: Any = None) -> Any:
         self.batches.append(len(calls))
-        return await self.inner.mutation_batch(calls, ts=ts)
+        return await self.inner.mutation_batch(calls, ts=ts, hot=hot)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -437,16 +437,23 @@ async def test_a_first_run_leaving_a_gathering_is_not_run(deployment: Deployment
     assert [await call_get(deployment, doc) for doc in docs] == [1.0, 0.0, 1.0]
 
 
-async def test_no_gathering_while_reruns_queue_on_hot_documents(deployment: Deployment) -> None:
-    doc = await create(deployment)
-    others = [await create(deployment) for _ in range(2)]
+async def test_gathered_first_runs_stop_at_hot_reads_and_the_others_commit(
+    deployment: Deployment,
+) -> None:
+    doc, other = await create(deployment), await create(deployment)
     gate = asyncio.Event()
     first, second = await queue_two_reruns(deployment, doc, gate)
     crowded = crowd(deployment)
-    crowded.free.set()  # no room says has_room; room() has some at once
-    crowded.has_room = lambda path: False  # type: ignore[method-assign]
-    alone = await asyncio.gather(*(bump(deployment, other) for other in others))
-    assert [(r.success, r.batched) for r in alone] == [(True, 0)] * 2
-    assert crowded.batches == []
+    hot, cold = bump(deployment, doc), bump(deployment, other)
+    await gathered(deployment, 2)
+    crowded.free.set()
+    result = await asyncio.wait_for(cold, 10)
+    assert (result.success, result.batched, result.deferred_runs) == (True, 2, 0)
+    assert crowded.batches == [2]
+    assert not hot.done()  # stopped at its read of ``doc``: waiting for its turn
     gate.set()
-    assert [(await asyncio.wait_for(t, 10)).success for t in (first, second)] == [True] * 2
+    results = [await asyncio.wait_for(task, 10) for task in (first, second, hot)]
+    assert all(r.success for r in results), [r.error_message for r in results]
+    assert results[2].deferred_runs == 1
+    assert await call_get(deployment, doc) == 203.0
+    assert await call_get(deployment, other) == 1.0
