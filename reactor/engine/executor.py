@@ -326,51 +326,38 @@ class Executor:
     ) -> FunctionResult:
         attempt = 0
         deferred = 0
+        rider = Rider(MutationCall(_path(spec), args, identity, job_id), idempotency_key)
         lanes: Lanes = []
-        rider: Rider | None = None
         try:
             while True:
                 attempt += 1
                 # A run stopped at a hot read is no conflict: it does not use up a retry.
-                if rider is not None:
+                if lanes:
                     outcome = await self._attempt_in_turn(
                         spec, lanes, rider, attempt, max_retries + deferred
                     )
                 elif attempt == 1:
-                    outcome = await self._first_attempt(
-                        spec, args, identity, idempotency_key, job_id, max_retries
-                    )
+                    outcome = await self._first_attempt(spec, rider, max_retries)
                 else:
-                    outcome = await self._attempt(
-                        spec,
-                        args,
-                        identity,
-                        idempotency_key,
-                        attempt,
-                        job_id,
-                        max_retries + deferred,
-                    )
+                    outcome = await self._attempt(spec, rider, attempt, max_retries + deferred)
                 if isinstance(outcome, FunctionResult):
                     break
                 deferred += outcome.deferred
-                if rider is None and outcome.keys:
+                if not lanes and outcome.keys:
                     # After a conflict, re-runs of mutations that write the same documents
                     # take turns (one lane per document): they then never conflict with each
                     # other, only with first attempts, so a hot document costs one execution
                     # per commit instead of one per contender, while re-runs about other
                     # documents go on beside them instead of queueing behind them. The one
                     # whose turn it is runs the others waiting for the same documents along.
-                    call = MutationCall(_path(spec), args, identity, job_id)
-                    rider = Rider(call, idempotency_key, outcome.keys)
-                    lanes = self._lanes.join(outcome)
+                    lanes = self._lanes.join(outcome, rider)
                     carried = await self._lanes.take_turns(lanes, rider)
                     if carried is not None:
                         outcome = carried
                         outcome.attempts = attempt + 1
                         break
         finally:
-            if rider is not None:
-                self._lanes.leave(lanes, rider)
+            self._lanes.leave(lanes, rider)
         # The lanes are free as soon as the commit is readable (the next re-run reads it); the
         # answer waits until it, or the snapshot of an answer that committed nothing, is durable.
         await self.committer.wait_published(outcome.ts)
@@ -378,14 +365,7 @@ class Executor:
         return outcome
 
     async def _attempt(
-        self,
-        spec: FunctionSpec,
-        args: dict[str, Any],
-        identity: dict[str, Any] | None,
-        idempotency_key: tuple[str, int] | None,
-        attempt: int,
-        job_id: str | None,
-        max_retries: int,
+        self, spec: FunctionSpec, rider: Rider, attempt: int, max_retries: int
     ) -> FunctionResult | Turns:
         """One execution and commit; when it conflicted and should be re-run, the retry lanes
         it takes turns in (``turns``). A first run is told the documents re-runs are queued
@@ -395,13 +375,14 @@ class Executor:
         returns once its own commit is written: a re-run after a conflict reads the commit
         that beat it without waiting for its fsync. ``result.ts`` is the commit's, or the
         snapshot's when it committed nothing; the caller answers once that is durable."""
+        call = rider.call
         ts = self.database.mutation_snapshot_ts()
         result = await self.runner.mutation(
-            _path(spec),
-            args,
-            identity=identity,
+            call.path,
+            call.args,
+            identity=call.identity,
             ts=ts,
-            job_id=job_id,
+            job_id=call.job_id,
             urgent=attempt > 1,
             hot=self._lanes.hot_documents() if attempt == 1 else None,
         )
@@ -415,13 +396,9 @@ class Executor:
             result.documents_written = len(request.writes)
         if not result.success or request is None:
             return result
-        if not request.write_keys and idempotency_key is None and job_id is None:
+        records = _records([rider], [result])
+        if not request.write_keys and not records and call.job_id is None:
             return result
-        records = (
-            []
-            if idempotency_key is None
-            else [MutationRecord(idempotency_key[0], idempotency_key[1], result.value_json)]
-        )
         if attempt == 1 and self._lanes.queued(request):
             return turns(request)  # no commit: it waits its turn in the lane
         committed = await self._commit(spec, request, records, ts, attempt, max_retries)
@@ -443,7 +420,7 @@ class Executor:
         their outcomes then (its commit may land: they must not run again)."""
         riders = self._lanes.take_riders(lanes, rider, MAX_BATCH - 1)
         if not riders:
-            return await self._alone(spec, rider, attempt, max_retries)
+            return await self._attempt(spec, rider, attempt, max_retries)
         work = asyncio.ensure_future(
             self._run_together(spec, [rider, *riders], attempt, max_retries)
         )
@@ -459,7 +436,7 @@ class Executor:
             pass  # the batch did not run (``_end_turn`` logs why)
         outcome = self._end_turn(lanes, riders, work)
         if outcome is None:  # it could not run: the head runs alone, the riders wait again
-            return await self._alone(spec, rider, attempt, max_retries)
+            return await self._attempt(spec, rider, attempt, max_retries)
         return outcome
 
     def _end_turn(
@@ -490,40 +467,18 @@ class Executor:
         finally:
             self._lanes.put_back(lanes, riders)  # those without an outcome
 
-    async def _alone(
-        self, spec: FunctionSpec, rider: Rider, attempt: int, max_retries: int
-    ) -> FunctionResult | Turns:
-        call = rider.call
-        return await self._attempt(
-            spec,
-            call.args,
-            call.identity,
-            rider.idempotency_key,
-            attempt,
-            call.job_id,
-            max_retries,
-        )
-
     async def _first_attempt(
-        self,
-        spec: FunctionSpec,
-        args: dict[str, Any],
-        identity: dict[str, Any] | None,
-        idempotency_key: tuple[str, int] | None,
-        job_id: str | None,
-        max_retries: int,
+        self, spec: FunctionSpec, rider: Rider, max_retries: int
     ) -> FunctionResult | Turns:
         """A mutation's first run. While the runners have no room for it, first runs of one
         function gather and run together (``_gather``) instead of each waiting for a runner:
         one runner call and one commit for up to ``MAX_BATCH`` of them; a first run whose
         gathering could not run it runs alone. Not with a retry budget of its own."""
-        path = _path(spec)
-        if max_retries == OCC_MAX_RETRIES and not self.runner.has_room(path):
-            rider = Rider(MutationCall(path, args, identity, job_id), idempotency_key, [])
+        if max_retries == OCC_MAX_RETRIES and not self.runner.has_room(rider.call.path):
             outcome = await self._gather(spec, rider)
             if outcome is not None:
                 return outcome
-        return await self._attempt(spec, args, identity, idempotency_key, 1, job_id, max_retries)
+        return await self._attempt(spec, rider, 1, max_retries)
 
     async def _gather(self, spec: FunctionSpec, rider: Rider) -> FunctionResult | Turns | None:
         """Join the gathering of first runs of ``rider``'s function (opening one if there is
@@ -607,11 +562,7 @@ class Executor:
             return _Together(0)
         members = members[: len(results)]
         request = batch.commit
-        records = [
-            MutationRecord(m.idempotency_key[0], m.idempotency_key[1], r.value_json)
-            for m, r in zip(members, results, strict=True)
-            if r.success and m.idempotency_key is not None
-        ]
+        records = _records(members, results)
         jobs = any(r.success and m.call.job_id for m, r in zip(members, results, strict=True))
         committed = ts
         if request is not None and (request.write_keys or records or jobs):
@@ -755,6 +706,15 @@ def _raised(exc: Exception) -> FunctionResult:
     """The execution record's result of a call whose runner raised (the caller reports and
     logs the exception itself): a system error."""
     return FunctionResult(False, error_message=f"{type(exc).__name__}: {exc}", retryable=True)
+
+
+def _records(members: list[Rider], results: list[FunctionResult]) -> list[MutationRecord]:
+    """The idempotency records of the ``members`` that succeeded (``results``, in order)."""
+    return [
+        MutationRecord(m.idempotency_key[0], m.idempotency_key[1], r.value_json)
+        for m, r in zip(members, results, strict=True)
+        if r.success and m.idempotency_key is not None
+    ]
 
 
 @dataclass(slots=True)

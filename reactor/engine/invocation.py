@@ -378,8 +378,6 @@ class Invoker:
         if hot:
             txn.hot = hot
         result, _ = await self._execute(txn, MutationCall(path, args, identity, job_id), True)
-        if txn.hot_read is not None:  # even if the handler caught HotDocumentRead
-            result = FunctionResult(False, deferred=txn.hot_read, log_lines=result.log_lines)
         result.ts = ts
         result.documents_read = txn.documents_read
         return result
@@ -417,9 +415,6 @@ class Invoker:
             savepoint = txn.savepoint()
             read_before = txn.documents_read
             result, error = await self._execute(txn, call, False)
-            if txn.hot_read is not None:  # even if the handler caught HotDocumentRead
-                result = FunctionResult(False, deferred=txn.hot_read, log_lines=result.log_lines)
-                txn.hot_read = None
             if not result.success:
                 txn.rollback_to(savepoint)
                 if index and isinstance(error, TransactionLimitExceeded):
@@ -440,7 +435,8 @@ class Invoker:
         self, txn: Transaction, call: MutationCall, prepare: bool
     ) -> tuple[FunctionResult, BaseException | None]:
         """Run ``call``'s handler in ``txn`` (and its job's bookkeeping): its outcome, with the
-        exception it failed with; ``prepare``: a success carries the prepared commit."""
+        exception it failed with; ``prepare``: a success carries the prepared commit. Stopped
+        at a hot read, it has none (``deferred``), and ``txn`` is ready for the next call."""
         hooks = None
         if call.job_id is not None and self._job_hooks is not None:
             hooks = self._job_hooks(call.job_id)
@@ -459,10 +455,13 @@ class Invoker:
                 if prepare:
                     result.commit = txn.prepare_commit()
             except HotDocumentRead:
-                result = FunctionResult(False)  # the caller answers from txn.hot_read
+                result = FunctionResult(False)  # answered below, from txn.hot_read
             except BaseException as exc:
                 error = exc
                 result = self.failure(call.path, exc)
+        if txn.hot_read is not None:  # even if the handler caught HotDocumentRead
+            result = FunctionResult(False, deferred=txn.hot_read)
+            txn.hot_read = None
         result.log_lines = logs.lines
         return result, error
 

@@ -65,12 +65,10 @@ class Rider:
 
     __slots__ = ("call", "held", "idempotency_key", "keys", "wake")
 
-    def __init__(
-        self, call: MutationCall, idempotency_key: tuple[str, int] | None, keys: list[LaneKey]
-    ) -> None:
+    def __init__(self, call: MutationCall, idempotency_key: tuple[str, int] | None) -> None:
         self.call = call
         self.idempotency_key = idempotency_key
-        self.keys = keys
+        self.keys: list[LaneKey] = []  # set when it joins its lanes
         self.held = 0
         self.wake: asyncio.Future[FunctionResult | Turns | None] | None = None
 
@@ -115,8 +113,9 @@ class RetryLanes:
     def __init__(self) -> None:
         self._lanes: weakref.WeakValueDictionary[LaneKey, _Lane] = weakref.WeakValueDictionary()
 
-    def join(self, where: Turns) -> Lanes:
-        """The lanes of ``where``, counting one more user of each."""
+    def join(self, where: Turns, rider: Rider) -> Lanes:
+        """The lanes of ``where`` for ``rider``, counting one more user of each."""
+        rider.keys = where.keys
         lanes: Lanes = []
         for key in where.keys:
             lane = self._lanes.get(key)
