@@ -730,17 +730,8 @@ class SyncConnection:
     def _send_with_transition(self, frame: bytes, ts: int) -> bool:
         """Write ``frame`` and the Transition at ``ts`` (of a session without queries) together;
         False (nothing done) unless the socket takes them now with nothing queued before."""
-        writer = self._writer
-        if (
-            writer is None
-            or not writer.writable
-            or self._drainer is not None
-            or self._outbox
-            or self._snapshot is not None
-            or self._closed
-            or self._failed
-            or self._close_request is not None
-        ):
+        writer = self._idle_writer()
+        if writer is None or self._snapshot is not None:
             return False
         transition = self.protocol.transition_for(
             ts, _NOTHING, server_ts=self.deployment.runtime.now_ns()
@@ -753,14 +744,9 @@ class SyncConnection:
         if self.unsent_bytes + size > self.limits.max_buffered_bytes:
             self._close_slow_client()
             return True
-        self._sent = True
-        try:
-            writable = writer.write(frame, transition)
-        except _SOCKET_GONE as exc:
-            log.debug("sync session %s: sender stopped: %s", self.protocol.session_id, exc)
-            self._close_request = self._close_request or (1000, "")
+        writable = self._write_now(writer, frame, transition)
+        if writable is None:
             return True
-        self.deferred_bytes = 0
         self.deployment.metrics.pushed(ts)
         if not writable and self._outbox:
             self._drainer = self._start(self._drain(), "sync sender")
@@ -847,17 +833,8 @@ class SyncConnection:
         """``_send_owed(server_ts)`` for the flusher; its common case (just a snapshot owed,
         the socket taking it) without the general loop."""
         snapshot = self._snapshot
-        writer = self._writer
-        if (
-            snapshot is None
-            or writer is None
-            or self._outbox is not None
-            or self._drainer is not None
-            or self._closed
-            or self._failed
-            or self._close_request is not None
-            or not writer.writable
-        ):
+        writer = self._idle_writer()
+        if snapshot is None or writer is None:
             return self._send_owed(server_ts)
         ts, outcomes = snapshot
         transition = self.protocol.transition_for(
@@ -870,17 +847,41 @@ class SyncConnection:
         if self.buffered_bytes + self.deferred_bytes + size > self.limits.max_buffered_bytes:
             self._close_slow_client()
             return -1
-        self._sent = True
-        try:
-            writable = writer.write(transition)
-        except _SOCKET_GONE as exc:
-            log.debug("sync session %s: sender stopped: %s", self.protocol.session_id, exc)
-            self._close_request = self._close_request or (1000, "")
+        writable = self._write_now(writer, transition)
+        if writable is None:
             return -1
-        self.deferred_bytes = 0
         if not writable and (self._outbox or self._snapshot is not None):
             self._drainer = self._start(self._drain(), "sync sender")
         return ts
+
+    def _idle_writer(self) -> FrameWriter | None:
+        """The writer, when a frame written now goes out at once with nothing owed before it:
+        no queued frame, no sender task, the session open and the socket taking more."""
+        writer = self._writer
+        if (
+            writer is None
+            or not writer.writable
+            or self._drainer is not None
+            or self._outbox
+            or self._closed
+            or self._failed
+            or self._close_request is not None
+        ):
+            return None
+        return writer
+
+    def _write_now(self, writer: FrameWriter, frame: bytes, *more: bytes) -> bool | None:
+        """Write ``frame`` and ``more`` at once: whether the socket takes more now; None when
+        it is gone (the receive loop ends the session; nothing more is sent)."""
+        self._sent = True
+        try:
+            writable = writer.write(frame, *more)
+        except _SOCKET_GONE as exc:
+            log.debug("sync session %s: sender stopped: %s", self.protocol.session_id, exc)
+            self._close_request = self._close_request or (1000, "")
+            return None
+        self.deferred_bytes = 0
+        return writable
 
     def _pump(self) -> None:
         """Send what is owed: written at once while the socket takes it, else by the sender
