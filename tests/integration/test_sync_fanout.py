@@ -75,16 +75,19 @@ def message(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, **fields})
 
 
-async def subscribe(ws: Any) -> list[float]:
-    await ws.send(
-        message(
-            "Connect",
-            sessionId=str(uuid.uuid4()),
-            connectionCount=0,
-            lastCloseReason="InitialConnect",
-            clientTs=0,
-        )
+def connect() -> str:
+    """A new session's Connect."""
+    return message(
+        "Connect",
+        sessionId=str(uuid.uuid4()),
+        connectionCount=0,
+        lastCloseReason="InitialConnect",
+        clientTs=0,
     )
+
+
+async def subscribe(ws: Any) -> list[float]:
+    await ws.send(connect())
     await ws.send(
         message(
             "ModifyQuerySet",
@@ -222,15 +225,7 @@ async def test_a_session_without_queries_gets_its_transition_with_the_response(
     monkeypatch.setattr(FrameWriter, "write", counting_write)
     async with serving(tmp_path) as (url, _):
         async with websockets.connect(url, compression=None) as ws:
-            await ws.send(
-                message(
-                    "Connect",
-                    sessionId=str(uuid.uuid4()),
-                    connectionCount=0,
-                    lastCloseReason="InitialConnect",
-                    clientTs=0,
-                )
-            )
+            await ws.send(connect())
             for n in range(3):
                 writes.clear()
                 await ws.send(
